@@ -1,0 +1,13 @@
+#include "core/mode.h"
+
+#include <atomic>
+
+namespace lockstep {
+
+static std::atomic<Mode> g_mode{Mode::deterministic};
+
+Mode mode() { return g_mode.load(std::memory_order_relaxed); }
+void set_mode(Mode m) { g_mode.store(m, std::memory_order_relaxed); }
+const char* mode_name(Mode m) { return m == Mode::deterministic ? "deterministic" : "fast"; }
+
+}  // namespace lockstep

@@ -1,0 +1,27 @@
+// Execution mode. deterministic (the default): every floating-point reduction follows
+// an order fixed by the shapes alone, so results are bitwise reproducible across runs,
+// thread counts, SIMD paths, batch composition and devices (docs/determinism.md).
+// fast: library GEMMs, completion-order reductions and autotuning; faster, not reproducible.
+#pragma once
+
+namespace lockstep {
+
+enum class Mode { deterministic, fast };
+
+Mode mode();              // the current global mode
+void set_mode(Mode m);    // sets it for the whole process
+const char* mode_name(Mode m);
+
+// Sets the mode for a scope and restores the previous one on exit.
+class ModeGuard {
+ public:
+  explicit ModeGuard(Mode m) : saved_(mode()) { set_mode(m); }
+  ~ModeGuard() { set_mode(saved_); }
+  ModeGuard(const ModeGuard&) = delete;
+  ModeGuard& operator=(const ModeGuard&) = delete;
+
+ private:
+  Mode saved_;
+};
+
+}  // namespace lockstep

@@ -1,0 +1,86 @@
+// Tensor operations. Each op checks its arguments once (throwing std::invalid_argument
+// "[op] expected ..., got ..." with both shapes), makes inputs contiguous, allocates the
+// output and dispatches on device and mode (core/mode.h) to a kernel in kernels/.
+//
+// Deterministic mode (default): bitwise reproducible across runs, thread counts, SIMD paths
+// and batch composition; reductions follow the canonical orders of kernels/reduce_order.h.
+// Fast mode: faster paths (library GEMM, completion-order reductions, autotuning) that give
+// results within the tolerances stated in docs/determinism.md, but not reproducible bits.
+#pragma once
+#include <cstdint>
+#include <string>
+
+namespace lockstep {
+
+class Tensor;
+
+// ---- matrix products (core/ops/matmul.cpp) ----
+// a: M x K (K x M if trans_a), b: K x N (N x K if trans_b) -> M x N; float32 or float64.
+Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a = false, bool trans_b = false);
+// x: B x in, weight: out x in, bias: out (or undefined) -> B x out = x weight^T + bias.
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias);
+// grad_weight (+)= grad_out^T x with the batch-order reduction (K = batch).
+// grad_out: B x out, x: B x in, grad_weight: out x in (accumulated into when accumulate).
+void linear_grad_weight(Tensor& grad_weight, const Tensor& grad_out, const Tensor& x, bool accumulate);
+
+// ---- elementwise, with NumPy broadcasting (core/ops/elementwise.cpp) ----
+// Float dtypes; both operands the same dtype and device.
+Tensor add(const Tensor& a, const Tensor& b);
+Tensor sub(const Tensor& a, const Tensor& b);
+Tensor mul(const Tensor& a, const Tensor& b);
+Tensor div(const Tensor& a, const Tensor& b);
+Tensor maximum(const Tensor& a, const Tensor& b);
+Tensor minimum(const Tensor& a, const Tensor& b);
+Tensor add(const Tensor& a, double s);
+Tensor mul(const Tensor& a, double s);
+Tensor scale(const Tensor& a, double s);             // a * s
+Tensor axpy(double alpha, const Tensor& x, const Tensor& y);  // fma(alpha, x, y), one rounding
+// Comparisons: uint8 0/1 results.
+Tensor gt(const Tensor& a, const Tensor& b);
+Tensor lt(const Tensor& a, const Tensor& b);
+Tensor ge(const Tensor& a, const Tensor& b);
+Tensor le(const Tensor& a, const Tensor& b);
+Tensor eq(const Tensor& a, const Tensor& b);
+Tensor ne(const Tensor& a, const Tensor& b);
+Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);  // cond uint8
+
+// ---- unary (core/ops/unary.cpp); exp/log/tanh are the project's own (kernels/math.h) ----
+Tensor neg(const Tensor& x);
+Tensor abs(const Tensor& x);
+Tensor sqrt(const Tensor& x);
+Tensor relu(const Tensor& x);
+Tensor exp(const Tensor& x);
+Tensor log(const Tensor& x);
+Tensor tanh(const Tensor& x);
+Tensor sigmoid(const Tensor& x);
+Tensor gelu(const Tensor& x);  // tanh form: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+
+// ---- reductions (core/ops/reduce.cpp) ----
+// sum of all elements in the contiguous order -> 0-d tensor.
+Tensor sum(const Tensor& x);
+Tensor mean(const Tensor& x);
+// Over one dim: the last dim uses the contiguous order, any other dim the batch order.
+Tensor sum(const Tensor& x, int64_t dim, bool keepdim = false);
+Tensor mean(const Tensor& x, int64_t dim, bool keepdim = false);
+Tensor max(const Tensor& x, int64_t dim, bool keepdim = false);  // NaN propagates
+Tensor argmax(const Tensor& x, int64_t dim, bool keepdim = false);  // int64; first maximum
+
+// ---- softmax family over the last dim (core/ops/softmax.cpp) ----
+Tensor softmax(const Tensor& x);
+Tensor log_softmax(const Tensor& x);
+
+// ---- operators ----
+Tensor operator+(const Tensor& a, const Tensor& b);
+Tensor operator-(const Tensor& a, const Tensor& b);
+Tensor operator*(const Tensor& a, const Tensor& b);
+Tensor operator/(const Tensor& a, const Tensor& b);
+Tensor operator-(const Tensor& a);
+Tensor operator+(const Tensor& a, double s);
+Tensor operator*(const Tensor& a, double s);
+Tensor operator*(double s, const Tensor& a);
+
+// ---- whole-tensor comparisons (core/tensor.cpp) ----
+bool equal_bits(const Tensor& a, const Tensor& b);  // same shape, dtype and bytes
+std::string hash_hex(const Tensor& t);              // FNV-1a 64 of the bytes, for reports
+
+}  // namespace lockstep

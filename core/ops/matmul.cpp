@@ -1,0 +1,107 @@
+// Matrix products.
+//   matmul:  C = op(A) op(B)                       (canonical K order, gemm.h)
+//   linear:  y = x W^T + b                          (bias added after the K sum)
+//   linear_grad_weight: dW (+)= dY^T x              (batch order over the rows of the batch)
+// Backward of linear (issue 3): dx = dY W (matmul), dW via linear_grad_weight, db = sum over
+// rows of dY (batch order).
+#include "core/mode.h"
+#include "core/tensor.h"
+#include "kernels/gemm.h"
+
+namespace lockstep {
+namespace {
+
+void check_float_pair(const char* op, const Tensor& a, const Tensor& b, const char* an, const char* bn) {
+  LS_CHECK_ARG(a.defined() && b.defined(), op, "expected defined tensors");
+  LS_CHECK_ARG(is_floating(a.dtype()), op, an, " must be float32 or float64, got ", dtype_name(a.dtype()));
+  LS_CHECK_ARG(a.dtype() == b.dtype(), op, "dtypes differ: ", an, " is ", dtype_name(a.dtype()), ", ", bn,
+               " is ", dtype_name(b.dtype()));
+  LS_CHECK_ARG(a.device() == b.device(), op, "devices differ: ", an, " is on ", device_name(a.device()), ", ",
+               bn, " is on ", device_name(b.device()));
+}
+
+// Runs one GEMM on contiguous operands, dispatching on dtype, device and mode.
+void run_gemm(const char* op, const Tensor& a, const Tensor& b, Tensor& c, bool ta, bool tb, int64_t M,
+              int64_t N, int64_t K, const Tensor& bias, bool accumulate, KOrder order) {
+  if (a.dtype() == DType::f64) {
+    LS_CHECK_ARG(a.device() == Device::cpu, op, "float64 is CPU-only");
+    GemmArgsF64 g;
+    g.trans_a = ta, g.trans_b = tb, g.M = M, g.N = N, g.K = K;
+    g.A = a.data<double>(), g.lda = a.size(1);
+    g.B = b.data<double>(), g.ldb = b.size(1);
+    g.C = c.data<double>(), g.ldc = N;
+    g.bias = bias.defined() ? bias.data<double>() : nullptr;
+    g.accumulate = accumulate, g.order = order;
+    gemm_cpu(g);
+    return;
+  }
+  GemmArgs g;
+  g.trans_a = ta, g.trans_b = tb, g.M = M, g.N = N, g.K = K;
+  g.A = a.data<float>(), g.lda = a.size(1);
+  g.B = b.data<float>(), g.ldb = b.size(1);
+  g.C = c.data<float>(), g.ldc = N;
+  g.bias = bias.defined() ? bias.data<float>() : nullptr;
+  g.accumulate = accumulate, g.order = order;
+  const bool fast = mode() == Mode::fast;
+  if (a.device() == Device::cuda)
+    fast ? gemm_fast_cuda(g) : gemm_cuda(g);
+  else
+    fast ? gemm_fast_cpu(g) : gemm_cpu(g);
+}
+
+}  // namespace
+
+Tensor matmul(const Tensor& a_in, const Tensor& b_in, bool trans_a, bool trans_b) {
+  const char* op = "matmul";
+  check_float_pair(op, a_in, b_in, "a", "b");
+  LS_CHECK_ARG(a_in.dim() == 2 && b_in.dim() == 2, op, "expected 2-d operands, got a ",
+               shape_str(a_in.shape()), " and b ", shape_str(b_in.shape()));
+  const int64_t M = trans_a ? a_in.size(1) : a_in.size(0), K = trans_a ? a_in.size(0) : a_in.size(1);
+  const int64_t Kb = trans_b ? b_in.size(1) : b_in.size(0), N = trans_b ? b_in.size(0) : b_in.size(1);
+  LS_CHECK_ARG(K == Kb, op, "a is ", shape_str(a_in.shape()), trans_a ? " (transposed)" : "", ", b is ",
+               shape_str(b_in.shape()), trans_b ? " (transposed)" : "", ": inner dimensions differ (", K,
+               " vs ", Kb, ")");
+  Tensor a = a_in.contiguous(), b = b_in.contiguous();
+  Tensor c = Tensor::empty({M, N}, a.dtype(), a.device());
+  run_gemm(op, a, b, c, trans_a, trans_b, M, N, K, Tensor(), false, KOrder::sequential);
+  return c;
+}
+
+Tensor linear(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in) {
+  const char* op = "linear";
+  check_float_pair(op, x_in, w_in, "input", "weight");
+  LS_CHECK_ARG(x_in.dim() == 2, op, "expected a 2-d input (batch x features), got ", shape_str(x_in.shape()));
+  LS_CHECK_ARG(w_in.dim() == 2, op, "expected a 2-d weight (out x in), got ", shape_str(w_in.shape()));
+  LS_CHECK_ARG(x_in.size(1) == w_in.size(1), op, "input has ", x_in.size(1), " features, weight expects ",
+               w_in.size(1), " (input ", shape_str(x_in.shape()), ", weight ", shape_str(w_in.shape()), ")");
+  if (bias_in.defined()) {
+    check_float_pair(op, x_in, bias_in, "input", "bias");
+    LS_CHECK_ARG(bias_in.dim() == 1 && bias_in.size(0) == w_in.size(0), op, "bias must have shape ",
+                 w_in.size(0), ", got ", shape_str(bias_in.shape()));
+  }
+  Tensor x = x_in.contiguous(), w = w_in.contiguous();
+  Tensor bias = bias_in.defined() ? bias_in.contiguous() : Tensor();
+  const int64_t B = x.size(0), out = w.size(0), in = x.size(1);
+  Tensor y = Tensor::empty({B, out}, x.dtype(), x.device());
+  run_gemm(op, x, w, y, false, true, B, out, in, bias, false, KOrder::sequential);
+  return y;
+}
+
+void linear_grad_weight(Tensor& grad_weight, const Tensor& grad_out_in, const Tensor& x_in, bool accumulate) {
+  const char* op = "linear_grad_weight";
+  check_float_pair(op, grad_out_in, x_in, "grad_out", "input");
+  check_float_pair(op, grad_out_in, grad_weight, "grad_out", "grad_weight");
+  LS_CHECK_ARG(grad_out_in.dim() == 2 && x_in.dim() == 2 && grad_out_in.size(0) == x_in.size(0), op,
+               "expected grad_out (B x out) and input (B x in) with the same batch, got ",
+               shape_str(grad_out_in.shape()), " and ", shape_str(x_in.shape()));
+  LS_CHECK_ARG(grad_weight.dim() == 2 && grad_weight.size(0) == grad_out_in.size(1) &&
+                   grad_weight.size(1) == x_in.size(1),
+               op, "grad_weight must be ", grad_out_in.size(1), "x", x_in.size(1), ", got ",
+               shape_str(grad_weight.shape()));
+  LS_CHECK_ARG(grad_weight.is_contiguous(), op, "expected a contiguous grad_weight");
+  Tensor dy = grad_out_in.contiguous(), x = x_in.contiguous();
+  run_gemm(op, dy, x, grad_weight, true, false, dy.size(1), x.size(1), dy.size(0), Tensor(), accumulate,
+           KOrder::batch_chunked);
+}
+
+}  // namespace lockstep

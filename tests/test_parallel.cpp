@@ -1,0 +1,94 @@
+// Thread pool: static partitions, every index exactly once, exceptions, nesting, modes.
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <mutex>
+#include <set>
+#include <vector>
+
+#include "core/mode.h"
+#include "core/parallel.h"
+#include "core/simd.h"
+
+using namespace lockstep;
+
+TEST_CASE("parallel_for: covers every index once with the static partition", "[parallel]") {
+  for (int threads : {1, 2, 3, 8}) {
+    ThreadsGuard tg(threads);
+    REQUIRE(num_threads() == threads);
+    for (int64_t n : {0, 1, 5, 7, 100, 1001}) {
+      std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+      std::mutex mu;
+      std::set<std::pair<int64_t, int64_t>> ranges;
+      parallel_for(n, 1, [&](int64_t b, int64_t e) {
+        {
+          std::lock_guard<std::mutex> lk(mu);
+          ranges.insert({b, e});
+        }
+        for (int64_t i = b; i < e; ++i) hits[i]++;
+      });
+      for (auto& h : hits) REQUIRE(h.load() == 1);
+      // the ranges are exactly t*n/T .. (t+1)*n/T
+      int64_t T = std::min<int64_t>(threads, n);
+      std::set<std::pair<int64_t, int64_t>> expected;
+      for (int64_t t = 0; t < T; ++t)
+        if (t * n / T < (t + 1) * n / T) expected.insert({t * n / T, (t + 1) * n / T});
+      REQUIRE(ranges == expected);
+    }
+  }
+}
+
+TEST_CASE("parallel_for: grain limits the number of tasks", "[parallel]") {
+  ThreadsGuard tg(8);
+  std::atomic<int> calls{0};
+  parallel_for(100, 60, [&](int64_t, int64_t) { calls++; });
+  REQUIRE(calls.load() == 2);
+}
+
+TEST_CASE("parallel_for: exceptions reach the caller, the pool survives", "[parallel]") {
+  ThreadsGuard tg(4);
+  REQUIRE_THROWS_WITH(parallel_for(100, 1,
+                                   [&](int64_t b, int64_t) {
+                                     if (b > 0) throw std::runtime_error("boom");
+                                   }),
+                      "boom");
+  std::atomic<int64_t> total{0};
+  parallel_for(100, 1, [&](int64_t b, int64_t e) { total += e - b; });
+  REQUIRE(total.load() == 100);
+}
+
+TEST_CASE("parallel_for: nested calls run serially instead of deadlocking", "[parallel]") {
+  ThreadsGuard tg(3);
+  std::atomic<int64_t> total{0};
+  parallel_for(9, 1, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) parallel_for(10, 1, [&](int64_t b2, int64_t e2) { total += e2 - b2; });
+  });
+  REQUIRE(total.load() == 90);
+}
+
+TEST_CASE("set_num_threads rejects nonsense", "[parallel][errors]") {
+  REQUIRE_THROWS_WITH(set_num_threads(0), Catch::Contains("[set_num_threads]"));
+}
+
+TEST_CASE("mode: default deterministic, guard restores", "[mode]") {
+  REQUIRE(mode() == Mode::deterministic);
+  {
+    ModeGuard g(Mode::fast);
+    REQUIRE(mode() == Mode::fast);
+    REQUIRE(std::string(mode_name(mode())) == "fast");
+  }
+  REQUIRE(mode() == Mode::deterministic);
+}
+
+TEST_CASE("simd: guard switches the path and restores it", "[simd]") {
+  bool before = simd_enabled();
+  {
+    SimdGuard g(false);
+    REQUIRE_FALSE(simd_enabled());
+  }
+  REQUIRE(simd_enabled() == before);
+  {
+    SimdGuard g(true);
+    REQUIRE(simd_enabled() == simd_available());
+  }
+}

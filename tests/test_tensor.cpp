@@ -1,0 +1,108 @@
+// Tensor: creation, views, copies, conversions, devices and the error messages.
+#include <catch2/catch.hpp>
+
+#include "core/tensor.h"
+#include "kernels/memory.h"
+#include "test_util.h"
+
+using namespace lockstep;
+using Catch::Contains;
+
+TEST_CASE("tensor: creation and properties", "[tensor]") {
+  Tensor t = Tensor::zeros({2, 3, 4});
+  REQUIRE(t.dim() == 3);
+  REQUIRE(t.numel() == 24);
+  REQUIRE(t.size(-1) == 4);
+  REQUIRE(t.dtype() == DType::f32);
+  REQUIRE(t.device() == Device::cpu);
+  REQUIRE(t.is_contiguous());
+  REQUIRE(t.strides() == Shape{12, 4, 1});
+  REQUIRE(t.str() == "float32 2x3x4 cpu");
+  for (float x : t.to_vector<float>()) REQUIRE(x == 0.0f);
+
+  Tensor s = Tensor::scalar(3.5, DType::f64);
+  REQUIRE(s.dim() == 0);
+  REQUIRE(s.numel() == 1);
+  REQUIRE(s.item() == 3.5);
+
+  Tensor e = Tensor::empty({0, 5});
+  REQUIRE(e.numel() == 0);
+  REQUIRE(e.to_vector<float>().empty());
+
+  Tensor r = Tensor::arange(5, DType::i64);
+  REQUIRE(r.to_vector<int64_t>() == std::vector<int64_t>{0, 1, 2, 3, 4});
+  REQUIRE(Tensor::full({2}, -0.0).to_vector<float>()[0] == 0.0f);
+  REQUIRE(std::signbit(Tensor::full({2}, -0.0).to_vector<float>()[1]));
+}
+
+TEST_CASE("tensor: copies alias, clone is deep", "[tensor]") {
+  Tensor a = Tensor::from_vector({1.f, 2.f, 3.f}, {3});
+  Tensor alias = a;
+  Tensor deep = a.clone();
+  a.data<float>()[0] = 42.f;
+  REQUIRE(alias.data<float>()[0] == 42.f);
+  REQUIRE(deep.data<float>()[0] == 1.f);
+  REQUIRE(alias.same_storage(a));
+  REQUIRE_FALSE(deep.same_storage(a));
+}
+
+TEST_CASE("tensor: reshape, transpose and contiguous", "[tensor]") {
+  Tensor a = Tensor::from_vector({1.f, 2.f, 3.f, 4.f, 5.f, 6.f}, {2, 3});
+  Tensor r = a.reshape({3, -1});
+  REQUIRE(r.shape() == Shape{3, 2});
+  REQUIRE(r.same_storage(a));
+  Tensor t = a.t();
+  REQUIRE(t.shape() == Shape{3, 2});
+  REQUIRE_FALSE(t.is_contiguous());
+  REQUIRE(t.contiguous().to_vector<float>() == std::vector<float>{1, 4, 2, 5, 3, 6});
+  REQUIRE(t.to_vector<float>() == std::vector<float>{1, 4, 2, 5, 3, 6});
+  REQUIRE(t.t().is_contiguous());
+  // reshape of a strided view copies
+  REQUIRE(t.reshape({6}).to_vector<float>() == std::vector<float>{1, 4, 2, 5, 3, 6});
+}
+
+TEST_CASE("tensor: dtype conversions", "[tensor]") {
+  Tensor a = Tensor::from_vector({1.5f, -2.25f, 3.0f}, {3});
+  REQUIRE(a.to(DType::f64).to_vector<double>() == std::vector<double>{1.5, -2.25, 3.0});
+  REQUIRE(a.to(DType::i64).to_vector<int64_t>() == std::vector<int64_t>{1, -2, 3});
+  Tensor u = Tensor::from_vector(std::vector<uint8_t>{0, 128, 255}, {3});
+  REQUIRE(u.to(DType::f32).to_vector<float>() == std::vector<float>{0.f, 128.f, 255.f});
+  REQUIRE(a.to(DType::f32).same_storage(a));
+}
+
+TEST_CASE("tensor: equal_bits and hash_hex", "[tensor]") {
+  Tensor a = Tensor::from_vector({0.0f, 1.0f}, {2});
+  Tensor b = Tensor::from_vector({-0.0f, 1.0f}, {2});
+  REQUIRE(equal_bits(a, a.clone()));
+  REQUIRE_FALSE(equal_bits(a, b));  // -0 and +0 compare equal as numbers, not as bits
+  REQUIRE(hash_hex(a) == hash_hex(a.clone()));
+  REQUIRE(hash_hex(a) != hash_hex(b));
+  REQUIRE(hash_hex(a).size() == 16);
+  REQUIRE_FALSE(equal_bits(a, a.reshape({1, 2})));
+}
+
+TEST_CASE("tensor: bad input throws with the op and what was expected", "[tensor][errors]") {
+  REQUIRE_THROWS_WITH(Tensor::from_vector({1.f, 2.f}, {3}), Contains("[from_vector]") && Contains("expected 3 values"));
+  REQUIRE_THROWS_WITH(Tensor::zeros({2, -1}), Contains("non-negative"));
+  Tensor a = Tensor::zeros({2, 3});
+  REQUIRE_THROWS_WITH(a.reshape({4, 2}), Contains("[reshape]") && Contains("2x3"));
+  REQUIRE_THROWS_WITH(a.reshape({-1, -1}), Contains("only one dim"));
+  REQUIRE_THROWS_WITH(a.data<double>(), Contains("[data]") && Contains("float64") && Contains("float32"));
+  REQUIRE_THROWS_WITH(a.size(2), Contains("[size]"));
+  REQUIRE_THROWS_WITH(a.transpose(0, 5), Contains("[transpose]"));
+  REQUIRE_THROWS_WITH(a.item(), Contains("[item]") && Contains("2x3"));
+  Tensor b = Tensor::zeros({3, 2});
+  REQUIRE_THROWS_WITH(a.copy_(b), Contains("[copy_]") && Contains("2x3") && Contains("3x2"));
+  REQUIRE_THROWS_WITH(Tensor().shape(), Contains("undefined"));
+  REQUIRE_THROWS_AS(Tensor::zeros({1, 2, 3, 4, 5, 6, 7, 8, 9}), std::invalid_argument);
+}
+
+TEST_CASE("tensor: CUDA requests fail cleanly without a device", "[tensor][errors]") {
+  if (cuda_device_available()) {
+    WARN("a CUDA device is present; the no-device path is covered by CPU-only machines");
+    REQUIRE(Tensor::zeros({2}).to(Device::cuda).device() == Device::cuda);
+    return;
+  }
+  REQUIRE_THROWS_AS(Tensor::zeros({2}, DType::f32, Device::cuda), std::runtime_error);
+  REQUIRE_THROWS_AS(Tensor::zeros({2}).to(Device::cuda), std::runtime_error);
+}

@@ -1,0 +1,10 @@
+// Subcommands of the `lockstep` program; each lives in its own file.
+#pragma once
+#include <CLI/CLI.hpp>
+
+namespace lockstep_cli {
+
+// Adds the subcommand to app; the callback runs it and records its exit code in *rc.
+void add_demo(CLI::App& app, int* rc);
+
+}  // namespace lockstep_cli

@@ -1,0 +1,23 @@
+// The `lockstep` program. Errors print a message naming what was wrong and exit non-zero.
+#include <cstdio>
+#include <exception>
+
+#include "commands.h"
+#include "lockstep/config.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"lockstep " LOCKSTEP_VERSION ": bitwise-reproducible deep learning, and what breaks it"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", LOCKSTEP_VERSION);
+  int rc = 0;
+  lockstep_cli::add_demo(app, &rc);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "lockstep: error: %s\n", e.what());
+    return 1;
+  }
+  return rc;
+}
