@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <string>
 
+#include "kernels/loss.h"  // Reduction
+
 namespace lockstep {
 
 class Tensor;
@@ -68,6 +70,22 @@ Tensor argmax(const Tensor& x, int64_t dim, bool keepdim = false);  // int64; fi
 // ---- softmax family over the last dim (core/ops/softmax.cpp) ----
 Tensor softmax(const Tensor& x);
 Tensor log_softmax(const Tensor& x);
+
+// ---- neural-network functions (core/ops/loss.cpp, batchnorm.cpp, dropout.cpp) ----
+// Cross-entropy from logits (N x C) and int64 class targets (N), PyTorch semantics with
+// optional label smoothing; the mean and sum use the batch order (kernels/loss.h).
+Tensor cross_entropy(const Tensor& logits, const Tensor& target, Reduction reduction = Reduction::mean,
+                     double label_smoothing = 0.0);
+// Mean squared error; x and target have the same shape; the target gets no gradient.
+Tensor mse_loss(const Tensor& x, const Tensor& target, Reduction reduction = Reduction::mean);
+// BatchNorm over x: N x C. training: batch statistics, and running_mean/running_var (when
+// defined) are updated in place; otherwise the running statistics normalise.
+// weight/bias: C or undefined (no affine).
+Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var, const Tensor& weight,
+                  const Tensor& bias, bool training, double momentum, double eps);
+// Inverted dropout; the mask is a pure function of (seed, stream, step, element index)
+// (kernels/dropout.h). Identity when !training or p == 0.
+Tensor dropout(const Tensor& x, double p, bool training, uint64_t seed, uint64_t stream, uint64_t step);
 
 // ---- operators ----
 Tensor operator+(const Tensor& a, const Tensor& b);

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <sstream>
 
+#include "core/autograd.h"
 #include "kernels/memory.h"
 
 namespace lockstep {
@@ -195,6 +196,7 @@ Tensor Tensor::clone() const {
   require_defined("clone");
   Tensor out = empty(shape(), dtype(), device());
   out.copy_(*this);
+  if (should_record({this})) record(out, "clone", {*this}, [](const Tensor& g) { return std::vector<Tensor>{g}; });
   return out;
 }
 
@@ -229,7 +231,13 @@ Tensor Tensor::reshape(const Shape& new_shape) const {
   impl->shape = s;
   impl->strides = contiguous_strides(s);
   impl->contiguous = true;
-  return Tensor(std::move(impl));
+  impl->autograd = AutogradMeta{};
+  Tensor out(std::move(impl));
+  if (should_record({&base})) {
+    Shape in_shape = shape();
+    record(out, "reshape", {base}, [in_shape](const Tensor& g) { return std::vector<Tensor>{g.reshape(in_shape)}; });
+  }
+  return out;
 }
 
 Tensor Tensor::transpose(int64_t d0, int64_t d1) const {
@@ -242,7 +250,11 @@ Tensor Tensor::transpose(int64_t d0, int64_t d1) const {
   std::swap(impl->shape[d0], impl->shape[d1]);
   std::swap(impl->strides[d0], impl->strides[d1]);
   impl->contiguous = strides_are_contiguous(impl->shape, impl->strides);
-  return Tensor(std::move(impl));
+  impl->autograd = AutogradMeta{};
+  Tensor out(std::move(impl));
+  if (should_record({this}))
+    record(out, "transpose", {*this}, [d0, d1](const Tensor& g) { return std::vector<Tensor>{g.transpose(d0, d1)}; });
+  return out;
 }
 
 Tensor Tensor::t() const {

@@ -21,6 +21,16 @@ int64_t shape_numel(const Shape& s);
 
 inline constexpr int kMaxDims = 8;
 
+struct Node;  // core/autograd.h
+
+// Autograd state of a tensor. A leaf (grad_fn == null) with requires_grad accumulates its
+// gradient in `grad`; a non-leaf points at the node that made it.
+struct AutogradMeta {
+  bool requires_grad = false;
+  std::shared_ptr<class Tensor> grad;
+  std::shared_ptr<Node> grad_fn;
+};
+
 struct TensorImpl {
   std::shared_ptr<Storage> storage;
   int64_t offset = 0;  // in elements
@@ -28,6 +38,7 @@ struct TensorImpl {
   Shape strides;       // in elements
   DType dtype = DType::f32;
   bool contiguous = true;
+  AutogradMeta autograd;
 };
 
 class Tensor {
@@ -46,6 +57,13 @@ class Tensor {
   static Tensor from_vector(const std::vector<double>& values, const Shape& shape);
   static Tensor from_vector(const std::vector<int64_t>& values, const Shape& shape);
   static Tensor from_vector(const std::vector<uint8_t>& values, const Shape& shape);
+  // Braced lists pick the element type exactly: from_vector({1.f, 2.f}, {2}) is float32.
+  static Tensor from_vector(std::initializer_list<float> values, const Shape& shape) {
+    return from_vector(std::vector<float>(values), shape);
+  }
+  static Tensor from_vector(std::initializer_list<double> values, const Shape& shape) {
+    return from_vector(std::vector<double>(values), shape);
+  }
   static Tensor arange(int64_t n, DType dtype = DType::f32);  // 0, 1, ..., n-1
 
   // ---- properties ----
@@ -83,6 +101,19 @@ class Tensor {
   // ---- host access ----
   double item() const;  // one-element tensor as double
   template <typename T> std::vector<T> to_vector() const;  // row-major copy; dtype must be T
+
+  // ---- autograd (core/autograd.h) ----
+  bool requires_grad() const;
+  Tensor& set_requires_grad(bool on = true);  // leaves only
+  bool is_leaf() const;
+  // The accumulated gradient of a leaf (undefined until a backward pass reaches it).
+  Tensor grad() const;
+  void set_grad(const Tensor& g);             // same shape/dtype/device, or undefined to clear
+  void zero_grad();                           // clears the gradient (like set_to_none=True)
+  // Reverse-mode pass from this tensor; grad_output defaults to 1 for a one-element tensor.
+  void backward(const Tensor& grad_output = Tensor()) const;
+  const std::shared_ptr<Node>& grad_fn() const;
+  Tensor detach() const;                      // alias of the data, outside the graph
 
   bool same_storage(const Tensor& other) const;
   const std::shared_ptr<TensorImpl>& impl() const { return impl_; }

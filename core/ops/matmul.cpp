@@ -4,6 +4,7 @@
 //   linear_grad_weight: dW (+)= dY^T x              (batch order over the rows of the batch)
 // Backward of linear (issue 3): dx = dY W (matmul), dW via linear_grad_weight, db = sum over
 // rows of dY (batch order).
+#include "core/autograd.h"
 #include "core/mode.h"
 #include "core/tensor.h"
 #include "kernels/gemm.h"
@@ -49,6 +50,15 @@ void run_gemm(const char* op, const Tensor& a, const Tensor& b, Tensor& c, bool 
     fast ? gemm_fast_cpu(g) : gemm_cpu(g);
 }
 
+// C = op(A) op(B) on contiguous operands with the given K order (no recording).
+Tensor gemm_op(const Tensor& a, const Tensor& b, bool ta, bool tb, KOrder order) {
+  const int64_t M = ta ? a.size(1) : a.size(0), K = ta ? a.size(0) : a.size(1);
+  const int64_t N = tb ? b.size(0) : b.size(1);
+  Tensor c = Tensor::empty({M, N}, a.dtype(), a.device());
+  run_gemm("matmul", a, b, c, ta, tb, M, N, K, Tensor(), false, order);
+  return c;
+}
+
 }  // namespace
 
 Tensor matmul(const Tensor& a_in, const Tensor& b_in, bool trans_a, bool trans_b) {
@@ -56,14 +66,23 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in, bool trans_a, bool trans_b
   check_float_pair(op, a_in, b_in, "a", "b");
   LS_CHECK_ARG(a_in.dim() == 2 && b_in.dim() == 2, op, "expected 2-d operands, got a ",
                shape_str(a_in.shape()), " and b ", shape_str(b_in.shape()));
-  const int64_t M = trans_a ? a_in.size(1) : a_in.size(0), K = trans_a ? a_in.size(0) : a_in.size(1);
-  const int64_t Kb = trans_b ? b_in.size(1) : b_in.size(0), N = trans_b ? b_in.size(0) : b_in.size(1);
+  const int64_t K = trans_a ? a_in.size(0) : a_in.size(1), Kb = trans_b ? b_in.size(1) : b_in.size(0);
   LS_CHECK_ARG(K == Kb, op, "a is ", shape_str(a_in.shape()), trans_a ? " (transposed)" : "", ", b is ",
                shape_str(b_in.shape()), trans_b ? " (transposed)" : "", ": inner dimensions differ (", K,
                " vs ", Kb, ")");
-  Tensor a = a_in.contiguous(), b = b_in.contiguous();
-  Tensor c = Tensor::empty({M, N}, a.dtype(), a.device());
-  run_gemm(op, a, b, c, trans_a, trans_b, M, N, K, Tensor(), false, KOrder::sequential);
+  Tensor a = a_in.contiguous().detach(), b = b_in.contiguous().detach();
+  Tensor c = gemm_op(a, b, trans_a, trans_b, KOrder::sequential);
+  if (should_record({&a_in, &b_in})) {
+    // dA: a sum over N (sequential order); dB: a sum over M, the batch (batch order).
+    record(c, "matmul", {a_in, b_in}, [a, b, trans_a, trans_b](const Tensor& g_in) {
+      Tensor g = g_in.contiguous();
+      Tensor da = trans_a ? gemm_op(b, g, trans_b, true, KOrder::sequential)
+                          : gemm_op(g, b, false, !trans_b, KOrder::sequential);
+      Tensor db = trans_b ? gemm_op(g, a, true, trans_a, KOrder::batch_chunked)
+                          : gemm_op(a, g, !trans_a, false, KOrder::batch_chunked);
+      return std::vector<Tensor>{da, db};
+    });
+  }
   return c;
 }
 
@@ -79,11 +98,21 @@ Tensor linear(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in) {
     LS_CHECK_ARG(bias_in.dim() == 1 && bias_in.size(0) == w_in.size(0), op, "bias must have shape ",
                  w_in.size(0), ", got ", shape_str(bias_in.shape()));
   }
-  Tensor x = x_in.contiguous(), w = w_in.contiguous();
-  Tensor bias = bias_in.defined() ? bias_in.contiguous() : Tensor();
+  Tensor x = x_in.contiguous().detach(), w = w_in.contiguous().detach();
+  Tensor bias = bias_in.defined() ? bias_in.contiguous().detach() : Tensor();
   const int64_t B = x.size(0), out = w.size(0), in = x.size(1);
   Tensor y = Tensor::empty({B, out}, x.dtype(), x.device());
   run_gemm(op, x, w, y, false, true, B, out, in, bias, false, KOrder::sequential);
+  if (should_record({&x_in, &w_in, &bias_in})) {
+    // dx = dy W; dW = dy^T x and db = sum over rows of dy, both in batch order.
+    record(y, "linear", {x_in, w_in, bias_in}, [x, w, has_bias = bias.defined()](const Tensor& g_in) {
+      Tensor g = g_in.contiguous();
+      Tensor dx = gemm_op(g, w, false, false, KOrder::sequential);
+      Tensor dw = gemm_op(g, x, true, false, KOrder::batch_chunked);
+      Tensor db = has_bias ? sum(g, 0, false) : Tensor();
+      return std::vector<Tensor>{dx, dw, db};
+    });
+  }
   return y;
 }
 

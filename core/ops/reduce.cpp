@@ -1,0 +1,221 @@
+// Reductions. A tensor reduced over dim is seen as outer x d x inner (d the reduced size):
+//   sum(x)             all elements in the contiguous order            -> 0-d
+//   sum(x, last dim)   each row of d in the contiguous order           (kernels/reduce.h)
+//   sum(x, other dim)  over d in the batch order, for each (outer, inner)
+//   mean = sum / n, one division in the tensor's dtype (n converted to it; 0 / 0 is NaN)
+//   max, argmax        exact; NaN propagates, ties go to the first index
+// Fast mode swaps the sums for the completion-order kernels (*_fast_*); max is exact anyway.
+//
+// Backward: sum spreads g over the reduced elements, mean spreads g / n; max sends g to the
+// element argmax picked (the first maximum), zero elsewhere; argmax has no gradient.
+#include <algorithm>
+
+#include "core/autograd.h"
+#include "core/mode.h"
+#include "core/tensor.h"
+#include "kernels/elementwise.h"
+#include "kernels/reduce.h"
+
+namespace lockstep {
+namespace {
+
+void check_float(const char* op, const Tensor& x) {
+  LS_CHECK_ARG(x.defined(), op, "expected a defined tensor");
+  LS_CHECK_ARG(is_floating(x.dtype()), op, "expected a float32 or float64 tensor, got ", dtype_name(x.dtype()),
+               " ", shape_str(x.shape()));
+}
+
+// The reduced dim of x as outer x d x inner, and the output shape.
+struct DimSplit {
+  int64_t outer = 1, d = 1, inner = 1;
+  bool last = true;  // the reduced dim is the last one (or x is 0-d)
+  Shape out_shape;
+};
+
+DimSplit split_dim(const char* op, const Tensor& x, int64_t dim, bool keepdim) {
+  const int64_t nd = x.dim();
+  const int64_t span = std::max<int64_t>(nd, 1);  // a 0-d tensor accepts dim 0 and -1
+  LS_CHECK_ARG(dim >= -span && dim < span, op, "dim ", dim, " is out of range for a ", nd, "-d tensor (shape ",
+               shape_str(x.shape()), ")");
+  DimSplit s;
+  if (nd == 0) return s;  // one element, output 0-d
+  if (dim < 0) dim += nd;
+  const Shape& sh = x.shape();
+  for (int64_t i = 0; i < dim; ++i) s.outer *= sh[i];
+  s.d = sh[dim];
+  for (int64_t i = dim + 1; i < nd; ++i) s.inner *= sh[i];
+  s.last = dim == nd - 1;
+  for (int64_t i = 0; i < nd; ++i) {
+    if (i != dim)
+      s.out_shape.push_back(sh[i]);
+    else if (keepdim)
+      s.out_shape.push_back(1);
+  }
+  return s;
+}
+
+// out = out / n in place (mean), in the tensor's dtype.
+void divide_by(Tensor& out, int64_t n) {
+  if (out.numel() == 0) return;
+  const bool cuda = out.device() == Device::cuda;
+  if (out.dtype() == DType::f32) {
+    float* p = out.data<float>();
+    const float nf = static_cast<float>(n);
+    cuda ? binary_scalar_cuda(BinaryOp::div, p, p, nf, out.numel()) : binary_scalar_cpu(BinaryOp::div, p, p, nf, out.numel());
+  } else {
+    double* p = out.data<double>();
+    const double nd = static_cast<double>(n);
+    cuda ? binary_scalar_cuda(BinaryOp::div, p, p, nd, out.numel()) : binary_scalar_cpu(BinaryOp::div, p, p, nd, out.numel());
+  }
+}
+
+template <typename T>
+void run_sum_all(T* out, const T* x, int64_t n, bool cuda, bool fast) {
+  if (cuda)
+    fast ? sum_fast_cuda(out, x, n) : sum_cuda(out, x, n);
+  else
+    fast ? sum_fast_cpu(out, x, n) : sum_cpu(out, x, n);
+}
+
+template <typename T>
+void run_sum_dim(T* out, const T* x, const DimSplit& s, bool cuda, bool fast) {
+  if (s.last) {
+    if (cuda)
+      fast ? sum_rows_fast_cuda(out, x, s.outer, s.d) : sum_rows_cuda(out, x, s.outer, s.d);
+    else
+      fast ? sum_rows_fast_cpu(out, x, s.outer, s.d) : sum_rows_cpu(out, x, s.outer, s.d);
+  } else {
+    if (cuda)
+      fast ? sum_mid_fast_cuda(out, x, s.outer, s.d, s.inner) : sum_mid_cuda(out, x, s.outer, s.d, s.inner);
+    else
+      fast ? sum_mid_fast_cpu(out, x, s.outer, s.d, s.inner) : sum_mid_cpu(out, x, s.outer, s.d, s.inner);
+  }
+}
+
+Tensor sum_all(const char* op, const Tensor& x_in) {
+  check_float(op, x_in);
+  const Tensor x = x_in.contiguous();
+  Tensor out = Tensor::empty({}, x.dtype(), x.device());
+  const bool cuda = x.device() == Device::cuda, fast = mode() == Mode::fast;
+  if (x.dtype() == DType::f32)
+    run_sum_all(out.data<float>(), x.data<float>(), x.numel(), cuda, fast);
+  else
+    run_sum_all(out.data<double>(), x.data<double>(), x.numel(), cuda, fast);
+  return out;
+}
+
+Tensor sum_over(const char* op, const Tensor& x_in, int64_t dim, bool keepdim, int64_t* count) {
+  check_float(op, x_in);
+  const DimSplit s = split_dim(op, x_in, dim, keepdim);
+  *count = s.d;
+  Tensor out = Tensor::empty(s.out_shape, x_in.dtype(), x_in.device());
+  if (out.numel() == 0) return out;
+  const Tensor x = x_in.contiguous();
+  const bool cuda = x.device() == Device::cuda, fast = mode() == Mode::fast;
+  if (x.dtype() == DType::f32)
+    run_sum_dim(out.data<float>(), x.data<float>(), s, cuda, fast);
+  else
+    run_sum_dim(out.data<double>(), x.data<double>(), s, cuda, fast);
+  return out;
+}
+
+// max (values) or argmax (indices) over dim.
+Tensor max_over(const char* op, const Tensor& x_in, int64_t dim, bool keepdim, bool want_index) {
+  check_float(op, x_in);
+  const DimSplit s = split_dim(op, x_in, dim, keepdim);
+  LS_CHECK_ARG(s.d > 0, op, "cannot reduce over dim ", dim, " of size 0 (shape ", shape_str(x_in.shape()), ")");
+  Tensor out = Tensor::empty(s.out_shape, want_index ? DType::i64 : x_in.dtype(), x_in.device());
+  if (out.numel() == 0) return out;
+  const Tensor x = x_in.contiguous();
+  const bool cuda = x.device() == Device::cuda;
+  auto run = [&](auto tag) {
+    using T = decltype(tag);
+    const T* px = x.data<T>();
+    if (want_index)
+      cuda ? argmax_cuda(out.data<int64_t>(), px, s.outer, s.d, s.inner)
+           : argmax_cpu(out.data<int64_t>(), px, s.outer, s.d, s.inner);
+    else
+      cuda ? max_cuda(out.data<T>(), px, s.outer, s.d, s.inner) : max_cpu(out.data<T>(), px, s.outer, s.d, s.inner);
+  };
+  if (x.dtype() == DType::f32)
+    run(float{});
+  else
+    run(double{});
+  return out;
+}
+
+// x's shape with the reduced dim kept as 1 (all ones when dim is null: a full reduction).
+Shape kept_shape(const Shape& x, const int64_t* dim) {
+  Shape s = x;
+  const int64_t nd = static_cast<int64_t>(x.size());
+  for (int64_t i = 0; i < nd; ++i)
+    if (!dim || i == (*dim < 0 ? *dim + nd : *dim)) s[i] = 1;
+  return s;
+}
+
+// g (the reduced shape) divided by n when n > 0, broadcast back to x's shape: g * 1 is exact.
+Tensor spread(const Tensor& g, const Shape& kept, const Shape& x_shape, int64_t n) {
+  Tensor gk = g.contiguous().reshape(kept);
+  if (n > 0) gk = div(gk, Tensor::full({}, static_cast<double>(n), g.dtype(), g.device()));
+  return mul(gk, Tensor::ones(x_shape, g.dtype(), g.device()));
+}
+
+// Records the backward of sum or mean (divide: mean) over dim (null: all elements).
+void record_sum(Tensor& out, const char* op, const Tensor& x, const int64_t* dim, int64_t count, bool divide) {
+  if (!should_record({&x})) return;
+  const Shape kept = kept_shape(x.shape(), dim), shape = x.shape();
+  const int64_t n = divide ? count : 0;
+  record(out, op, {x}, [kept, shape, n](const Tensor& g) { return std::vector<Tensor>{spread(g, kept, shape, n)}; });
+}
+
+}  // namespace
+
+Tensor sum(const Tensor& x) {
+  Tensor out = sum_all("sum", x);
+  record_sum(out, "sum", x, nullptr, x.numel(), false);
+  return out;
+}
+
+Tensor mean(const Tensor& x) {
+  Tensor out = sum_all("mean", x);
+  divide_by(out, x.numel());
+  record_sum(out, "mean", x, nullptr, x.numel(), true);
+  return out;
+}
+
+Tensor sum(const Tensor& x, int64_t dim, bool keepdim) {
+  int64_t n = 0;
+  Tensor out = sum_over("sum", x, dim, keepdim, &n);
+  record_sum(out, "sum", x, &dim, n, false);
+  return out;
+}
+
+Tensor mean(const Tensor& x, int64_t dim, bool keepdim) {
+  int64_t n = 0;
+  Tensor out = sum_over("mean", x, dim, keepdim, &n);
+  divide_by(out, n);
+  record_sum(out, "mean", x, &dim, n, true);
+  return out;
+}
+
+Tensor max(const Tensor& x_in, int64_t dim, bool keepdim) {
+  Tensor out = max_over("max", x_in, dim, keepdim, false);
+  if (should_record({&x_in})) {
+    const Tensor x = x_in.detach();
+    record(out, "max", {x_in}, [x, dim](const Tensor& g) {
+      // one-hot of the argmax along dim: an index ramp along dim compared with argmax
+      const Shape kept = kept_shape(x.shape(), &dim);
+      Shape ramp_shape(x.shape().size(), 1);
+      const int64_t nd = x.dim();
+      if (nd > 0) ramp_shape[dim < 0 ? dim + nd : dim] = x.size(dim);
+      const Tensor ramp = Tensor::arange(nd > 0 ? x.size(dim) : 1, DType::i64).reshape(ramp_shape).to(x.device());
+      const Tensor pick = eq(ramp, argmax(x, dim, true));
+      const Tensor zero = Tensor::zeros({}, g.dtype(), g.device());
+      return std::vector<Tensor>{where(pick, g.contiguous().reshape(kept), zero)};
+    });
+  }
+  return out;
+}
+Tensor argmax(const Tensor& x, int64_t dim, bool keepdim) { return max_over("argmax", x, dim, keepdim, true); }
+
+}  // namespace lockstep

@@ -1,0 +1,29 @@
+// Dropout: inverted dropout in train mode, identity in eval mode. The mask of the k-th
+// training forward is a pure function of (seed, stream, k, element index): the layer's
+// stream is keyed by its full name, so masks do not depend on other layers, on threads, or
+// on the device. `step()` is the layer's only state (saved in checkpoints).
+#pragma once
+#include "nn/module.h"
+
+namespace lockstep::nn {
+
+class Dropout : public Module {
+ public:
+  explicit Dropout(double p = 0.5);
+  Tensor forward(const Tensor& x) override;
+  double p() const { return p_; }
+  uint64_t step() const { return step_; }
+  void set_step(uint64_t s) { step_ = s; }
+  uint64_t seed() const { return seed_; }
+  uint64_t stream() const { return stream_; }
+
+ protected:
+  void reset_own(uint64_t seed, const std::string& prefix) override;
+  std::string extra_repr() const override;
+
+ private:
+  double p_;
+  uint64_t seed_ = 0, stream_ = 0, step_ = 0;
+};
+
+}  // namespace lockstep::nn

@@ -1,0 +1,9 @@
+// Everything in nn/ in one include.
+#pragma once
+#include "nn/activation.h"
+#include "nn/batchnorm.h"
+#include "nn/dropout.h"
+#include "nn/linear.h"
+#include "nn/loss.h"
+#include "nn/module.h"
+#include "nn/sequential.h"
