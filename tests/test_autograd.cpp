@@ -41,7 +41,7 @@ TEST_CASE("autograd: elementwise, broadcasting, reductions, views", "[autograd]"
     gradcheck([&](const std::vector<Tensor>& v) { return sum(mul(f(v), w)); }, in);
   };
   check([](auto& v) { return add(v[0], v[1]); }, {a, b});
-  check([](auto& v) { return sub(v[0], v[2]); }, {a, c});
+  check([](auto& v) { return sub(v[0], v[1]); }, {a, c});
   check([](auto& v) { return mul(v[0], v[1]); }, {a, b});
   check([](auto& v) { return div(v[0], v[1]); }, {pos, a});
   check([](auto& v) { return mul(v[0], 3.0); }, {a});

@@ -190,7 +190,6 @@ Tensor where_forward(const Tensor& cond_in, const Tensor& a_in, const Tensor& b_
   return out;
 }
 
-
 Tensor zero_like_scalar(const Tensor& t) { return Tensor::zeros({}, t.dtype(), t.device()); }
 
 // 1 where maximum (or minimum) took a: a beats b, or a is NaN.

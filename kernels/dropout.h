@@ -1,0 +1,57 @@
+// Inverted dropout over n contiguous elements (any shape, row-major index i).
+//
+// Mask: element i at training step `step` of a layer keyed by (seed, stream) is kept iff
+//   u >= p,  u = uniform_f32(seed, stream, position),  position = step * 2^40 + i
+// (kernels/philox.h: one Philox output word per element, u = (word >> 8) * 2^-24 in [0, 1)),
+// so P(keep) = 1 - p up to the 2^-24 grid. The mask is a pure function of
+// (seed, stream, step, i, p): any element can be computed alone, on any device, by any
+// thread. Requires i < 2^40 (n <= 2^40) and step < 2^24, so positions never overlap.
+//
+// Values, written in T (float or double); p is a float for both, so the float64 kernels
+// draw the same mask as the float32 ones:
+//   scale = 1 / (1 - p)         float: 1.0f / (1.0f - p); double: 1.0 / (1.0 - double(p))
+//   m     = keep ? scale : 0
+//   y     = x * m               forward
+//   dx    = dy * m              backward (from the saved uint8 mask: 1 kept, 0 dropped)
+// A dropped element is x * 0, not a literal 0, as in PyTorch (x * mask * scale): -0 for a
+// negative x, NaN for an infinite or NaN x.
+// p == 0: the identity (y = x and dx = dy, bits copied; mask all 1; no draws).
+// p == 1: every element dropped (m = 0, scale never computed; mask all 0).
+// The front end checks 0 <= p <= 1; the kernels assert.
+//
+// Every element is its own computation (threads split the elements, a Philox block of four
+// positions at a time), so the bits are the same for any thread count, run to run and on
+// CUDA. Backward WRITES dx; it does not add into it.
+// CUDA: the same signatures with device pointers (kernels/no_cuda.cpp until issue 7).
+#pragma once
+#include <cstdint>
+
+#include "kernels/philox.h"
+
+namespace lockstep {
+
+inline constexpr int kDropoutStepShift = 40;  // position = (step << 40) + i
+
+// Whether element i is kept at `step`; the rule above, for any device.
+LS_MATH_INLINE bool dropout_keep(uint64_t seed, uint64_t stream, uint64_t step, uint64_t i, float p) {
+  return uniform_f32(seed, stream, (step << kDropoutStepShift) + i) >= p;
+}
+
+// y, x: n elements; mask: n bytes (1 kept, 0 dropped), or null when no backward follows.
+void dropout_forward_cpu(float* y, uint8_t* mask, const float* x, int64_t n, float p, uint64_t seed,
+                         uint64_t stream, uint64_t step);
+void dropout_forward_cpu(double* y, uint8_t* mask, const double* x, int64_t n, float p, uint64_t seed,
+                         uint64_t stream, uint64_t step);
+// dx = dy * m from the forward's mask and p.
+void dropout_backward_cpu(float* dx, const float* dy, const uint8_t* mask, int64_t n, float p);
+void dropout_backward_cpu(double* dx, const double* dy, const uint8_t* mask, int64_t n, float p);
+
+// ---- CUDA: the same contracts with device pointers (not written yet: no_cuda.cpp) ----
+void dropout_forward_cuda(float* y, uint8_t* mask, const float* x, int64_t n, float p, uint64_t seed,
+                          uint64_t stream, uint64_t step);
+void dropout_forward_cuda(double* y, uint8_t* mask, const double* x, int64_t n, float p, uint64_t seed,
+                          uint64_t stream, uint64_t step);
+void dropout_backward_cuda(float* dx, const float* dy, const uint8_t* mask, int64_t n, float p);
+void dropout_backward_cuda(double* dx, const double* dy, const uint8_t* mask, int64_t n, float p);
+
+}  // namespace lockstep

@@ -1,0 +1,77 @@
+// CPU dropout (kernels/dropout.h). Threads split the Philox blocks: block b serves the four
+// positions 4b .. 4b+3, i.e. elements 4b .. 4b+3 (step << 40 is a multiple of 4), so each
+// block is generated once and its words taken in order; the result equals dropout_keep()
+// element by element.
+#include "kernels/dropout.h"
+
+#include <algorithm>
+#include <cassert>
+
+#include "core/parallel.h"
+
+namespace lockstep {
+namespace {
+
+constexpr int64_t kGrainBlocks = 2048;  // Philox blocks (4 elements each) per task
+constexpr int64_t kGrainCopy = 65536;
+
+inline float scale_of(float p, float) { return 1.0f / (1.0f - p); }
+inline double scale_of(float p, double) { return 1.0 / (1.0 - static_cast<double>(p)); }
+
+template <typename T>
+void forward_impl(T* y, uint8_t* mask, const T* x, int64_t n, float p, uint64_t seed, uint64_t stream,
+                  uint64_t step) {
+  assert(p >= 0.0f && p <= 1.0f);
+  assert(n <= (int64_t(1) << kDropoutStepShift) && step < (uint64_t(1) << (64 - kDropoutStepShift)));
+  if (p == 0.0f || p == 1.0f) {
+    // no draws: keep everything (bits copied) or drop everything (x * 0)
+    const bool keep = p == 0.0f;
+    parallel_for(n, kGrainCopy, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) y[i] = keep ? x[i] : x[i] * T(0);
+      if (mask) std::fill(mask + b, mask + e, static_cast<uint8_t>(keep));
+    });
+    return;
+  }
+  const T scale = scale_of(p, T());
+  const uint64_t first_block = (step << kDropoutStepShift) >> 2;
+  parallel_for((n + 3) / 4, kGrainBlocks, [&](int64_t b0, int64_t b1) {
+    for (int64_t blk = b0; blk < b1; ++blk) {
+      const Philox4x32 w = philox_block(seed, stream, first_block + static_cast<uint64_t>(blk));
+      const int64_t i0 = 4 * blk, len = std::min<int64_t>(4, n - i0);
+      for (int64_t k = 0; k < len; ++k) {
+        const bool keep = uint32_to_uniform01f(w.w[k]) >= p;
+        y[i0 + k] = x[i0 + k] * (keep ? scale : T(0));
+        if (mask) mask[i0 + k] = static_cast<uint8_t>(keep);
+      }
+    }
+  });
+}
+
+template <typename T>
+void backward_impl(T* dx, const T* dy, const uint8_t* mask, int64_t n, float p) {
+  assert(p >= 0.0f && p <= 1.0f);
+  const bool identity = p == 0.0f;
+  const T scale = p < 1.0f ? scale_of(p, T()) : T(0);
+  parallel_for(n, kGrainCopy, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) dx[i] = identity ? dy[i] : dy[i] * (mask[i] ? scale : T(0));
+  });
+}
+
+}  // namespace
+
+void dropout_forward_cpu(float* y, uint8_t* mask, const float* x, int64_t n, float p, uint64_t seed,
+                         uint64_t stream, uint64_t step) {
+  forward_impl(y, mask, x, n, p, seed, stream, step);
+}
+void dropout_forward_cpu(double* y, uint8_t* mask, const double* x, int64_t n, float p, uint64_t seed,
+                         uint64_t stream, uint64_t step) {
+  forward_impl(y, mask, x, n, p, seed, stream, step);
+}
+void dropout_backward_cpu(float* dx, const float* dy, const uint8_t* mask, int64_t n, float p) {
+  backward_impl(dx, dy, mask, n, p);
+}
+void dropout_backward_cpu(double* dx, const double* dy, const uint8_t* mask, int64_t n, float p) {
+  backward_impl(dx, dy, mask, n, p);
+}
+
+}  // namespace lockstep

@@ -1,0 +1,163 @@
+// AVX2+FMA micro-kernel of the deterministic GEMM (compiled with -mavx2 -mfma; called only
+// when simd_enabled()). Layouts and the driver are in gemm_cpu.cpp / gemm_internal.h.
+//
+// Register tile: kMR x kNR = 6 x 16 outputs in 12 ymm accumulators, acc[2r + h] holding
+// row r, columns 8h .. 8h+7. Per k: two aligned loads of the packed B row (16 floats),
+// six broadcasts of the packed A column, twelve vfmadd231ps. That is 15 of the 16 ymm
+// registers and 12 independent fma chains, enough to cover the 4-cycle fma latency on
+// both fma pipes.
+//
+// Order: every accumulator lane is one output element and advances in increasing k with
+// one fma per product, exactly the canonical loop; lanes never mix, so the vector width
+// does not enter the result. Batch-chunked blocks restart the accumulators at +0.0f every
+// kChunk values of k and combine the chunk tiles with the TreeStack binary counter, the
+// newest subtree kept in registers and the older ones in a small stack in L1.
+//
+// No standard-library templates here: their instantiations would be compiled with AVX2 and
+// could be picked by the linker for the scalar build of the same symbol.
+#include <immintrin.h>
+
+#include "kernels/gemm_internal.h"
+
+namespace lockstep {
+namespace gemm_detail {
+namespace {
+
+// The 6 x 16 tile in registers; accumulators are indexed with constants only, so after
+// inlining they live in ymm0..ymm11.
+struct Acc {
+  __m256 v[2 * kMR];
+};
+
+#define LS_INLINE inline __attribute__((always_inline))
+
+LS_INLINE void acc_zero(Acc& t) {
+  for (int i = 0; i < 2 * kMR; ++i) t.v[i] = _mm256_setzero_ps();
+}
+
+LS_INLINE void acc_load(Acc& t, const float* p) {
+  for (int i = 0; i < 2 * kMR; ++i) t.v[i] = _mm256_loadu_ps(p + 8 * i);
+}
+
+LS_INLINE void acc_store(const Acc& t, float* p) {
+  for (int i = 0; i < 2 * kMR; ++i) _mm256_storeu_ps(p + 8 * i, t.v[i]);
+}
+
+// t = older + t: the tree's left operand is the earlier subtree held in memory.
+LS_INLINE void acc_add_older(Acc& t, const float* older) {
+  for (int i = 0; i < 2 * kMR; ++i) t.v[i] = _mm256_add_ps(_mm256_loadu_ps(older + 8 * i), t.v[i]);
+}
+
+// n consecutive k steps over packed strips, in increasing k: acc[r][j] = fma(a[r], b[j],
+// acc[r][j]) for the whole tile per step. The accumulators are twelve named locals and one
+// step is one asm statement: with intrinsics GCC 12 hoists the broadcasts of later steps,
+// runs out of the 16 ymm registers and spills an accumulator every few steps (measured:
+// ~65 instead of ~85 GFLOP/s). The asm is the same instruction sequence the intrinsics
+// name: two aligned loads of the B row, then per row r a broadcast of a[r] and two
+// vfmadd231ps (acc = a * b + acc, one rounding).
+LS_INLINE void fma_steps(Acc& t, const float* a, const float* b, int64_t n) {
+  __m256 c00 = t.v[0], c01 = t.v[1], c10 = t.v[2], c11 = t.v[3], c20 = t.v[4], c21 = t.v[5];
+  __m256 c30 = t.v[6], c31 = t.v[7], c40 = t.v[8], c41 = t.v[9], c50 = t.v[10], c51 = t.v[11];
+  // Step K of the current group: B row at b + K*kNR floats into ymm13/ymm14, A column at
+  // a + K*kMR floats broadcast one value at a time into ymm15 (asm operands are limited to
+  // 30, so the three temporaries are fixed registers declared as clobbered).
+#define LS_FMA_ROW(R, C0, C1)                             \
+  "vbroadcastss %c[oa]+4*" #R "(%[a]), %%ymm15\n\t"        \
+  "vfmadd231ps %%ymm13, %%ymm15, %[" #C0 "]\n\t"           \
+  "vfmadd231ps %%ymm14, %%ymm15, %[" #C1 "]\n\t"
+#define LS_GEMM_STEP(K)                                                                   \
+  __asm__("vmovaps %c[ob](%[b]), %%ymm13\n\t"                                             \
+          "vmovaps %c[ob]+32(%[b]), %%ymm14\n\t"                                          \
+          LS_FMA_ROW(0, c00, c01) LS_FMA_ROW(1, c10, c11) LS_FMA_ROW(2, c20, c21)           \
+          LS_FMA_ROW(3, c30, c31) LS_FMA_ROW(4, c40, c41) LS_FMA_ROW(5, c50, c51)           \
+          : [c00] "+x"(c00), [c01] "+x"(c01), [c10] "+x"(c10), [c11] "+x"(c11),             \
+            [c20] "+x"(c20), [c21] "+x"(c21), [c30] "+x"(c30), [c31] "+x"(c31),             \
+            [c40] "+x"(c40), [c41] "+x"(c41), [c50] "+x"(c50), [c51] "+x"(c51)              \
+          : [a] "r"(a), [b] "r"(b), [oa] "i"(4 * kMR * (K)), [ob] "i"(4 * kNR * (K))        \
+          : "xmm13", "xmm14", "xmm15", "memory");
+  int64_t k = 0;
+  // Unrolled by 4 to keep loop overhead off the ports; the prefetch pulls the A strip
+  // (streamed from L2) a few cache lines ahead.
+  for (; k + 4 <= n; k += 4, a += 4 * kMR, b += 4 * kNR) {
+    _mm_prefetch(reinterpret_cast<const char*>(a + kMR * 32), _MM_HINT_T0);
+    LS_GEMM_STEP(0)
+    LS_GEMM_STEP(1)
+    LS_GEMM_STEP(2)
+    LS_GEMM_STEP(3)
+  }
+  for (; k < n; ++k, a += kMR, b += kNR) LS_GEMM_STEP(0)
+#undef LS_GEMM_STEP
+#undef LS_FMA_ROW
+  t.v[0] = c00, t.v[1] = c01, t.v[2] = c10, t.v[3] = c11, t.v[4] = c20, t.v[5] = c21;
+  t.v[6] = c30, t.v[7] = c31, t.v[8] = c40, t.v[9] = c41, t.v[10] = c50, t.v[11] = c51;
+}
+
+// Writes a finished tile: out = acc (+ bias[j]) then (C +) out. Full tiles go straight
+// from registers; edge tiles go through a buffer and the shared scalar epilogue, which
+// performs the same two additions.
+LS_INLINE void finish_tile(const Acc& t, const TileArgs& x) {
+  if (x.mr != kMR || x.nr != kNR) {
+    alignas(32) float buf[kTile];
+    acc_store(t, buf);
+    epilogue_scalar(buf, x.c, x.ldc, x.mr, x.nr, x.bias, x.accumulate);
+    return;
+  }
+  __m256 bias0 = _mm256_setzero_ps(), bias1 = _mm256_setzero_ps();
+  if (x.bias) {
+    bias0 = _mm256_loadu_ps(x.bias);
+    bias1 = _mm256_loadu_ps(x.bias + 8);
+  }
+  for (int r = 0; r < kMR; ++r) {
+    float* c = x.c + r * x.ldc;
+    __m256 o0 = t.v[2 * r], o1 = t.v[2 * r + 1];
+    if (x.bias) {
+      o0 = _mm256_add_ps(o0, bias0);
+      o1 = _mm256_add_ps(o1, bias1);
+    }
+    if (x.accumulate) {
+      o0 = _mm256_add_ps(_mm256_loadu_ps(c), o0);
+      o1 = _mm256_add_ps(_mm256_loadu_ps(c + 8), o1);
+    }
+    _mm256_storeu_ps(c, o0);
+    _mm256_storeu_ps(c + 8, o1);
+  }
+}
+
+}  // namespace
+
+void gemm_tile_avx2(const TileArgs& x) {
+  Acc t;
+  if (!x.chunked) {
+    // Sequential: one fma chain per output over the whole block, continuing the partial.
+    if (x.first)
+      acc_zero(t);
+    else
+      acc_load(t, x.partial);
+    fma_steps(t, x.a, x.b, x.kc);
+  } else {
+    // Batch-chunked: chunk q covers k in [q*kChunk, (q+1)*kChunk) of this block. The stack
+    // holds the finished subtrees older than the newest one; after chunk q has been
+    // pushed, their sizes are the binary digits of q+1 (TreeStack::push).
+    alignas(32) float stack[kGroupLevels - 1][kTile];
+    int depth = 0;
+    int64_t nchunks = (x.kc + kChunk - 1) / kChunk;
+    for (int64_t q = 0; q < nchunks; ++q) {
+      int64_t k0 = q * kChunk;
+      int64_t len = x.kc - k0 < kChunk ? x.kc - k0 : kChunk;
+      acc_zero(t);
+      fma_steps(t, x.a + kMR * k0, x.b + kNR * k0, len);
+      // Merge equal-sized subtrees: one merge per trailing zero bit of the count.
+      for (int64_t c = q + 1; (c & 1) == 0; c >>= 1) acc_add_older(t, stack[--depth]);
+      if (q + 1 < nchunks) acc_store(t, stack[depth++]);
+    }
+    // TreeStack::finish: fold what is left from the right.
+    while (depth > 0) acc_add_older(t, stack[--depth]);
+  }
+  if (x.last)
+    finish_tile(t, x);
+  else
+    acc_store(t, x.partial);
+}
+
+}  // namespace gemm_detail
+}  // namespace lockstep

@@ -1,0 +1,430 @@
+// Deterministic CPU GEMM: packing, cache blocking, threading, the scalar micro-kernel, the
+// float64 version and the plain-loop reference. The AVX2 micro-kernel is gemm_avx2.cpp.
+//
+// Threads: one parallel_for per call. Each thread owns a fixed rectangle of whole output
+// tiles: a range of kMR-row strips when M >= N, else a range of kNR-column strips (static
+// partition), and packs what its rectangle needs itself, so threads share nothing and
+// never wait for each other. Splitting rows makes each thread pack all of B, splitting
+// columns all of A: the split is along the longer side, so the repeated copy is the smaller.
+// Blocking inside a thread's rectangle (Goto/BLIS style, loops from the outside in):
+//   jc: panels of nc columns. The panel of op(B), all K rows of it, is packed into
+//       kNR-wide strips (K x kNR each), nc chosen so the panel stays L3-resident.
+//   ic: blocks of kMC rows; pc: k blocks of at most kKC. The A block (kMC x kc, in L2)
+//       is packed per (ic, pc).
+//   jr, ir: kNR-column strips, then kMR-row strips: one micro-kernel call per tile, with
+//       the B strip (kc x kNR, 16 KiB) staying in L1 across the ir loop.
+// Reduction order (gemm.h): a tile is only ever summed by its owning thread, over
+// pc = 0, 1, ... in increasing k. Between k blocks a sequential partial waits in a
+// per-thread workspace and continues from there, so blocking never changes the bits.
+// In batch-chunked order a k block is kGroupChunks chunks (an aligned subtree of the
+// canonical tree); the micro-kernel returns the block's subtree and a per-tile TreeStack
+// combines the blocks, which gives exactly tree_sum over all chunks.
+#include <algorithm>
+#include <cassert>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "core/parallel.h"
+#include "core/simd.h"
+#include "kernels/gemm.h"
+#include "kernels/gemm_internal.h"
+#include "kernels/memory.h"
+#include "kernels/reduce_order.h"
+#include "lockstep/config.h"
+
+namespace lockstep {
+namespace {
+
+using namespace gemm_detail;
+
+// Zen4 sizes (32 KiB L1d, 1 MiB L2 per core, L3 shared); see docs/benchmarks.md.
+constexpr int64_t kMC = 144;                  // A block kMC x kKC = 144 KiB, in L2
+constexpr int64_t kKC = 256;                  // B strip kKC x kNR = 16 KiB, in L1
+constexpr int64_t kPackedBBytes = 8 << 20;    // bound on the packed B panel (K x nc)
+constexpr int64_t kMinFmasPerTask = 1 << 20;  // ~10 us of work; waking a thread costs ~8 us
+
+static_assert(kChunk == kBatchChunk, "gemm_internal.h copies kBatchChunk");
+static_assert(kKC == kGroupChunks * kChunk, "a batch-chunked k block is one aligned subtree");
+static_assert((1 << (kGroupLevels - 1)) == kGroupChunks, "group tree depth");
+
+// Per-thread scratch: 64-byte aligned (host_alloc), grown on demand and kept for the next
+// call, so a GEMM does not pay page faults on fresh buffers (measured: 5% at 512^3).
+// Slots: a thread's packed B panel, packed A block and partial-sum workspace. A slot is
+// used by one call at a time on its thread.
+enum ScratchSlot { kScratchB, kScratchA, kScratchWork, kScratchSlots };
+
+float* thread_scratch(ScratchSlot slot, int64_t n) {
+  struct Buffer {
+    float* p = nullptr;
+    int64_t n = 0;
+    ~Buffer() { host_free(p); }
+  };
+  thread_local Buffer buffers[kScratchSlots];
+  Buffer& b = buffers[slot];
+  if (b.n < n) {
+    host_free(b.p);
+    b.p = nullptr;  // stays consistent if host_alloc throws
+    b.n = 0;
+    b.p = static_cast<float*>(host_alloc(sizeof(float) * n));
+    b.n = n;
+  }
+  return b.p;
+}
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Smallest L with 2^L >= n: the TreeStack over n partials needs L + 1 slots.
+int64_t ceil_log2(int64_t n) {
+  int64_t l = 0;
+  while ((int64_t{1} << l) < n) ++l;
+  return l;
+}
+
+// What every thread needs to know about one call.
+struct Plan {
+  const GemmArgs* g;
+  bool chunked;
+  int64_t kc;        // k block size: all blocks but the last have kc values of k
+  int64_t nk;        // number of k blocks
+  int64_t slots;     // workspace tiles per output tile (0 when nk == 1)
+  TileKernel kernel;
+};
+
+// The portable micro-kernel: same contract, layouts and order as gemm_tile_avx2.
+void fma_steps_scalar(float* acc, const float* a, const float* b, int64_t n) {
+  for (int64_t k = 0; k < n; ++k)
+    for (int r = 0; r < kMR; ++r)
+      for (int j = 0; j < kNR; ++j)
+        acc[r * kNR + j] = std::fma(a[k * kMR + r], b[k * kNR + j], acc[r * kNR + j]);
+}
+
+void gemm_tile_scalar(const TileArgs& x) {
+  float acc[kTile];
+  if (!x.chunked) {
+    if (x.first)
+      std::fill(acc, acc + kTile, 0.0f);
+    else
+      std::copy(x.partial, x.partial + kTile, acc);
+    fma_steps_scalar(acc, x.a, x.b, x.kc);
+  } else {
+    // Each chunk is summed from +0.0f straight into the tree's next slot.
+    float storage[kGroupLevels * kTile];
+    TreeStack<float> tree(storage, kTile);
+    for (int64_t k0 = 0; k0 < x.kc; k0 += kChunk) {
+      float* p = tree.next();
+      std::fill(p, p + kTile, 0.0f);
+      fma_steps_scalar(p, x.a + kMR * k0, x.b + kNR * k0, std::min<int64_t>(kChunk, x.kc - k0));
+      tree.push();
+    }
+    const float* sum = tree.finish();
+    std::copy(sum, sum + kTile, acc);
+  }
+  if (x.last)
+    epilogue_scalar(acc, x.c, x.ldc, x.mr, x.nr, x.bias, x.accumulate);
+  else
+    std::copy(acc, acc + kTile, x.partial);
+}
+
+// op(A)[i, k] and op(B)[k, j] in the stored layouts.
+inline float op_a(const GemmArgs& g, int64_t i, int64_t k) {
+  return g.trans_a ? g.A[k * g.lda + i] : g.A[i * g.lda + k];
+}
+inline float op_b(const GemmArgs& g, int64_t k, int64_t j) {
+  return g.trans_b ? g.B[j * g.ldb + k] : g.B[k * g.ldb + j];
+}
+
+// Packs the panel op(B)[0..K, jc .. jc + n_jr*kNR) as n_jr strips of K x kNR (strip s at
+// dst + s*K*kNR), zero columns past N. Loops run along the stored rows so that reads are
+// sequential (measured: 1.7x faster than one strip at a time on 2048^2).
+void pack_b_panel(const GemmArgs& g, int64_t jc, int64_t n_jr, float* dst) {
+  auto strip_width = [&](int64_t s) { return std::min<int64_t>(kNR, g.N - jc - s * kNR); };
+  if (!g.trans_b) {
+    // B is K x N: a stored row crosses every strip; take 8 rows at a time so each
+    // strip receives 8 consecutive packed rows (512 contiguous bytes).
+    for (int64_t k0 = 0; k0 < g.K; k0 += 8)
+      for (int64_t s = 0; s < n_jr; ++s) {
+        int64_t nr = strip_width(s);
+        for (int64_t k = k0; k < std::min(g.K, k0 + 8); ++k) {
+          const float* src = g.B + k * g.ldb + jc + s * kNR;
+          float* out = dst + (s * g.K + k) * kNR;
+          // Fixed-length loop for full strips: inlined 64-byte copy, no memmove call.
+          if (nr == kNR)
+            for (int c = 0; c < kNR; ++c) out[c] = src[c];
+          else
+            for (int c = 0; c < kNR; ++c) out[c] = c < nr ? src[c] : 0.0f;
+        }
+      }
+    return;
+  }
+  // B is N x K: a strip is the transpose of kNR stored rows, done in 16 x 16 blocks
+  // (1 KiB each way, in L1); missing columns of an edge strip stay zero.
+  for (int64_t s = 0; s < n_jr; ++s) {
+    int64_t nr = strip_width(s);
+    const float* src = g.B + (jc + s * kNR) * g.ldb;
+    float* out = dst + s * g.K * kNR;
+    if (nr < kNR) std::fill(out, out + g.K * kNR, 0.0f);
+    for (int64_t k0 = 0; k0 < g.K; k0 += 16)
+      for (int64_t c = 0; c < nr; ++c)
+        for (int64_t k = k0; k < std::min(g.K, k0 + 16); ++k) out[k * kNR + c] = src[c * g.ldb + k];
+  }
+}
+
+// Packs op(A)[i0..i0+mc, k0..k0+kc) as ceil(mc / kMR) strips of kc x kMR, zero rows past
+// mc. Reads run along the stored rows (1.8x faster than row by row on 2048^2).
+void pack_a_block(const GemmArgs& g, int64_t i0, int64_t mc, int64_t k0, int64_t kc, float* dst) {
+  int64_t n_ir = ceil_div(mc, kMR);
+  if (g.trans_a) {
+    // A is K x M: stored row k holds the kMR values of every strip for that k.
+    int64_t full = mc / kMR;
+    for (int64_t k = 0; k < kc; ++k) {
+      const float* src = g.A + (k0 + k) * g.lda + i0;
+      // Each k starts a new stored row (often a new page): ask for row k + 8 now.
+      if (k + 8 < kc)
+        for (int64_t c = 0; c < mc; c += 16) __builtin_prefetch(src + 8 * g.lda + c);
+      for (int64_t s = 0; s < full; ++s)
+        for (int r = 0; r < kMR; ++r) dst[(s * kc + k) * kMR + r] = src[s * kMR + r];  // no memmove call
+      for (int64_t r = 0; full < n_ir && r < kMR; ++r)
+        dst[(full * kc + k) * kMR + r] = full * kMR + r < mc ? src[full * kMR + r] : 0.0f;
+    }
+    return;
+  }
+  // A is M x K: a strip interleaves kMR stored rows, read side by side in increasing k.
+  for (int64_t s = 0; s < n_ir; ++s, dst += kc * kMR) {
+    int64_t mr = std::min<int64_t>(kMR, mc - s * kMR);
+    const float* src = g.A + (i0 + s * kMR) * g.lda + k0;
+    for (int64_t k = 0; k < kc; ++k)
+      for (int64_t r = 0; r < kMR; ++r) dst[k * kMR + r] = r < mr ? src[r * g.lda + k] : 0.0f;
+  }
+}
+
+// Asks for the tile that runs next while this one computes (~1500 cycles ahead): its
+// partial sums, and its rows of C before the epilogue. Without this the first loads of
+// every tile wait on L2/L3 (measured: ~15% at 2048^3 with K blocked).
+void prefetch_next_tile(const float* partial, int64_t partial_floats, const float* c, int64_t ldc) {
+  for (int64_t f = 0; partial && f < partial_floats; f += 16) __builtin_prefetch(partial + f, 0, 3);
+  for (int r = 0; c && r < kMR; ++r) {
+    __builtin_prefetch(c + r * ldc, 1, 3);
+    __builtin_prefetch(c + r * ldc + kNR - 1, 1, 3);
+  }
+}
+
+// Rows [i0, i1) of one column panel: n_jr strips from column jc, packed at bp.
+void compute_panel(const Plan& p, const float* bp, int64_t jc, int64_t n_jr, int64_t i0, int64_t i1) {
+  const GemmArgs& g = *p.g;
+  int64_t max_ir = ceil_div(std::min(kMC, i1 - i0), kMR);
+  float* a_pack = thread_scratch(kScratchA, kMC * p.kc);
+  // Partials between k blocks: `slots` tiles per output tile, tile t = jr * n_ir + ir.
+  float* work = thread_scratch(kScratchWork, std::max<int64_t>(1, max_ir * n_jr * p.slots * kTile));
+  std::vector<TreeStack<float>> stacks;
+  for (int64_t ic = i0; ic < i1; ic += kMC) {
+    int64_t mc = std::min(kMC, i1 - ic);
+    int64_t n_ir = ceil_div(mc, kMR);
+    bool tree_blocks = p.chunked && p.nk > 1;
+    if (tree_blocks) {
+      stacks.clear();
+      for (int64_t t = 0; t < n_ir * n_jr; ++t) stacks.emplace_back(work + t * p.slots * kTile, kTile);
+    }
+    for (int64_t pc = 0; pc < p.nk; ++pc) {
+      int64_t k0 = pc * p.kc, kc = std::min(p.kc, g.K - k0);
+      pack_a_block(g, ic, mc, k0, kc, a_pack);
+      for (int64_t jr = 0; jr < n_jr; ++jr) {
+        int64_t j = jc + jr * kNR;
+        const float* b_strip = bp + jr * g.K * kNR + k0 * kNR;
+        for (int64_t ir = 0; ir < n_ir; ++ir) {
+          int64_t i = ic + ir * kMR, t = jr * n_ir + ir;
+          // Pull the next B strip (kc cache lines, L3-resident) in slices, one per tile,
+          // so the first tile of the next column strip does not wait for it (measured:
+          // best of 6 at 2048^3, 95 vs 85 GFLOP/s).
+          if (jr + 1 < n_jr) {
+            const float* next_b = b_strip + g.K * kNR;
+            for (int64_t line = ir * kc / n_ir; line < (ir + 1) * kc / n_ir; ++line)
+              __builtin_prefetch(next_b + line * kNR, 0, 3);
+          }
+          // The next tile in this loop order: down one row strip, or the next column strip.
+          bool more = ir + 1 < n_ir || jr + 1 < n_jr;
+          int64_t next_i = ir + 1 < n_ir ? i + kMR : ic, next_j = ir + 1 < n_ir ? j : j + kNR;
+          if (more && next_i < g.M && next_j < g.N) {
+            const float* next_partial = nullptr;
+            if (tree_blocks)
+              next_partial = stacks[t + 1].next() - (pc > 0 ? kTile : 0);
+            else if (pc > 0)
+              next_partial = work + (t + 1) * kTile;
+            bool epilogue_next = pc == p.nk - 1;
+            prefetch_next_tile(next_partial, tree_blocks ? 2 * kTile : kTile,
+                               epilogue_next ? g.C + next_i * g.ldc + next_j : nullptr, g.ldc);
+          }
+          TileArgs x;
+          x.a = a_pack + ir * kc * kMR;
+          x.b = b_strip;
+          x.kc = kc;
+          x.chunked = p.chunked;
+          x.first = pc == 0;
+          x.last = pc == p.nk - 1;
+          x.partial = work + t * kTile;
+          x.c = g.C + i * g.ldc + j;
+          x.ldc = g.ldc;
+          x.mr = static_cast<int>(std::min<int64_t>(kMR, g.M - i));
+          x.nr = static_cast<int>(std::min<int64_t>(kNR, g.N - j));
+          x.bias = g.bias ? g.bias + j : nullptr;
+          x.accumulate = g.accumulate;
+          if (!tree_blocks) {
+            p.kernel(x);
+            continue;
+          }
+          // Several batch-chunked blocks: push this block's subtree, finish at the end.
+          x.last = false;
+          x.partial = stacks[t].next();
+          p.kernel(x);
+          stacks[t].push();
+          if (pc == p.nk - 1)
+            epilogue_scalar(stacks[t].finish(), x.c, x.ldc, x.mr, x.nr, x.bias, x.accumulate);
+        }
+      }
+    }
+  }
+}
+
+// One thread's rectangle: rows [i0, i1) x columns [j0, j1), j0 a multiple of kNR.
+void compute_block(const Plan& p, int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
+  const GemmArgs& g = *p.g;
+  // Column panel: as many kNR strips as fit the packed-B budget (at least one).
+  int64_t panel_strips = std::max<int64_t>(1, kPackedBBytes / (int64_t(sizeof(float)) * kNR * g.K));
+  panel_strips = std::min(panel_strips, ceil_div(j1 - j0, kNR));
+  float* bp = thread_scratch(kScratchB, panel_strips * kNR * g.K);
+  for (int64_t jc = j0; jc < j1; jc += panel_strips * kNR) {
+    int64_t n_jr = std::min(panel_strips, ceil_div(j1 - jc, kNR));
+    pack_b_panel(g, jc, n_jr, bp);
+    compute_panel(p, bp, jc, n_jr, i0, i1);
+  }
+}
+
+// K == 0: every output is the epilogue applied to +0.0f.
+void gemm_empty_k(const GemmArgs& g) {
+  for (int64_t i = 0; i < g.M; ++i)
+    for (int64_t j = 0; j < g.N; ++j) {
+      float out = 0.0f;
+      if (g.bias) out = out + g.bias[j];
+      if (g.accumulate) out = g.C[i * g.ldc + j] + out;
+      g.C[i * g.ldc + j] = out;
+    }
+}
+
+}  // namespace
+
+void gemm_cpu(const GemmArgs& g) {
+  assert(g.M >= 0 && g.N >= 0 && g.K >= 0);
+  if (g.M == 0 || g.N == 0) return;
+  if (g.K == 0) return gemm_empty_k(g);
+
+  Plan p;
+  p.g = &g;
+  p.chunked = g.order == KOrder::batch_chunked;
+  if (p.chunked) {
+    p.kc = kKC;  // fixed: a block must be an aligned subtree of kGroupChunks chunks
+    p.nk = ceil_div(g.K, kKC);
+    p.slots = p.nk > 1 ? ceil_log2(p.nk) + 1 : 0;
+  } else {
+    // Sequential: any split continues the same chain, so balance the blocks.
+    p.nk = ceil_div(g.K, kKC);
+    p.kc = ceil_div(g.K, p.nk);
+    p.slots = p.nk > 1 ? 1 : 0;
+  }
+  p.kernel = gemm_tile_scalar;
+#if LOCKSTEP_HAVE_AVX2
+  if (simd_enabled()) p.kernel = gemm_tile_avx2;
+#endif
+
+  // Split the longer side of C (see the top of the file); fall back to the other side
+  // when the longer one has fewer strips than threads.
+  int64_t m_strips = ceil_div(g.M, kMR), n_strips = ceil_div(g.N, kNR);
+  int threads = num_threads();
+  bool split_rows = g.M >= g.N;
+  if (split_rows && m_strips < threads && n_strips > m_strips) split_rows = false;
+  if (!split_rows && n_strips < threads && m_strips > n_strips) split_rows = true;
+  if (split_rows) {
+    int64_t grain = ceil_div(kMinFmasPerTask, kMR * g.N * g.K);
+    parallel_for(m_strips, grain, [&](int64_t b, int64_t e) {
+      compute_block(p, b * kMR, std::min(e * kMR, g.M), 0, g.N);
+    });
+  } else {
+    int64_t grain = ceil_div(kMinFmasPerTask, g.M * kNR * g.K);
+    parallel_for(n_strips, grain, [&](int64_t b, int64_t e) {
+      compute_block(p, 0, g.M, b * kNR, std::min(e * kNR, g.N));
+    });
+  }
+}
+
+// float64: blocked scalar loops, the same canonical order, threads over rows of C.
+void gemm_cpu(const GemmArgsF64& g) {
+  assert(g.M >= 0 && g.N >= 0 && g.K >= 0);
+  if (g.M == 0 || g.N == 0) return;
+  constexpr int64_t kCols = 64;  // columns summed side by side
+  bool chunked = g.order == KOrder::batch_chunked;
+  int64_t levels = ceil_log2(std::max<int64_t>(1, ceil_div(g.K, kBatchChunk)));
+  auto a_at = [&](int64_t i, int64_t k) { return g.trans_a ? g.A[k * g.lda + i] : g.A[i * g.lda + k]; };
+  auto b_at = [&](int64_t k, int64_t j) { return g.trans_b ? g.B[j * g.ldb + k] : g.B[k * g.ldb + j]; };
+  // acc[j] += a[i, k] * b[k, j0 + j] for k in [k0, k1), in increasing k.
+  auto fma_range = [&](double* acc, int64_t i, int64_t j0, int64_t w, int64_t k0, int64_t k1) {
+    for (int64_t k = k0; k < k1; ++k) {
+      double a = a_at(i, k);
+      for (int64_t j = 0; j < w; ++j) acc[j] = std::fma(a, b_at(k, j0 + j), acc[j]);
+    }
+  };
+  int64_t grain = std::max<int64_t>(1, kMinFmasPerTask / std::max<int64_t>(1, g.N * g.K));
+  parallel_for(g.M, grain, [&](int64_t i0, int64_t i1) {
+    std::vector<double> acc(kCols), tree_storage((levels + 1) * kCols);
+    for (int64_t i = i0; i < i1; ++i)
+      for (int64_t j0 = 0; j0 < g.N; j0 += kCols) {
+        int64_t w = std::min(kCols, g.N - j0);
+        std::fill(acc.begin(), acc.end(), 0.0);
+        if (chunked && g.K > 0) {
+          TreeStack<double> tree(tree_storage.data(), w);
+          for (int64_t k0 = 0; k0 < g.K; k0 += kBatchChunk) {
+            double* part = tree.next();
+            std::fill(part, part + w, 0.0);
+            fma_range(part, i, j0, w, k0, std::min(g.K, k0 + kBatchChunk));
+            tree.push();
+          }
+          std::copy(tree.finish(), tree.finish() + w, acc.begin());
+        } else {
+          fma_range(acc.data(), i, j0, w, 0, g.K);
+        }
+        for (int64_t j = 0; j < w; ++j) {
+          double out = acc[j];
+          if (g.bias) out = out + g.bias[j0 + j];
+          double* c = g.C + i * g.ldc + j0 + j;
+          if (g.accumulate) out = *c + out;
+          *c = out;
+        }
+      }
+  });
+}
+
+// The contract as plain loops, one output at a time.
+void gemm_cpu_ref(const GemmArgs& g) {
+  std::vector<float> partials;
+  for (int64_t i = 0; i < g.M; ++i)
+    for (int64_t j = 0; j < g.N; ++j) {
+      float acc = 0.0f;
+      if (g.order == KOrder::sequential || g.K == 0) {
+        for (int64_t k = 0; k < g.K; ++k) acc = std::fma(op_a(g, i, k), op_b(g, k, j), acc);
+      } else {
+        // One partial per chunk of kBatchChunk values of k, then the canonical tree.
+        partials.clear();
+        for (int64_t k0 = 0; k0 < g.K; k0 += kBatchChunk) {
+          float part = 0.0f;
+          for (int64_t k = k0; k < std::min(g.K, k0 + kBatchChunk); ++k)
+            part = std::fma(op_a(g, i, k), op_b(g, k, j), part);
+          partials.push_back(part);
+        }
+        acc = tree_sum_inplace(partials.data(), static_cast<int64_t>(partials.size()));
+      }
+      float out = acc;
+      if (g.bias) out = out + g.bias[j];
+      if (g.accumulate) out = g.C[i * g.ldc + j] + out;
+      g.C[i * g.ldc + j] = out;
+    }
+}
+
+}  // namespace lockstep

@@ -1,0 +1,113 @@
+// Shared between gemm_cpu.cpp (driver, packing, scalar micro-kernel) and gemm_avx2.cpp
+// (AVX2+FMA micro-kernel). Not a public header.
+//
+// Packed layouts (written by gemm_cpu.cpp, read by both micro-kernels):
+//   A strip: kMR rows of op(A) for kc values of k, k-major: a[k * kMR + r]; rows past M are 0.
+//   B strip: kNR columns of op(B) for kc values of k, k-major: b[k * kNR + c]; columns past N are 0.
+// A micro-kernel call owns one kMR x kNR output tile for one block of k and never touches
+// any other tile, so threads that split the tiles never share a sum.
+//
+// The inline helpers have internal linkage: this header is compiled both with and without
+// -mavx2, and a shared inline symbol could let the linker pick the AVX2 copy for the
+// scalar path.
+#pragma once
+#include <cstdint>
+
+#include "kernels/gemm.h"
+
+namespace lockstep {
+namespace gemm_detail {
+
+constexpr int kMR = 6;                   // rows of the register tile
+constexpr int kNR = 16;                  // columns of the register tile: two ymm registers
+constexpr int kTile = kMR * kNR;         // floats in one tile buffer (row-major, stride kNR)
+constexpr int kChunk = 32;               // kBatchChunk, checked in gemm_cpu.cpp
+constexpr int kGroupChunks = 8;          // chunks per k block in batch_chunked order
+constexpr int kGroupLevels = 4;          // log2(kGroupChunks) + 1 slots of the group tree
+
+// One micro-kernel call: tile += op(A)[rows, k block] * op(B)[k block, cols].
+struct TileArgs {
+  const float* a;      // packed A strip, kc x kMR
+  const float* b;      // packed B strip, kc x kNR
+  int64_t kc;          // k values in this block (>= 1)
+  bool chunked;        // KOrder::batch_chunked
+  // Sequential order: the sum starts at +0.0f when `first`, else continues from `partial`.
+  // Batch-chunked order: the block's chunks are summed from +0.0f each and combined by the
+  // canonical tree over the block (at most kGroupChunks chunks); `first` is ignored.
+  bool first;
+  // The result goes through the epilogue into C when `last`, else it is stored raw into
+  // `partial` (a kTile buffer, row stride kNR, 32-byte aligned).
+  bool last;
+  float* partial;
+  // Epilogue: out = acc; if (bias) out = out + bias[j]; if (accumulate) out = C + out.
+  float* c;            // C at the tile's top-left corner
+  int64_t ldc;
+  int mr, nr;          // valid rows / columns of this tile (edge tiles are smaller)
+  const float* bias;   // bias at the tile's first column, or null
+  bool accumulate;
+};
+
+using TileKernel = void (*)(const TileArgs&);
+
+namespace {
+
+// The epilogue on a finished tile held in a kTile buffer, one element at a time.
+// Both micro-kernels use it for edge tiles; the driver uses it after a tree finish.
+inline void epilogue_scalar(const float* acc, float* c, int64_t ldc, int mr, int nr,
+                            const float* bias, bool accumulate) {
+  for (int r = 0; r < mr; ++r)
+    for (int j = 0; j < nr; ++j) {
+      float out = acc[r * kNR + j];
+      if (bias) out = out + bias[j];
+      if (accumulate) out = c[r * ldc + j] + out;
+      c[r * ldc + j] = out;
+    }
+}
+
+}  // namespace
+
+// Defined in gemm_avx2.cpp; call only when simd_enabled().
+void gemm_tile_avx2(const TileArgs& t);
+
+// Fast mode: Eigen's GEMM built for AVX2+FMA (gemm_fast_avx2.cpp); simd_enabled() only.
+void gemm_eigen_avx2(const GemmArgs& g, int threads);
+
+#ifdef LOCKSTEP_GEMM_EIGEN
+// Eigen's GEMM on the stored layouts, threaded by Eigen's OpenMP loop. Exactly one file
+// of a build defines LOCKSTEP_GEMM_EIGEN: gemm_fast_avx2.cpp when AVX2 is built, else
+// gemm_fast_cpu.cpp, so the library holds one build of Eigen's GEMM templates. The maps
+// spell the inner stride out (Stride<Dynamic, 1> rather than the usual OuterStride<>) so
+// that these instantiations cannot merge with another file's Eigen products built for a
+// different ISA.
+namespace {
+
+using EigenRowMajor = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using EigenStride = Eigen::Stride<Eigen::Dynamic, 1>;
+
+template <typename OpA, typename OpB>
+void eigen_product(const GemmArgs& g, const OpA& a, const OpB& b) {
+  Eigen::Map<EigenRowMajor, 0, EigenStride> c(g.C, g.M, g.N, EigenStride(g.ldc, 1));
+  if (g.accumulate)
+    c.noalias() += a * b;
+  else
+    c.noalias() = a * b;
+  if (g.bias) c.rowwise() += Eigen::Map<const Eigen::RowVectorXf>(g.bias, g.N);
+}
+
+inline void eigen_gemm(const GemmArgs& g, int threads) {
+  using ConstMap = Eigen::Map<const EigenRowMajor, 0, EigenStride>;
+  Eigen::setNbThreads(threads);
+  // The stored matrices: A is M x K (K x M when trans_a), B is K x N (N x K when trans_b).
+  ConstMap a(g.A, g.trans_a ? g.K : g.M, g.trans_a ? g.M : g.K, EigenStride(g.lda, 1));
+  ConstMap b(g.B, g.trans_b ? g.N : g.K, g.trans_b ? g.K : g.N, EigenStride(g.ldb, 1));
+  if (!g.trans_a && !g.trans_b) eigen_product(g, a, b);
+  if (!g.trans_a && g.trans_b) eigen_product(g, a, b.transpose());
+  if (g.trans_a && !g.trans_b) eigen_product(g, a.transpose(), b);
+  if (g.trans_a && g.trans_b) eigen_product(g, a.transpose(), b.transpose());
+}
+
+}  // namespace
+#endif
+
+}  // namespace gemm_detail
+}  // namespace lockstep

@@ -1,0 +1,141 @@
+// CPU loss kernels (kernels/loss.h). They are built from the softmax and reduction kernels,
+// so cross_entropy(x, t) has the bits of nll(log_softmax(x), t) and every sum is the library's
+// canonical one. Threads split the rows; each row is one log_softmax / softmax call (a
+// nested parallel_for runs on the calling thread), so cross-entropy needs only one row of
+// scratch per task, not N x C. The N per-row values are then summed in batch order
+// (sum_cols_cpu on an N x 1 column).
+#include "kernels/loss.h"
+
+#include <algorithm>
+#include <cassert>
+#include <vector>
+
+#include "core/parallel.h"
+#include "kernels/reduce.h"
+#include "kernels/softmax.h"
+
+namespace lockstep {
+namespace {
+
+constexpr int64_t kGrainElems = 16384;  // elements per task, at least (MSE)
+constexpr int64_t kGrainMath = 4096;    // logits per task, at least (one exp each)
+
+int64_t row_grain(int64_t cols) {
+  return std::max<int64_t>(1, kGrainMath / std::max<int64_t>(cols, 1));
+}
+
+// out[0] = batch-order sum of v[0 .. n), divided by div when mean.
+template <typename T>
+void reduce_rows(T* out, const T* v, int64_t n, Reduction reduction, T div) {
+  T total;
+  sum_cols_cpu(&total, v, n, 1, false);
+  out[0] = reduction == Reduction::mean ? total / div : total;
+}
+
+template <typename T>
+void ce_forward(T* out, const T* logits, const int64_t* target, int64_t N, int64_t C, T eps, Reduction red) {
+  assert(C >= 1);
+  std::vector<T> loss_buf(red == Reduction::none ? 0 : static_cast<size_t>(N));
+  T* loss = red == Reduction::none ? out : loss_buf.data();
+  const T a = T(1) - eps, b = eps / static_cast<T>(C);
+  parallel_for(N, row_grain(C), [&](int64_t r0, int64_t r1) {
+    std::vector<T> lp(static_cast<size_t>(C));  // log_softmax of the current row
+    for (int64_t i = r0; i < r1; ++i) {
+      const int64_t t = target[i];
+      assert(t >= 0 && t < C);
+      log_softmax_forward_cpu(lp.data(), logits + i * C, 1, C);
+      const T nll = -lp[t];
+      if (eps == T(0)) {
+        loss[i] = nll;
+      } else {
+        const T smooth = -sum_serial_cpu(lp.data(), C);
+        loss[i] = a * nll + smooth * b;
+      }
+    }
+  });
+  if (red != Reduction::none) reduce_rows(out, loss, N, red, static_cast<T>(N));
+}
+
+template <typename T>
+void ce_backward(T* dlogits, const T* dout, const T* logits, const int64_t* target, int64_t N, int64_t C, T eps,
+                 Reduction red) {
+  assert(C >= 1);
+  const T a = T(1) - eps, b = eps / static_cast<T>(C);
+  T w_all = T(0);  // the weight shared by every row (mean, sum)
+  if (red != Reduction::none) w_all = red == Reduction::mean ? dout[0] / static_cast<T>(N) : dout[0];
+  parallel_for(N, row_grain(C), [&](int64_t r0, int64_t r1) {
+    for (int64_t i = r0; i < r1; ++i) {
+      const int64_t t = target[i];
+      assert(t >= 0 && t < C);
+      const T w = red == Reduction::none ? dout[i] : w_all;
+      T* g = dlogits + i * C;
+      softmax_forward_cpu(g, logits + i * C, 1, C);
+      for (int64_t j = 0; j < C; ++j) g[j] = (g[j] - (j == t ? a + b : b)) * w;
+    }
+  });
+}
+
+template <typename T>
+void mse_forward(T* out, const T* x, const T* y, int64_t N, int64_t D, Reduction red) {
+  std::vector<T> sq_buf(red == Reduction::none ? 0 : static_cast<size_t>(N * D));
+  T* sq = red == Reduction::none ? out : sq_buf.data();
+  parallel_for(N * D, kGrainElems, [&](int64_t b, int64_t e) {
+    for (int64_t k = b; k < e; ++k) {
+      const T d = x[k] - y[k];
+      sq[k] = d * d;
+    }
+  });
+  if (red == Reduction::none) return;
+  std::vector<T> row_sum(static_cast<size_t>(N));
+  sum_rows_cpu(row_sum.data(), sq, N, D);
+  reduce_rows(out, row_sum.data(), N, red, static_cast<T>(N * D));
+}
+
+template <typename T>
+void mse_backward(T* dx, T* dy, const T* dout, const T* x, const T* y, int64_t N, int64_t D, Reduction red) {
+  const T norm = red == Reduction::mean ? T(2) / static_cast<T>(N * D) : T(2);
+  parallel_for(N * D, kGrainElems, [&](int64_t b, int64_t e) {
+    for (int64_t k = b; k < e; ++k) {
+      const T g = red == Reduction::none ? dout[k] : dout[0];
+      const T v = (norm * (x[k] - y[k])) * g;
+      dx[k] = v;
+      if (dy) dy[k] = -v;
+    }
+  });
+}
+
+}  // namespace
+
+void cross_entropy_forward_cpu(float* out, const float* logits, const int64_t* target, int64_t N, int64_t C,
+                               float label_smoothing, Reduction reduction) {
+  ce_forward(out, logits, target, N, C, label_smoothing, reduction);
+}
+void cross_entropy_forward_cpu(double* out, const double* logits, const int64_t* target, int64_t N, int64_t C,
+                               double label_smoothing, Reduction reduction) {
+  ce_forward(out, logits, target, N, C, label_smoothing, reduction);
+}
+void cross_entropy_backward_cpu(float* dlogits, const float* dout, const float* logits, const int64_t* target,
+                                int64_t N, int64_t C, float label_smoothing, Reduction reduction) {
+  ce_backward(dlogits, dout, logits, target, N, C, label_smoothing, reduction);
+}
+void cross_entropy_backward_cpu(double* dlogits, const double* dout, const double* logits,
+                                const int64_t* target, int64_t N, int64_t C, double label_smoothing,
+                                Reduction reduction) {
+  ce_backward(dlogits, dout, logits, target, N, C, label_smoothing, reduction);
+}
+void mse_forward_cpu(float* out, const float* x, const float* y, int64_t N, int64_t D, Reduction reduction) {
+  mse_forward(out, x, y, N, D, reduction);
+}
+void mse_forward_cpu(double* out, const double* x, const double* y, int64_t N, int64_t D, Reduction reduction) {
+  mse_forward(out, x, y, N, D, reduction);
+}
+void mse_backward_cpu(float* dx, float* dy, const float* dout, const float* x, const float* y, int64_t N,
+                      int64_t D, Reduction reduction) {
+  mse_backward(dx, dy, dout, x, y, N, D, reduction);
+}
+void mse_backward_cpu(double* dx, double* dy, const double* dout, const double* x, const double* y, int64_t N,
+                      int64_t D, Reduction reduction) {
+  mse_backward(dx, dy, dout, x, y, N, D, reduction);
+}
+
+}  // namespace lockstep

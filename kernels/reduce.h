@@ -1,0 +1,106 @@
+// Reductions: sums, max and argmax over a dim. Layouts are row-major and contiguous:
+//   rows x cols          a reduction over cols (the last dim) gives one value per row;
+//   outer x d x inner    a reduction over d (any other dim) gives outer x inner values.
+//
+// Orders (kernels/reduce_order.h):
+//   contiguous order  sum_cpu, sum_rows_cpu, sum_serial_cpu: 32 lanes per 4096-element block,
+//                     halving fold, tree_sum over the blocks of a row.
+//   batch order       sum_cols_cpu, sum_mid_cpu: chunks of kBatchChunk rows (of d) summed
+//                     row by row from +0.0f, chunk partials combined by the pairwise tree.
+// Deterministic kernels promise: the bits depend on the shape and the data only; the same for
+// any thread count, run to run, with the AVX2 path on or off, and (when the CUDA kernels land)
+// on the GPU. Threads split outputs (rows, column tiles) or whole blocks and chunks whose
+// partials are then combined in index order, so how the work was split never shows.
+//
+// max / argmax are exact (no rounding), so they have a single version: NaN propagates (the
+// first NaN wins), ties go to the first index, and max is x[argmax] (so max(-0, +0) is -0).
+//
+// Fast mode (*_fast_cpu) gives up reproducibility for the shortcuts other frameworks take:
+// work is cut into many pieces (kFastPiece elements, or groups of rows) that threads grab
+// dynamically; a piece is summed with 16 interleaved accumulators added up in sequence;
+// each thread adds the pieces it got into its own partial, and the thread partials are
+// added into the result under a mutex in the order the threads finish. Which pieces a
+// thread gets depends on timing, so the bits can change from run to run and with the thread
+// count (with one thread they repeat; a row short enough for one piece never varies).
+// Accuracy is that of a blocked sum: worst case |err| <= (kFastPiece/16 + 16 + pieces) *
+// eps * sum|x|, typically far less; the tests hold it to 1e-5 * sum|x| against float64.
+//
+// Sizes may be zero: an empty sum is +0.0; max/argmax need d >= 1 (the op checks).
+// CUDA: the same signatures with device pointers (kernels/no_cuda.cpp until issue 7).
+#pragma once
+#include <cstdint>
+
+namespace lockstep {
+
+// ---- contiguous order ----
+// *out = sum of x[0..n) over all threads (block partials in parallel, then the tree serially).
+void sum_cpu(float* out, const float* x, int64_t n);
+void sum_cpu(double* out, const double* x, int64_t n);
+// out[r] = sum of row r of x (rows x cols); threads over rows, or over blocks when rows are few.
+void sum_rows_cpu(float* out, const float* x, int64_t rows, int64_t cols);
+void sum_rows_cpu(double* out, const double* x, int64_t rows, int64_t cols);
+// The same order on the calling thread only, for kernels that sum inside their own parallel
+// loop (softmax). Uses AVX2 when simd_enabled(); same bits either way.
+float sum_serial_cpu(const float* x, int64_t n);
+double sum_serial_cpu(const double* x, int64_t n);
+// Reference: the contiguous order written as the plain element loop (tests).
+float sum_cpu_ref(const float* x, int64_t n);
+double sum_cpu_ref(const double* x, int64_t n);
+
+// ---- batch order ----
+// out[j] (+)= sum over r of x[r, j], x: rows x cols. Threads split the columns (or, for
+// narrow matrices, the chunks, whose partials are then combined by the same tree).
+// With accumulate, out[j] = out[j] + sum (the old value first, as in the GEMM contract).
+void sum_cols_cpu(float* out, const float* x, int64_t rows, int64_t cols, bool accumulate);
+void sum_cols_cpu(double* out, const double* x, int64_t rows, int64_t cols, bool accumulate);
+// out[o, j] = sum over k of x[o, k, j], x: outer x d x inner: sum_cols on every outer slice.
+void sum_mid_cpu(float* out, const float* x, int64_t outer, int64_t d, int64_t inner);
+void sum_mid_cpu(double* out, const double* x, int64_t outer, int64_t d, int64_t inner);
+// Reference: chunk partials as plain loops, then tree_sum_inplace per column (tests).
+void sum_cols_cpu_ref(float* out, const float* x, int64_t rows, int64_t cols);
+
+// ---- max / argmax over d of outer x d x inner (inner == 1: over the rows' last dim) ----
+void max_cpu(float* out, const float* x, int64_t outer, int64_t d, int64_t inner);
+void max_cpu(double* out, const double* x, int64_t outer, int64_t d, int64_t inner);
+void argmax_cpu(int64_t* out, const float* x, int64_t outer, int64_t d, int64_t inner);
+void argmax_cpu(int64_t* out, const double* x, int64_t outer, int64_t d, int64_t inner);
+// The same rule for one row x[0..n), n >= 1, on the calling thread (softmax's row max).
+int64_t argmax_serial_cpu(const float* x, int64_t n);
+int64_t argmax_serial_cpu(const double* x, int64_t n);
+
+// ---- fast mode (see the top of this file for what they give up) ----
+inline constexpr int64_t kFastPiece = 16384;
+void sum_fast_cpu(float* out, const float* x, int64_t n);
+void sum_fast_cpu(double* out, const double* x, int64_t n);
+void sum_rows_fast_cpu(float* out, const float* x, int64_t rows, int64_t cols);
+void sum_rows_fast_cpu(double* out, const double* x, int64_t rows, int64_t cols);
+void sum_mid_fast_cpu(float* out, const float* x, int64_t outer, int64_t d, int64_t inner);
+void sum_mid_fast_cpu(double* out, const double* x, int64_t outer, int64_t d, int64_t inner);
+
+// ---- AVX2 (kernels/reduce_avx2.cpp; only with LOCKSTEP_HAVE_AVX2, only when simd_enabled()) ----
+// The contiguous-order partial of one block, len <= kReduceBlock: the 32 lanes are four
+// ymm accumulators (lanes 0-7, 8-15, 16-23, 24-31), so the fold is ymm, ymm, 128-bit halves,
+// 64-bit halves, then lanes 0 and 1: the halving fold, bit for bit.
+float sum_block_avx2(const float* x, int64_t len);
+
+// ---- CUDA: the same contracts with device pointers (not written yet: no_cuda.cpp) ----
+void sum_cuda(float* out, const float* x, int64_t n);
+void sum_cuda(double* out, const double* x, int64_t n);
+void sum_rows_cuda(float* out, const float* x, int64_t rows, int64_t cols);
+void sum_rows_cuda(double* out, const double* x, int64_t rows, int64_t cols);
+void sum_cols_cuda(float* out, const float* x, int64_t rows, int64_t cols, bool accumulate);
+void sum_cols_cuda(double* out, const double* x, int64_t rows, int64_t cols, bool accumulate);
+void sum_mid_cuda(float* out, const float* x, int64_t outer, int64_t d, int64_t inner);
+void sum_mid_cuda(double* out, const double* x, int64_t outer, int64_t d, int64_t inner);
+void max_cuda(float* out, const float* x, int64_t outer, int64_t d, int64_t inner);
+void max_cuda(double* out, const double* x, int64_t outer, int64_t d, int64_t inner);
+void argmax_cuda(int64_t* out, const float* x, int64_t outer, int64_t d, int64_t inner);
+void argmax_cuda(int64_t* out, const double* x, int64_t outer, int64_t d, int64_t inner);
+void sum_fast_cuda(float* out, const float* x, int64_t n);
+void sum_fast_cuda(double* out, const double* x, int64_t n);
+void sum_rows_fast_cuda(float* out, const float* x, int64_t rows, int64_t cols);
+void sum_rows_fast_cuda(double* out, const double* x, int64_t rows, int64_t cols);
+void sum_mid_fast_cuda(float* out, const float* x, int64_t outer, int64_t d, int64_t inner);
+void sum_mid_fast_cuda(double* out, const double* x, int64_t outer, int64_t d, int64_t inner);
+
+}  // namespace lockstep

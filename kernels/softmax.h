@@ -1,0 +1,30 @@
+// Softmax and log-softmax over the last dim of a row-major rows x cols matrix, one row at a
+// time (threads split the rows):
+//   m = max of the row (NaN propagates)
+//   e[j] = exp(x[j] - m)                  ls_expf / ls_exp (kernels/math.h)
+//   s = sum of e in the contiguous order  (sum_serial_cpu, kernels/reduce.h)
+//   softmax[j] = e[j] / s
+//   log_softmax[j] = (x[j] - m) - log(s)  ls_logf / ls_log
+// Subtracting the max keeps exp <= 1 and s in [1, cols], so large inputs do not overflow.
+// A row of length 1 gives 1 (and 0); -inf entries give 0 (and -inf); a row that is all -inf,
+// or holds +inf or NaN, gives NaN, as in PyTorch. cols == 0 writes nothing.
+// out must not alias x. Deterministic in both modes: one row never spans threads, and every
+// step above is elementwise or the canonical contiguous sum, so the bits are the same for
+// any thread count, SIMD path and batch (a row's result does not depend on the other rows).
+// CUDA: the same signatures with device pointers (kernels/no_cuda.cpp until issue 7).
+#pragma once
+#include <cstdint>
+
+namespace lockstep {
+
+void softmax_forward_cpu(float* out, const float* x, int64_t rows, int64_t cols);
+void softmax_forward_cpu(double* out, const double* x, int64_t rows, int64_t cols);
+void log_softmax_forward_cpu(float* out, const float* x, int64_t rows, int64_t cols);
+void log_softmax_forward_cpu(double* out, const double* x, int64_t rows, int64_t cols);
+
+void softmax_forward_cuda(float* out, const float* x, int64_t rows, int64_t cols);
+void softmax_forward_cuda(double* out, const double* x, int64_t rows, int64_t cols);
+void log_softmax_forward_cuda(float* out, const float* x, int64_t rows, int64_t cols);
+void log_softmax_forward_cuda(double* out, const double* x, int64_t rows, int64_t cols);
+
+}  // namespace lockstep
