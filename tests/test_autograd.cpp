@@ -97,7 +97,7 @@ TEST_CASE("autograd: gradients are bitwise reproducible for any thread count", "
     }
 }
 
-TEST_CASE("autograd: NoGradGuard records nothing; errors are clear", "[autograd][errors]") {
+TEST_CASE("autograd: NoGradGuard records nothing, errors are clear", "[autograd][errors]") {
   Tensor x = Tensor::ones({3});
   x.set_requires_grad(true);
   {

@@ -58,7 +58,7 @@ TEST_CASE("module: initialisation is a function of (seed, name) only", "[module]
   REQUIRE(hi - lo > bound);  // actually spread over the range
 }
 
-TEST_CASE("module: load_state_dict copies values; bad dicts change nothing", "[module][errors]") {
+TEST_CASE("module: load_state_dict copies values, bad dicts change nothing", "[module][errors]") {
   auto a = mlp(1), b = mlp(2);
   b->load_state_dict(a->state_dict());
   for (auto& k : a->state_dict().keys()) REQUIRE(equal_bits(a->state_dict().at(k), b->state_dict().at(k)));

@@ -147,7 +147,7 @@ TEST_CASE("dropout: p = 0 is the identity, p = 1 drops everything", "[layers][dr
   for (float v : dx) REQUIRE(v == 0.0f);
 }
 
-TEST_CASE("dropout: float64 draws the same mask; its gradient matches finite differences",
+TEST_CASE("dropout: float64 draws the same mask, its gradient matches finite differences",
           "[layers][dropout]") {
   const int64_t n = 1000;
   const float p = 0.25f;

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -134,7 +135,7 @@ constexpr int64_t kStride = 211;
 
 }  // namespace
 
-TEST_CASE("ls_expf: <= 2 ulp on [-104, 89] and the thresholds", "[math]") {
+TEST_CASE("ls_expf: <= 2 ulp on -104..89 and the thresholds", "[math]") {
   Worst w = sweep_f32([](float x) { return ls_expf(x); }, ref_exp, -104.0f, 89.0f, kStride);
   // Every float at the underflow edge, the subnormal boundary and the overflow edge.
   w.merge(sweep_f32([](float x) { return ls_expf(x); }, ref_exp, -104.0f, -102.0f, 1));
@@ -170,7 +171,7 @@ TEST_CASE("ls_logf: <= 2 ulp on all positive floats, subnormals included", "[mat
   CHECK(w.ulp <= 2.0);
 }
 
-TEST_CASE("ls_tanhf: <= 2 ulp on [-10, 10] and the tails, odd bit for bit", "[math]") {
+TEST_CASE("ls_tanhf: <= 2 ulp on -10..10 and the tails, odd bit for bit", "[math]") {
   auto f = [](float x) { return ls_tanhf(x); };
   Worst w = sweep_f32(f, ref_tanh, -10.0f, 10.0f, kStride);
   w.merge(sweep_f32(f, ref_tanh, -FLT_MAX, FLT_MAX, 4099));
@@ -188,7 +189,7 @@ TEST_CASE("ls_tanhf: <= 2 ulp on [-10, 10] and the tails, odd bit for bit", "[ma
   CHECK(ls_tanhf(-1e30f) == -1.0f);
 }
 
-TEST_CASE("ls_sigmoidf: <= 2 ulp on [-120, 120]", "[math]") {
+TEST_CASE("ls_sigmoidf: <= 2 ulp on -120..120", "[math]") {
   Worst w = sweep_f32([](float x) { return ls_sigmoidf(x); }, ref_sigmoid, -120.0f, 120.0f, kStride);
   report("sigmoidf", w);
   CHECK(w.ulp <= 2.0);
@@ -401,9 +402,16 @@ TEST_CASE("float64 special values", "[math]") {
   CHECK(ls_sigmoid(0.0) == 0.5);
 }
 
-// Every float of each function's range: about 13 billion evaluations, minutes, so hidden
-// from the default run. `lockstep_tests "[math_exhaustive]"` gives the table of docs/math.md.
+// Every float of each function's range: about 13 billion evaluations, many minutes.
+// `LOCKSTEP_EXHAUSTIVE=1 lockstep_tests "[math_exhaustive]"` gives the table of
+// docs/math.md. The case is hidden, but Catch2 2.13 still selects hidden cases for specs
+// made only of exclusions (as CTest's "~[deterministic]~[fast]~[cuda]"), hence the variable.
 TEST_CASE("float32 functions over every float (slow)", "[.][math_exhaustive]") {
+  const char* run = std::getenv("LOCKSTEP_EXHAUSTIVE");
+  if (run == nullptr || std::strcmp(run, "1") != 0) {
+    WARN("not run: set LOCKSTEP_EXHAUSTIVE=1 to sweep every float");
+    return;
+  }
   struct Case {
     const char* name;
     float (*f)(float);

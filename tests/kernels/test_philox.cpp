@@ -89,7 +89,7 @@ TEST_CASE("philox: (seed, stream, position) maps to counter and key as documente
   }
 }
 
-TEST_CASE("philox: uniform conversions are exact and stay inside [0, 1)", "[philox]") {
+TEST_CASE("philox: uniform conversions are exact and stay inside the unit interval", "[philox]") {
   CHECK(uint32_to_uniform01f(0u) == 0.0f);
   CHECK(uint32_to_uniform01f(0xffffffffu) == 1.0f - 0x1p-24f);
   CHECK(uint32_to_uniform01f(0x80000000u) == 0.5f);
@@ -107,7 +107,7 @@ TEST_CASE("philox: uniform conversions are exact and stay inside [0, 1)", "[phil
   CHECK(z1 == 0.0f);
 }
 
-TEST_CASE("philox: uniform draws have the moments and histogram of U[0, 1)", "[philox]") {
+TEST_CASE("philox: uniform draws have the moments and histogram of Uthe unit interval", "[philox]") {
   const size_t n = 1000000;
   std::vector<float> u(n);
   std::vector<double> ud(n);
