@@ -31,20 +31,26 @@ struct Acc {
 
 #define LS_INLINE inline __attribute__((always_inline))
 
+// The loops below are unrolled on purpose: GCC would otherwise turn them into memcpy /
+// memset (rep movsq, ~50 cycles each) and keep the tile in memory.
 LS_INLINE void acc_zero(Acc& t) {
+#pragma GCC unroll 12
   for (int i = 0; i < 2 * kMR; ++i) t.v[i] = _mm256_setzero_ps();
 }
 
 LS_INLINE void acc_load(Acc& t, const float* p) {
+#pragma GCC unroll 12
   for (int i = 0; i < 2 * kMR; ++i) t.v[i] = _mm256_loadu_ps(p + 8 * i);
 }
 
 LS_INLINE void acc_store(const Acc& t, float* p) {
+#pragma GCC unroll 12
   for (int i = 0; i < 2 * kMR; ++i) _mm256_storeu_ps(p + 8 * i, t.v[i]);
 }
 
 // t = older + t: the tree's left operand is the earlier subtree held in memory.
 LS_INLINE void acc_add_older(Acc& t, const float* older) {
+#pragma GCC unroll 12
   for (int i = 0; i < 2 * kMR; ++i) t.v[i] = _mm256_add_ps(_mm256_loadu_ps(older + 8 * i), t.v[i]);
 }
 
@@ -127,12 +133,10 @@ LS_INLINE void finish_tile(const Acc& t, const TileArgs& x) {
 
 void gemm_tile_avx2(const TileArgs& x) {
   Acc t;
+  acc_zero(t);  // free (vxorps), and tells GCC that t is always set
   if (!x.chunked) {
     // Sequential: one fma chain per output over the whole block, continuing the partial.
-    if (x.first)
-      acc_zero(t);
-    else
-      acc_load(t, x.partial);
+    if (!x.first) acc_load(t, x.partial);
     fma_steps(t, x.a, x.b, x.kc);
   } else {
     // Batch-chunked: chunk q covers k in [q*kChunk, (q+1)*kChunk) of this block. The stack
@@ -157,6 +161,42 @@ void gemm_tile_avx2(const TileArgs& x) {
     finish_tile(t, x);
   else
     acc_store(t, x.partial);
+}
+
+void gemm_pack_a_strip_avx2(const float* src, int64_t lda, int64_t kc, float* dst) {
+  const float* row[kMR];
+  for (int r = 0; r < kMR; ++r) row[r] = src + r * lda;
+  int64_t k = 0;
+  // 8 values of k at a time: the 6 x 8 block (rows 6 and 7 zero) is transposed with the
+  // usual unpack / shuffle / lane-permute network, giving column c = the kMR values for
+  // k + c, stored at dst + (k + c) * kMR. Each 8-wide store spills 2 floats into the next
+  // column's place, which the next store overwrites; the last column stores 4 + 2.
+  for (; k + 8 <= kc; k += 8) {
+    __m256 r0 = _mm256_loadu_ps(row[0] + k), r1 = _mm256_loadu_ps(row[1] + k);
+    __m256 r2 = _mm256_loadu_ps(row[2] + k), r3 = _mm256_loadu_ps(row[3] + k);
+    __m256 r4 = _mm256_loadu_ps(row[4] + k), r5 = _mm256_loadu_ps(row[5] + k);
+    __m256 zero = _mm256_setzero_ps();
+    __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+    __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+    __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+    __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    __m256 s4 = _mm256_shuffle_ps(t4, zero, 0x44), s5 = _mm256_shuffle_ps(t4, zero, 0xEE);
+    __m256 s6 = _mm256_shuffle_ps(t5, zero, 0x44), s7 = _mm256_shuffle_ps(t5, zero, 0xEE);
+    float* d = dst + k * kMR;
+    _mm256_storeu_ps(d + 0 * kMR, _mm256_permute2f128_ps(s0, s4, 0x20));
+    _mm256_storeu_ps(d + 1 * kMR, _mm256_permute2f128_ps(s1, s5, 0x20));
+    _mm256_storeu_ps(d + 2 * kMR, _mm256_permute2f128_ps(s2, s6, 0x20));
+    _mm256_storeu_ps(d + 3 * kMR, _mm256_permute2f128_ps(s3, s7, 0x20));
+    _mm256_storeu_ps(d + 4 * kMR, _mm256_permute2f128_ps(s0, s4, 0x31));
+    _mm256_storeu_ps(d + 5 * kMR, _mm256_permute2f128_ps(s1, s5, 0x31));
+    _mm256_storeu_ps(d + 6 * kMR, _mm256_permute2f128_ps(s2, s6, 0x31));
+    __m256 c7 = _mm256_permute2f128_ps(s3, s7, 0x31);
+    _mm_storeu_ps(d + 7 * kMR, _mm256_castps256_ps128(c7));
+    _mm_storel_pi(reinterpret_cast<__m64*>(d + 7 * kMR + 4), _mm256_extractf128_ps(c7, 1));
+  }
+  for (; k < kc; ++k)
+    for (int r = 0; r < kMR; ++r) dst[k * kMR + r] = row[r][k];
 }
 
 }  // namespace gemm_detail

@@ -68,6 +68,9 @@ inline void epilogue_scalar(const float* acc, float* c, int64_t ldc, int mr, int
 
 // Defined in gemm_avx2.cpp; call only when simd_enabled().
 void gemm_tile_avx2(const TileArgs& t);
+// Packs one full A strip: kMR stored rows (src, row stride lda) of kc values each, into
+// dst[k * kMR + r]. A copy, so it gives the same bits as the scalar packing.
+void gemm_pack_a_strip_avx2(const float* src, int64_t lda, int64_t kc, float* dst);
 
 // Fast mode: Eigen's GEMM built for AVX2+FMA (gemm_fast_avx2.cpp); simd_enabled() only.
 void gemm_eigen_avx2(const GemmArgs& g, int threads);

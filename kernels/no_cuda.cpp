@@ -10,6 +10,7 @@
 #include "kernels/gemm.h"
 #include "kernels/loss.h"
 #include "kernels/memory.h"
+#include "kernels/optim.h"
 #include "kernels/reduce.h"
 #include "kernels/softmax.h"
 #include "lockstep/config.h"
@@ -99,5 +100,12 @@ void mse_forward_cuda(float*, const float*, const float*, int64_t, int64_t, Redu
 void mse_forward_cuda(double*, const double*, const double*, int64_t, int64_t, Reduction) { LS_NO_CUDA("mse_loss"); }
 void mse_backward_cuda(float*, float*, const float*, const float*, const float*, int64_t, int64_t, Reduction) { LS_NO_CUDA("mse_loss_backward"); }
 void mse_backward_cuda(double*, double*, const double*, const double*, const double*, int64_t, int64_t, Reduction) { LS_NO_CUDA("mse_loss_backward"); }
+
+void sgd_step_cuda(float*, float*, const float*, int64_t, const SgdStep&) { LS_NO_CUDA("sgd_step"); }
+void sgd_step_cuda(double*, double*, const double*, int64_t, const SgdStep&) { LS_NO_CUDA("sgd_step"); }
+void adam_step_cuda(float*, float*, float*, float*, const float*, int64_t, const AdamStep&) { LS_NO_CUDA("adam_step"); }
+void adam_step_cuda(double*, double*, double*, double*, const double*, int64_t, const AdamStep&) { LS_NO_CUDA("adam_step"); }
+void norm_reduce_cuda(float*, const float*, int64_t, NormKind) { LS_NO_CUDA("clip_grad_norm"); }
+void norm_reduce_cuda(double*, const double*, int64_t, NormKind) { LS_NO_CUDA("clip_grad_norm"); }
 
 }  // namespace lockstep

@@ -82,7 +82,7 @@ int run_demo(const DemoOptions& o) {
 void add_demo(CLI::App& app, int* rc) {
   auto opts = std::make_shared<DemoOptions>();
   CLI::App* sub = app.add_subcommand("demo", "same bits for any thread count (deterministic) vs fast mode");
-  sub->add_option("--threads", opts->threads, "thread counts to compare")->check(CLI::PositiveNumber);
+  sub->add_option("--threads", opts->threads, "thread counts to compare")->check(CLI::Range(1, 1024));
   sub->add_option("--size", opts->size, "matrix size")->check(CLI::Range(1, 8192));
   sub->add_option("--sum-length", opts->sum_length, "length of the summed vector")->check(CLI::Range(1, 1 << 28));
   sub->add_option("--repeats", opts->repeats, "runs per thread count")->check(CLI::Range(1, 1000));

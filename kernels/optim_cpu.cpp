@@ -1,0 +1,126 @@
+// CPU optimizer kernels (kernels/optim.h). Updates: threads split the elements into static
+// ranges; each range runs the loop of optim_elem, compiled for AVX2+FMA (optim_avx2.cpp)
+// when simd_enabled(), else portably; the operations, and so the bits, are the same.
+// Norms: sum_squares and sum_abs reproduce sum_cpu's contiguous order over the transformed
+// values: each 4096-element block is transformed into a buffer on the stack and summed
+// by sum_serial_cpu (one block: its 32-lane partial), threads split the blocks, and the
+// block partials are combined by tree_sum_inplace in index order on the calling thread.
+#include "kernels/optim.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "core/parallel.h"
+#include "core/simd.h"
+#include "kernels/math.h"
+#include "kernels/reduce.h"
+#include "kernels/reduce_order.h"
+#include "lockstep/config.h"
+
+namespace lockstep {
+namespace {
+
+// Least elements per task: an Adam element costs ~0.3 ns in the AVX2 build and handing a
+// task to the pool ~5 us, so a task should hold tens of thousands of elements.
+constexpr int64_t kGrain = 1 << 15;
+
+template <typename T>
+void sgd_impl(T* p, T* b, const T* g, int64_t n, const SgdStep& s) {
+  const bool simd = simd_enabled();
+  parallel_for(n, kGrain, [&](int64_t i0, int64_t i1) {
+    T* bb = b ? b + i0 : nullptr;
+#if LOCKSTEP_HAVE_AVX2
+    if (simd) return sgd_step_avx2(p + i0, bb, g + i0, i1 - i0, s);
+#endif
+    (void)simd;
+    optim_elem::sgd_range(p + i0, bb, g + i0, i1 - i0, s);
+  });
+}
+
+template <typename T>
+void adam_impl(T* p, T* m, T* v, T* vmax, const T* g, int64_t n, const AdamStep& s) {
+  const bool simd = simd_enabled();
+  parallel_for(n, kGrain, [&](int64_t i0, int64_t i1) {
+    T* vm = vmax ? vmax + i0 : nullptr;
+#if LOCKSTEP_HAVE_AVX2
+    if (simd) return adam_step_avx2(p + i0, m + i0, v + i0, vm, g + i0, i1 - i0, s);
+#endif
+    (void)simd;
+    optim_elem::adam_range(p + i0, m + i0, v + i0, vm, g + i0, i1 - i0, s);
+  });
+}
+
+// The contiguous-order partial of one block of len <= kReduceBlock transformed elements.
+template <typename T>
+T block_partial(const T* x, int64_t len, NormKind kind) {
+  alignas(32) T buf[kReduceBlock];
+  if (kind == NormKind::sum_squares)
+    for (int64_t i = 0; i < len; ++i) buf[i] = x[i] * x[i];
+  else
+    for (int64_t i = 0; i < len; ++i) buf[i] = std::fabs(x[i]);
+  return sum_serial_cpu(buf, len);
+}
+
+// max |x[i]| over [0, n) with NaN sticking: once m is NaN no comparison replaces it.
+template <typename T>
+T max_abs_range(const T* x, int64_t n) {
+  T m = T(0);
+  for (int64_t i = 0; i < n; ++i) {
+    const T a = std::fabs(x[i]);
+    m = (a > m || a != a) ? a : m;
+  }
+  return m;
+}
+
+template <typename T>
+void norm_impl(T* out, const T* x, int64_t n, NormKind kind) {
+  if (n == 0) {
+    *out = T(0);
+    return;
+  }
+  if (kind == NormKind::max_abs) {
+    // Exact: any split gives the same value; NaN is made canonical so its bits do too.
+    const int64_t chunks = (n + kGrain - 1) / kGrain;
+    std::vector<T> part(static_cast<size_t>(chunks));
+    parallel_for(chunks, 1, [&](int64_t c0, int64_t c1) {
+      for (int64_t c = c0; c < c1; ++c) {
+        const int64_t b = c * kGrain;
+        part[c] = max_abs_range(x + b, std::min(kGrain, n - b));
+      }
+    });
+    T m = max_abs_range(part.data(), chunks);
+    *out = m != m ? static_cast<T>(ls_nan()) : m;
+    return;
+  }
+  const int64_t blocks = (n + kReduceBlock - 1) / kReduceBlock;
+  std::vector<T> part(static_cast<size_t>(blocks));
+  parallel_for(blocks, std::max<int64_t>(1, kGrain / kReduceBlock), [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t off = b * kReduceBlock;
+      part[b] = block_partial(x + off, std::min(kReduceBlock, n - off), kind);
+    }
+  });
+  *out = tree_sum_inplace(part.data(), blocks);
+}
+
+}  // namespace
+
+void sgd_step_cpu(float* param, float* momentum_buffer, const float* grad, int64_t n, const SgdStep& s) {
+  sgd_impl(param, momentum_buffer, grad, n, s);
+}
+void sgd_step_cpu(double* param, double* momentum_buffer, const double* grad, int64_t n, const SgdStep& s) {
+  sgd_impl(param, momentum_buffer, grad, n, s);
+}
+void adam_step_cpu(float* param, float* exp_avg, float* exp_avg_sq, float* max_exp_avg_sq, const float* grad,
+                   int64_t n, const AdamStep& s) {
+  adam_impl(param, exp_avg, exp_avg_sq, max_exp_avg_sq, grad, n, s);
+}
+void adam_step_cpu(double* param, double* exp_avg, double* exp_avg_sq, double* max_exp_avg_sq,
+                   const double* grad, int64_t n, const AdamStep& s) {
+  adam_impl(param, exp_avg, exp_avg_sq, max_exp_avg_sq, grad, n, s);
+}
+void norm_reduce_cpu(float* out, const float* x, int64_t n, NormKind kind) { norm_impl(out, x, n, kind); }
+void norm_reduce_cpu(double* out, const double* x, int64_t n, NormKind kind) { norm_impl(out, x, n, kind); }
+
+}  // namespace lockstep
