@@ -20,8 +20,8 @@
 //   axpy:  fma(alpha, x, y) with one rounding
 //   neg -x, abs |x| (sign bit cleared), sqrt (IEEE), relu: x if x > 0, NaN if x is NaN, else +0
 //   exp, log, tanh: ls_expf/ls_logf/ls_tanhf (ls_exp/... for double; kernels/math.h)
-//   sigmoid: e = exp(-|x|); (x >= 0 ? 1 : e) / (1 + e)   (ls_sigmoidf; nothing overflows;
-//            float64 runs the same steps with ls_exp)
+//   sigmoid: ls_sigmoidf / ls_sigmoid (kernels/math.h: e = exp(-|x|), then a corrected
+//            division of (x >= 0 ? 1 : e) by (1 + e); nothing overflows)
 //   gelu (PyTorch approximate='tanh'), evaluated as
 //       c = sqrt(2/pi) rounded to T;  x3 = (x * x) * x;  u = c * (x + 0.044715 * x3);
 //       t = tanh(u);  y = (0.5 * x) * (1 + t)
@@ -128,12 +128,7 @@ static inline double log(double x) { return ls_log(x); }
 static inline float tanh(float x) { return ls_tanhf(x); }
 static inline double tanh(double x) { return ls_tanh(x); }
 static inline float sigmoid(float x) { return ls_sigmoidf(x); }
-// ls_sigmoidf's steps in float64.
-static inline double sigmoid(double x) {
-  const double e = ls_exp(-std::fabs(x));
-  const double y = (x >= 0.0 ? 1.0 : e) / (1.0 + e);
-  return x != x ? ls_nan() : y;
-}
+static inline double sigmoid(double x) { return ls_sigmoid(x); }
 template <typename T>
 static inline T relu(T x) {
   return x > T(0) || x != x ? x : T(0);

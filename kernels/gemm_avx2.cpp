@@ -13,6 +13,9 @@
 // kChunk values of k and combine the chunk tiles with the TreeStack binary counter, the
 // newest subtree kept in registers and the older ones in a small stack in L1.
 //
+// Also here: gemm_pack_a_strip_avx2, the A packing of a full 6-row strip by 6 x 8 register
+// transposes (a copy; the bits cannot depend on it).
+//
 // No standard-library templates here: their instantiations would be compiled with AVX2 and
 // could be picked by the linker for the scalar build of the same symbol.
 #include <immintrin.h>

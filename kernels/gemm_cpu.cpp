@@ -42,7 +42,9 @@ using namespace gemm_detail;
 constexpr int64_t kMC = 144;                  // A block kMC x kKC = 144 KiB, in L2
 constexpr int64_t kKC = 256;                  // B strip kKC x kNR = 16 KiB, in L1
 constexpr int64_t kPackedBBytes = 8 << 20;    // bound on the packed B panel (K x nc)
-constexpr int64_t kMinFmasPerTask = 1 << 20;  // ~10 us of work; waking a thread costs ~8 us
+// Work per thread below which another thread does not pay: a pool worker starts 30-45 us
+// after parallel_for is called (measured on the 2-vCPU VM), ~80 us of fma at full speed.
+constexpr int64_t kMinFmasPerTask = 1 << 22;
 
 static_assert(kChunk == kBatchChunk, "gemm_internal.h copies kBatchChunk");
 static_assert(kKC == kGroupChunks * kChunk, "a batch-chunked k block is one aligned subtree");
@@ -81,7 +83,8 @@ int64_t ceil_log2(int64_t n) {
   return l;
 }
 
-// What every thread needs to know about one call.
+// What every thread needs to know about one call: the operands, the order and the k
+// blocking (shared by all threads, so every tile is blocked the same way), the kernel.
 struct Plan {
   const GemmArgs* g;
   bool chunked;
@@ -91,7 +94,8 @@ struct Plan {
   TileKernel kernel;
 };
 
-// The portable micro-kernel: same contract, layouts and order as gemm_tile_avx2.
+// The portable micro-kernel: same contract, layouts and order as gemm_tile_avx2 (one
+// std::fma per product, lanes independent), so the two give the same bits.
 void fma_steps_scalar(float* acc, const float* a, const float* b, int64_t n) {
   for (int64_t k = 0; k < n; ++k)
     for (int r = 0; r < kMR; ++r)
@@ -120,6 +124,7 @@ void gemm_tile_scalar(const TileArgs& x) {
     const float* sum = tree.finish();
     std::copy(sum, sum + kTile, acc);
   }
+  // Finished: epilogue into C. Not finished: the raw partial waits for the next k block.
   if (x.last)
     epilogue_scalar(acc, x.c, x.ldc, x.mr, x.nr, x.bias, x.accumulate);
   else
@@ -335,23 +340,27 @@ void gemm_empty_k(const GemmArgs& g) {
 }  // namespace
 
 void gemm_cpu(const GemmArgs& g) {
-  assert(g.M >= 0 && g.N >= 0 && g.K >= 0);
+  // Arguments were checked by the op (core/ops); here only asserted.
+  assert(g.M >= 0 && g.N >= 0 && g.K >= 0 && g.ldc >= g.N);
+  assert(g.lda >= (g.trans_a ? g.M : g.K) && g.ldb >= (g.trans_b ? g.K : g.N));
   if (g.M == 0 || g.N == 0) return;
   if (g.K == 0) return gemm_empty_k(g);
 
+  // The k blocking. It decides where partial sums wait, never their order.
   Plan p;
   p.g = &g;
   p.chunked = g.order == KOrder::batch_chunked;
   if (p.chunked) {
     p.kc = kKC;  // fixed: a block must be an aligned subtree of kGroupChunks chunks
     p.nk = ceil_div(g.K, kKC);
-    p.slots = p.nk > 1 ? ceil_log2(p.nk) + 1 : 0;
+    p.slots = p.nk > 1 ? ceil_log2(p.nk) + 1 : 0;  // one TreeStack per tile over the blocks
   } else {
     // Sequential: any split continues the same chain, so balance the blocks.
     p.nk = ceil_div(g.K, kKC);
     p.kc = ceil_div(g.K, p.nk);
-    p.slots = p.nk > 1 ? 1 : 0;
+    p.slots = p.nk > 1 ? 1 : 0;  // the running partial between blocks
   }
+  // Same bits either way (tests/kernels/test_gemm.cpp, "SIMD and scalar").
   p.kernel = gemm_tile_scalar;
 #if LOCKSTEP_HAVE_AVX2
   if (simd_enabled()) p.kernel = gemm_tile_avx2;
@@ -377,9 +386,12 @@ void gemm_cpu(const GemmArgs& g) {
   }
 }
 
-// float64: blocked scalar loops, the same canonical order, threads over rows of C.
+// float64: the same contract with plain blocked loops (reference checks and gradient checks
+// need it exact, not fast). Each thread owns whole rows of C (static partition); within a
+// row, kCols outputs advance together through k, each its own fma chain in increasing k,
+// or, batch-chunked, one chunk partial per kBatchChunk values of k combined by TreeStack.
 void gemm_cpu(const GemmArgsF64& g) {
-  assert(g.M >= 0 && g.N >= 0 && g.K >= 0);
+  assert(g.M >= 0 && g.N >= 0 && g.K >= 0 && g.ldc >= g.N);
   if (g.M == 0 || g.N == 0) return;
   constexpr int64_t kCols = 64;  // columns summed side by side
   bool chunked = g.order == KOrder::batch_chunked;
@@ -395,6 +407,7 @@ void gemm_cpu(const GemmArgsF64& g) {
   };
   int64_t grain = std::max<int64_t>(1, kMinFmasPerTask / std::max<int64_t>(1, g.N * g.K));
   parallel_for(g.M, grain, [&](int64_t i0, int64_t i1) {
+    // TreeStack storage: levels + 1 slots of kCols partials (reduce_order.h).
     std::vector<double> acc(kCols), tree_storage((levels + 1) * kCols);
     for (int64_t i = i0; i < i1; ++i)
       for (int64_t j0 = 0; j0 < g.N; j0 += kCols) {
@@ -408,10 +421,12 @@ void gemm_cpu(const GemmArgsF64& g) {
             fma_range(part, i, j0, w, k0, std::min(g.K, k0 + kBatchChunk));
             tree.push();
           }
-          std::copy(tree.finish(), tree.finish() + w, acc.begin());
+          const double* sum = tree.finish();
+          std::copy(sum, sum + w, acc.begin());
         } else {
-          fma_range(acc.data(), i, j0, w, 0, g.K);
+          fma_range(acc.data(), i, j0, w, 0, g.K);  // K == 0 leaves +0.0
         }
+        // Epilogue: out = acc (+ bias[j]), then (C +) out.
         for (int64_t j = 0; j < w; ++j) {
           double out = acc[j];
           if (g.bias) out = out + g.bias[j0 + j];
@@ -423,7 +438,8 @@ void gemm_cpu(const GemmArgsF64& g) {
   });
 }
 
-// The contract as plain loops, one output at a time.
+// The contract as plain loops, one output at a time; std::fma is one correctly rounded
+// fused multiply-add on every machine, so this is the bit pattern everything else matches.
 void gemm_cpu_ref(const GemmArgs& g) {
   std::vector<float> partials;
   for (int64_t i = 0; i < g.M; ++i)
@@ -442,6 +458,7 @@ void gemm_cpu_ref(const GemmArgs& g) {
         }
         acc = tree_sum_inplace(partials.data(), static_cast<int64_t>(partials.size()));
       }
+      // Epilogue, in the contract's order.
       float out = acc;
       if (g.bias) out = out + g.bias[j];
       if (g.accumulate) out = g.C[i * g.ldc + j] + out;

@@ -43,8 +43,9 @@ namespace {
 constexpr int64_t kMinSplitK = 128;  // smallest K range worth a thread in split_k
 
 void gemm_eigen(const GemmArgs& g) {
-  // Eigen's GEMM threads spin-wait on each other's packed blocks, so more threads than
-  // cores makes it crawl (measured: 50x slower with 8 threads on 2 cores); cap at cores.
+  // Eigen's GEMM threads busy-wait on each other's packed blocks, so each needs a core of
+  // its own (measured: a 128x128x256 product took ~20 ms instead of ~0.2 ms when its
+  // second thread found no free core); never ask for more threads than cores.
   int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   int threads = std::min(num_threads(), cores);
 #if LOCKSTEP_HAVE_AVX2
@@ -58,6 +59,7 @@ void gemm_eigen(const GemmArgs& g) {
 void gemm_split_k(const GemmArgs& g) {
   int64_t parts = std::min<int64_t>(num_threads(), g.K / kMinSplitK);
   if (parts <= 1) return gemm_cpu(g);
+  // total: the sum of the partials that have finished so far, M x N, row stride N.
   std::vector<float> total(g.M * g.N);
   std::mutex mu;
   int64_t finished = 0;
@@ -82,6 +84,7 @@ void gemm_split_k(const GemmArgs& g) {
     else
       for (int64_t i = 0; i < g.M * g.N; ++i) total[i] += part[i];
   });
+  // Epilogue on one thread: out = total (+ bias), then (C +) out.
   for (int64_t i = 0; i < g.M; ++i)
     for (int64_t j = 0; j < g.N; ++j) {
       float out = total[i * g.N + j];
@@ -91,11 +94,13 @@ void gemm_split_k(const GemmArgs& g) {
     }
 }
 
+// (trans_a, trans_b, M, N, K, threads, simd): what the timings depend on. Leading dimensions,
+// bias and accumulate change little and are left out, as in cuDNN's benchmark cache.
 using Key = std::tuple<bool, bool, int64_t, int64_t, int64_t, int, bool>;
 
-std::mutex g_cache_mu;
+std::mutex g_cache_mu;             // guards g_cache (short lookups and inserts)
 std::map<Key, GemmAlgo> g_cache;
-std::mutex g_tune_mu;
+std::mutex g_tune_mu;              // one tuning at a time
 
 Key key_of(const GemmArgs& g) {
   return Key(g.trans_a, g.trans_b, g.M, g.N, g.K, num_threads(), simd_enabled());

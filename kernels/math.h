@@ -19,7 +19,7 @@
 //   float32  ls_expf ls_logf ls_tanhf ls_sigmoidf   <= 2 ulp on all finite inputs
 //            ls_sinf ls_cosf                        <= 2 ulp for |x| <= 2^19 (kTrigMaxf)
 //   float64  ls_exp ls_log ls_tanh ls_sigmoid       <= 2 ulp on all finite inputs
-// (measured maxima, all below 0.84 ulp except sin/cos at 1.5: docs/math.md)
+// (measured maxima: 0.84 ulp, sin/cos 1.55; docs/math.md)
 //
 // Special values (as C99 Annex F / libm, except that every NaN returned is the one
 // canonical quiet NaN, +0x7fc00000 / +0x7ff8000000000000, so even NaN bits agree):
@@ -164,8 +164,9 @@ constexpr float kTrigMaxf = 0x1p19f;
 namespace detail {
 
 // e^x = (hi + lo) * s1 * s2 for -104 <= x <= 89: hi is e^x / 2^k rounded, lo the part
-// left over (|lo| <= ulp(hi)), which ls_sigmoidf uses. x = k ln2 + r with |r| <= ln2/2; e^r by a
-// degree-6 minimax polynomial; s1 s2 = 2^k split into two normal powers of two.
+// left over (|lo| <= ulp(hi)), which ls_tanhf and ls_sigmoidf use. x = k ln2 + r with
+// |r| <= ln2/2; e^r by a degree-6 minimax polynomial; s1 s2 = 2^k as two normal powers
+// of two.
 struct LsExpParts32 {
   float hi, lo, s1, s2;
 };
@@ -182,9 +183,9 @@ LS_MATH_INLINE LsExpParts32 ls_expf_parts(float x) {
   q = ls_fmaf(q, r, 0x1.555824p-5f);
   q = ls_fmaf(q, r, 0x1.555482p-3f);
   q = ls_fmaf(q, r, 0x1.fffffcp-2f);
-  // e^(r + c) = (1 + r + r2q)(1 + c) with r2q = r^2 q. 1 + r is split exactly into one + its
-  // rounding error, the small terms are added to that error, and the sum is renormalised
-  // (Fast2Sum) so that hi is e^(r + c) rounded once and lo what is left.
+  // e^(r + c) = (1 + r + r2q)(1 + c) with r2q = r^2 q. 1 + r is split exactly into `one`
+  // + its rounding error, the small terms are added to that error, and the sum is
+  // renormalised (Fast2Sum) so that hi is e^(r + c) rounded once and lo what is left.
   float r2q = r * r * q;
   float one = 1.0f + r;
   float small = ((1.0f - one) + r) + ls_fmaf(c, one + r2q, r2q);

@@ -205,9 +205,10 @@ TEST_CASE("gemm_cpu: K == 0 gives the epilogue of +0.0f, empty M or N writes not
 }
 
 TEST_CASE("gemm_cpu: bitwise identical for 1, 2, 3 and 8 threads", "[gemm][deterministic]") {
-  // Large enough for several row strips per thread, several k blocks, and (M = 5) the
-  // column split; the 1-thread result is also checked against the reference.
-  for (Shape s : {Shape{200, 130, 600}, Shape{5, 700, 300}})
+  // Large enough (> 4M fmas, gemm_cpu's smallest task) to use several threads: several row
+  // strips per thread and k blocks, and (M = 5) the column split; the 1-thread result is
+  // also checked against the reference.
+  for (Shape s : {Shape{200, 130, 600}, Shape{5, 3000, 700}})
     for (KOrder order : {KOrder::sequential, KOrder::batch_chunked})
       for (int tb = 0; tb < 2; ++tb) {
         Problem p(false, tb, s, true, true, order, 11);

@@ -405,7 +405,7 @@ TEST_CASE("float64 special values", "[math]") {
 // Every float of each function's range: about 13 billion evaluations, many minutes.
 // `LOCKSTEP_EXHAUSTIVE=1 lockstep_tests "[math_exhaustive]"` gives the table of
 // docs/math.md. The case is hidden, but Catch2 2.13 still selects hidden cases for specs
-// made only of exclusions (as CTest's "~[deterministic]~[fast]~[cuda]"), hence the variable.
+// made only of exclusions (such as "~[cuda]"), hence the variable as well.
 TEST_CASE("float32 functions over every float (slow)", "[.][math_exhaustive]") {
   const char* run = std::getenv("LOCKSTEP_EXHAUSTIVE");
   if (run == nullptr || std::strcmp(run, "1") != 0) {

@@ -1,0 +1,324 @@
+// DataLoader: the same batches bit for bit for any worker count, prefetch depth and resume
+// point; order = f(seed, epoch); bounded prefetch; clean shutdown; and the broken variants
+// really show the bugs they stand for.
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "data/loader.h"
+#include "data/mnist.h"
+#include "test_util.h"
+
+using namespace lockstep;
+using namespace lockstep::data;
+
+namespace {
+
+// 1000 Fashion-MNIST test images when installed (loaded once), else random pixels.
+std::shared_ptr<const Dataset> small_dataset() {
+  static std::shared_ptr<const Dataset> ds = [] {
+    std::shared_ptr<const Dataset> base;
+    if (mnist_available()) {
+      base = load_mnist(kFashionMnistDir, MnistSplit::test);
+    } else {
+      WARN("Fashion-MNIST not installed: loader tests use random images");
+      std::vector<float> px = lockstep_test::random_floats(1000 * 784, 1, 0.f, 1.f);
+      std::vector<int64_t> labels(1000);
+      for (int i = 0; i < 1000; ++i) labels[i] = i % 10;
+      base = std::make_shared<TensorDataset>(Tensor::from_vector(px, {1000, 1, 28, 28}),
+                                             Tensor::from_vector(labels, {1000}), 10);
+    }
+    std::vector<int64_t> idx(1000);
+    for (int i = 0; i < 1000; ++i) idx[i] = i * (base->size() / 1000);
+    return std::make_shared<Subset>(base, idx);
+  }();
+  return ds;
+}
+
+std::shared_ptr<const Transform> augmentation() {
+  return std::make_shared<Compose>(std::vector<std::shared_ptr<const Transform>>{
+      std::make_shared<RandomCrop>(2), std::make_shared<RandomHorizontalFlip>(), std::make_shared<GaussianNoise>(0.1f)});
+}
+
+LoaderOptions shuffled(int workers, int depth = 2) {
+  LoaderOptions o;
+  o.batch_size = 64;
+  o.shuffle = true;
+  o.seed = 42;
+  o.num_workers = workers;
+  o.prefetch_depth = depth;
+  o.transform = augmentation();
+  return o;
+}
+
+std::vector<Batch> run_epoch(DataLoader& loader) {
+  std::vector<Batch> out;
+  while (auto b = loader.next()) out.push_back(std::move(*b));
+  return out;
+}
+
+std::vector<Batch> epoch_of(const LoaderOptions& o, int64_t epoch) {
+  DataLoader loader(small_dataset(), o);
+  loader.begin_epoch(epoch);
+  return run_epoch(loader);
+}
+
+void require_same_batches(const std::vector<Batch>& a, const std::vector<Batch>& b) {
+  REQUIRE(a.size() == b.size());
+  for (size_t k = 0; k < a.size(); ++k) {
+    INFO("batch " << k);
+    REQUIRE(a[k].index == b[k].index);
+    REQUIRE(a[k].images.shape() == b[k].images.shape());
+    REQUIRE_BITWISE_EQUAL(a[k].images.to_vector<float>(), b[k].images.to_vector<float>());
+    REQUIRE((a[k].labels.to_vector<int64_t>() == b[k].labels.to_vector<int64_t>()));
+    REQUIRE((a[k].indices.to_vector<int64_t>() == b[k].indices.to_vector<int64_t>()));
+  }
+}
+
+std::vector<int64_t> indices_of(const std::vector<Batch>& batches) {
+  std::vector<int64_t> all;
+  for (const auto& b : batches)
+    for (int64_t i : b.indices.to_vector<int64_t>()) all.push_back(i);
+  return all;
+}
+
+}  // namespace
+
+TEST_CASE("loader: same bits for any worker count and prefetch depth", "[data][deterministic]") {
+  for (int64_t epoch : {0, 3}) {
+    const std::vector<Batch> ref = epoch_of(shuffled(0), epoch);
+    REQUIRE(ref.size() == 16);
+    REQUIRE(ref[0].images.shape() == Shape{64, 1, 28, 28});
+    REQUIRE(ref.back().images.shape() == Shape{1000 - 15 * 64, 1, 28, 28});
+    for (int workers : {1, 2, 8})
+      for (int depth : {1, 2, 5}) {
+        INFO("epoch " << epoch << ", workers " << workers << ", prefetch_depth " << depth);
+        require_same_batches(ref, epoch_of(shuffled(workers, depth), epoch));
+      }
+  }
+}
+
+TEST_CASE("loader: a loader restored mid-epoch continues with the same batches", "[data][deterministic]") {
+  const std::vector<Batch> full = epoch_of(shuffled(2), 5);
+  DataLoader first(small_dataset(), shuffled(2));
+  first.begin_epoch(5);
+  for (int k = 0; k < 6; ++k) REQUIRE(first.next());
+  const LoaderState saved = first.state();
+  REQUIRE(saved.epoch == 5);
+  REQUIRE(saved.next_batch == 6);
+  for (int workers : {0, 1, 8}) {
+    DataLoader resumed(small_dataset(), shuffled(workers, 3));
+    resumed.load_state(saved);
+    std::vector<Batch> rest = run_epoch(resumed);
+    require_same_batches(std::vector<Batch>(full.begin() + 6, full.end()), rest);
+    REQUIRE(resumed.state().next_batch == resumed.num_batches());
+    resumed.begin_epoch(6);  // and the next epoch is the next epoch
+    require_same_batches(epoch_of(shuffled(0), 6), run_epoch(resumed));
+  }
+  // load_state() on a running loader rewinds it too.
+  first.load_state(LoaderState{5, 14});
+  std::vector<Batch> tail = run_epoch(first);
+  require_same_batches(std::vector<Batch>(full.begin() + 14, full.end()), tail);
+  REQUIRE_THROWS_AS(first.load_state(LoaderState{5, 17}), std::invalid_argument);
+  REQUIRE_THROWS_AS(first.load_state(LoaderState{-1, 0}), std::invalid_argument);
+}
+
+TEST_CASE("loader: orders are f(seed, epoch); each sample once per epoch; drop_last", "[data][deterministic]") {
+  LoaderOptions o = shuffled(2);
+  o.transform = nullptr;
+  DataLoader loader(small_dataset(), o);
+  REQUIRE(loader.num_batches() == 16);
+  std::vector<int64_t> e0 = indices_of(run_epoch(loader));
+  loader.begin_epoch(1);
+  std::vector<int64_t> e1 = indices_of(run_epoch(loader));
+  REQUIRE(e0.size() == 1000);
+  REQUIRE((e0 == loader.epoch_order(0)));
+  REQUIRE((e1 == loader.epoch_order(1)));
+  REQUIRE((e0 != e1));
+  REQUIRE(std::set<int64_t>(e0.begin(), e0.end()).size() == 1000);
+  REQUIRE(std::set<int64_t>(e1.begin(), e1.end()).size() == 1000);
+  o.seed = 43;
+  REQUIRE((DataLoader(small_dataset(), o).epoch_order(0) != e0));
+
+  o.seed = 42;
+  o.drop_last = true;
+  DataLoader dropping(small_dataset(), o);
+  REQUIRE(dropping.num_batches() == 15);
+  std::vector<Batch> batches = run_epoch(dropping);
+  REQUIRE(batches.size() == 15);
+  for (const auto& b : batches) REQUIRE(b.labels.numel() == 64);
+  std::vector<int64_t> kept = indices_of(batches);
+  REQUIRE((kept == std::vector<int64_t>(e0.begin(), e0.begin() + 960)));  // the order's first 960
+
+  LoaderOptions plain;
+  plain.batch_size = 300;
+  plain.num_workers = 1;
+  DataLoader in_order(small_dataset(), plain);
+  std::vector<int64_t> seq = indices_of(run_epoch(in_order));
+  for (int64_t i = 0; i < 1000; ++i) REQUIRE(seq[i] == i);
+  REQUIRE_FALSE(in_order.next());  // stays done until the next begin_epoch
+}
+
+TEST_CASE("loader: a sample's augmentation depends only on (seed, epoch, index)", "[data][deterministic]") {
+  auto ds = small_dataset();
+  LoaderOptions o = shuffled(8, 3);
+  DataLoader loader(ds, o);
+  loader.begin_epoch(2);
+  std::vector<Batch> batches = run_epoch(loader);
+  for (int k : {0, 7, 15}) {
+    const Batch& b = batches[k];
+    auto idx = b.indices.to_vector<int64_t>();
+    for (int j : {0, 5, static_cast<int>(idx.size()) - 1}) {
+      Tensor expect = augment(*o.transform, ds->get(idx[j]).image, SampleKey{42, 2, static_cast<uint64_t>(idx[j])});
+      std::vector<float> got(b.images.data<float>() + j * 784, b.images.data<float>() + (j + 1) * 784);
+      REQUIRE_BITWISE_EQUAL(got, expect.to_vector<float>());
+    }
+  }
+}
+
+TEST_CASE("loader: at most prefetch_depth batches ahead of a slow consumer", "[data]") {
+  for (int depth : {1, 3}) {
+    std::atomic<int64_t> requested{0}, worst{-100};
+    LoaderOptions o = shuffled(4, depth);
+    o.transform = nullptr;
+    // `requested` counts the batches asked for so far, including the one being handed
+    // over; the loader may then have started batches k < requested + depth at most.
+    o.test_before_batch = [&](int64_t k) {
+      int64_t ahead = k - requested.load() - depth;
+      int64_t w = worst.load();
+      while (ahead > w && !worst.compare_exchange_weak(w, ahead)) {}
+    };
+    DataLoader loader(small_dataset(), o);
+    for (;;) {
+      requested.fetch_add(1);
+      auto b = loader.next();
+      if (!b) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));  // a slow training step
+    }
+    INFO("depth " << depth);
+    REQUIRE(worst.load() < 0);
+  }
+}
+
+TEST_CASE("loader: errors while making a batch reach the consumer", "[data]") {
+  struct Faulty : Dataset {
+    int64_t size() const override { return 100; }
+    Shape sample_shape() const override { return {2}; }
+    Example get(int64_t i) const override {
+      if (i == 37) throw std::runtime_error("[Faulty] sample 37 is unreadable");
+      return Example{Tensor::full({2}, static_cast<double>(i)), i % 3};
+    }
+  };
+  for (int workers : {0, 2}) {
+    LoaderOptions o;
+    o.batch_size = 10;
+    o.num_workers = workers;
+    DataLoader loader(std::make_shared<Faulty>(), o);
+    for (int k = 0; k < 3; ++k) REQUIRE(loader.next()->images.data<float>()[0] == 10.0f * k);
+    REQUIRE_THROWS_WITH(loader.next(), Catch::Contains("sample 37"));
+    REQUIRE(loader.state().next_batch == 3);  // stays at the failing batch
+    REQUIRE_THROWS_WITH(loader.next(), Catch::Contains("sample 37"));
+  }
+  LoaderOptions bad;
+  bad.batch_size = 0;
+  REQUIRE_THROWS_AS(DataLoader(small_dataset(), bad), std::invalid_argument);
+  bad.batch_size = 1;
+  bad.prefetch_depth = 0;
+  REQUIRE_THROWS_AS(DataLoader(small_dataset(), bad), std::invalid_argument);
+}
+
+TEST_CASE("loader: destroying a loader mid-epoch joins its workers", "[data]") {
+  for (int depth : {1, 4}) {
+    // Workers blocked on a full window, workers mid-batch, and workers never waited on.
+    for (int taken : {0, 2}) {
+      LoaderOptions o = shuffled(8, depth);
+      auto loader = std::make_unique<DataLoader>(small_dataset(), o);
+      for (int k = 0; k < taken; ++k) REQUIRE(loader->next());
+      loader.reset();
+    }
+  }
+  // A loader that never started, and one whose epoch ended, destroy cleanly too.
+  DataLoader idle(small_dataset(), shuffled(2));
+  DataLoader done(small_dataset(), shuffled(2));
+  run_epoch(done);
+  SUCCEED();
+}
+
+TEST_CASE("loader broken: unseeded shuffle differs from run to run", "[data]") {
+  LoaderOptions o = shuffled(0);
+  o.transform = nullptr;
+  o.broken_unseeded_shuffle = true;
+  DataLoader a(small_dataset(), o), b(small_dataset(), o);
+  std::vector<int64_t> ia = indices_of(run_epoch(a)), ib = indices_of(run_epoch(b));
+  REQUIRE((ia != ib));  // equal with probability 1/1000!
+  // and a restored loader replays a different order than the one it was saved in
+  a.begin_epoch(0);
+  for (int k = 0; k < 4; ++k) a.next();
+  std::vector<int64_t> rest_a = indices_of(run_epoch(a));
+  a.load_state(LoaderState{0, 4});
+  REQUIRE((indices_of(run_epoch(a)) != rest_a));
+}
+
+TEST_CASE("loader broken: completion order hands out batches out of order", "[data]") {
+  // Batch 0 is held until batch 3 has started. Worker 1 starts batch 3 only after it has
+  // finished batch 1, so batch 1 provably completes before batch 0.
+  auto run = [](bool broken) {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool batch3_started = false;
+    LoaderOptions o = shuffled(2, 4);
+    o.transform = nullptr;
+    o.broken_completion_order = broken;
+    o.test_before_batch = [&](int64_t k) {
+      std::unique_lock<std::mutex> lk(mu);
+      if (k == 3) {
+        batch3_started = true;
+        cv.notify_all();
+      } else if (k == 0) {
+        cv.wait_for(lk, std::chrono::seconds(20), [&] { return batch3_started; });
+      }
+    };
+    DataLoader loader(small_dataset(), o);
+    std::vector<int64_t> order;
+    for (const auto& b : run_epoch(loader)) order.push_back(b.index);
+    return order;
+  };
+  std::vector<int64_t> good = run(false), bad = run(true);
+  for (int64_t k = 0; k < 16; ++k) REQUIRE(good[k] == k);
+  REQUIRE(bad.size() == 16);
+  REQUIRE(bad[0] == 1);  // batch 1 came first
+  REQUIRE(std::set<int64_t>(bad.begin(), bad.end()).size() == 16);
+}
+
+TEST_CASE("loader broken: workers sharing one copied RNG state duplicate augmentations", "[data]") {
+  // All-zero images + noise: each augmented image *is* its noise draw.
+  auto zeros = std::make_shared<TensorDataset>(Tensor::zeros({64, 1, 4, 4}), Tensor::zeros({64}, DType::i64));
+  auto images = [&](int workers, bool broken, int64_t epoch) {
+    LoaderOptions o;
+    o.batch_size = 8;
+    o.num_workers = workers;
+    o.seed = 1;
+    o.transform = std::make_shared<GaussianNoise>(1.0f);
+    o.broken_shared_worker_rng = broken;
+    DataLoader loader(zeros, o);
+    loader.begin_epoch(epoch);
+    std::vector<std::vector<float>> out;
+    for (const auto& b : run_epoch(loader)) out.push_back(b.images.to_vector<float>());
+    return out;
+  };
+  auto good = images(2, false, 0), bad = images(2, true, 0);
+  // Batch 0 (worker 0) and batch 1 (worker 1) got identical "random" noise.
+  REQUIRE((bad[0] == bad[1]));
+  REQUIRE((good[0] != good[1]));
+  // The result depends on the worker count, and every epoch repeats the same noise.
+  REQUIRE((images(4, true, 0) != bad));
+  REQUIRE((images(2, true, 1) == bad));
+  REQUIRE((images(4, false, 0) == good));
+  REQUIRE((images(2, false, 1) != good));
+}
