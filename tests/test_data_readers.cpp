@@ -173,7 +173,7 @@ TEST_CASE("idx: every malformed file gives an error naming the file", "[data]") 
   REQUIRE(read_idx_labels(dir.file("labels")).numel() == 4);  // no class count: no check
 }
 
-TEST_CASE("mnist: a directory of small files loads; mismatches name both files", "[data]") {
+TEST_CASE("mnist: a directory of small files loads, mismatches name both files", "[data]") {
   TempDir dir("mnist_small");
   const std::string d = dir.path.string();
   write_bytes(d + "/train-images-idx3-ubyte.gz", gzip(idx_bytes({3, 28, 28}, iota_bytes(3 * 784))));

@@ -129,7 +129,7 @@ TEST_CASE("loader: a loader restored mid-epoch continues with the same batches",
   REQUIRE_THROWS_AS(first.load_state(LoaderState{-1, 0}), std::invalid_argument);
 }
 
-TEST_CASE("loader: orders are f(seed, epoch); each sample once per epoch; drop_last", "[data][deterministic]") {
+TEST_CASE("loader: orders are f(seed, epoch), each sample once per epoch, drop_last", "[data][deterministic]") {
   LoaderOptions o = shuffled(2);
   o.transform = nullptr;
   DataLoader loader(small_dataset(), o);

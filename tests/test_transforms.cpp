@@ -95,7 +95,7 @@ TEST_CASE("transforms: Gaussian noise uses the documented positions", "[data][de
   REQUIRE_NOTHROW(augment(noise, img, {3, (uint64_t{1} << 22) - 1, 0}));
 }
 
-TEST_CASE("transforms: keyed by (seed, epoch, index) only; Compose keeps streams apart", "[data][deterministic]") {
+TEST_CASE("transforms: keyed by (seed, epoch, index) only, Compose keeps streams apart", "[data][deterministic]") {
   Tensor img = test_image(1, 28, 28);
   auto crop = std::make_shared<RandomCrop>(4);
   auto flip = std::make_shared<RandomHorizontalFlip>();

@@ -1,0 +1,170 @@
+#include "data/loader.h"
+
+#include <random>
+
+#include "core/random.h"
+
+namespace lockstep::data {
+
+DataLoader::DataLoader(std::shared_ptr<const Dataset> dataset, LoaderOptions options)
+    : dataset_(std::move(dataset)), opt_(std::move(options)) {
+  const char* op = "DataLoader";
+  LS_CHECK_ARG(dataset_ != nullptr, op, "expected a dataset, got null");
+  LS_CHECK_ARG(opt_.batch_size >= 1, op, "expected batch_size >= 1, got ", opt_.batch_size);
+  LS_CHECK_ARG(opt_.num_workers >= 0 && opt_.num_workers <= 256, op, "expected 0 <= num_workers <= 256, got ",
+               opt_.num_workers);
+  LS_CHECK_ARG(opt_.prefetch_depth >= 1, op, "expected prefetch_depth >= 1, got ", opt_.prefetch_depth);
+  sample_shape_ = dataset_->sample_shape();
+  sample_numel_ = shape_numel(sample_shape_);
+  n_ = dataset_->size();
+  if (opt_.transform) opt_.transform->check_shape(sample_shape_);
+  num_batches_ = opt_.drop_last ? n_ / opt_.batch_size : (n_ + opt_.batch_size - 1) / opt_.batch_size;
+}
+
+DataLoader::~DataLoader() { stop_workers(); }
+
+std::vector<int64_t> DataLoader::epoch_order(int64_t epoch) const {
+  LS_CHECK_ARG(epoch >= 0 && epoch < (int64_t{1} << 32), "DataLoader", "expected 0 <= epoch < 2^32, got ", epoch);
+  if (opt_.shuffle) return permutation(n_, opt_.seed, stream_id("shuffle"), static_cast<uint64_t>(epoch));
+  std::vector<int64_t> order(static_cast<size_t>(n_));
+  for (int64_t i = 0; i < n_; ++i) order[i] = i;
+  return order;
+}
+
+void DataLoader::load_state(const LoaderState& s) {
+  LS_CHECK_ARG(s.epoch >= 0 && s.epoch < (int64_t{1} << 32), "DataLoader", "expected 0 <= epoch < 2^32, got ",
+               s.epoch);
+  LS_CHECK_ARG(s.next_batch >= 0 && s.next_batch <= num_batches_, "DataLoader", "expected next_batch in [0, ",
+               num_batches_, "], got ", s.next_batch);
+  stop_workers();
+  epoch_ = s.epoch;
+  next_ = s.next_batch;
+}
+
+// Builds the order for (epoch_, next_) and launches the workers; they only read order_,
+// which stays unchanged until stop_workers() has joined them.
+void DataLoader::start() {
+  if (opt_.broken_unseeded_shuffle && opt_.shuffle) {
+    std::random_device rd;  // the bug: a seed nobody recorded
+    order_ = permutation(n_, (static_cast<uint64_t>(rd()) << 32) | rd(), stream_id("shuffle"),
+                         static_cast<uint64_t>(epoch_));
+  } else {
+    order_ = epoch_order(epoch_);
+  }
+  running_ = true;
+  for (int w = 0; w < opt_.num_workers; ++w) workers_.emplace_back(&DataLoader::worker_loop, this, w, next_);
+}
+
+void DataLoader::stop_workers() {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  for (auto& t : workers_) t.join();
+  workers_.clear();
+  stop_ = false;
+  in_flight_ = 0;
+  ready_.clear();
+  completed_.clear();
+  running_ = false;
+}
+
+bool DataLoader::may_start(int64_t k) const {
+  if (opt_.broken_completion_order) return in_flight_ < opt_.prefetch_depth;
+  return k < next_ + opt_.prefetch_depth;
+}
+
+void DataLoader::worker_loop(int w, int64_t first) {
+  const int64_t W = opt_.num_workers;
+  // The broken variant's per-worker generator, "copied from the parent" at epoch start:
+  // every worker starts from the same state.
+  uint64_t rng_counter = 0;
+  int64_t k = first + ((w - first % W) % W + W) % W;  // first k >= first with k mod W == w
+  for (; k < num_batches_; k += W) {
+    {
+      std::unique_lock<std::mutex> lk(mu_);
+      cv_.wait(lk, [&] { return stop_ || may_start(k); });
+      if (stop_) return;
+      ++in_flight_;
+    }
+    Slot slot;
+    try {
+      slot.batch = make_batch(k, opt_.broken_shared_worker_rng ? &rng_counter : nullptr);
+    } catch (...) {
+      slot.error = std::current_exception();
+    }
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      if (stop_) return;
+      ready_.emplace(k, std::move(slot));
+      completed_.push_back(k);
+    }
+    cv_.notify_all();
+  }
+}
+
+Batch DataLoader::make_batch(int64_t k, uint64_t* shared_rng_counter) const {
+  if (opt_.test_before_batch) opt_.test_before_batch(k);
+  const int64_t begin = k * opt_.batch_size, b = std::min(opt_.batch_size, n_ - begin);
+  Shape shape = sample_shape_;
+  shape.insert(shape.begin(), b);
+  Batch batch{k, Tensor::empty(shape), Tensor::empty({b}, DType::i64), Tensor::empty({b}, DType::i64)};
+  float* img = batch.images.data<float>();
+  int64_t* labels = batch.labels.data<int64_t>();
+  int64_t* indices = batch.indices.data<int64_t>();
+  for (int64_t j = 0; j < b; ++j) {
+    const int64_t idx = order_[static_cast<size_t>(begin + j)];
+    float* dst = img + j * sample_numel_;
+    indices[j] = idx;
+    labels[j] = dataset_->read_into(idx, dst);
+    if (!opt_.transform) continue;
+    // The correct key names the sample; the broken one names "the next draw of this
+    // worker's generator", which is the same for every worker.
+    SampleKey key = shared_rng_counter ? SampleKey{opt_.seed, 0, (*shared_rng_counter)++}
+                                       : SampleKey{opt_.seed, static_cast<uint64_t>(epoch_), static_cast<uint64_t>(idx)};
+    opt_.transform->apply(dst, sample_shape_, key);
+  }
+  return batch;
+}
+
+std::optional<Batch> DataLoader::next() {
+  if (next_ >= num_batches_) {
+    stop_workers();
+    return std::nullopt;
+  }
+  if (!running_) start();
+  if (opt_.num_workers == 0) {
+    Batch b = make_batch(next_, opt_.broken_shared_worker_rng ? &main_rng_counter_ : nullptr);
+    ++next_;
+    return b;
+  }
+  Slot slot;
+  {
+    std::unique_lock<std::mutex> lk(mu_);
+    if (opt_.broken_completion_order) {
+      cv_.wait(lk, [&] { return !completed_.empty(); });
+      int64_t k = completed_.front();
+      completed_.pop_front();
+      slot = std::move(ready_.at(k));
+      ready_.erase(k);
+    } else {
+      cv_.wait(lk, [&] { return ready_.count(next_) > 0; });
+      completed_.clear();  // unused in index order; keep it from growing
+      slot = std::move(ready_.at(next_));
+      ready_.erase(next_);
+    }
+    if (!slot.error) {
+      ++next_;
+      --in_flight_;
+    }
+  }
+  if (slot.error) {
+    stop_workers();  // the next call restarts the workers at this same batch
+    std::rethrow_exception(slot.error);
+  }
+  cv_.notify_all();
+  return std::move(slot.batch);
+}
+
+}  // namespace lockstep::data

@@ -1,0 +1,130 @@
+// DataLoader: batches of a Dataset, optionally shuffled and augmented, made by worker
+// threads ahead of the consumer -- with the same bits whatever the worker count.
+//
+// The promise (deterministic, the default): batch k of epoch e has the same samples, the
+// same augmented pixels and the same labels, bit for bit, for any num_workers, any
+// prefetch_depth, and whether the loader ran from the start of the epoch or was restored
+// mid-epoch with load_state(). Because:
+//   - the epoch's order is permutation(n, seed, stream_id("shuffle"), e) (data/dataset.h),
+//     a pure function of (seed, e), or the identity without shuffle;
+//   - batch k holds order[k B, min((k + 1) B, n)); with drop_last the short last batch is
+//     left out;
+//   - a sample's augmentation is keyed by (seed, e, dataset index) (data/transforms.h);
+//   - batches are delivered in index order, whatever order the workers finish in.
+// Worker w of W makes the batches k with k mod W == w; it may start batch k only when
+// k < next + prefetch_depth (next = the batch the consumer takes next), so at most
+// prefetch_depth batches exist (made or being made) at once, however slow the consumer.
+//
+// The broken_* options reproduce classic loader bugs for the demonstrations; each one
+// breaks the promise on purpose (docs/data.md).
+#pragma once
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "data/dataset.h"
+#include "data/transforms.h"
+
+namespace lockstep::data {
+
+struct LoaderOptions {
+  int64_t batch_size = 1;
+  bool shuffle = false;
+  bool drop_last = false;
+  int num_workers = 0;      // 0: batches are made on the calling thread inside next()
+  int prefetch_depth = 2;   // >= 1: most batches in flight at once (workers only)
+  uint64_t seed = 0;        // shuffle and augmentation
+  std::shared_ptr<const Transform> transform;  // applied to each sample; null = none
+
+  // ---- deliberately broken variants (demonstrations only) ----
+  // The shuffle seed comes from std::random_device at each begin_epoch/load_state, so
+  // orders differ from run to run and a restored loader replays a different order.
+  bool broken_unseeded_shuffle = false;
+  // Batches are handed out in the order workers finish them, not in index order.
+  bool broken_completion_order = false;
+  // Each worker augments with its own stateful generator copied from one parent state at
+  // the start of every epoch (the forked-worker RNG bug): worker w's j-th sample gets the
+  // same draws as every other worker's j-th sample, and the draws depend on num_workers.
+  bool broken_shared_worker_rng = false;
+
+  // Test hook: called with k just before batch k is made (on the thread that makes it).
+  std::function<void(int64_t)> test_before_batch;
+};
+
+struct Batch {
+  int64_t index = 0;  // k, the batch's position in the epoch
+  Tensor images;      // float32 [B, sample_shape...], e.g. [B, 1, 28, 28] for MNIST
+  Tensor labels;      // int64 [B]
+  Tensor indices;     // int64 [B]: dataset index of each sample
+};
+
+// Where a loader stands: the whole state, nothing hidden.
+struct LoaderState {
+  int64_t epoch = 0;
+  int64_t next_batch = 0;  // in [0, num_batches]; num_batches = the epoch is done
+};
+
+// One consumer thread drives a loader; its workers are internal. A new loader stands at
+// epoch 0, batch 0.
+class DataLoader {
+ public:
+  DataLoader(std::shared_ptr<const Dataset> dataset, LoaderOptions options);
+  ~DataLoader();  // stops and joins the workers, mid-epoch too
+  DataLoader(const DataLoader&) = delete;
+  DataLoader& operator=(const DataLoader&) = delete;
+
+  int64_t num_batches() const { return num_batches_; }
+  const LoaderOptions& options() const { return opt_; }
+
+  // Positions the loader at batch 0 of `epoch` (0 <= epoch < 2^32).
+  void begin_epoch(int64_t epoch) { load_state(LoaderState{epoch, 0}); }
+  // The next batch of the current epoch, or nullopt when the epoch is done. An exception
+  // raised while making a batch (by the dataset or a transform) is rethrown here, and the
+  // loader stays at that batch.
+  std::optional<Batch> next();
+
+  LoaderState state() const { return LoaderState{epoch_, next_}; }
+  void load_state(const LoaderState& s);
+
+  // The sample order of an epoch (dataset indices), as the deterministic loader uses it.
+  std::vector<int64_t> epoch_order(int64_t epoch) const;
+
+ private:
+  struct Slot {
+    Batch batch;
+    std::exception_ptr error;
+  };
+  void start();
+  void stop_workers();
+  void worker_loop(int w, int64_t first);  // first: the batch the consumer takes next
+  bool may_start(int64_t k) const;  // under mu_
+  Batch make_batch(int64_t k, uint64_t* shared_rng_counter) const;
+
+  std::shared_ptr<const Dataset> dataset_;
+  LoaderOptions opt_;
+  Shape sample_shape_;
+  int64_t n_, sample_numel_, num_batches_;
+
+  int64_t epoch_ = 0, next_ = 0;
+  bool running_ = false;           // order_ and workers set up for (epoch_, next_)
+  std::vector<int64_t> order_;
+  uint64_t main_rng_counter_ = 0;  // broken_shared_worker_rng with no workers
+
+  std::vector<std::thread> workers_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  int64_t in_flight_ = 0;            // started, not yet taken by the consumer
+  std::map<int64_t, Slot> ready_;    // finished batches by index
+  std::deque<int64_t> completed_;    // finished batch indices in completion order
+};
+
+}  // namespace lockstep::data
