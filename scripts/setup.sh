@@ -6,7 +6,7 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config
       libeigen3-dev catch2 libbenchmark-dev zlib1g-dev
       libcli11-dev nlohmann-json3-dev libopenblas-dev
-      dataset-fashion-mnist)
+      dataset-fashion-mnist clang libclang-rt-14-dev)
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -59,6 +59,7 @@ struct Problem {
     g.accumulate = accumulate;
     g.order = order;
   }
+  Problem(const Problem&) = delete;  // g points into this object's vectors
 
   float a(int64_t i, int64_t k) const { return g.trans_a ? A[k * g.lda + i] : A[i * g.lda + k]; }
   float b(int64_t k, int64_t j) const { return g.trans_b ? B[j * g.ldb + k] : B[k * g.ldb + j]; }
