@@ -14,6 +14,8 @@ class Dropout : public Module {
   double p() const { return p_; }
   uint64_t step() const { return step_; }
   void set_step(uint64_t s) { step_ = s; }
+  // Restores the random state saved in a checkpoint (the stream is fixed by the name).
+  void set_state(uint64_t seed, uint64_t step) { seed_ = seed, step_ = step; }
   uint64_t seed() const { return seed_; }
   uint64_t stream() const { return stream_; }
 

@@ -155,26 +155,17 @@ CheckpointInfo load_checkpoint(const std::string& path, TrainingState& state) {
   const nn::StateDict model_sd = section(all, "model.");
   check_state_dict_matches(model_sd, state.model->state_dict(), path, "load_checkpoint", true);
 
-  // Dropouts: the same set of layers with the same streams; seeds may differ only if the
-  // checkpoint's are all one seed (the model's init seed), which reset_parameters restores.
+  // Dropouts: the same set of layers with the same streams (keyed by their names); each
+  // layer's seed and step are restored as saved.
   std::vector<std::pair<std::string, nn::Dropout*>> drops;
   find_dropouts(*state.model, "", &drops);
   std::vector<std::vector<int64_t>> drop_vals;
-  bool reseed = false;
-  std::optional<uint64_t> saved_seed;
-  bool one_seed = true;
   for (const auto& [name, d] : drops) {
     const std::string key = "rng.dropout." + name;
     drop_vals.push_back(get_i64(all, key, 3, path));
     const auto& v = drop_vals.back();
     if (as_u64(v[1]) != d->stream()) fail(path, key, "stream ", as_u64(v[1]), " does not match the layer's ", d->stream());
-    if (as_u64(v[0]) != d->seed()) reseed = true;
-    if (saved_seed && *saved_seed != as_u64(v[0])) one_seed = false;
-    saved_seed = as_u64(v[0]);
   }
-  if (reseed && !one_seed)
-    fail(path, "rng.dropout.*", "the Dropout seeds differ from the model's and between layers; lockstep can restore "
-                                "them only through reset_parameters(seed), i.e. one seed for the whole model");
   const nn::StateDict drop_sd = section(all, "rng.dropout.");
   if (drop_sd.size() != drops.size())
     for (const auto& kv : drop_sd.items())
@@ -228,9 +219,9 @@ CheckpointInfo load_checkpoint(const std::string& path, TrainingState& state) {
   load_part("early_stopping.", state.early_stopping);
 
   // ---- 3. the rest, which cannot fail any more ----
-  if (reseed && saved_seed) state.model->reset_parameters(*saved_seed);  // Dropout seeds; values overwritten next
   state.model->load_state_dict(model_sd, true);
-  for (size_t i = 0; i < drops.size(); ++i) drops[i].second->set_step(as_u64(drop_vals[i][2]));
+  for (size_t i = 0; i < drops.size(); ++i)
+    drops[i].second->set_state(as_u64(drop_vals[i][0]), as_u64(drop_vals[i][2]));
   for (size_t i = 0; i < state.generators.size(); ++i)
     state.generators[i].second->set_state(as_u64(gen_vals[i][0]), as_u64(gen_vals[i][1]));
   if (state.loader) state.loader->load_state(loader_state);
