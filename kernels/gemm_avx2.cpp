@@ -85,10 +85,9 @@ LS_INLINE void fma_steps(Acc& t, const float* a, const float* b, int64_t n) {
           : [a] "r"(a), [b] "r"(b), [oa] "i"(4 * kMR * (K)), [ob] "i"(4 * kNR * (K))        \
           : "xmm13", "xmm14", "xmm15", "memory");
   int64_t k = 0;
-  // Unrolled by 4 to keep loop overhead off the ports; the prefetch pulls the A strip
-  // (streamed from L2) a few cache lines ahead.
+  // Unrolled by 4 to keep loop overhead off the ports. (A software prefetch of the A strip
+  // 16, 32 or 64 steps ahead measured no different: the hardware prefetcher has it.)
   for (; k + 4 <= n; k += 4, a += 4 * kMR, b += 4 * kNR) {
-    _mm_prefetch(reinterpret_cast<const char*>(a + kMR * 32), _MM_HINT_T0);
     LS_GEMM_STEP(0)
     LS_GEMM_STEP(1)
     LS_GEMM_STEP(2)

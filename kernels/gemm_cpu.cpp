@@ -3,12 +3,14 @@
 //
 // Threads: one parallel_for per call. Each thread owns a fixed rectangle of whole output
 // tiles: a range of kMR-row strips when M >= N, else a range of kNR-column strips (static
-// partition), and packs what its rectangle needs itself, so threads share nothing and
-// never wait for each other. Splitting rows makes each thread pack all of B, splitting
-// columns all of A: the split is along the longer side, so the repeated copy is the smaller.
+// partition). op(B) is packed once per call into kNR-wide strips (K x kNR each) shared by
+// all threads; a (group of strips, k block) piece is packed by whichever thread needs it
+// first, claimed with an atomic flag, so there is no barrier and no thread ever waits
+// for one that has not started (nested, serial parallel_for included). Each thread packs
+// the A blocks of its own rows. Memory per call: the packed op(B), K x ceil(N/16)*16 floats,
+// and per thread one A block and the partial sums of one row block of a panel.
 // Blocking inside a thread's rectangle (Goto/BLIS style, loops from the outside in):
-//   jc: panels of nc columns. The panel of op(B), all K rows of it, is packed into
-//       kNR-wide strips (K x kNR each), nc chosen so the panel stays L3-resident.
+//   jc: panels of nc columns, nc chosen so a panel of packed B stays L3-resident.
 //   ic: blocks of kMC rows; pc: k blocks of at most kKC. The A block (kMC x kc, in L2)
 //       is packed per (ic, pc).
 //   jr, ir: kNR-column strips, then kMR-row strips: one micro-kernel call per tile, with
@@ -20,9 +22,12 @@
 // canonical tree); the micro-kernel returns the block's subtree and a per-tile TreeStack
 // combines the blocks, which gives exactly tree_sum over all chunks.
 #include <algorithm>
+#include <atomic>
 #include <cassert>
 #include <cmath>
 #include <cstring>
+#include <memory>
+#include <thread>
 #include <vector>
 
 #include "core/parallel.h"
@@ -41,7 +46,8 @@ using namespace gemm_detail;
 // Zen4 sizes (32 KiB L1d, 1 MiB L2 per core, L3 shared); see docs/benchmarks.md.
 constexpr int64_t kMC = 144;                  // A block kMC x kKC = 144 KiB, in L2
 constexpr int64_t kKC = 256;                  // B strip kKC x kNR = 16 KiB, in L1
-constexpr int64_t kPackedBBytes = 8 << 20;    // bound on the packed B panel (K x nc)
+constexpr int64_t kPanelBytes = 8 << 20;      // packed B per column panel (K x nc), in L3
+constexpr int64_t kClaimStrips = 8;           // B strips packed per claim (512 B per row read)
 // Work per thread below which another thread does not pay: a pool worker starts 30-45 us
 // after parallel_for is called (measured on the 2-vCPU VM), ~80 us of fma at full speed.
 constexpr int64_t kMinFmasPerTask = 1 << 22;
@@ -50,29 +56,13 @@ static_assert(kChunk == kBatchChunk, "gemm_internal.h copies kBatchChunk");
 static_assert(kKC == kGroupChunks * kChunk, "a batch-chunked k block is one aligned subtree");
 static_assert((1 << (kGroupLevels - 1)) == kGroupChunks, "group tree depth");
 
-// Per-thread scratch: 64-byte aligned (host_alloc), grown on demand and kept for the next
-// call, so a GEMM does not pay page faults on fresh buffers (measured: 5% at 512^3).
-// Slots: a thread's packed B panel, packed A block and partial-sum workspace. A slot is
-// used by one call at a time on its thread.
-enum ScratchSlot { kScratchB, kScratchA, kScratchWork, kScratchSlots };
-
-float* thread_scratch(ScratchSlot slot, int64_t n) {
-  struct Buffer {
-    float* p = nullptr;
-    int64_t n = 0;
-    ~Buffer() { host_free(p); }
-  };
-  thread_local Buffer buffers[kScratchSlots];
-  Buffer& b = buffers[slot];
-  if (b.n < n) {
-    host_free(b.p);
-    b.p = nullptr;  // stays consistent if host_alloc throws
-    b.n = 0;
-    b.p = static_cast<float*>(host_alloc(sizeof(float) * n));
-    b.n = n;
-  }
-  return b.p;
-}
+// A 64-byte aligned float buffer (host_alloc) for one call; freed on scope exit. (Keeping
+// buffers between calls measured no faster: the allocator hands the same memory back.)
+struct FloatBuffer {
+  std::unique_ptr<float, void (*)(void*)> p;
+  explicit FloatBuffer(int64_t n) : p(static_cast<float*>(host_alloc(sizeof(float) * n)), host_free) {}
+  float* get() const { return p.get(); }
+};
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -84,7 +74,8 @@ int64_t ceil_log2(int64_t n) {
 }
 
 // What every thread needs to know about one call: the operands, the order and the k
-// blocking (shared by all threads, so every tile is blocked the same way), the kernel.
+// blocking (shared by all threads, so every tile is blocked the same way), the kernel,
+// and the shared packed B with its claim flags.
 struct Plan {
   const GemmArgs* g;
   bool chunked;
@@ -92,6 +83,12 @@ struct Plan {
   int64_t nk;        // number of k blocks
   int64_t slots;     // workspace tiles per output tile (0 when nk == 1)
   TileKernel kernel;
+  float* b_packed;   // strip s of op(B) at b_packed + s * K * kNR
+  int64_t n_strips;  // ceil(N / kNR)
+  int64_t panel_strips;
+  // Claim flag of (strip group q, k block pc) at b_ready[q * nk + pc]:
+  // 0 not packed, 1 being packed, 2 packed.
+  std::atomic<uint8_t>* b_ready;
 };
 
 // The portable micro-kernel: same contract, layouts and order as gemm_tile_avx2 (one
@@ -185,7 +182,8 @@ void pack_a_block(const GemmArgs& g, int64_t i0, int64_t mc, int64_t k0, int64_t
     int64_t full = mc / kMR;
     for (int64_t k = 0; k < kc; ++k) {
       const float* src = g.A + (k0 + k) * g.lda + i0;
-      // Each k starts a new stored row (often a new page): ask for row k + 8 now.
+      // Each k starts a new stored row (often a new page): ask for row k + 8 now
+      // (measured: trans_a at 2048^3, 99 vs 86 GFLOP/s best of 4).
       if (k + 8 < kc)
         for (int64_t c = 0; c < mc; c += 16) __builtin_prefetch(src + 8 * g.lda + c);
       for (int64_t s = 0; s < full; ++s)
@@ -221,27 +219,41 @@ void pack_a_block(const GemmArgs& g, int64_t i0, int64_t mc, int64_t k0, int64_t
   }
 }
 
-// Asks for the tile that runs next while this one computes (~1500 cycles ahead): its
-// partial sums, and its rows of C before the epilogue. Without this the first loads of
-// every tile wait on L2/L3 (measured: ~15% at 2048^3 with K blocked).
-void prefetch_next_tile(const float* partial, int64_t partial_floats, const float* c, int64_t ldc) {
-  for (int64_t f = 0; partial && f < partial_floats; f += 16) __builtin_prefetch(partial + f, 0, 3);
-  for (int r = 0; c && r < kMR; ++r) {
-    __builtin_prefetch(c + r * ldc, 1, 3);
-    __builtin_prefetch(c + r * ldc + kNR - 1, 1, 3);
-  }
+// Makes rows [k0, k0 + kc) (k block pc) of strips [s0, s1) available in the packed B.
+// A group of kClaimStrips strips that nobody has claimed is packed here; one that
+// another thread is packing right now is waited for after our own packing is done. A
+// thread only waits for a packer that is running, so this cannot deadlock.
+void ensure_b_packed(const Plan& p, int64_t s0, int64_t s1, int64_t pc, int64_t k0, int64_t kc) {
+  const GemmArgs& g = *p.g;
+  int64_t q0 = s0 / kClaimStrips, q1 = ceil_div(s1, kClaimStrips);
+  for (int pass = 0; pass < 2; ++pass)
+    for (int64_t q = q0; q < q1; ++q) {
+      std::atomic<uint8_t>& flag = p.b_ready[q * p.nk + pc];
+      if (flag.load(std::memory_order_acquire) == 2) continue;
+      uint8_t expected = 0;
+      if (pass == 0 && flag.compare_exchange_strong(expected, 1, std::memory_order_acquire)) {
+        int64_t first = q * kClaimStrips, n = std::min(kClaimStrips, p.n_strips - first);
+        pack_b_panel(g, first * kNR, n, k0, k0 + kc, p.b_packed + first * g.K * kNR);
+        flag.store(2, std::memory_order_release);
+      } else if (pass == 1) {
+        while (flag.load(std::memory_order_acquire) != 2) std::this_thread::yield();
+      }
+    }
 }
 
-// Rows [i0, i1) of one column panel: n_jr strips from column jc, packed into bp here. B
-// is packed one k block at a time during the first row block, just before that block
-// uses it, so it is still in L2 then (measured: +6% at 128 x 256 x 784); later row blocks
-// read the packed panel from L3.
-void compute_panel(const Plan& p, float* bp, int64_t jc, int64_t n_jr, int64_t i0, int64_t i1) {
+// Rows [i0, i1) of the column panel made of strips [s0, s1). B is packed one k block at a
+// time during the first row block, just before that block uses it, so it is still in L2
+// then (measured: +6% at 128 x 256 x 784); later row blocks read it from L3.
+void compute_panel(const Plan& p, int64_t s0, int64_t s1, int64_t i0, int64_t i1) {
   const GemmArgs& g = *p.g;
+  int64_t n_jr = s1 - s0, jc = s0 * kNR;
+  const float* bp = p.b_packed + s0 * g.K * kNR;
   int64_t max_ir = ceil_div(std::min(kMC, i1 - i0), kMR);
-  float* a_pack = thread_scratch(kScratchA, kMC * p.kc);
+  FloatBuffer a_buffer(kMC * p.kc);
+  float* a_pack = a_buffer.get();
   // Partials between k blocks: `slots` tiles per output tile, tile t = jr * n_ir + ir.
-  float* work = thread_scratch(kScratchWork, std::max<int64_t>(1, max_ir * n_jr * p.slots * kTile));
+  FloatBuffer work_buffer(std::max<int64_t>(1, max_ir * n_jr * p.slots * kTile));
+  float* work = work_buffer.get();
   std::vector<TreeStack<float>> stacks;
   for (int64_t ic = i0; ic < i1; ic += kMC) {
     int64_t mc = std::min(kMC, i1 - ic);
@@ -253,7 +265,7 @@ void compute_panel(const Plan& p, float* bp, int64_t jc, int64_t n_jr, int64_t i
     }
     for (int64_t pc = 0; pc < p.nk; ++pc) {
       int64_t k0 = pc * p.kc, kc = std::min(p.kc, g.K - k0);
-      if (ic == i0) pack_b_panel(g, jc, n_jr, k0, k0 + kc, bp);
+      if (ic == i0) ensure_b_packed(p, s0, s1, pc, k0, kc);
       pack_a_block(g, ic, mc, k0, kc, a_pack);
       int64_t lines_per_tile = ceil_div(kc, n_ir);  // next-B-strip prefetch slice
       for (int64_t jr = 0; jr < n_jr; ++jr) {
@@ -268,19 +280,6 @@ void compute_panel(const Plan& p, float* bp, int64_t jc, int64_t n_jr, int64_t i
             const float* next_b = b_strip + g.K * kNR;
             for (int64_t line = ir * lines_per_tile; line < std::min(kc, (ir + 1) * lines_per_tile); ++line)
               __builtin_prefetch(next_b + line * kNR, 0, 3);
-          }
-          // The next tile in this loop order: down one row strip, or the next column strip.
-          bool more = ir + 1 < n_ir || jr + 1 < n_jr;
-          int64_t next_i = ir + 1 < n_ir ? i + kMR : ic, next_j = ir + 1 < n_ir ? j : j + kNR;
-          if (more && next_i < g.M && next_j < g.N) {
-            const float* next_partial = nullptr;
-            if (tree_blocks)
-              next_partial = stacks[t + 1].next() - (pc > 0 ? kTile : 0);
-            else if (pc > 0)
-              next_partial = work + (t + 1) * kTile;
-            bool epilogue_next = pc == p.nk - 1;
-            prefetch_next_tile(next_partial, tree_blocks ? 2 * kTile : kTile,
-                               epilogue_next ? g.C + next_i * g.ldc + next_j : nullptr, g.ldc);
           }
           TileArgs x;
           x.a = a_pack + ir * kc * kMR;
@@ -313,17 +312,9 @@ void compute_panel(const Plan& p, float* bp, int64_t jc, int64_t n_jr, int64_t i
   }
 }
 
-// One thread's rectangle: rows [i0, i1) x columns [j0, j1), j0 a multiple of kNR.
-void compute_block(const Plan& p, int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
-  const GemmArgs& g = *p.g;
-  // Column panel: as many kNR strips as fit the packed-B budget (at least one).
-  int64_t panel_strips = std::max<int64_t>(1, kPackedBBytes / (int64_t(sizeof(float)) * kNR * g.K));
-  panel_strips = std::min(panel_strips, ceil_div(j1 - j0, kNR));
-  float* bp = thread_scratch(kScratchB, panel_strips * kNR * g.K);
-  for (int64_t jc = j0; jc < j1; jc += panel_strips * kNR) {
-    int64_t n_jr = std::min(panel_strips, ceil_div(j1 - jc, kNR));
-    compute_panel(p, bp, jc, n_jr, i0, i1);
-  }
+// One thread's rectangle: rows [i0, i1) x strips [s0, s1), walked panel by panel.
+void compute_block(const Plan& p, int64_t i0, int64_t i1, int64_t s0, int64_t s1) {
+  for (int64_t s = s0; s < s1; s += p.panel_strips) compute_panel(p, s, std::min(s1, s + p.panel_strips), i0, i1);
 }
 
 // K == 0: every output is the epilogue applied to +0.0f.
@@ -366,9 +357,19 @@ void gemm_cpu(const GemmArgs& g) {
   if (simd_enabled()) p.kernel = gemm_tile_avx2;
 #endif
 
-  // Split the longer side of C (see the top of the file); fall back to the other side
-  // when the longer one has fewer strips than threads.
-  int64_t m_strips = ceil_div(g.M, kMR), n_strips = ceil_div(g.N, kNR);
+  // Packed B for the whole call, filled on first use (ensure_b_packed).
+  p.n_strips = ceil_div(g.N, kNR);
+  p.panel_strips = std::max<int64_t>(1, kPanelBytes / (int64_t(sizeof(float)) * kNR * g.K));
+  FloatBuffer b_buffer(p.n_strips * kNR * g.K);
+  p.b_packed = b_buffer.get();
+  int64_t n_flags = ceil_div(p.n_strips, kClaimStrips) * p.nk;
+  std::unique_ptr<std::atomic<uint8_t>[]> ready(new std::atomic<uint8_t>[n_flags]);
+  for (int64_t f = 0; f < n_flags; ++f) ready[f].store(0, std::memory_order_relaxed);
+  p.b_ready = ready.get();
+
+  // Split the longer side of C, so that the shared packed B is read by fewer threads when
+  // N is the long side; fall back to the other side when it has fewer strips than threads.
+  int64_t m_strips = ceil_div(g.M, kMR), n_strips = p.n_strips;
   int threads = num_threads();
   bool split_rows = g.M >= g.N;
   if (split_rows && m_strips < threads && n_strips > m_strips) split_rows = false;
@@ -376,13 +377,11 @@ void gemm_cpu(const GemmArgs& g) {
   if (split_rows) {
     int64_t grain = ceil_div(kMinFmasPerTask, kMR * g.N * g.K);
     parallel_for(m_strips, grain, [&](int64_t b, int64_t e) {
-      compute_block(p, b * kMR, std::min(e * kMR, g.M), 0, g.N);
+      compute_block(p, b * kMR, std::min(e * kMR, g.M), 0, n_strips);
     });
   } else {
     int64_t grain = ceil_div(kMinFmasPerTask, g.M * kNR * g.K);
-    parallel_for(n_strips, grain, [&](int64_t b, int64_t e) {
-      compute_block(p, 0, g.M, b * kNR, std::min(e * kNR, g.N));
-    });
+    parallel_for(n_strips, grain, [&](int64_t b, int64_t e) { compute_block(p, 0, g.M, b, e); });
   }
 }
 
