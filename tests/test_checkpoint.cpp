@@ -20,15 +20,10 @@
 
 using namespace lockstep;
 using namespace lockstep::serialize;
+using lockstep_test::read_bytes;
+using lockstep_test::write_bytes;
 
 namespace {
-
-std::string temp_dir() {
-  char tmpl[] = "/tmp/lockstep_ckpt_XXXXXX";
-  const char* d = mkdtemp(tmpl);
-  REQUIRE(d != nullptr);
-  return d;
-}
 
 std::vector<std::string> dir_entries(const std::string& dir) {
   std::vector<std::string> out;
@@ -42,16 +37,6 @@ std::vector<std::string> dir_entries(const std::string& dir) {
 void remove_dir(const std::string& dir) {
   for (auto& f : dir_entries(dir)) std::remove((dir + "/" + f).c_str());
   rmdir(dir.c_str());
-}
-
-std::string read_bytes(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
-}
-
-void write_bytes(const std::string& path, const std::string& bytes) {
-  std::ofstream f(path, std::ios::binary);
-  f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
 
 // A small model, AdamW and a cosine schedule after two training steps (so every optimizer
@@ -132,7 +117,7 @@ void require_load_fails(const std::string& path, Setup& s, const std::string& fi
 
 TEST_CASE("checkpoint: a failure at any write stage leaves the previous file intact and no temporary file",
           "[checkpoint]") {
-  const std::string dir = temp_dir();
+  const std::string dir = lockstep_test::make_temp_dir("lockstep_ckpt");
   const std::string path = dir + "/ckpt.safetensors";
   Setup a = make_setup(1, 2);
   save_checkpoint(path, a.state());
@@ -184,7 +169,7 @@ TEST_CASE("checkpoint: a failure at any write stage leaves the previous file int
 }
 
 TEST_CASE("checkpoint: rotation keeps the last N", "[checkpoint]") {
-  const std::string dir = temp_dir();
+  const std::string dir = lockstep_test::make_temp_dir("lockstep_ckpt");
   Setup a = make_setup(1, 1);
   TrainingState st = a.state();
   for (int64_t step : {5, 10, 15, 20}) {
@@ -203,7 +188,7 @@ TEST_CASE("checkpoint: rotation keeps the last N", "[checkpoint]") {
 }
 
 TEST_CASE("checkpoint: round trip restores every component", "[checkpoint]") {
-  const std::string dir = temp_dir();
+  const std::string dir = lockstep_test::make_temp_dir("lockstep_ckpt");
   const std::string path = dir + "/c.safetensors";
   Setup a = make_setup(1, 3);
   TrainingState st = a.state();
@@ -226,7 +211,7 @@ TEST_CASE("checkpoint: round trip restores every component", "[checkpoint]") {
 }
 
 TEST_CASE("checkpoint: a failed load leaves model and optimizer unchanged", "[checkpoint]") {
-  const std::string dir = temp_dir();
+  const std::string dir = lockstep_test::make_temp_dir("lockstep_ckpt");
   const std::string path = dir + "/c.safetensors";
   Setup a = make_setup(1, 3);
   save_checkpoint(path, a.state());

@@ -17,25 +17,10 @@
 
 using namespace lockstep;
 using namespace lockstep::serialize;
+using lockstep_test::read_bytes;
+using lockstep_test::write_bytes;
 
 namespace {
-
-std::string temp_dir() {
-  char tmpl[] = "/tmp/lockstep_st_XXXXXX";
-  const char* d = mkdtemp(tmpl);
-  REQUIRE(d != nullptr);
-  return d;
-}
-
-std::string read_bytes(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
-}
-
-void write_bytes(const std::string& path, const std::string& bytes) {
-  std::ofstream f(path, std::ios::binary);
-  f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
 
 NamedTensors sample_tensors() {
   return {{"w.f32", Tensor::from_vector({1.5f, -2.f, 3.25f, 0.f, -0.f, 1e-30f}, {2, 3})},
@@ -89,7 +74,7 @@ bool python_safetensors_available() {
 }  // namespace
 
 TEST_CASE("safetensors: round trip of every dtype, 0-d and empty tensors, metadata", "[checkpoint][safetensors]") {
-  const std::string dir = temp_dir();
+  const std::string dir = lockstep_test::make_temp_dir("lockstep_st");
   const std::string path = dir + "/all.safetensors";
   const NamedTensors t = sample_tensors();
   save_safetensors(path, t, {{"note", "hello"}, {"empty", ""}});
@@ -125,7 +110,7 @@ TEST_CASE("safetensors: files from an independent writer load", "[checkpoint][sa
       R"("e":{"dtype":"F32","shape":[3,0],"data_offsets":[43,43]},)"
       R"("m_f64":{"dtype":"F64","shape":[2],"data_offsets":[0,16]},)"
       R"("b_u8":{"dtype":"U8","shape":[3,1],"data_offsets":[16,19]}})";
-  const std::string dir = temp_dir();
+  const std::string dir = lockstep_test::make_temp_dir("lockstep_st");
   const std::string path = dir + "/ref.safetensors";
   write_bytes(path, make_file(header, data));
   SafetensorsContents c = load_safetensors(path);
@@ -149,7 +134,7 @@ TEST_CASE("safetensors: round trip through the Python safetensors package", "[ch
     WARN("python3 with safetensors and numpy is not importable: Python round trip skipped");
     return;
   }
-  const std::string dir = temp_dir();
+  const std::string dir = lockstep_test::make_temp_dir("lockstep_st");
   const std::string ours = dir + "/ours.safetensors", theirs = dir + "/theirs.safetensors";
   const std::string script = dir + "/check.py";
   save_safetensors(ours, sample_tensors(), {{"note", "hello"}});
@@ -280,7 +265,7 @@ TEST_CASE("safetensors: damaged headers are rejected naming the field", "[checkp
 
 TEST_CASE("safetensors: weights-only export keeps PyTorch names, a mismatched file leaves the model unchanged",
           "[checkpoint][safetensors]") {
-  const std::string dir = temp_dir();
+  const std::string dir = lockstep_test::make_temp_dir("lockstep_st");
   const std::string path = dir + "/w.safetensors";
   auto a = nn::make_mlp(1);
   save_state_dict(path, a->state_dict(), {{"arch", "mlp"}});

@@ -5,7 +5,10 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <random>
 #include <sstream>
 #include <string>
@@ -29,6 +32,24 @@ inline std::vector<double> random_doubles(size_t n, uint32_t seed, double lo = -
   std::vector<double> v(n);
   for (auto& x : v) x = lo + (hi - lo) * ((gen() >> 11) * (1.0 / 9007199254740992.0));
   return v;
+}
+
+// A fresh directory under /tmp, e.g. make_temp_dir("lockstep_ckpt").
+inline std::string make_temp_dir(const std::string& prefix) {
+  std::string tmpl = "/tmp/" + prefix + "_XXXXXX";
+  const char* d = mkdtemp(tmpl.data());
+  REQUIRE(d != nullptr);
+  return d;
+}
+
+inline std::string read_bytes(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+}
+
+inline void write_bytes(const std::string& path, const std::string& bytes) {
+  std::ofstream f(path, std::ios::binary);
+  f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
 
 // Byte-for-byte equality; on failure says where the first difference is.
