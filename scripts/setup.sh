@@ -6,7 +6,8 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config
       libeigen3-dev catch2 libbenchmark-dev zlib1g-dev
       libcli11-dev nlohmann-json3-dev libopenblas-dev
-      dataset-fashion-mnist clang libclang-rt-14-dev)
+      dataset-fashion-mnist clang libclang-rt-14-dev
+      openmpi-bin libopenmpi-dev)
 
 missing=()
 for p in "${pkgs[@]}"; do
