@@ -1,5 +1,7 @@
 #include "nn/module.h"
 
+#include "core/sha256.h"
+
 #include <set>
 #include <sstream>
 
@@ -149,6 +151,15 @@ std::string Module::describe(int indent) const {
   }
   os << ")";
   return os.str();
+}
+
+std::string state_dict_sha256(const StateDict& sd) {
+  Sha256 h;
+  for (const auto& [name, t] : sd.items()) {
+    h.update(name.data(), name.size() + 1);  // with the terminating '\0'
+    sha256_update(h, t);
+  }
+  return h.hex_digest();
 }
 
 }  // namespace lockstep::nn

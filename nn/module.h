@@ -84,4 +84,9 @@ class Module : public std::enable_shared_from_this<Module> {
 
 using ModulePtr = std::shared_ptr<Module>;
 
+// SHA-256 of a state dict, the "weights hash" lockstep prints: for each entry in order, the
+// key's bytes, a '\0', then the tensor as sha256_update (core/sha256.h) writes it. Equal
+// hashes mean equal keys, order, dtypes, shapes and bits.
+std::string state_dict_sha256(const StateDict& sd);
+
 }  // namespace lockstep::nn
