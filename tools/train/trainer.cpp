@@ -219,6 +219,9 @@ void Trainer::build() {
 
 // Loads the latest checkpoint of resume_dir after checking that its recorded flags match.
 void Trainer::resume() {
+  struct stat sb {};
+  if (::stat(cfg_.resume_dir.c_str(), &sb) != 0 || !S_ISDIR(sb.st_mode))
+    throw std::runtime_error(str_cat("[train] --resume ", cfg_.resume_dir, ": no such directory"));
   const auto path = serialize::latest_checkpoint(cfg_.resume_dir, kStem);
   if (!path)
     throw std::runtime_error(str_cat("[train] --resume ", cfg_.resume_dir, ": no checkpoint (", kStem,
