@@ -6,7 +6,6 @@
 
 #include <cmath>
 #include <cstdio>
-#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -30,6 +29,7 @@ struct TrainFlags {
   bool json = false;
   std::string trace, export_init, export_order;
   bool trace_values = false;
+  std::string mode = "deterministic", device = "cpu";
   int64_t debug_nudge_step = 0;  // hidden: nudge 0.weight[0] by one ulp after this step
 };
 
@@ -126,23 +126,25 @@ void add_train(CLI::App& app, int* rc) {
   auto f = std::make_shared<TrainFlags>();
   TrainConfig& c = f->cfg;
   CLI::App* sub = app.add_subcommand("train", "train the Fashion-MNIST MLP; same flags and seed => same weights");
+  sub->option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);  // a repeated flag: the last wins
   sub->add_option("--epochs", c.epochs, "epochs planned (sets the cosine schedule's length)")->capture_default_str();
   sub->add_option("--max-steps", c.max_steps, "stop at this global step, counted from the start (0: none)");
   sub->add_option("--seed", c.seed, "seed of init, dropout, shuffling and augmentation")->capture_default_str();
   sub->add_option("--threads", c.threads, "CPU threads (0: LOCKSTEP_NUM_THREADS or the core count)");
   sub->add_option("--workers", c.workers, "data-loader worker threads")->capture_default_str();
-  sub->add_option("--mode", c.mode, "deterministic or fast")
-      ->transform(CLI::CheckedTransformer(std::map<std::string, Mode>{{"deterministic", Mode::deterministic},
-                                                                      {"fast", Mode::fast}}));
-  sub->add_option("--device", c.device, "cpu or cuda")
-      ->transform(CLI::CheckedTransformer(std::map<std::string, Device>{{"cpu", Device::cpu}, {"cuda", Device::cuda}}));
+  sub->add_option("--mode", f->mode, "deterministic or fast")
+      ->check(CLI::IsMember({"deterministic", "fast"}))
+      ->capture_default_str();
+  sub->add_option("--device", f->device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
   sub->add_option("--batch-size", c.batch_size, "training batch size")->capture_default_str();
   sub->add_option("--lr", c.lr, "peak learning rate")->capture_default_str();
   sub->add_option("--weight-decay", c.weight_decay, "weight decay")->capture_default_str();
   sub->add_option("--optimizer", c.optimizer, "sgd, adam or adamw")->capture_default_str();
   sub->add_option("--momentum", c.momentum, "SGD momentum")->capture_default_str();
   sub->add_option("--dropout", c.dropout, "dropout probability")->capture_default_str();
-  sub->add_option("--hidden", c.hidden, "hidden sizes, comma separated")->delimiter(',')->capture_default_str();
+  sub->add_option("--hidden", c.hidden, "hidden sizes, comma separated")->delimiter(',')
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
+      ->capture_default_str();
   sub->add_flag("--augment", c.augment, "random crop (pad 2) and horizontal flip");
   sub->add_option("--data", c.data_dir, "directory with the Fashion-MNIST IDX files")->capture_default_str();
   sub->add_option("--subset", c.subset, "train on the first N training images (0: all)");
@@ -161,6 +163,8 @@ void add_train(CLI::App& app, int* rc) {
   sub->callback([f, rc] {
     if (f->trace_values && f->trace.empty())
       throw std::invalid_argument("[train] --trace-values: expected --trace FILE as well");
+    f->cfg.mode = f->mode == "fast" ? Mode::fast : Mode::deterministic;
+    f->cfg.device = f->device == "cuda" ? Device::cuda : Device::cpu;
     *rc = run_train(*f);
   });
 }

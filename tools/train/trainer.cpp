@@ -107,17 +107,17 @@ void validate(const TrainConfig& c) {
   need(c.threads >= 0 && c.threads <= 1024, "--threads", "0..1024 (0: default)", std::to_string(c.threads));
   need(c.workers >= 0 && c.workers <= 256, "--workers", "0..256", std::to_string(c.workers));
   need(c.batch_size >= 1, "--batch-size", "an integer >= 1", std::to_string(c.batch_size));
-  need(std::isfinite(c.lr) && c.lr > 0, "--lr", "a finite number > 0", fmt_double(c.lr));
+  need(std::isfinite(c.lr) && c.lr > 0, "--lr", "a finite number > 0", str_cat(c.lr));
   need(std::isfinite(c.weight_decay) && c.weight_decay >= 0, "--weight-decay", "a finite number >= 0",
-       fmt_double(c.weight_decay));
+       str_cat(c.weight_decay));
   need(std::isfinite(c.momentum) && c.momentum >= 0 && c.momentum < 1, "--momentum", "a number in [0, 1)",
-       fmt_double(c.momentum));
-  need(c.dropout >= 0 && c.dropout < 1, "--dropout", "a probability in [0, 1)", fmt_double(c.dropout));
+       str_cat(c.momentum));
+  need(c.dropout >= 0 && c.dropout < 1, "--dropout", "a probability in [0, 1)", str_cat(c.dropout));
   need(!c.hidden.empty(), "--hidden", "at least one hidden size, e.g. 256,128", "none");
   for (int64_t h : c.hidden) need(h >= 1 && h <= 65536, "--hidden", "sizes in 1..65536", join(c.hidden));
   need(c.optimizer == "sgd" || c.optimizer == "adam" || c.optimizer == "adamw", "--optimizer", "sgd, adam or adamw",
        "'" + c.optimizer + "'");
-  need(c.momentum == 0 || c.optimizer == "sgd", "--momentum", "0 unless --optimizer sgd", fmt_double(c.momentum));
+  need(c.momentum == 0 || c.optimizer == "sgd", "--momentum", "0 unless --optimizer sgd", str_cat(c.momentum));
   need(c.subset >= 0, "--subset", "an integer >= 0 (0: all)", std::to_string(c.subset));
   need(c.test_subset >= 0, "--test-subset", "an integer >= 0 (0: all)", std::to_string(c.test_subset));
   need(c.save_every >= 0, "--save-every", "an integer >= 0", std::to_string(c.save_every));
@@ -170,12 +170,18 @@ Trainer::Trainer(TrainConfig cfg) : cfg_(std::move(cfg)) {
   if (!cfg_.save_dir.empty()) make_dirs(cfg_.save_dir);
   set_mode(cfg_.mode);
   if (cfg_.threads > 0) set_num_threads(cfg_.threads);
-  if (!data::mnist_available(cfg_.data_dir))
+  if (!data::mnist_available(cfg_.data_dir)) {
+    std::string missing;
+    for (auto split : {data::MnistSplit::train, data::MnistSplit::test})
+      for (bool labels : {false, true}) {
+        const std::string f = data::mnist_file(cfg_.data_dir, split, labels);
+        struct stat sb {};
+        if (::stat(f.c_str(), &sb) != 0) missing += " " + f;
+      }
     throw std::runtime_error(str_cat("[train] --data ", cfg_.data_dir,
-                                     ": expected the four Fashion-MNIST IDX files (train-images-idx3-ubyte[.gz], "
-                                     "train-labels-idx1-ubyte[.gz], t10k-images-idx3-ubyte[.gz], "
-                                     "t10k-labels-idx1-ubyte[.gz]); missing: ",
-                                     data::mnist_file(cfg_.data_dir, data::MnistSplit::train, false)));
+                                     ": expected the four Fashion-MNIST IDX files (train/t10k images and labels, "
+                                     "gzipped or not); missing:", missing));
+  }
   train_set_ = first_n(data::load_mnist(cfg_.data_dir, data::MnistSplit::train, data::kFashionMnistNormalize),
                        cfg_.subset, "--subset");
   test_set_ = first_n(data::load_mnist(cfg_.data_dir, data::MnistSplit::test, data::kFashionMnistNormalize),
