@@ -6,5 +6,8 @@ namespace lockstep_cli {
 
 // Adds the subcommand to app; the callback runs it and records its exit code in *rc.
 void add_demo(CLI::App& app, int* rc);
+void add_train(CLI::App& app, int* rc);    // train.cpp
+void add_diff(CLI::App& app, int* rc);     // diff.cpp
+void add_inspect(CLI::App& app, int* rc);  // inspect.cpp: inspect and hash
 
 }  // namespace lockstep_cli

@@ -11,6 +11,9 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", LOCKSTEP_VERSION);
   int rc = 0;
   lockstep_cli::add_demo(app, &rc);
+  lockstep_cli::add_train(app, &rc);
+  lockstep_cli::add_diff(app, &rc);
+  lockstep_cli::add_inspect(app, &rc);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

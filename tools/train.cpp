@@ -1,0 +1,172 @@
+// `lockstep train`: trains the Fashion-MNIST MLP (tools/train/trainer.h) and prints per-epoch
+// loss, test accuracy and the weights' SHA-256; --json ends stdout with one JSON object.
+// Same flags and seed in deterministic mode => same weights_sha256 for any --threads and
+// --workers, and for a run resumed from any --save point.
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "commands.h"
+#include "core/parallel.h"
+#include "serialize/safetensors.h"
+#include "train/trace.h"
+#include "train/trainer.h"
+
+namespace lockstep_cli {
+namespace {
+
+using namespace lockstep;
+using lockstep::tools::TrainConfig;
+
+struct TrainFlags {
+  TrainConfig cfg;
+  bool json = false;
+  std::string trace, export_init, export_order;
+  bool trace_values = false;
+  std::string mode = "deterministic", device = "cpu";
+  int64_t debug_nudge_step = 0;  // hidden: nudge 0.weight[0] by one ulp after this step
+};
+
+// A one-line progress bar, redrawn in place (terminals only).
+void draw_progress(int64_t step, int64_t planned, float loss) {
+  const int width = 30;
+  const int64_t done = planned > 0 ? std::min<int64_t>(width, step * width / planned) : width;
+  std::printf("\r[%s%s] step %lld/%lld loss %.4f", std::string(static_cast<size_t>(done), '#').c_str(),
+              std::string(static_cast<size_t>(width - done), ' ').c_str(), static_cast<long long>(step),
+              static_cast<long long>(planned), static_cast<double>(loss));
+  std::fflush(stdout);
+}
+
+int run_train(const TrainFlags& f) {
+  tools::Trainer trainer(f.cfg);
+  const bool tty = ::isatty(STDOUT_FILENO) == 1;
+  const TrainConfig& c = f.cfg;
+  std::printf("lockstep train: %s mode, %d threads, %d workers, seed %llu, %lld batches/epoch, %lld planned steps%s\n",
+              mode_name(c.mode), num_threads(), c.workers, static_cast<unsigned long long>(c.seed),
+              static_cast<long long>(trainer.batches_per_epoch()), static_cast<long long>(trainer.planned_steps()),
+              trainer.step() > 0 ? (" (resumed at step " + std::to_string(trainer.step()) + ")").c_str() : "");
+
+  if (!f.export_init.empty()) serialize::save_state_dict(f.export_init, trainer.model().state_dict());
+
+  std::unique_ptr<tools::TraceWriter> trace;
+  if (!f.trace.empty()) trace = std::make_unique<tools::TraceWriter>(f.trace, f.trace_values);
+  std::vector<int64_t> order, batch_sizes;
+  const bool want_order = !f.export_order.empty();
+  if (trace || want_order || f.debug_nudge_step > 0)
+    trainer.set_observer(
+        [&](const tools::StepRecord& r) {
+          if (r.step == f.debug_nudge_step) {  // a planted one-ulp difference, for testing diff
+            Tensor w = trainer.model().state_dict().at("0.weight");
+            float* p = w.data<float>();
+            p[0] = std::nextafter(p[0], INFINITY);
+          }
+          if (trace) trace->write(r);
+          if (want_order) {
+            const auto idx = r.batch_data->indices.to_vector<int64_t>();  // the first N rows: file indices
+            order.insert(order.end(), idx.begin(), idx.end());
+            batch_sizes.push_back(static_cast<int64_t>(idx.size()));
+          }
+        },
+        trace != nullptr);
+  if (tty) trainer.set_progress(draw_progress);
+  trainer.set_epoch_observer([&](const tools::EpochRecord& e) {
+    if (tty) std::printf("\r%60s\r", "");
+    std::printf("epoch %lld/%lld  steps %lld  train_loss %.6f  test_accuracy %.4f\n",
+                static_cast<long long>(e.epoch + 1), static_cast<long long>(c.epochs), static_cast<long long>(e.steps),
+                e.train_loss, e.test_accuracy);
+    std::fflush(stdout);
+  });
+
+  const tools::TrainResult r = trainer.run();
+  if (tty) std::printf("\r%60s\r", "");
+
+  if (want_order)
+    serialize::save_safetensors(
+        f.export_order,
+        {{"indices", Tensor::from_vector(order, {static_cast<int64_t>(order.size())})},
+         {"batch_sizes", Tensor::from_vector(batch_sizes, {static_cast<int64_t>(batch_sizes.size())})}});
+
+  std::printf("done: steps %lld  epoch %lld  train_loss %.6f  test_accuracy %.4f  %.1f samples/s\n",
+              static_cast<long long>(r.steps), static_cast<long long>(r.epoch + 1), r.train_loss, r.test_accuracy,
+              r.samples_per_sec);
+  std::printf("weights_sha256 %s\n", r.weights_sha256.c_str());
+  if (!r.last_checkpoint.empty()) std::printf("checkpoint %s\n", r.last_checkpoint.c_str());
+  if (f.json) {
+    nlohmann::ordered_json j;
+    j["steps"] = r.steps;
+    j["epoch"] = r.epoch;
+    j["train_loss"] = r.train_loss;
+    j["last_loss"] = r.last_loss;
+    j["test_accuracy"] = r.test_accuracy;
+    j["weights_sha256"] = r.weights_sha256;
+    j["samples_per_sec"] = r.samples_per_sec;
+    j["train_seconds"] = r.train_seconds;
+    j["samples"] = r.samples;
+    j["steps_this_run"] = r.steps_this_run;
+    j["resumed_from"] = r.resumed_from ? nlohmann::ordered_json(*r.resumed_from) : nlohmann::ordered_json(nullptr);
+    j["mode"] = mode_name(c.mode);
+    j["threads"] = num_threads();
+    j["workers"] = c.workers;
+    j["seed"] = c.seed;
+    j["checkpoint"] = r.last_checkpoint;
+    std::printf("%s\n", j.dump().c_str());
+  }
+  return 0;
+}
+
+}  // namespace
+
+void add_train(CLI::App& app, int* rc) {
+  auto f = std::make_shared<TrainFlags>();
+  TrainConfig& c = f->cfg;
+  CLI::App* sub = app.add_subcommand("train", "train the Fashion-MNIST MLP; same flags and seed => same weights");
+  sub->option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);  // a repeated flag: the last wins
+  sub->add_option("--epochs", c.epochs, "epochs planned (sets the cosine schedule's length)")->capture_default_str();
+  sub->add_option("--max-steps", c.max_steps, "stop at this global step, counted from the start (0: none)");
+  sub->add_option("--seed", c.seed, "seed of init, dropout, shuffling and augmentation")->capture_default_str();
+  sub->add_option("--threads", c.threads, "CPU threads (0: LOCKSTEP_NUM_THREADS or the core count)");
+  sub->add_option("--workers", c.workers, "data-loader worker threads")->capture_default_str();
+  sub->add_option("--mode", f->mode, "deterministic or fast")
+      ->check(CLI::IsMember({"deterministic", "fast"}))
+      ->capture_default_str();
+  sub->add_option("--device", f->device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
+  sub->add_option("--batch-size", c.batch_size, "training batch size")->capture_default_str();
+  sub->add_option("--lr", c.lr, "peak learning rate")->capture_default_str();
+  sub->add_option("--weight-decay", c.weight_decay, "weight decay")->capture_default_str();
+  sub->add_option("--optimizer", c.optimizer, "sgd, adam or adamw")->capture_default_str();
+  sub->add_option("--momentum", c.momentum, "SGD momentum")->capture_default_str();
+  sub->add_option("--dropout", c.dropout, "dropout probability")->capture_default_str();
+  sub->add_option("--hidden", c.hidden, "hidden sizes, comma separated")->delimiter(',')
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
+      ->capture_default_str();
+  sub->add_flag("--augment", c.augment, "random crop (pad 2) and horizontal flip");
+  sub->add_option("--data", c.data_dir, "directory with the Fashion-MNIST IDX files")->capture_default_str();
+  sub->add_option("--subset", c.subset, "train on the first N training images (0: all)");
+  sub->add_option("--test-subset", c.test_subset, "test on the first N test images (0: all)");
+  sub->add_option("--save", c.save_dir, "write rotating checkpoints to DIR");
+  sub->add_option("--save-every", c.save_every, "checkpoint every N steps (and always at the end)");
+  sub->add_option("--keep", c.keep_last, "checkpoints kept by the rotation (0: all)")->capture_default_str();
+  sub->add_option("--resume", c.resume_dir, "resume from the latest checkpoint in DIR");
+  sub->add_option("--trace", f->trace, "write a JSON Lines trace of every step to FILE");
+  sub->add_flag("--trace-values", f->trace_values, "with --trace: also store every traced tensor's values");
+  sub->add_option("--export-init", f->export_init, "save the initial weights (safetensors) to FILE");
+  sub->add_option("--export-order", f->export_order, "save each step's sample indices (safetensors) to FILE");
+  sub->add_flag("--json", f->json, "end stdout with one JSON object");
+  sub->add_flag("--fsync,!--no-fsync", c.fsync, "fsync checkpoints (durable; the default)");
+  sub->add_option("--debug-nudge", f->debug_nudge_step)->group("");  // hidden, for the diff tests
+  sub->callback([f, rc] {
+    if (f->trace_values && f->trace.empty())
+      throw std::invalid_argument("[train] --trace-values: expected --trace FILE as well");
+    f->cfg.mode = f->mode == "fast" ? Mode::fast : Mode::deterministic;
+    f->cfg.device = f->device == "cuda" ? Device::cuda : Device::cpu;
+    *rc = run_train(*f);
+  });
+}
+
+}  // namespace lockstep_cli

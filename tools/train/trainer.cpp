@@ -1,0 +1,378 @@
+#include "train/trainer.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <stdexcept>
+
+#include "core/autograd.h"
+#include "core/parallel.h"
+#include "core/sha256.h"
+#include "data/mnist.h"
+#include "data/transforms.h"
+#include "nn/models.h"
+#include "nn/nn.h"
+#include "optim/adam.h"
+#include "optim/sgd.h"
+#include "serialize/checkpoint.h"
+
+namespace lockstep::tools {
+
+namespace {
+
+constexpr const char* kStem = "ckpt";
+
+std::string fmt_double(double v) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%.17g", v);
+  return buf;
+}
+
+// A double's exact bits as 16 hex digits, for counters that must survive a resume exactly.
+std::string double_bits(double v) {
+  uint64_t u;
+  std::memcpy(&u, &v, 8);
+  char buf[20];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(u));
+  return buf;
+}
+
+double bits_double(const std::string& s, const std::string& what) {
+  if (s.size() != 16 || s.find_first_not_of("0123456789abcdef") != std::string::npos)
+    throw std::runtime_error("[train] checkpoint metadata " + what + ": expected 16 hex digits, got '" + s + "'");
+  uint64_t u = std::stoull(s, nullptr, 16);
+  double v;
+  std::memcpy(&v, &u, 8);
+  return v;
+}
+
+int64_t parse_i64(const std::string& s, const std::string& what) {
+  size_t pos = 0;
+  int64_t v = 0;
+  try {
+    v = std::stoll(s, &pos);
+  } catch (const std::exception&) {
+    pos = 0;
+  }
+  if (pos == 0 || pos != s.size())
+    throw std::runtime_error("[train] checkpoint metadata " + what + ": expected an integer, got '" + s + "'");
+  return v;
+}
+
+std::string join(const std::vector<int64_t>& v) {
+  std::string s;
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? "," : "") + std::to_string(v[i]);
+  return s;
+}
+
+// The first n examples of `base` (all when n == 0), whose indices are file indices.
+std::shared_ptr<const data::Dataset> first_n(std::shared_ptr<const data::Dataset> base, int64_t n,
+                                             const char* flag) {
+  if (n == 0 || n == base->size()) return base;
+  if (n > base->size())
+    throw std::invalid_argument(str_cat("[train] ", flag, " ", n, ": the file has only ", base->size(), " images"));
+  std::vector<int64_t> idx(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) idx[static_cast<size_t>(i)] = i;
+  return std::make_shared<data::Subset>(base, idx);
+}
+
+// Creates dir and its missing parents (like mkdir -p); throws naming --save on failure.
+void make_dirs(const std::string& dir) {
+  for (size_t pos = 1; pos <= dir.size(); ++pos) {
+    if (pos != dir.size() && dir[pos] != '/') continue;
+    const std::string part = dir.substr(0, pos);
+    struct stat st {};
+    if (::stat(part.c_str(), &st) == 0) {
+      if (!S_ISDIR(st.st_mode)) throw std::runtime_error(str_cat("[train] --save ", dir, ": ", part, " is not a directory"));
+      continue;
+    }
+    if (::mkdir(part.c_str(), 0777) != 0 && errno != EEXIST)
+      throw std::runtime_error(str_cat("[train] --save ", dir, ": cannot create ", part, ": ", std::strerror(errno)));
+  }
+}
+
+}  // namespace
+
+void validate(const TrainConfig& c) {
+  auto need = [](bool ok, const char* flag, const std::string& expected, const std::string& got) {
+    if (!ok) throw std::invalid_argument(str_cat("[train] ", flag, ": expected ", expected, ", got ", got));
+  };
+  need(c.epochs >= 1, "--epochs", "an integer >= 1", std::to_string(c.epochs));
+  need(c.max_steps >= 0, "--max-steps", "an integer >= 0 (0: no limit)", std::to_string(c.max_steps));
+  need(c.threads >= 0 && c.threads <= 1024, "--threads", "0..1024 (0: default)", std::to_string(c.threads));
+  need(c.workers >= 0 && c.workers <= 256, "--workers", "0..256", std::to_string(c.workers));
+  need(c.batch_size >= 1, "--batch-size", "an integer >= 1", std::to_string(c.batch_size));
+  need(std::isfinite(c.lr) && c.lr > 0, "--lr", "a finite number > 0", str_cat(c.lr));
+  need(std::isfinite(c.weight_decay) && c.weight_decay >= 0, "--weight-decay", "a finite number >= 0",
+       str_cat(c.weight_decay));
+  need(std::isfinite(c.momentum) && c.momentum >= 0 && c.momentum < 1, "--momentum", "a number in [0, 1)",
+       str_cat(c.momentum));
+  need(c.dropout >= 0 && c.dropout < 1, "--dropout", "a probability in [0, 1)", str_cat(c.dropout));
+  need(!c.hidden.empty(), "--hidden", "at least one hidden size, e.g. 256,128", "none");
+  for (int64_t h : c.hidden) need(h >= 1 && h <= 65536, "--hidden", "sizes in 1..65536", join(c.hidden));
+  need(c.optimizer == "sgd" || c.optimizer == "adam" || c.optimizer == "adamw", "--optimizer", "sgd, adam or adamw",
+       "'" + c.optimizer + "'");
+  need(c.momentum == 0 || c.optimizer == "sgd", "--momentum", "0 unless --optimizer sgd", str_cat(c.momentum));
+  need(c.subset >= 0, "--subset", "an integer >= 0 (0: all)", std::to_string(c.subset));
+  need(c.test_subset >= 0, "--test-subset", "an integer >= 0 (0: all)", std::to_string(c.test_subset));
+  need(c.save_every >= 0, "--save-every", "an integer >= 0", std::to_string(c.save_every));
+  need(c.save_every == 0 || !c.save_dir.empty(), "--save-every", "to be used with --save DIR", "no --save");
+  need(c.keep_last >= 0, "--keep", "an integer >= 0 (0: keep all)", std::to_string(c.keep_last));
+  need(c.eval_batch_size >= 1, "--eval-batch-size", "an integer >= 1", std::to_string(c.eval_batch_size));
+}
+
+serialize::Metadata meaning_flags(const TrainConfig& c) {
+  return {{"recipe", "mlp-fashion-mnist"},
+          {"hidden", join(c.hidden)},
+          {"dropout", fmt_double(c.dropout)},
+          {"optimizer", c.optimizer},
+          {"lr", fmt_double(c.lr)},
+          {"weight_decay", fmt_double(c.weight_decay)},
+          {"momentum", fmt_double(c.momentum)},
+          {"batch_size", std::to_string(c.batch_size)},
+          {"seed", std::to_string(c.seed)},
+          {"subset", std::to_string(c.subset)},
+          {"augment", c.augment ? "1" : "0"}};
+}
+
+std::shared_ptr<nn::Sequential> make_train_mlp(uint64_t seed, const std::vector<int64_t>& hidden, double dropout) {
+  if (hidden == std::vector<int64_t>{256, 128}) return nn::make_mlp(seed, dropout);
+  auto m = std::make_shared<nn::Sequential>();
+  int64_t in = 784;
+  for (int64_t h : hidden) {
+    m->push_back(std::make_shared<nn::Linear>(in, h));
+    m->push_back(std::make_shared<nn::BatchNorm1d>(h));
+    m->push_back(std::make_shared<nn::ReLU>());
+    m->push_back(std::make_shared<nn::Dropout>(dropout));
+    in = h;
+  }
+  m->push_back(std::make_shared<nn::Linear>(in, 10));
+  m->reset_parameters(seed);
+  return m;
+}
+
+Trainer::Trainer(TrainConfig cfg) : cfg_(std::move(cfg)) {
+  validate(cfg_);
+  if (cfg_.device == Device::cuda) {
+    try {
+      Tensor::empty({1}, DType::f32, Device::cuda);
+    } catch (const std::exception& e) {
+      throw std::runtime_error(str_cat("[train] --device cuda: no usable CUDA device: ", e.what()));
+    }
+    throw std::runtime_error("[train] --device cuda: training on the GPU needs the CUDA kernels (issue 7), "
+                             "not in this build; use --device cpu");
+  }
+  if (!cfg_.save_dir.empty()) make_dirs(cfg_.save_dir);
+  set_mode(cfg_.mode);
+  if (cfg_.threads > 0) set_num_threads(cfg_.threads);
+  if (!data::mnist_available(cfg_.data_dir)) {
+    std::string missing;
+    for (auto split : {data::MnistSplit::train, data::MnistSplit::test})
+      for (bool labels : {false, true}) {
+        const std::string f = data::mnist_file(cfg_.data_dir, split, labels);
+        struct stat sb {};
+        if (::stat(f.c_str(), &sb) != 0) missing += " " + f;
+      }
+    throw std::runtime_error(str_cat("[train] --data ", cfg_.data_dir,
+                                     ": expected the four Fashion-MNIST IDX files (train/t10k images and labels, "
+                                     "gzipped or not); missing:", missing));
+  }
+  train_set_ = first_n(data::load_mnist(cfg_.data_dir, data::MnistSplit::train, data::kFashionMnistNormalize),
+                       cfg_.subset, "--subset");
+  test_set_ = first_n(data::load_mnist(cfg_.data_dir, data::MnistSplit::test, data::kFashionMnistNormalize),
+                      cfg_.test_subset, "--test-subset");
+  forward_backward_ = [this](const data::Batch& b, std::vector<std::pair<std::string, Tensor>>* outputs) {
+    return local_forward_backward(b, outputs);
+  };
+  data::LoaderOptions lo;
+  lo.batch_size = cfg_.batch_size, lo.shuffle = true, lo.drop_last = false;
+  lo.num_workers = cfg_.workers, lo.seed = cfg_.seed;
+  if (cfg_.augment)
+    lo.transform = std::make_shared<data::Compose>(std::vector<std::shared_ptr<const data::Transform>>{
+        std::make_shared<data::RandomCrop>(2), std::make_shared<data::RandomHorizontalFlip>(0.5f)});
+  loader_ = std::make_unique<data::DataLoader>(train_set_, lo);
+  t_max_ = cfg_.epochs * loader_->num_batches();
+  if (cfg_.max_steps > 0 && cfg_.max_steps < t_max_) t_max_ = cfg_.max_steps;
+  if (!cfg_.resume_dir.empty()) {
+    resume();
+  } else {
+    build();
+  }
+}
+
+Trainer::~Trainer() = default;
+
+// Model, optimizer (one group with every parameter) and the cosine schedule over t_max_.
+void Trainer::build() {
+  model_ = make_train_mlp(cfg_.seed, cfg_.hidden, cfg_.dropout);
+  model_->train();
+  if (cfg_.optimizer == "sgd")
+    opt_ = std::make_unique<optim::SGD>(model_->parameters(),
+                                        optim::SGDOptions(cfg_.lr).momentum(cfg_.momentum).weight_decay(cfg_.weight_decay));
+  else if (cfg_.optimizer == "adam")
+    opt_ = std::make_unique<optim::Adam>(model_->parameters(),
+                                         optim::AdamOptions(cfg_.lr).weight_decay(cfg_.weight_decay));
+  else
+    opt_ = std::make_unique<optim::AdamW>(model_->parameters(),
+                                          optim::AdamWOptions(cfg_.lr).weight_decay(cfg_.weight_decay));
+  sched_ = std::make_unique<optim::CosineAnnealingLR>(*opt_, t_max_, 0.0);
+}
+
+// Loads the latest checkpoint of resume_dir after checking that its recorded flags match.
+void Trainer::resume() {
+  struct stat sb {};
+  if (::stat(cfg_.resume_dir.c_str(), &sb) != 0 || !S_ISDIR(sb.st_mode))
+    throw std::runtime_error(str_cat("[train] --resume ", cfg_.resume_dir, ": no such directory"));
+  const auto path = serialize::latest_checkpoint(cfg_.resume_dir, kStem);
+  if (!path)
+    throw std::runtime_error(str_cat("[train] --resume ", cfg_.resume_dir, ": no checkpoint (", kStem,
+                                     "-<step>.safetensors) in that directory"));
+  // Read and validate the file once for its metadata: the schedule length and the flags.
+  serialize::LoadOptions lo;
+  lo.require_checksum = true;
+  const serialize::Metadata meta = serialize::load_safetensors(*path, lo).metadata;
+  auto user = [&](const std::string& key) -> const std::string& {
+    auto it = meta.find("user." + key);
+    if (it == meta.end())
+      throw std::runtime_error(str_cat("[train] --resume ", *path, ": metadata user.", key,
+                                       " missing (not a checkpoint written by lockstep train)"));
+    return it->second;
+  };
+  for (const auto& [key, value] : meaning_flags(cfg_))
+    if (user(key) != value)
+      throw std::runtime_error(str_cat("[train] --resume ", *path, ": the checkpoint was trained with ", key, "=",
+                                       user(key), ", this run asks for ", key, "=", value,
+                                       "; only --threads, --workers, --epochs, --max-steps, --save*, --data may "
+                                       "change on resume"));
+  // The schedule is the one planned when training started.
+  t_max_ = parse_i64(user("t_max"), "user.t_max");
+  build();
+  serialize::TrainingState st;
+  st.model = model_.get(), st.optimizer = opt_.get(), st.scheduler = sched_.get(), st.loader = loader_.get();
+  serialize::load_checkpoint(*path, st);
+  step_ = st.step, epoch_ = st.epoch;
+  epoch_loss_sum_ = bits_double(user("epoch_loss_sum"), "user.epoch_loss_sum");
+  epoch_loss_count_ = parse_i64(user("epoch_loss_count"), "user.epoch_loss_count");
+  resumed_from_ = step_;
+}
+
+std::string Trainer::save() {
+  serialize::TrainingState st;
+  st.model = model_.get(), st.optimizer = opt_.get(), st.scheduler = sched_.get(), st.loader = loader_.get();
+  st.step = step_, st.epoch = epoch_;
+  st.user = meaning_flags(cfg_);
+  st.user["t_max"] = std::to_string(t_max_);
+  st.user["epoch_loss_sum"] = double_bits(epoch_loss_sum_);
+  st.user["epoch_loss_count"] = std::to_string(epoch_loss_count_);
+  serialize::SaveOptions so;
+  so.atomic.durable = cfg_.fsync;
+  return serialize::save_checkpoint_rotating(cfg_.save_dir, kStem, st, cfg_.keep_last, so);
+}
+
+Tensor Trainer::local_forward_backward(const data::Batch& b, std::vector<std::pair<std::string, Tensor>>* outputs) {
+  Tensor h = b.images.reshape({b.images.size(0), 784});
+  for (size_t i = 0; i < model_->size(); ++i) {
+    h = (*model_)[i]->forward(h);  // Sequential::forward, one layer at a time
+    if (outputs) outputs->push_back({"output." + std::to_string(i), h});
+  }
+  Tensor loss = cross_entropy(h, b.labels);
+  loss.backward();
+  return loss;
+}
+
+double Trainer::evaluate() {
+  NoGradGuard ng;
+  model_->eval();
+  int64_t correct = 0;
+  const int64_t n = test_set_->size();
+  const Shape s = test_set_->sample_shape();
+  const int64_t per = shape_numel(s);
+  for (int64_t b0 = 0; b0 < n; b0 += cfg_.eval_batch_size) {
+    const int64_t rows = std::min(cfg_.eval_batch_size, n - b0);
+    Tensor x = Tensor::empty({rows, per});
+    std::vector<int64_t> labels(static_cast<size_t>(rows));
+    float* px = x.data<float>();
+    for (int64_t r = 0; r < rows; ++r) labels[static_cast<size_t>(r)] = test_set_->read_into(b0 + r, px + r * per);
+    const std::vector<int64_t> pred = argmax(model_->forward(x), 1).to_vector<int64_t>();
+    for (int64_t r = 0; r < rows; ++r) correct += pred[static_cast<size_t>(r)] == labels[static_cast<size_t>(r)];
+  }
+  model_->train();
+  return n == 0 ? 0.0 : static_cast<double>(correct) / static_cast<double>(n);
+}
+
+TrainResult Trainer::run() {
+  using clock = std::chrono::steady_clock;
+  TrainResult res;
+  res.resumed_from = resumed_from_;
+  model_->train();
+  double seconds = 0.0;
+  std::optional<int64_t> evaluated_at;  // the step the last evaluation saw
+  double accuracy = 0.0;
+  std::optional<int64_t> saved_at;
+  float last_loss = 0.0f;
+  while (cfg_.max_steps == 0 || step_ < cfg_.max_steps) {
+    std::optional<data::Batch> b = loader_->next();
+    if (!b) {  // the epoch is done: the next one, if planned
+      if (epoch_ + 1 >= cfg_.epochs) break;
+      loader_->begin_epoch(++epoch_);
+      epoch_loss_sum_ = 0.0, epoch_loss_count_ = 0;
+      b = loader_->next();
+      if (!b) break;
+    }
+    StepRecord rec;
+    rec.epoch = epoch_, rec.batch = b->index, rec.lr = opt_->lr(0), rec.batch_data = &*b;
+
+    const auto t0 = clock::now();
+    opt_->zero_grad();
+    Tensor loss = forward_backward_(*b, capture_ ? &rec.outputs : nullptr);
+    if (capture_)
+      for (const auto& [name, p] : model_->named_parameters()) rec.grads.push_back({"grad." + name, p.grad()});
+    opt_->step();
+    sched_->step();
+    const float lv = static_cast<float>(loss.item());
+    seconds += std::chrono::duration<double>(clock::now() - t0).count();
+
+    ++step_;
+    ++res.steps_this_run;
+    res.samples += b->images.size(0);
+    last_loss = lv;
+    epoch_loss_sum_ += static_cast<double>(lv);
+    ++epoch_loss_count_;
+    if (observer_) {
+      rec.step = step_, rec.loss = lv;
+      if (capture_) {
+        const nn::StateDict sd = model_->state_dict();
+        for (const auto& kv : sd.items()) rec.params.push_back({"param." + kv.first, kv.second});
+      }
+      observer_(rec);
+    }
+    if (progress_) progress_(step_, t_max_, lv);
+    if (loader_->state().next_batch == loader_->num_batches()) {  // end of an epoch
+      accuracy = evaluate();
+      evaluated_at = step_;
+      if (epoch_observer_)
+        epoch_observer_(EpochRecord{epoch_, epoch_loss_count_, epoch_loss_sum_ / static_cast<double>(epoch_loss_count_),
+                                    accuracy});
+    }
+    if (cfg_.save_every > 0 && step_ % cfg_.save_every == 0) res.last_checkpoint = save(), saved_at = step_;
+  }
+  if (!cfg_.save_dir.empty() && saved_at != step_) res.last_checkpoint = save();
+  if (evaluated_at != step_) accuracy = evaluate();
+
+  res.steps = step_;
+  res.epoch = epoch_;
+  res.train_loss = epoch_loss_count_ > 0 ? epoch_loss_sum_ / static_cast<double>(epoch_loss_count_) : 0.0;
+  res.last_loss = last_loss;
+  res.test_accuracy = accuracy;
+  res.weights_sha256 = nn::state_dict_sha256(model_->state_dict());
+  res.train_seconds = seconds;
+  res.samples_per_sec = seconds > 0 ? static_cast<double>(res.samples) / seconds : 0.0;
+  return res;
+}
+
+}  // namespace lockstep::tools
