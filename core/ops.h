@@ -8,6 +8,7 @@
 // results within the tolerances stated in docs/determinism.md, but not reproducible bits.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "kernels/loss.h"  // Reduction
@@ -84,8 +85,20 @@ Tensor mse_loss(const Tensor& x, const Tensor& target, Reduction reduction = Red
 Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var, const Tensor& weight,
                   const Tensor& bias, bool training, double momentum, double eps);
 // Inverted dropout; the mask is a pure function of (seed, stream, step, element index)
-// (kernels/dropout.h). Identity when !training or p == 0.
-Tensor dropout(const Tensor& x, double p, bool training, uint64_t seed, uint64_t stream, uint64_t step);
+// (kernels/dropout.h). Identity when !training or p == 0. index_offset: the global index of
+// x's first element when x is a worker's rows of a larger batch (0: x is the whole batch).
+Tensor dropout(const Tensor& x, double p, bool training, uint64_t seed, uint64_t stream, uint64_t step,
+               uint64_t index_offset = 0);
+// Training-mode batch_norm over this process's rows of a batch of global_rows rows split
+// across processes at kBatchChunk boundaries. `combine` maps this process's batch-order
+// partial sums (float32 [k]) to the whole batch's sums, identically on every process
+// (dist/batch_tree.h). y, dx and the running statistics then equal batch_norm(training) on
+// the whole batch bit for bit; the weight and bias gradients are this process's partial
+// sums, combined afterwards like every other gradient. float32, CPU.
+using BatchSumCombine = std::function<Tensor(const Tensor& local_sums)>;
+Tensor batch_norm_synced(const Tensor& x, const Tensor& running_mean, const Tensor& running_var, const Tensor& weight,
+                         const Tensor& bias, double momentum, double eps, int64_t global_rows,
+                         const BatchSumCombine& combine);
 
 // ---- operators ----
 Tensor operator+(const Tensor& a, const Tensor& b);

@@ -63,6 +63,31 @@ void batchnorm_backward_cpu(double* dx, double* dgamma, double* dbeta, const dou
                             const double* mean, const double* rstd, const double* gamma, int64_t N, int64_t C,
                             bool training);
 
+// ---- the training kernels cut where data-parallel workers combine sums (float32) ----
+// A worker holding rows [b, e) of a batch of N rows, b a multiple of kBatchChunk, gets from
+// batchnorm_sum_cpu / batchnorm_sqdev_sum_cpu / batchnorm_backward_sums_cpu the node of the
+// batch tree over its chunks. Combining the workers' nodes by that tree (dist/batch_tree.h)
+// and finishing with the whole batch's N gives, row for row, the bits of the fused kernels
+// above on the whole batch: the expressions are the same, in the same order.
+// s1[c] = batch-order sum of x[r, c] over the N rows given.
+void batchnorm_sum_cpu(float* s1, const float* x, int64_t N, int64_t C);
+// mean[c] = s1[c] / float(N_total)
+void batchnorm_mean_cpu(float* mean, const float* s1, int64_t N_total, int64_t C);
+// s2[c] = batch-order sum of fma(d, d, acc), d = x[r, c] - mean[c].
+void batchnorm_sqdev_sum_cpu(float* s2, const float* x, const float* mean, int64_t N, int64_t C);
+// rstd from the whole batch's s2 (N_total > 1); running statistics updated when not null.
+void batchnorm_finish_stats_cpu(float* rstd, float* running_mean, float* running_var, const float* mean,
+                                const float* s2, int64_t N_total, int64_t C, float eps, float momentum);
+// y = xhat * gamma + beta for the N rows given (gamma, beta may be null).
+void batchnorm_normalize_cpu(float* y, const float* x, const float* mean, const float* rstd, const float* gamma,
+                             const float* beta, int64_t N, int64_t C);
+// b[0, C): batch-order sum of dy;  b[C, 2C): batch-order sum of dy * xhat (one fma a term).
+void batchnorm_backward_sums_cpu(float* b, const float* dy, const float* x, const float* mean, const float* rstd,
+                                 int64_t N, int64_t C);
+// dx for the N rows given, from the whole batch's sums b (2C) and size N_total.
+void batchnorm_backward_dx_cpu(float* dx, const float* dy, const float* x, const float* mean, const float* rstd,
+                               const float* gamma, const float* b, int64_t N, int64_t N_total, int64_t C);
+
 // ---- CUDA: the same contracts with device pointers (not written yet: no_cuda.cpp) ----
 void batchnorm_forward_cuda(float* y, float* mean, float* rstd, float* running_mean, float* running_var,
                             const float* x, const float* gamma, const float* beta, int64_t N, int64_t C,

@@ -38,10 +38,13 @@ LS_MATH_INLINE bool dropout_keep(uint64_t seed, uint64_t stream, uint64_t step, 
 }
 
 // y, x: n elements; mask: n bytes (1 kept, 0 dropped), or null when no backward follows.
+// offset: the index of x[0] in a larger tensor (a data-parallel worker's rows of the global
+// batch): element k draws as element offset + k, so the workers' masks, put together, are
+// the whole batch's mask. Requires offset + n <= 2^40; offset 0 is the plain kernel.
 void dropout_forward_cpu(float* y, uint8_t* mask, const float* x, int64_t n, float p, uint64_t seed,
-                         uint64_t stream, uint64_t step);
+                         uint64_t stream, uint64_t step, uint64_t offset = 0);
 void dropout_forward_cpu(double* y, uint8_t* mask, const double* x, int64_t n, float p, uint64_t seed,
-                         uint64_t stream, uint64_t step);
+                         uint64_t stream, uint64_t step, uint64_t offset = 0);
 // dx = dy * m from the forward's mask and p.
 void dropout_backward_cpu(float* dx, const float* dy, const uint8_t* mask, int64_t n, float p);
 void dropout_backward_cpu(double* dx, const double* dy, const uint8_t* mask, int64_t n, float p);

@@ -20,9 +20,9 @@ inline double scale_of(float p, double) { return 1.0 / (1.0 - static_cast<double
 
 template <typename T>
 void forward_impl(T* y, uint8_t* mask, const T* x, int64_t n, float p, uint64_t seed, uint64_t stream,
-                  uint64_t step) {
+                  uint64_t step, uint64_t offset) {
   assert(p >= 0.0f && p <= 1.0f);
-  assert(n <= (int64_t(1) << kDropoutStepShift) && step < (uint64_t(1) << (64 - kDropoutStepShift)));
+  assert(offset + n <= (uint64_t(1) << kDropoutStepShift) && step < (uint64_t(1) << (64 - kDropoutStepShift)));
   if (p == 0.0f || p == 1.0f) {
     // no draws: keep everything (bits copied) or drop everything (x * 0)
     const bool keep = p == 0.0f;
@@ -33,15 +33,20 @@ void forward_impl(T* y, uint8_t* mask, const T* x, int64_t n, float p, uint64_t 
     return;
   }
   const T scale = scale_of(p, T());
-  const uint64_t first_block = (step << kDropoutStepShift) >> 2;
-  parallel_for((n + 3) / 4, kGrainBlocks, [&](int64_t b0, int64_t b1) {
+  // Positions pos0 .. pos0 + n - 1; `lead` of them share their first block with positions
+  // before pos0 (offset not a multiple of 4), so block b covers elements 4b - lead .. 4b - lead + 3.
+  const uint64_t pos0 = (step << kDropoutStepShift) + offset;
+  const uint64_t first_block = pos0 >> 2;
+  const int64_t lead = static_cast<int64_t>(pos0 & 3);
+  parallel_for((n + lead + 3) / 4, kGrainBlocks, [&](int64_t b0, int64_t b1) {
     for (int64_t blk = b0; blk < b1; ++blk) {
       const Philox4x32 w = philox_block(seed, stream, first_block + static_cast<uint64_t>(blk));
-      const int64_t i0 = 4 * blk, len = std::min<int64_t>(4, n - i0);
-      for (int64_t k = 0; k < len; ++k) {
+      for (int64_t k = 0; k < 4; ++k) {
+        const int64_t i = 4 * blk + k - lead;
+        if (i < 0 || i >= n) continue;
         const bool keep = uint32_to_uniform01f(w.w[k]) >= p;
-        y[i0 + k] = x[i0 + k] * (keep ? scale : T(0));
-        if (mask) mask[i0 + k] = static_cast<uint8_t>(keep);
+        y[i] = x[i] * (keep ? scale : T(0));
+        if (mask) mask[i] = static_cast<uint8_t>(keep);
       }
     }
   });
@@ -60,12 +65,12 @@ void backward_impl(T* dx, const T* dy, const uint8_t* mask, int64_t n, float p) 
 }  // namespace
 
 void dropout_forward_cpu(float* y, uint8_t* mask, const float* x, int64_t n, float p, uint64_t seed,
-                         uint64_t stream, uint64_t step) {
-  forward_impl(y, mask, x, n, p, seed, stream, step);
+                         uint64_t stream, uint64_t step, uint64_t offset) {
+  forward_impl(y, mask, x, n, p, seed, stream, step, offset);
 }
 void dropout_forward_cpu(double* y, uint8_t* mask, const double* x, int64_t n, float p, uint64_t seed,
-                         uint64_t stream, uint64_t step) {
-  forward_impl(y, mask, x, n, p, seed, stream, step);
+                         uint64_t stream, uint64_t step, uint64_t offset) {
+  forward_impl(y, mask, x, n, p, seed, stream, step, offset);
 }
 void dropout_backward_cpu(float* dx, const float* dy, const uint8_t* mask, int64_t n, float p) {
   backward_impl(dx, dy, mask, n, p);

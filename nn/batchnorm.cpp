@@ -43,13 +43,15 @@ int64_t BatchNorm1d::num_batches_tracked() const {
 Tensor BatchNorm1d::forward(const Tensor& x) {
   LS_CHECK_ARG(x.defined() && x.dim() == 2 && x.size(1) == C_, "BatchNorm1d", "expected input N x ", C_, ", got ",
                x.defined() ? shape_str(x.shape()) : "undefined");
-  double momentum = 0.0;
-  if (is_training() && opts_.track_running_stats) {
-    num_batches_.data<int64_t>()[0] += 1;
-    // momentum None: cumulative average, factor 1 / num_batches_tracked
-    momentum = opts_.momentum ? *opts_.momentum : 1.0 / static_cast<double>(num_batches_tracked());
-  }
+  const double momentum = next_momentum();
   return batch_norm(x, running_mean_, running_var_, weight_, bias_, is_training(), momentum, opts_.eps);
+}
+
+double BatchNorm1d::next_momentum() {
+  if (!is_training() || !opts_.track_running_stats) return 0.0;
+  num_batches_.data<int64_t>()[0] += 1;
+  // momentum None: cumulative average, factor 1 / num_batches_tracked
+  return opts_.momentum ? *opts_.momentum : 1.0 / static_cast<double>(num_batches_tracked());
 }
 
 std::string BatchNorm1d::extra_repr() const {

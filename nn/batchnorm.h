@@ -31,6 +31,10 @@ class BatchNorm1d : public Module {
  protected:
   void reset_own(uint64_t seed, const std::string& prefix) override;
   std::string extra_repr() const override;
+  const BatchNormOptions& options() const { return opts_; }
+  // The momentum of this training forward; counts it in num_batches_tracked (0 when no
+  // running statistics are tracked or in eval mode).
+  double next_momentum();
 
  private:
   int64_t C_;

@@ -18,6 +18,10 @@ class Dropout : public Module {
   void set_state(uint64_t seed, uint64_t step) { seed_ = seed, step_ = step; }
   uint64_t seed() const { return seed_; }
   uint64_t stream() const { return stream_; }
+  // Data parallelism: the forward's input is rows [first_row, ...) of the global batch, so
+  // its masks are drawn as those rows of the whole batch's mask (0: the whole batch).
+  void set_row_offset(int64_t first_row) { row_offset_ = first_row; }
+  int64_t row_offset() const { return row_offset_; }
 
  protected:
   void reset_own(uint64_t seed, const std::string& prefix) override;
@@ -26,6 +30,7 @@ class Dropout : public Module {
  private:
   double p_;
   uint64_t seed_ = 0, stream_ = 0, step_ = 0;
+  int64_t row_offset_ = 0;
 };
 
 }  // namespace lockstep::nn

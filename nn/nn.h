@@ -7,3 +7,4 @@
 #include "nn/loss.h"
 #include "nn/module.h"
 #include "nn/sequential.h"
+#include "nn/sync_batchnorm.h"

@@ -1,0 +1,35 @@
+// The MPI backend (OpenMPI), built into lockstep_mpi when CMake finds MPI. Errors come back
+// through MPI_ERRORS_RETURN and are thrown as std::runtime_error naming this rank, the call
+// and MPI's error string; abort() prints "[dist] rank R aborted the job: <message>" to
+// stderr and calls MPI_Abort, which ends every rank with a non-zero status.
+#pragma once
+#include <memory>
+
+#include "dist/communicator.h"
+
+namespace lockstep::dist {
+
+class MpiCommunicator : public Communicator {
+ public:
+  // Initialises MPI (MPI_Init_thread, funneled) unless it already is; finalises it in the
+  // destructor when this object initialised it. Works under mpirun and as a singleton.
+  MpiCommunicator();
+  ~MpiCommunicator() override;
+  MpiCommunicator(const MpiCommunicator&) = delete;
+  MpiCommunicator& operator=(const MpiCommunicator&) = delete;
+
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+  std::string backend() const override { return "mpi"; }
+  void broadcast(void* data, size_t bytes, int root) override;
+  void all_gather(const void* send, size_t bytes, void* recv) override;
+  void barrier() override;
+  [[noreturn]] void abort(const std::string& message) override;
+
+ private:
+  void check(int code, const char* call) const;
+  int rank_ = 0, size_ = 1;
+  bool owns_init_ = false;
+};
+
+}  // namespace lockstep::dist

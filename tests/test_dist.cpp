@@ -1,0 +1,191 @@
+// dist/: the batch tree, the cut BatchNorm kernels through SyncBatchNorm, Dropout row
+// offsets, and data-parallel training at world sizes 1-4 on threads (LocalGroup) against
+// the plain single-process trainer. The same checks under mpirun: tests/dist/.
+#include <catch2/catch.hpp>
+
+#include <cstdio>
+#include <numeric>
+
+#include "core/autograd.h"
+#include "core/ops.h"
+#include "core/random.h"
+#include "core/tensor.h"
+#include "dist/data_parallel.h"
+#include "dist/local_group.h"
+#include "dist/train.h"
+#include "kernels/reduce_order.h"
+#include "nn/models.h"
+#include "nn/nn.h"
+#include "serialize/checkpoint.h"
+#include "test_util.h"
+
+using namespace lockstep;
+using namespace lockstep_test;
+
+namespace {
+
+// Small, fast runs that still cross an epoch and hold a short last batch (616 = 4 x 128 + 104:
+// four chunks, the last of 8 rows).
+dist::TrainConfig small_config() {
+  dist::TrainConfig cfg;
+  cfg.steps = 6;
+  cfg.batch_size = 128;
+  cfg.subset = 616;
+  cfg.seed = 11;
+  return cfg;
+}
+
+std::shared_ptr<const data::Dataset> small_set() {
+  static auto set = dist::make_train_set(small_config());
+  return set;
+}
+
+}  // namespace
+
+TEST_CASE("BatchTree: workers' nodes combine to tree_sum of all chunks", "[deterministic][dist]") {
+  for (int64_t n = 1; n <= 40; ++n) {
+    std::vector<float> p = random_floats(static_cast<size_t>(n), static_cast<uint32_t>(n), -1e3f, 1e3f);
+    std::vector<float> whole = p;
+    const float want = tree_sum_inplace(whole.data(), n);
+    for (int W = 1; W <= std::min<int64_t>(n, 7); ++W) {
+      dist::BatchTree tree(n * kBatchChunk, W);
+      std::vector<float> nodes(static_cast<size_t>(W));
+      int64_t covered = 0;
+      for (int r = 0; r < W; ++r) {
+        auto [b, e] = tree.chunks_of(r);
+        REQUIRE(b == covered);  // contiguous, in rank order
+        covered = e;
+        std::vector<float> mine(p.begin() + b, p.begin() + e);  // a kernel on these rows: local tree
+        nodes[static_cast<size_t>(r)] = tree_sum_inplace(mine.data(), e - b);
+      }
+      REQUIRE(covered == n);
+      float got = 0;
+      tree.combine(nodes.data(), 1, &got);
+      INFO("n = " << n << " W = " << W);
+      REQUIRE_BITWISE_EQUAL(std::vector<float>{got}, std::vector<float>{want});
+    }
+  }
+}
+
+TEST_CASE("BatchTree: rows at chunk boundaries, errors name the sizes", "[dist]") {
+  dist::BatchTree t(104, 3);  // chunks 32, 32, 32, 8
+  REQUIRE(t.rows_of(0) == std::make_pair(int64_t{0}, int64_t{32}));
+  REQUIRE(t.rows_of(1) == std::make_pair(int64_t{32}, int64_t{64}));
+  REQUIRE(t.rows_of(2) == std::make_pair(int64_t{64}, int64_t{104}));
+  REQUIRE(dist::BatchTree(128, 2).level_of(1) == 1);
+  REQUIRE_THROWS_WITH(dist::BatchTree(64, 3), Catch::Contains("2 chunks") && Catch::Contains("3 workers"));
+}
+
+TEST_CASE("Dropout: a row offset draws those rows of the whole batch's mask", "[deterministic][dist]") {
+  Tensor x = Tensor::empty({10, 6});
+  fill_normal(x, 0.0, 1.0, 3, 4);
+  Tensor whole = dropout(x, 0.3, true, 5, 6, 7);
+  for (int64_t b : {1, 3, 4}) {
+    Tensor part = dropout(dist::take_rows(x, b, 10), 0.3, true, 5, 6, 7, static_cast<uint64_t>(b * 6));
+    Tensor want = dist::take_rows(whole, b, 10);
+    REQUIRE(equal_bits(part, want));
+  }
+}
+
+TEST_CASE("SyncBatchNorm on 1-4 workers equals BatchNorm1d on the whole batch", "[deterministic][dist]") {
+  const int64_t N = 104, C = 5;
+  Tensor x = Tensor::empty({N, C}), dy = Tensor::empty({N, C});
+  fill_normal(x, 0.5, 2.0, 1, 2);
+  fill_normal(dy, 0.0, 1.0, 1, 3);
+  nn::BatchNorm1d ref(C);
+  ref.reset_parameters(9);
+  {
+    NoGradGuard ng;
+    fill_normal(ref.weight(), 1.0, 0.2, 9, 1);
+    fill_normal(ref.bias(), 0.0, 0.2, 9, 2);
+  }
+  Tensor xr = x.clone().set_requires_grad();
+  Tensor y = ref.forward(xr);
+  sum(mul(y, dy)).backward();
+  for (int W = 1; W <= 4; ++W) {
+    // Catch2 assertions are not thread-safe: the ranks report mismatches, checked below.
+    std::vector<std::string> problems(static_cast<size_t>(W));
+    dist::run_local_group(W, [&](dist::Communicator& comm) {
+      auto sync = std::make_shared<nn::BatchSync>();
+      auto bn = std::make_shared<nn::SyncBatchNorm>(C, sync);
+      nn::Sequential model(bn);
+      {
+        NoGradGuard ng;
+        bn->weight().copy_(ref.weight());
+        bn->bias().copy_(ref.bias());
+      }
+      dist::DataParallel dp(comm, model, sync);
+      auto [b, e] = dp.begin_step(N);
+      Tensor xl = dist::take_rows(x, b, e);
+      xl.set_requires_grad();
+      Tensor yl = bn->forward(xl);
+      sum(mul(yl, dist::take_rows(dy, b, e))).backward();
+      dp.combine_gradients();
+      std::string& p = problems[static_cast<size_t>(comm.rank())];
+      if (!equal_bits(yl, dist::take_rows(y.detach(), b, e))) p += " y";
+      if (!equal_bits(xl.grad(), dist::take_rows(xr.grad(), b, e))) p += " dx";
+      if (!equal_bits(bn->weight().grad(), ref.weight().grad())) p += " dweight";
+      if (!equal_bits(bn->bias().grad(), ref.bias().grad())) p += " dbias";
+      if (!equal_bits(bn->running_mean(), ref.running_mean())) p += " running_mean";
+      if (!equal_bits(bn->running_var(), ref.running_var())) p += " running_var";
+    });
+    for (int r = 0; r < W; ++r) {
+      INFO("world " << W << ", rank " << r << " differs in:" << problems[static_cast<size_t>(r)]);
+      REQUIRE(problems[static_cast<size_t>(r)].empty());
+    }
+  }
+}
+
+TEST_CASE("make_sync_mlp has make_mlp's keys and initial bits", "[deterministic][dist]") {
+  auto a = nn::make_mlp(3, 0.2);
+  auto b = dist::make_sync_mlp(3, 0.2, std::make_shared<nn::BatchSync>());
+  REQUIRE(a->state_dict().keys() == b->state_dict().keys());
+  REQUIRE(nn::state_dict_sha256(a->state_dict()) == nn::state_dict_sha256(b->state_dict()));
+}
+
+TEST_CASE("data-parallel training on 1-4 workers gives the single-process bits", "[deterministic][dist]") {
+  const auto cfg = small_config();
+  const dist::TrainResult ref = dist::train_reference(cfg, small_set());
+  REQUIRE(ref.steps == cfg.steps);
+  for (int W = 1; W <= 4; ++W) {
+    auto c = cfg;
+    c.check_replicas = true;
+    const dist::TrainResult r = dist::train_at_world_size(W, c, small_set());
+    INFO("world " << W);
+    REQUIRE(r.weights_sha256 == ref.weights_sha256);
+    REQUIRE_BITWISE_EQUAL(r.losses, ref.losses);
+  }
+}
+
+TEST_CASE("per-rank BatchNorm changes the result with the world size", "[deterministic][dist]") {
+  auto cfg = small_config();
+  cfg.steps = 2;
+  cfg.sync_batchnorm = false;
+  const std::string ref = dist::train_reference(cfg, small_set()).weights_sha256;
+  REQUIRE(dist::train_at_world_size(1, cfg, small_set()).weights_sha256 == ref);  // one rank: the whole batch
+  REQUIRE(dist::train_at_world_size(2, cfg, small_set()).weights_sha256 != ref);
+}
+
+TEST_CASE("a checkpoint written at world 2 resumes bit-exactly at world 3 and 1", "[deterministic][dist]") {
+  const std::string dir = make_temp_dir("dist_resume");
+  auto cfg = small_config();
+  const std::string want = dist::train_reference(cfg, small_set()).weights_sha256;
+  auto first = cfg;
+  first.steps = cfg.steps;
+  first.checkpoint_path = dir + "/ckpt.safetensors";
+  first.checkpoint_every = 3;
+  first.fail_rank = 1, first.fail_step = 5;  // the job dies after the step-3 checkpoint
+  REQUIRE_THROWS_WITH(dist::train_at_world_size(2, first, small_set()),
+                      Catch::Contains("rank 1") && Catch::Contains("injected failure before step 5"));
+  for (int W : {3, 1}) {
+    auto next = cfg;
+    next.resume_path = first.checkpoint_path;
+    const dist::TrainResult r = dist::train_at_world_size(W, next, small_set());
+    INFO("resumed at world " << W);
+    REQUIRE(r.losses.size() == 3);
+    REQUIRE(r.weights_sha256 == want);
+  }
+  auto plain = cfg;
+  plain.resume_path = first.checkpoint_path;
+  REQUIRE(dist::train_reference(plain, small_set()).weights_sha256 == want);
+}
