@@ -6,5 +6,6 @@ namespace lockstep_cli {
 
 // Adds the subcommand to app; the callback runs it and records its exit code in *rc.
 void add_demo(CLI::App& app, int* rc);
+void add_lab(CLI::App& app, int* rc);
 
 }  // namespace lockstep_cli
