@@ -76,8 +76,8 @@ ScenarioResult run_autotune(const LabOptions& o) {
   r.fix = compare(train_tuned(o, Mode::deterministic, &lf1, &c3), train_tuned(o, Mode::deterministic, &lf2, &c4));
   r.curves = four_curves(lp1, lp2, lf1, lf2);
   const double cost = candidates_differ_by();
-  r.note = strf("autotuner picked %s in run 1 and %s in run 2 (layers 1/2/3; with one thread split_k runs the "
-                "canonical kernel); canonical and eigen differ by up to %.3g on layer 1's product; the fix pins the "
+  r.note = strf("for the forward products the autotuner picked %s in run 1 and %s in run 2 (layers 1/2/3; the "
+                "backward products are tuned too; with one thread split_k runs the canonical kernel); canonical and eigen differ by up to %.3g on layer 1's product; the fix pins the "
                 "canonical algorithm (deterministic mode)",
                 c1.c_str(), c2.c_str(), cost);
   r.extra["choices_run1"] = c1;
