@@ -14,10 +14,11 @@ int main(int argc, char** argv) {
   lockstep_cli::add_train(app, &rc);
   lockstep_cli::add_diff(app, &rc);
   lockstep_cli::add_inspect(app, &rc);
+  lockstep_cli::add_lab(app, &rc);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    return app.exit(e) == 0 ? 0 : 2;  // usage errors (bad flags, values) exit 2
   } catch (const std::exception& e) {
     std::fprintf(stderr, "lockstep: error: %s\n", e.what());
     return 1;

@@ -1,9 +1,0 @@
-#!/usr/bin/env bash
-# Installs dependencies, builds (Release) and runs the main job: `lockstep demo`.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-scripts/setup.sh
-jobs=$(nproc 2>/dev/null || echo 2)
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
-cmake --build build -j "$jobs" --target lockstep_cli
-./build/tools/lockstep demo "$@"

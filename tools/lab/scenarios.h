@@ -1,0 +1,24 @@
+// The scenarios, one factory each; registry.cpp lists them in the lab's order.
+#pragma once
+#include "lab.h"
+
+namespace lockstep_cli::lab {
+
+Scenario init_seed_scenario();         // scenarios_seed.cpp
+Scenario shuffle_seed_scenario();
+Scenario dropout_eval_scenario();      // scenarios_eval.cpp
+Scenario batchnorm_eval_scenario();
+Scenario batch_invariance_scenario();
+Scenario stateful_rng_scenario();      // scenarios_rng.cpp
+Scenario augment_rng_scenario();
+Scenario loader_workers_scenario();    // scenarios_loader.cpp
+Scenario autotune_scenario();          // scenarios_kernels.cpp
+Scenario reduction_order_scenario();
+Scenario thread_count_scenario();
+Scenario resume_scenario();            // scenarios_state.cpp
+Scenario lossy_save_scenario();
+Scenario seed_variance_scenario();     // scenarios_training.cpp
+Scenario divergence_growth_scenario();
+Scenario cpu_vs_gpu_scenario();        // scenario_devices.cpp
+
+}  // namespace lockstep_cli::lab
