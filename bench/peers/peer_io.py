@@ -50,7 +50,7 @@ def write_safetensors(path, tensors, metadata=None):
     """Writes {name: numpy array} (float32/float64/int64/uint8) as safetensors, names sorted."""
     header, chunks, offset = {}, [], 0
     for name in sorted(tensors):
-        a = np.ascontiguousarray(tensors[name])
+        a = np.asarray(tensors[name], order="C")  # keeps 0-d arrays 0-d (ascontiguousarray would not)
         key = a.dtype.newbyteorder("<").str if a.dtype.byteorder != "|" else a.dtype.str
         if key not in _NAMES:
             raise ValueError(f"{path}: {name}: cannot store dtype {a.dtype}")

@@ -9,12 +9,13 @@ Data: Fashion-MNIST IDX files read and normalised exactly as lockstep does (peer
 Batches: the order lockstep used (--order, its --export-order file: "indices" into the
 training file, "batch_sizes" per step), or a torch.randperm shuffle per epoch without it.
 Optimiser: torch.optim.AdamW / Adam / SGD(momentum) over one parameter group, with
-CosineAnnealingLR(T_max = planned steps, eta_min 0) stepped after every optimizer step.
+CosineAnnealingLR(T_max = planned steps or --max-steps, eta_min 0) stepped after every optimizer step.
 Loss: F.cross_entropy (mean).
 
 Outputs: --trace FILE, JSON Lines per step {"step", "loss" (%.9g), "loss_bits" (float32 hex),
 "lr"}; --weights-out FILE, the final state dict as safetensors; the last stdout line is one
-JSON object: steps, epoch, train_loss, test_accuracy, samples_per_sec (training steps only:
+JSON object: steps, epoch, train_loss (mean of the last epoch's step losses), last_loss,
+test_accuracy, samples_per_sec (training steps only:
 forward, backward, optimizer and scheduler; the batch gather and evaluation are excluded),
 epoch_samples_per_sec (the whole training loop, gather included), peak_rss_kb (getrusage).
 """
@@ -45,8 +46,8 @@ def parse_args(argv):
     p.add_argument("--dropout", type=float, default=0.2)
     p.add_argument("--optimizer", choices=["sgd", "adam", "adamw"], default="adamw")
     p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--momentum", type=float, default=0.9)
-    p.add_argument("--weight-decay", type=float, default=None, help="default 0.05 for adamw, 0 otherwise")
+    p.add_argument("--momentum", type=float, default=0.0, help="SGD momentum")
+    p.add_argument("--weight-decay", type=float, default=0.05)
     p.add_argument("--betas", default="0.9,0.999")
     p.add_argument("--eps", type=float, default=1e-8)
     p.add_argument("--no-schedule", action="store_true", help="constant lr instead of cosine annealing")
@@ -58,13 +59,11 @@ def parse_args(argv):
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--deterministic", action="store_true", help="torch.use_deterministic_algorithms(True)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--float64", action="store_true", help="train in float64 (a reference for float32 rounding)")
     p.add_argument("--trace", help="per-step losses, JSON Lines")
     p.add_argument("--weights-out", help="final state dict, safetensors")
     p.add_argument("--no-eval", action="store_true", help="skip the test-set evaluation")
-    a = p.parse_args(argv)
-    if a.weight_decay is None:
-        a.weight_decay = 0.05 if a.optimizer == "adamw" else 0.0
-    return a
+    return p.parse_args(argv)
 
 
 def make_model(hidden, dropout):
@@ -127,6 +126,8 @@ def main(argv):
     x_np, y_np = peer_io.load_split(args.data, "train")  # indices refer to the full file
     n_train = args.subset if args.subset > 0 else x_np.shape[0]
     x_all, y_all = torch.from_numpy(x_np), torch.from_numpy(y_np)
+    if args.float64:
+        model, x_all = model.double(), x_all.double()
     plan = batch_plan(args, n_train, args.epochs)
     if args.max_steps > 0:
         plan = plan[:args.max_steps]
@@ -139,14 +140,15 @@ def main(argv):
         b1, b2 = (float(b) for b in args.betas.split(","))
         cls = torch.optim.AdamW if args.optimizer == "adamw" else torch.optim.Adam
         opt = cls(params, lr=args.lr, betas=(b1, b2), eps=args.eps, weight_decay=args.weight_decay)
-    # T_max: the steps lockstep plans, epochs x steps per epoch (the exported order's length
-    # when it is the whole run)
-    t_max = len(plan) if args.order else args.epochs * steps_per_epoch
+    # T_max as lockstep train sets it: epochs x batches per epoch, or --max-steps if smaller
+    t_max = args.epochs * steps_per_epoch
+    if 0 < args.max_steps < t_max:
+        t_max = args.max_steps
     sched = None if args.no_schedule else torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=t_max, eta_min=0.0)
 
     trace = open(args.trace, "w") if args.trace else None
     model.train()
-    step_time, loss_value = 0.0, float("nan")
+    step_time, loss_value, epoch_losses = 0.0, float("nan"), []
     loop_start = time.perf_counter()
     for step, rows in enumerate(plan, start=1):
         idx = torch.from_numpy(rows)
@@ -161,6 +163,9 @@ def main(argv):
             sched.step()
         loss_value = loss.item()
         step_time += time.perf_counter() - t0
+        if (step - 1) % steps_per_epoch == 0:
+            epoch_losses = []
+        epoch_losses.append(loss_value)
         if trace:
             trace.write(json.dumps({"step": step, "loss": float("%.9g" % loss_value),
                                     "loss_bits": "%08x" % f32_bits(loss_value), "lr": lr}) + "\n")
@@ -174,14 +179,16 @@ def main(argv):
         xt, yt = peer_io.load_split(args.data, "test", args.test_subset)
         model.eval()
         with torch.no_grad():
-            pred = model(torch.from_numpy(xt)).argmax(dim=1).numpy()
+            xt = torch.from_numpy(xt)
+            pred = model(xt.double() if args.float64 else xt).argmax(dim=1).numpy()
         accuracy = float((pred == yt).mean())
     if args.weights_out:
         peer_io.write_safetensors(args.weights_out, {k: v.detach().numpy() for k, v in model.state_dict().items()})
     summary = {
         "steps": len(plan),
         "epoch": math.ceil(len(plan) / steps_per_epoch) if steps_per_epoch else 0,
-        "train_loss": loss_value,
+        "train_loss": float(np.mean(epoch_losses)) if epoch_losses else None,  # mean over the last epoch
+        "last_loss": loss_value,
         "test_accuracy": accuracy,
         "samples_per_sec": samples / step_time if step_time > 0 else None,
         "epoch_samples_per_sec": samples / loop_time if loop_time > 0 else None,
