@@ -4,7 +4,7 @@
 # python3 on PATH) and runs parity.py with it. Exit 77 (reported as skipped) without one.
 # Usage: run_parity.sh LOCKSTEP_PROGRAM [parity.py options]
 here=$(dirname "$0")
-if ! "$1" train --help >/dev/null 2>&1; then
+if ! "$1" --help 2>/dev/null | grep -q "^ *train "; then
   echo "parity: skipped, $1 has no train subcommand"
   exit 77
 fi
