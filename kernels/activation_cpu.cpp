@@ -58,28 +58,28 @@ T gelu_grad(T dy, T x) {
 }  // namespace
 
 void relu_backward_cpu(float* dx, const float* dy, const float* x, int64_t n) {
-  map2(dx, dy, x, n, kGrain, relu_grad<float>);
+  map2(dx, dy, x, n, kGrain, [](float a, float b) { return relu_grad(a, b); });
 }
 void relu_backward_cpu(double* dx, const double* dy, const double* x, int64_t n) {
-  map2(dx, dy, x, n, kGrain, relu_grad<double>);
+  map2(dx, dy, x, n, kGrain, [](double a, double b) { return relu_grad(a, b); });
 }
 void tanh_backward_cpu(float* dx, const float* dy, const float* y, int64_t n) {
-  map2(dx, dy, y, n, kGrain, tanh_grad<float>);
+  map2(dx, dy, y, n, kGrain, [](float a, float b) { return tanh_grad(a, b); });
 }
 void tanh_backward_cpu(double* dx, const double* dy, const double* y, int64_t n) {
-  map2(dx, dy, y, n, kGrain, tanh_grad<double>);
+  map2(dx, dy, y, n, kGrain, [](double a, double b) { return tanh_grad(a, b); });
 }
 void sigmoid_backward_cpu(float* dx, const float* dy, const float* y, int64_t n) {
-  map2(dx, dy, y, n, kGrain, sigmoid_grad<float>);
+  map2(dx, dy, y, n, kGrain, [](float a, float b) { return sigmoid_grad(a, b); });
 }
 void sigmoid_backward_cpu(double* dx, const double* dy, const double* y, int64_t n) {
-  map2(dx, dy, y, n, kGrain, sigmoid_grad<double>);
+  map2(dx, dy, y, n, kGrain, [](double a, double b) { return sigmoid_grad(a, b); });
 }
 void gelu_backward_cpu(float* dx, const float* dy, const float* x, int64_t n) {
-  map2(dx, dy, x, n, kGrainMath, gelu_grad<float>);
+  map2(dx, dy, x, n, kGrainMath, [](float a, float b) { return gelu_grad(a, b); });
 }
 void gelu_backward_cpu(double* dx, const double* dy, const double* x, int64_t n) {
-  map2(dx, dy, x, n, kGrainMath, gelu_grad<double>);
+  map2(dx, dy, x, n, kGrainMath, [](double a, double b) { return gelu_grad(a, b); });
 }
 
 }  // namespace lockstep

@@ -88,6 +88,21 @@ void batchnorm_backward_sums_cpu(float* b, const float* dy, const float* x, cons
 void batchnorm_backward_dx_cpu(float* dx, const float* dy, const float* x, const float* mean, const float* rstd,
                                const float* gamma, const float* b, int64_t N, int64_t N_total, int64_t C);
 
+// ---- AVX2 (kernels/batchnorm_avx2.cpp; only with LOCKSTEP_HAVE_AVX2 and simd_enabled()) ----
+// The same loops and bits as the _cpu functions, which call these when SIMD is on.
+void batchnorm_forward_avx2(float* y, float* mean, float* rstd, float* running_mean, float* running_var,
+                            const float* x, const float* gamma, const float* beta, int64_t N, int64_t C,
+                            bool training, float eps, float momentum);
+void batchnorm_forward_avx2(double* y, double* mean, double* rstd, double* running_mean, double* running_var,
+                            const double* x, const double* gamma, const double* beta, int64_t N, int64_t C,
+                            bool training, double eps, double momentum);
+void batchnorm_backward_avx2(float* dx, float* dgamma, float* dbeta, const float* dy, const float* x,
+                             const float* mean, const float* rstd, const float* gamma, int64_t N, int64_t C,
+                             bool training);
+void batchnorm_backward_avx2(double* dx, double* dgamma, double* dbeta, const double* dy, const double* x,
+                             const double* mean, const double* rstd, const double* gamma, int64_t N, int64_t C,
+                             bool training);
+
 // ---- CUDA: the same contracts with device pointers (not written yet: no_cuda.cpp) ----
 void batchnorm_forward_cuda(float* y, float* mean, float* rstd, float* running_mean, float* running_var,
                             const float* x, const float* gamma, const float* beta, int64_t N, int64_t C,

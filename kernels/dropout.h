@@ -49,6 +49,13 @@ void dropout_forward_cpu(double* y, uint8_t* mask, const double* x, int64_t n, f
 void dropout_backward_cpu(float* dx, const float* dy, const uint8_t* mask, int64_t n, float p);
 void dropout_backward_cpu(double* dx, const double* dy, const uint8_t* mask, int64_t n, float p);
 
+// ---- AVX2 (kernels/dropout_avx2.cpp; only with LOCKSTEP_HAVE_AVX2 and simd_enabled()) ----
+// Same bits as the portable loops. Forward over the whole Philox blocks [b0, b1) (elements
+// 4*b0 .. 4*b1 - 1, all < n); backward dx = dy * (mask ? scale : 0) over n elements.
+void dropout_forward_blocks_avx2(float* y, uint8_t* mask, const float* x, int64_t b0, int64_t b1, float p,
+                                 uint64_t seed, uint64_t stream, uint64_t first_block);
+void dropout_backward_run_avx2(float* dx, const float* dy, const uint8_t* mask, int64_t n, float scale);
+
 // ---- CUDA: the same contracts with device pointers (not written yet: no_cuda.cpp) ----
 void dropout_forward_cuda(float* y, uint8_t* mask, const float* x, int64_t n, float p, uint64_t seed,
                           uint64_t stream, uint64_t step);

@@ -6,8 +6,11 @@
 
 #include <algorithm>
 #include <cassert>
+#include <type_traits>
 
 #include "core/parallel.h"
+#include "core/simd.h"
+#include "lockstep/config.h"
 
 namespace lockstep {
 namespace {
@@ -38,7 +41,18 @@ void forward_impl(T* y, uint8_t* mask, const T* x, int64_t n, float p, uint64_t 
   const uint64_t pos0 = (step << kDropoutStepShift) + offset;
   const uint64_t first_block = pos0 >> 2;
   const int64_t lead = static_cast<int64_t>(pos0 & 3);
+  // The AVX2 path makes whole aligned blocks (lead == 0: block b is elements 4b .. 4b+3).
+  const bool simd = simd_enabled() && std::is_same<T, float>::value && lead == 0;
   parallel_for((n + lead + 3) / 4, kGrainBlocks, [&](int64_t b0, int64_t b1) {
+#if LOCKSTEP_HAVE_AVX2
+    if (simd) {  // whole blocks in AVX2; a last partial block (n % 4 != 0) below
+      const int64_t full_end = std::min(b1, n / 4);
+      if constexpr (std::is_same<T, float>::value)
+        dropout_forward_blocks_avx2(y, mask, x, b0, full_end, p, seed, stream, first_block);
+      b0 = std::max(b0, full_end);
+    }
+#endif
+    (void)simd;
     for (int64_t blk = b0; blk < b1; ++blk) {
       const Philox4x32 w = philox_block(seed, stream, first_block + static_cast<uint64_t>(blk));
       for (int64_t k = 0; k < 4; ++k) {
@@ -57,8 +71,18 @@ void backward_impl(T* dx, const T* dy, const uint8_t* mask, int64_t n, float p) 
   assert(p >= 0.0f && p <= 1.0f);
   const bool identity = p == 0.0f;
   const T scale = p < 1.0f ? scale_of(p, T()) : T(0);
+  if (identity) {
+    parallel_for(n, kGrainCopy, [&](int64_t b, int64_t e) { std::copy(dy + b, dy + e, dx + b); });
+    return;
+  }
+  const bool simd = simd_enabled() && std::is_same<T, float>::value;
   parallel_for(n, kGrainCopy, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) dx[i] = identity ? dy[i] : dy[i] * (mask[i] ? scale : T(0));
+#if LOCKSTEP_HAVE_AVX2
+    if constexpr (std::is_same<T, float>::value)
+      if (simd) return dropout_backward_run_avx2(dx + b, dy + b, mask + b, e - b, scale);
+#endif
+    (void)simd;
+    for (int64_t i = b; i < e; ++i) dx[i] = dy[i] * (mask[i] ? scale : T(0));
   });
 }
 

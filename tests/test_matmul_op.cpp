@@ -2,6 +2,7 @@
 // determinism guarantees (thread counts, batch invariance of linear).
 #include <catch2/catch.hpp>
 
+#include "core/autograd.h"
 #include "core/mode.h"
 #include "core/parallel.h"
 #include "core/tensor.h"
@@ -117,4 +118,31 @@ TEST_CASE("matmul op: fast mode stays within tolerance of deterministic", "[matm
   // |error| <= K * eps * sum|a||b| bound; inputs in [-1,1): sum|a||b| <= K
   REQUIRE_ALLCLOSE(fast.to_vector<float>(), det.to_vector<float>(), 0.0, 300 * 300 * 1.2e-7);
   if (!equal_bits(fast, det)) WARN("fast-mode matmul differs in its bits from deterministic mode (expected)");
+}
+
+TEST_CASE("linear and matmul backward: a gradient only for inputs that require grad, same bits",
+          "[matmul][deterministic]") {
+  // Backward skips the gradients of inputs that did not require grad when the op ran (the
+  // first layer's dx); the others must be the bits of the full backward.
+  const Tensor x0 = rand_t(40, 24, 1), w0 = rand_t(16, 24, 2), b0 = rand_t(1, 16, 3).reshape({16});
+  auto run = [&](bool x_grad, bool b_grad) {
+    Tensor x = x0.clone().set_requires_grad(x_grad), w = w0.clone().set_requires_grad(true);
+    Tensor b = b0.clone().set_requires_grad(b_grad);
+    sum(mul(linear(x, w, b), linear(x, w, b))).backward();
+    return std::vector<Tensor>{x.grad(), w.grad(), b.grad()};
+  };
+  const std::vector<Tensor> full = run(true, true), no_x = run(false, true), no_b = run(true, false);
+  REQUIRE_FALSE(no_x[0].defined());
+  REQUIRE_FALSE(no_b[2].defined());
+  REQUIRE_BITWISE_EQUAL(no_x[1].to_vector<float>(), full[1].to_vector<float>());
+  REQUIRE_BITWISE_EQUAL(no_x[2].to_vector<float>(), full[2].to_vector<float>());
+  REQUIRE_BITWISE_EQUAL(no_b[0].to_vector<float>(), full[0].to_vector<float>());
+  REQUIRE_BITWISE_EQUAL(no_b[1].to_vector<float>(), full[1].to_vector<float>());
+
+  Tensor a = x0.clone(), m = w0.clone().set_requires_grad(true);  // a needs no gradient
+  sum(matmul(a, m, false, true)).backward();
+  Tensor a2 = x0.clone().set_requires_grad(true), m2 = w0.clone().set_requires_grad(true);
+  sum(matmul(a2, m2, false, true)).backward();
+  REQUIRE_FALSE(a.grad().defined());
+  REQUIRE_BITWISE_EQUAL(m.grad().to_vector<float>(), m2.grad().to_vector<float>());
 }

@@ -74,12 +74,15 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in, bool trans_a, bool trans_b
   Tensor c = gemm_op(a, b, trans_a, trans_b, KOrder::sequential);
   if (should_record({&a_in, &b_in})) {
     // dA: a sum over N (sequential order); dB: a sum over M, the batch (batch order).
-    record(c, "matmul", {a_in, b_in}, [a, b, trans_a, trans_b](const Tensor& g_in) {
+    const bool need_da = a_in.requires_grad(), need_db = b_in.requires_grad();
+    record(c, "matmul", {a_in, b_in}, [a, b, trans_a, trans_b, need_da, need_db](const Tensor& g_in) {
       Tensor g = g_in.contiguous();
-      Tensor da = trans_a ? gemm_op(b, g, trans_b, true, KOrder::sequential)
-                          : gemm_op(g, b, false, !trans_b, KOrder::sequential);
-      Tensor db = trans_b ? gemm_op(g, a, true, trans_a, KOrder::batch_chunked)
-                          : gemm_op(a, g, !trans_a, false, KOrder::batch_chunked);
+      Tensor da = !need_da  ? Tensor()
+                  : trans_a ? gemm_op(b, g, trans_b, true, KOrder::sequential)
+                            : gemm_op(g, b, false, !trans_b, KOrder::sequential);
+      Tensor db = !need_db  ? Tensor()
+                  : trans_b ? gemm_op(g, a, true, trans_a, KOrder::batch_chunked)
+                            : gemm_op(a, g, !trans_a, false, KOrder::batch_chunked);
       return std::vector<Tensor>{da, db};
     });
   }
@@ -104,12 +107,16 @@ Tensor linear(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in) {
   Tensor y = Tensor::empty({B, out}, x.dtype(), x.device());
   run_gemm(op, x, w, y, false, true, B, out, in, bias, false, KOrder::sequential);
   if (should_record({&x_in, &w_in, &bias_in})) {
-    // dx = dy W; dW = dy^T x and db = sum over rows of dy, both in batch order.
-    record(y, "linear", {x_in, w_in, bias_in}, [x, w, has_bias = bias.defined()](const Tensor& g_in) {
+    // dx = dy W; dW = dy^T x and db = sum over rows of dy, both in batch order. A gradient
+    // whose input did not require grad when the op ran is not computed (the first layer's dx
+    // is a third of the step's GEMM work); the graph is fixed at that point, as in PyTorch.
+    const bool need_dx = x_in.requires_grad(), need_dw = w_in.requires_grad();
+    const bool need_db = bias.defined() && bias_in.requires_grad();
+    record(y, "linear", {x_in, w_in, bias_in}, [x, w, need_dx, need_dw, need_db](const Tensor& g_in) {
       Tensor g = g_in.contiguous();
-      Tensor dx = gemm_op(g, w, false, false, KOrder::sequential);
-      Tensor dw = gemm_op(g, x, true, false, KOrder::batch_chunked);
-      Tensor db = has_bias ? sum(g, 0, false) : Tensor();
+      Tensor dx = need_dx ? gemm_op(g, w, false, false, KOrder::sequential) : Tensor();
+      Tensor dw = need_dw ? gemm_op(g, x, true, false, KOrder::batch_chunked) : Tensor();
+      Tensor db = need_db ? sum(g, 0, false) : Tensor();
       return std::vector<Tensor>{dx, dw, db};
     });
   }

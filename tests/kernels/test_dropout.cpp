@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/parallel.h"
+#include "core/simd.h"
 #include "kernels/dropout.h"
 #include "kernels/philox.h"
 #include "test_util.h"
@@ -193,6 +194,35 @@ TEST_CASE("dropout: same bits for every thread count, 20 repeats", "[layers][dro
       REQUIRE_BITWISE_EQUAL(y, ry);
       REQUIRE_BITWISE_EQUAL(mask, rmask);
       REQUIRE_BITWISE_EQUAL(dx, rdx);
+    }
+  }
+}
+
+TEST_CASE("dropout: AVX2 and portable loops give the same y, mask and dx bits", "[layers][dropout][deterministic]") {
+  if (!simd_available()) return;  // nothing to compare on a CPU without AVX2/FMA
+  // lengths around the 32-element AVX2 group and the 4-element Philox block; a step whose
+  // counter has high bits set; p on both sides of common values
+  for (int64_t n : {1, 3, 4, 31, 32, 33, 100, 4097, 32768 + 5}) {
+    for (uint64_t step : {0ULL, 7ULL, (1ULL << 24) - 1}) {
+      for (float p : {0.2f, 0.5f, 0.97f}) {
+        INFO("n " << n << ", step " << step << ", p " << p);
+        const std::vector<float> x = random_floats(n, 11, -3.f, 3.f), dy = random_floats(n, 12);
+        std::vector<float> y[2], dx[2];
+        std::vector<uint8_t> mask[2];
+        for (int simd = 0; simd < 2; ++simd) {
+          SimdGuard sg(simd == 1);
+          y[simd].assign(n, 0.f), dx[simd].assign(n, 0.f), mask[simd].assign(n, 2);
+          dropout_forward_cpu(y[simd].data(), mask[simd].data(), x.data(), n, p, kSeed, kStream, step);
+          dropout_backward_cpu(dx[simd].data(), dy.data(), mask[simd].data(), n, p);
+        }
+        REQUIRE_BITWISE_EQUAL(y[1], y[0]);
+        REQUIRE_BITWISE_EQUAL(mask[1], mask[0]);
+        REQUIRE_BITWISE_EQUAL(dx[1], dx[0]);
+        // and without a mask buffer (inference-style call): the same values
+        std::vector<float> y_nomask(n);
+        dropout_forward_cpu(y_nomask.data(), nullptr, x.data(), n, p, kSeed, kStream, step);
+        REQUIRE_BITWISE_EQUAL(y_nomask, y[0]);
+      }
     }
   }
 }

@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""One epoch of the default MLP recipe (full 60k training set), lockstep vs PyTorch, one run.
+
+Cells: batch 128 and 512 x threads 1 and 2 x {lockstep deterministic, lockstep fast,
+PyTorch default, PyTorch use_deterministic_algorithms(True)}, each its own process.
+samples/s is each program's own count: training steps only (forward, backward, optimizer
+and scheduler), the data loading and the test-set evaluation excluded. Peak RSS is the
+child's ru_maxrss (os.wait4). Prints a markdown table with the ratios det/torch (same
+threads, same batch) and det/fast, and the raw JSON per cell.
+Usage: speed.py --lockstep build/tools/lockstep [--epochs 1] [--out table.md]
+"""
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def run_cell(cmd):
+    """(last-line JSON, peak RSS in KiB, wall seconds) of one child process, reaped by wait4."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+        out.seek(0), err.seek(0)
+        text, etext = out.read(), err.read()
+    if proc.returncode != 0:
+        sys.exit(f"speed: {' '.join(cmd)} failed ({proc.returncode}):\n{text[-1000:]}{etext[-1000:]}")
+    return json.loads(text.strip().splitlines()[-1]), usage.ru_maxrss, wall
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--lockstep", required=True)
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--out", help="also write the markdown table here")
+    args = p.parse_args()
+    import torch  # the twin's interpreter: fail early and clearly without it
+
+    rows, raw = [], []
+    for batch in (128, 512):
+        for threads in (1, 2):
+            common = ["--batch-size", str(batch), "--epochs", str(args.epochs), "--threads", str(threads)]
+            cells = {
+                "det": [args.lockstep, "train", *common, "--mode", "deterministic", "--json"],
+                "fast": [args.lockstep, "train", *common, "--mode", "fast", "--json"],
+                "torch": [sys.executable, os.path.join(HERE, "torch_twin.py"), *common],
+                "torch_det": [sys.executable, os.path.join(HERE, "torch_twin.py"), *common, "--deterministic"],
+            }
+            res = {}
+            for name, cmd in cells.items():
+                out, rss, wall = run_cell(cmd)
+                res[name] = (out["samples_per_sec"], rss)
+                raw.append({"batch": batch, "threads": threads, "cell": name, "peak_rss_kb": rss,
+                            "wall_s": round(wall, 2), **out})
+                print(json.dumps(raw[-1]), flush=True)
+            rows.append((batch, threads, res))
+
+    lines = ["| batch | threads | lockstep det | lockstep fast | PyTorch | PyTorch deterministic | det / PyTorch "
+             "| det / PyTorch det | det / fast | peak RSS lockstep det / PyTorch (MiB) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for batch, threads, r in rows:
+        s = {k: v[0] for k, v in r.items()}
+        lines.append(f"| {batch} | {threads} | {s['det']/1e3:.1f} k | {s['fast']/1e3:.1f} k | {s['torch']/1e3:.1f} k | "
+                     f"{s['torch_det']/1e3:.1f} k | **{s['det']/s['torch']:.2f}** | {s['det']/s['torch_det']:.2f} | "
+                     f"**{s['det']/s['fast']:.2f}** | {r['det'][1]/1024:.0f} / {r['torch'][1]/1024:.0f} |")
+    table = "\n".join(lines)
+    head = (f"{time.strftime('%Y-%m-%d %H:%M')}, {platform.node()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+            f"load average {os.getloadavg()[0]:.1f}")
+    print(head)
+    print(table)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(head + "\n\n" + table + "\n")
+
+
+if __name__ == "__main__":
+    main()

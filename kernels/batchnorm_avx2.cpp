@@ -1,0 +1,30 @@
+// The BatchNorm1d loops of kernels/batchnorm_impl.h compiled for AVX2+FMA (only when
+// LOCKSTEP_HAVE_AVX2; called only when simd_enabled()). Nothing new here: the same
+// templates, which GCC vectorises over the columns and where std::fma becomes one vfmadd
+// instead of a libm call. Same bits as the portable build.
+#include "kernels/batchnorm_impl.h"
+
+namespace lockstep {
+
+void batchnorm_forward_avx2(float* y, float* mean, float* rstd, float* running_mean, float* running_var,
+                            const float* x, const float* gamma, const float* beta, int64_t N, int64_t C,
+                            bool training, float eps, float momentum) {
+  bn::forward_impl(y, mean, rstd, running_mean, running_var, x, gamma, beta, N, C, training, eps, momentum);
+}
+void batchnorm_forward_avx2(double* y, double* mean, double* rstd, double* running_mean, double* running_var,
+                            const double* x, const double* gamma, const double* beta, int64_t N, int64_t C,
+                            bool training, double eps, double momentum) {
+  bn::forward_impl(y, mean, rstd, running_mean, running_var, x, gamma, beta, N, C, training, eps, momentum);
+}
+void batchnorm_backward_avx2(float* dx, float* dgamma, float* dbeta, const float* dy, const float* x,
+                             const float* mean, const float* rstd, const float* gamma, int64_t N, int64_t C,
+                             bool training) {
+  bn::backward_impl(dx, dgamma, dbeta, dy, x, mean, rstd, gamma, N, C, training);
+}
+void batchnorm_backward_avx2(double* dx, double* dgamma, double* dbeta, const double* dy, const double* x,
+                             const double* mean, const double* rstd, const double* gamma, int64_t N, int64_t C,
+                             bool training) {
+  bn::backward_impl(dx, dgamma, dbeta, dy, x, mean, rstd, gamma, N, C, training);
+}
+
+}  // namespace lockstep
