@@ -32,6 +32,10 @@ void backward_any(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, const T* 
 
 // ---- the cut kernels: the fused kernels' expressions, one stage each ----
 
+using bn::batch_sums;
+using bn::inv_std;
+using bn::kGrainElems;
+
 void batchnorm_sum_cpu(float* s1, const float* x, int64_t N, int64_t C) {
   const int64_t grain = std::max<int64_t>(1, kGrainElems / std::max<int64_t>(N, 1));
   parallel_for(C, grain, [&](int64_t c0, int64_t c1) {
