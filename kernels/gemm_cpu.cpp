@@ -48,9 +48,10 @@ constexpr int64_t kMC = 144;                  // A block kMC x kKC = 144 KiB, in
 constexpr int64_t kKC = 256;                  // B strip kKC x kNR = 16 KiB, in L1
 constexpr int64_t kPanelBytes = 8 << 20;      // packed B per column panel (K x nc), in L3
 constexpr int64_t kClaimStrips = 8;           // B strips packed per claim (512 B per row read)
-// Work per thread below which another thread does not pay: a pool worker starts 30-45 us
-// after parallel_for is called (measured on the 2-vCPU VM), ~80 us of fma at full speed.
-constexpr int64_t kMinFmasPerTask = 1 << 22;
+// Work per thread below which another thread does not pay: ~9 us of fma at full speed,
+// against a hand-off of about 1 us to a spinning pool worker (core/parallel.cpp; a sleeping
+// one takes 30-45 us on the 2-vCPU VM).
+constexpr int64_t kMinFmasPerTask = 1 << 20;
 
 static_assert(kChunk == kBatchChunk, "gemm_internal.h copies kBatchChunk");
 static_assert(kKC == kGroupChunks * kChunk, "a batch-chunked k block is one aligned subtree");
