@@ -88,7 +88,8 @@ int run_train(const TrainFlags& f, dist::Communicator* comm) {
   if (comm)
     dt = std::make_unique<tools::DistributedTraining>(*comm, trainer, sync, env_int("LOCKSTEP_DIST_FAIL_RANK"),
                                                       env_int("LOCKSTEP_DIST_FAIL_STEP"));
-  const bool tty = ::isatty(STDOUT_FILENO) == 1;
+  // No progress bar under mpirun: a rank's stdout is mpirun's pseudo-terminal, not the user's.
+  const bool tty = !comm && ::isatty(STDOUT_FILENO) == 1;
   const TrainConfig& c = f.cfg;
   const std::string world = comm ? str_cat(", world ", comm->size(), " (", comm->backend(), ")") : "";
   std::printf("lockstep train: %s mode, %d threads, %d workers, seed %llu, %lld batches/epoch, %lld planned steps%s%s\n",
