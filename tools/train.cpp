@@ -1,20 +1,27 @@
 // `lockstep train`: trains the Fashion-MNIST MLP (tools/train/trainer.h) and prints per-epoch
 // loss, test accuracy and the weights' SHA-256; --json ends stdout with one JSON object.
 // Same flags and seed in deterministic mode => same weights_sha256 for any --threads and
-// --workers, and for a run resumed from any --save point.
+// --workers, and for a run resumed from any --save point. With --distributed under
+// `mpirun -np K` each process is a rank (tools/train/distributed.h): the same weights_sha256
+// for any K; rank 0 alone prints and writes checkpoints.
 #include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "commands.h"
+#include "core/error.h"
 #include "core/parallel.h"
+#include "nn/sync_batchnorm.h"
 #include "serialize/safetensors.h"
+#include "train/distributed.h"
 #include "train/trace.h"
 #include "train/trainer.h"
 
@@ -31,7 +38,30 @@ struct TrainFlags {
   bool trace_values = false;
   std::string mode = "deterministic", device = "cpu";
   int64_t debug_nudge_step = 0;  // hidden: nudge 0.weight[0] by one ulp after this step
+  bool distributed = false;      // data-parallel over the MPI world
+  bool check_replicas = false;   // --debug-check-replicas (with --distributed)
 };
+
+// Flags that --distributed cannot honour, refused before MPI starts.
+void check_distributed_flags(const TrainFlags& f) {
+  if (!f.distributed) {
+    if (f.check_replicas) throw std::invalid_argument("[train] --debug-check-replicas: expected --distributed as well");
+    return;
+  }
+  if (f.cfg.mode != Mode::deterministic)
+    throw std::invalid_argument("[train] --distributed: expected --mode deterministic (the data-parallel step "
+                                "reproduces the single-process batch order, which fast mode does not keep), got fast");
+  if (!f.trace.empty())
+    throw std::invalid_argument("[train] --distributed: --trace is not supported (a rank sees only its rows' "
+                                "layer outputs); trace the same flags without --distributed, the weights are the same");
+}
+
+// A failure planted for the tests: LOCKSTEP_DIST_FAIL_RANK=r LOCKSTEP_DIST_FAIL_STEP=s
+// makes rank r throw before step s.
+int env_int(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? std::atoi(v) : -1;
+}
 
 // A one-line progress bar, redrawn in place (terminals only).
 void draw_progress(int64_t step, int64_t planned, float loss) {
@@ -43,22 +73,38 @@ void draw_progress(int64_t step, int64_t planned, float loss) {
   std::fflush(stdout);
 }
 
-int run_train(const TrainFlags& f) {
-  tools::Trainer trainer(f.cfg);
-  const bool tty = ::isatty(STDOUT_FILENO) == 1;
+// comm: the MPI world with --distributed, else null. Ranks other than 0 print nothing (their
+// stdout goes to /dev/null; errors still reach stderr) and write no files.
+int run_train(const TrainFlags& f, dist::Communicator* comm) {
+  const bool rank0 = !comm || comm->rank() == 0;
+  TrainConfig cfg = f.cfg;
+  if (!rank0) {
+    cfg.save_dir.clear(), cfg.save_every = 0;
+    if (!std::freopen("/dev/null", "w", stdout)) throw std::runtime_error("[train] cannot silence stdout of this rank");
+  }
+  auto sync = comm ? std::make_shared<nn::BatchSync>() : nullptr;
+  tools::Trainer trainer(cfg, sync);
+  std::unique_ptr<tools::DistributedTraining> dt;
+  if (comm)
+    dt = std::make_unique<tools::DistributedTraining>(*comm, trainer, sync, env_int("LOCKSTEP_DIST_FAIL_RANK"),
+                                                      env_int("LOCKSTEP_DIST_FAIL_STEP"));
+  // No progress bar under mpirun: a rank's stdout is mpirun's pseudo-terminal, not the user's.
+  const bool tty = !comm && ::isatty(STDOUT_FILENO) == 1;
   const TrainConfig& c = f.cfg;
-  std::printf("lockstep train: %s mode, %d threads, %d workers, seed %llu, %lld batches/epoch, %lld planned steps%s\n",
+  const std::string world = comm ? str_cat(", world ", comm->size(), " (", comm->backend(), ")") : "";
+  std::printf("lockstep train: %s mode, %d threads, %d workers, seed %llu, %lld batches/epoch, %lld planned steps%s%s\n",
               mode_name(c.mode), num_threads(), c.workers, static_cast<unsigned long long>(c.seed),
               static_cast<long long>(trainer.batches_per_epoch()), static_cast<long long>(trainer.planned_steps()),
+              world.c_str(),
               trainer.step() > 0 ? (" (resumed at step " + std::to_string(trainer.step()) + ")").c_str() : "");
 
-  if (!f.export_init.empty()) serialize::save_state_dict(f.export_init, trainer.model().state_dict());
+  if (!f.export_init.empty() && rank0) serialize::save_state_dict(f.export_init, trainer.model().state_dict());
 
   std::unique_ptr<tools::TraceWriter> trace;
   if (!f.trace.empty()) trace = std::make_unique<tools::TraceWriter>(f.trace, f.trace_values);
   std::vector<int64_t> order, batch_sizes;
-  const bool want_order = !f.export_order.empty();
-  if (trace || want_order || f.debug_nudge_step > 0)
+  const bool want_order = !f.export_order.empty() && rank0;
+  if (trace || want_order || f.debug_nudge_step > 0 || f.check_replicas)
     trainer.set_observer(
         [&](const tools::StepRecord& r) {
           if (r.step == f.debug_nudge_step) {  // a planted one-ulp difference, for testing diff
@@ -66,6 +112,7 @@ int run_train(const TrainFlags& f) {
             float* p = w.data<float>();
             p[0] = std::nextafter(p[0], INFINITY);
           }
+          if (dt && f.check_replicas) dt->check_replicas();  // every rank holds rank 0's bits
           if (trace) trace->write(r);
           if (want_order) {
             const auto idx = r.batch_data->indices.to_vector<int64_t>();  // the first N rows: file indices
@@ -115,6 +162,7 @@ int run_train(const TrainFlags& f) {
     j["workers"] = c.workers;
     j["seed"] = c.seed;
     j["checkpoint"] = r.last_checkpoint;
+    if (comm) j["world"] = comm->size();
     std::printf("%s\n", j.dump().c_str());
   }
   return 0;
@@ -159,13 +207,27 @@ void add_train(CLI::App& app, int* rc) {
   sub->add_option("--export-order", f->export_order, "save each step's sample indices (safetensors) to FILE");
   sub->add_flag("--json", f->json, "end stdout with one JSON object");
   sub->add_flag("--fsync,!--no-fsync", c.fsync, "fsync checkpoints (durable; the default)");
+  sub->add_flag("--distributed", f->distributed,
+                "data-parallel over the MPI world (mpirun -np K); --batch-size is the global batch");
+  sub->add_flag("--debug-check-replicas", f->check_replicas,
+                "with --distributed: check after every step that all ranks hold identical weights");
   sub->add_option("--debug-nudge", f->debug_nudge_step)->group("");  // hidden, for the diff tests
   sub->callback([f, rc] {
     if (f->trace_values && f->trace.empty())
       throw std::invalid_argument("[train] --trace-values: expected --trace FILE as well");
     f->cfg.mode = f->mode == "fast" ? Mode::fast : Mode::deterministic;
     f->cfg.device = f->device == "cuda" ? Device::cuda : Device::cpu;
-    *rc = run_train(*f);
+    check_distributed_flags(*f);
+    if (!f->distributed) {
+      *rc = run_train(*f, nullptr);
+      return;
+    }
+    std::unique_ptr<dist::Communicator> comm = tools::open_mpi_world();
+    try {
+      *rc = run_train(*f, comm.get());
+    } catch (const std::exception& e) {
+      comm->abort(e.what());  // "[dist] rank R aborted the job: ..."; every rank ends, non-zero
+    }
   });
 }
 

@@ -10,7 +10,7 @@ const std::vector<Scenario>& scenarios() {
       thread_count_scenario(),    batch_invariance_scenario(),  shuffle_seed_scenario(),
       loader_workers_scenario(),  augment_rng_scenario(),       resume_scenario(),
       lossy_save_scenario(),      seed_variance_scenario(),     divergence_growth_scenario(),
-      cpu_vs_gpu_scenario(),
+      cpu_vs_gpu_scenario(),      world_size_scenario(),
   };
   return all;
 }

@@ -20,5 +20,6 @@ Scenario lossy_save_scenario();
 Scenario seed_variance_scenario();     // scenarios_training.cpp
 Scenario divergence_growth_scenario();
 Scenario cpu_vs_gpu_scenario();        // scenario_devices.cpp
+Scenario world_size_scenario();        // scenarios_dist.cpp
 
 }  // namespace lockstep_cli::lab

@@ -17,6 +17,7 @@
 #include "data/transforms.h"
 #include "nn/models.h"
 #include "nn/nn.h"
+#include "nn/sync_batchnorm.h"
 #include "optim/adam.h"
 #include "optim/sgd.h"
 #include "serialize/checkpoint.h"
@@ -140,13 +141,17 @@ serialize::Metadata meaning_flags(const TrainConfig& c) {
           {"augment", c.augment ? "1" : "0"}};
 }
 
-std::shared_ptr<nn::Sequential> make_train_mlp(uint64_t seed, const std::vector<int64_t>& hidden, double dropout) {
-  if (hidden == std::vector<int64_t>{256, 128}) return nn::make_mlp(seed, dropout);
+std::shared_ptr<nn::Sequential> make_train_mlp(uint64_t seed, const std::vector<int64_t>& hidden, double dropout,
+                                               std::shared_ptr<nn::BatchSync> sync) {
+  if (!sync && hidden == std::vector<int64_t>{256, 128}) return nn::make_mlp(seed, dropout);
   auto m = std::make_shared<nn::Sequential>();
   int64_t in = 784;
   for (int64_t h : hidden) {
     m->push_back(std::make_shared<nn::Linear>(in, h));
-    m->push_back(std::make_shared<nn::BatchNorm1d>(h));
+    if (sync)
+      m->push_back(std::make_shared<nn::SyncBatchNorm>(h, sync));
+    else
+      m->push_back(std::make_shared<nn::BatchNorm1d>(h));
     m->push_back(std::make_shared<nn::ReLU>());
     m->push_back(std::make_shared<nn::Dropout>(dropout));
     in = h;
@@ -156,7 +161,8 @@ std::shared_ptr<nn::Sequential> make_train_mlp(uint64_t seed, const std::vector<
   return m;
 }
 
-Trainer::Trainer(TrainConfig cfg) : cfg_(std::move(cfg)) {
+Trainer::Trainer(TrainConfig cfg, std::shared_ptr<nn::BatchSync> sync)
+    : cfg_(std::move(cfg)), sync_(std::move(sync)) {
   validate(cfg_);
   if (cfg_.device == Device::cuda) {
     try {
@@ -209,7 +215,7 @@ Trainer::~Trainer() = default;
 
 // Model, optimizer (one group with every parameter) and the cosine schedule over t_max_.
 void Trainer::build() {
-  model_ = make_train_mlp(cfg_.seed, cfg_.hidden, cfg_.dropout);
+  model_ = make_train_mlp(cfg_.seed, cfg_.hidden, cfg_.dropout, sync_);
   model_->train();
   if (cfg_.optimizer == "sgd")
     opt_ = std::make_unique<optim::SGD>(model_->parameters(),

@@ -15,7 +15,9 @@
 // swaps in its own "loss and gradients of this batch" and keeps everything else.
 //
 // Promise (deterministic mode): the same config gives the same weights, bit for bit, for any
-// `threads` and `workers`, and for a run resumed from any checkpoint it saved.
+// `threads` and `workers`, and for a run resumed from any checkpoint it saved. Built with a
+// BatchSync, the BatchNorm layers are SyncBatchNorm (the same bits until a data-parallel
+// step attaches the sync: `lockstep train --distributed`, tools/train/distributed.h).
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -31,6 +33,10 @@
 #include "optim/optimizer.h"
 #include "optim/scheduler.h"
 #include "serialize/safetensors.h"
+
+namespace lockstep::nn {
+struct BatchSync;
+}
 
 namespace lockstep::tools {
 
@@ -120,8 +126,9 @@ class Trainer {
   using EpochObserver = std::function<void(const EpochRecord&)>;
 
   // Validates cfg, loads the data (std::runtime_error naming a missing/malformed file) and
-  // builds everything. With cfg.resume_dir set the checkpoint is loaded here.
-  explicit Trainer(TrainConfig cfg);
+  // builds everything. With cfg.resume_dir set the checkpoint is loaded here. With `sync`
+  // the model's BatchNorm layers are SyncBatchNorm sharing it (make_train_mlp).
+  explicit Trainer(TrainConfig cfg, std::shared_ptr<nn::BatchSync> sync = nullptr);
   ~Trainer();
 
   // capture: fill StepRecord outputs/grads/params (costly; for tracing).
@@ -146,6 +153,7 @@ class Trainer {
   int64_t step() const { return step_; }
   int64_t planned_steps() const { return t_max_; }
   int64_t batches_per_epoch() const { return loader_->num_batches(); }
+  int64_t train_size() const { return train_set_->size(); }  // training images used
 
  private:
   void build();
@@ -154,6 +162,7 @@ class Trainer {
 
   TrainConfig cfg_;
   std::shared_ptr<const data::Dataset> train_set_, test_set_;
+  std::shared_ptr<nn::BatchSync> sync_;
   std::shared_ptr<nn::Sequential> model_;
   std::unique_ptr<optim::Optimizer> opt_;
   std::unique_ptr<optim::LRScheduler> sched_;
@@ -170,7 +179,9 @@ class Trainer {
 };
 
 // Builds the MLP 784-hidden...-10 with BatchNorm1d + ReLU + Dropout(p) after each hidden
-// Linear (nn::make_mlp's layout and initialisation for hidden = {256, 128}).
-std::shared_ptr<nn::Sequential> make_train_mlp(uint64_t seed, const std::vector<int64_t>& hidden, double dropout);
+// Linear (nn::make_mlp's layout and initialisation for hidden = {256, 128}). With `sync` the
+// BatchNorm layers are nn::SyncBatchNorm sharing it: same keys, same initial bits.
+std::shared_ptr<nn::Sequential> make_train_mlp(uint64_t seed, const std::vector<int64_t>& hidden, double dropout,
+                                               std::shared_ptr<nn::BatchSync> sync = nullptr);
 
 }  // namespace lockstep::tools

@@ -1,0 +1,68 @@
+#include "train/distributed.h"
+
+#include <stdexcept>
+
+#include "core/error.h"
+#include "core/ops.h"
+#include "dist/batch_tree.h"
+#if defined(LOCKSTEP_HAS_MPI)
+#include "dist/mpi_communicator.h"
+#endif
+
+namespace lockstep::tools {
+
+std::unique_ptr<dist::Communicator> open_mpi_world() {
+#if defined(LOCKSTEP_HAS_MPI)
+  return std::make_unique<dist::MpiCommunicator>();
+#else
+  throw std::runtime_error(
+      "[train] --distributed: this lockstep was built without MPI (CMake found no MPI when it was configured); "
+      "install OpenMPI (libopenmpi-dev) and rebuild, or train without --distributed");
+#endif
+}
+
+namespace {
+
+// Every batch size an epoch makes (the last batch may be short) must give every rank a
+// non-empty node of the batch tree; BatchTree says why not, the flags say what to change.
+void check_batches(const Trainer& t, int world) {
+  const int64_t n = t.train_size(), bs = t.config().batch_size;
+  for (int64_t rows : {bs < n ? bs : n, n % bs}) {
+    if (rows == 0) continue;
+    try {
+      dist::BatchTree tree(rows, world);
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument(str_cat("[train] --distributed: a batch of ", rows, " rows (--batch-size ", bs,
+                                          " over ", n, " images) cannot be shared by ", world,
+                                          " ranks: every rank needs at least one 32-row chunk (", e.what(), ")"));
+    }
+  }
+}
+
+}  // namespace
+
+DistributedTraining::DistributedTraining(dist::Communicator& comm, Trainer& trainer,
+                                         std::shared_ptr<nn::BatchSync> sync, int fail_rank, int64_t fail_step)
+    : comm_(comm), trainer_(trainer), dp_(comm, trainer.model(), std::move(sync)), fail_rank_(fail_rank),
+      fail_step_(fail_step) {
+  check_batches(trainer, comm.size());
+  // The initial weights (or the loaded checkpoint's) are rank 0's on every rank.
+  dp_.broadcast_state(0);
+  // The data-parallel step replaces the Trainer's forward/backward; the layer outputs a
+  // trace would want are this rank's rows only, so none are reported.
+  trainer.set_forward_backward([this](const data::Batch& b, std::vector<std::pair<std::string, Tensor>>*) {
+    const int64_t step = trainer_.step() + 1;
+    if (comm_.rank() == fail_rank_ && step == fail_step_)
+      throw std::runtime_error(str_cat("injected failure before step ", step));
+    const int64_t rows = b.images.size(0);
+    const auto [first, last] = dp_.begin_step(rows);
+    Tensor x = dist::take_rows(b.images.reshape({rows, 784}), first, last);
+    Tensor y = dist::take_rows(b.labels, first, last);
+    Tensor local_sum = cross_entropy(trainer_.model().forward(x), y, Reduction::sum);
+    const float loss = dp_.backward_mean(local_sum);  // the global mean, the same on every rank
+    dp_.combine_gradients();
+    return Tensor::scalar(static_cast<double>(loss));
+  });
+}
+
+}  // namespace lockstep::tools
