@@ -147,7 +147,7 @@ int run_train(const TrainFlags& f, dist::Communicator* comm) {
   if (f.json) {
     nlohmann::ordered_json j;
     j["steps"] = r.steps;
-    j["epoch"] = r.epoch;
+    j["epoch"] = r.epoch + 1;  // 1-based, as the human lines print it
     j["train_loss"] = r.train_loss;
     j["last_loss"] = r.last_loss;
     j["test_accuracy"] = r.test_accuracy;
