@@ -324,8 +324,10 @@ void Tensor::fill_(double value) {
   LS_CHECK_ARG(is_contiguous(), "fill_", "expected a contiguous tensor");
   const int64_t n = numel();
   if (device() == Device::cuda) {
-    Tensor host = full(shape(), value, dtype());
-    copy_(host);
+    // One element converted on the host, then a fill kernel: no host copy of the tensor.
+    alignas(8) unsigned char bits[8] = {};
+    store_from_double(bits, dtype(), 0, value);
+    cuda_fill(raw_data(), bits, dtype_size(dtype()), n);
     return;
   }
   if (value == 0.0 && !std::signbit(value)) {
