@@ -4,6 +4,9 @@
 // CPU writes them), then one thread per feature combines the chunk partials by tree_sum
 // and finishes the feature's statistics. The elementwise passes are one thread per
 // element. Same formulas, same order, so the CPU's bits; no atomics.
+// Fast mode (core/mode.h): the four sums use float atomics instead (reduce_cuda.cuh,
+// batch_reduce_atomic); the bits may then change from run to run.
+#include "core/mode.h"
 #include "kernels/batchnorm.h"
 #include "kernels/reduce_cuda.cuh"
 
@@ -88,9 +91,10 @@ void forward_impl(T* y, T* mean, T* rstd, T* running_mean, T* running_var, const
   cudaStream_t s = cuda_stream();
   const T Nf = static_cast<T>(N), N1 = static_cast<T>(N - 1);
   if (training) {
-    batch_reduce<T>(1, N, C, XStep<T>{x, C}, MeanFinish<T>{mean, Nf});
-    batch_reduce<T>(1, N, C, DevStep<T>{x, mean, C},
-                    VarFinish<T>{rstd, running_mean, running_var, mean, Nf, N1, eps, momentum});
+    const bool fast = mode() == Mode::fast;
+    batch_reduce_mode<T>(fast, 1, N, C, XStep<T>{x, C}, MeanFinish<T>{mean, Nf});
+    batch_reduce_mode<T>(fast, 1, N, C, DevStep<T>{x, mean, C},
+                         VarFinish<T>{rstd, running_mean, running_var, mean, Nf, N1, eps, momentum});
   } else {
     running_stats_kernel<<<grid_for(C), kThreads, 0, s>>>(mean, rstd, running_mean, running_var, C, eps);
     CUDA_CHECK_LAUNCH("running_stats_kernel");
@@ -153,7 +157,9 @@ void backward_impl(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, const T*
   if (C <= 0) return;
   const bool need_sums = training || dgamma || dbeta;
   DeviceBuffer<T> b(2 * C);
-  if (need_sums) batch_reduce<T>(2, N, C, GradStep<T>{dy, x, mean, rstd, C}, GradFinish<T>{b.get(), dbeta, dgamma, C});
+  if (need_sums)
+    batch_reduce_mode<T>(mode() == Mode::fast, 2, N, C, GradStep<T>{dy, x, mean, rstd, C},
+                         GradFinish<T>{b.get(), dbeta, dgamma, C});
   if (!dx || N <= 0) return;
   bn_dx_kernel<<<grid_for(N * C), kThreads, 0, cuda_stream()>>>(dx, dy, x, mean, rstd, gamma, b.get(), N, C,
                                                                training);

@@ -3,6 +3,9 @@
 // as the CPU writes it; the per-row losses are then summed in batch order (reduce_cuda.cuh,
 // an N x 1 column). MSE: squares elementwise, rows in the contiguous order, rows combined in
 // batch order. No atomics; the bits are the CPU kernels' bits.
+// Fast mode (core/mode.h): the sum over the rows uses float atomics instead (the bits may
+// then change from run to run).
+#include "core/mode.h"
 #include "kernels/loss.h"
 #include "kernels/reduce.h"
 #include "kernels/softmax_cuda.cuh"
@@ -59,7 +62,8 @@ struct ScaleFinish {
 
 template <typename T>
 void reduce_rows(T* out, const T* v, int64_t n, Reduction red, T div) {
-  batch_reduce<T>(1, n, 1, SumRowStep<T>{v, n, 1}, ScaleFinish<T>{out, red == Reduction::mean, div});
+  batch_reduce_mode<T>(mode() == Mode::fast, 1, n, 1, SumRowStep<T>{v, n, 1},
+                       ScaleFinish<T>{out, red == Reduction::mean, div});
 }
 
 template <typename T>

@@ -202,6 +202,53 @@ void batch_reduce(int64_t outer, int64_t d, int64_t inner, Step step, Finish fin
   }
 }
 
+// ---- fast mode: the same sums by float atomics ----
+// Thread (o, g, j) adds the terms of rows [64 g, 64 g + 64) in order and atomically adds
+// its partial into total[o, j]; the hardware's completion order decides the rounding, so
+// the bits can change from run to run. Then Finish as above.
+constexpr int64_t kAtomicRowGroup = 64;
+
+template <typename T, typename Step>
+__global__ void batch_atomic_kernel(T* total, int64_t outer, int64_t d, int64_t inner, int64_t groups, Step step) {
+  LS_CUDA_FOR(idx, outer * groups * inner) {
+    const int64_t j = idx % inner, g = (idx / inner) % groups, o = idx / (inner * groups);
+    const int64_t r0 = g * kAtomicRowGroup, r1 = r0 + kAtomicRowGroup < d ? r0 + kAtomicRowGroup : d;
+    T acc = T(0);
+    for (int64_t r = r0; r < r1; ++r) acc = step(acc, o, r, j);
+    atomicAdd(total + o * inner + j, acc);
+  }
+}
+
+template <typename T, typename Finish>
+__global__ void batch_finish_kernel(const T* total, int64_t outer, int64_t inner, Finish fin) {
+  LS_CUDA_FOR(idx, outer * inner) fin(idx / inner, idx % inner, total[idx]);
+}
+
+template <typename T, typename Step, typename Finish>
+void batch_reduce_atomic(int64_t outer, int64_t d, int64_t inner, Step step, Finish fin) {
+  using namespace cuda_detail;
+  if (outer <= 0 || inner <= 0) return;
+  cudaStream_t s = cuda_stream();
+  DeviceBuffer<T> total(outer * inner);
+  cuda_memset_zero(total.get(), sizeof(T) * outer * inner);
+  const int64_t groups = ceil_div(d, kAtomicRowGroup);
+  if (groups > 0) {
+    batch_atomic_kernel<<<grid_for(outer * groups * inner), kThreads, 0, s>>>(total.get(), outer, d, inner, groups, step);
+    CUDA_CHECK_LAUNCH("batch_atomic_kernel");
+  }
+  batch_finish_kernel<<<grid_for(outer * inner), kThreads, 0, s>>>(total.get(), outer, inner, fin);
+  CUDA_CHECK_LAUNCH("batch_finish_kernel");
+}
+
+// Deterministic (batch order) or fast (atomics), as the mode asks.
+template <typename T, typename Step, typename Finish>
+void batch_reduce_mode(bool fast, int64_t outer, int64_t d, int64_t inner, Step step, Finish fin) {
+  if (fast)
+    batch_reduce_atomic<T>(outer, d, inner, step, fin);
+  else
+    batch_reduce<T>(outer, d, inner, step, fin);
+}
+
 // Step: acc + x[o, r, j] (a plain sum of rows).
 template <typename T>
 struct SumRowStep {

@@ -3,6 +3,7 @@
 // cross-entropy (every reduction, label smoothing) and MSE, forward and backward.
 #include <catch2/catch.hpp>
 
+#include "core/mode.h"
 #include "cuda_test_util.h"
 #include "kernels/dropout.h"
 
@@ -130,4 +131,27 @@ TEST_CASE("cuda layers: a bad target on the device is reported, not read out of 
   Tensor logits = Tensor::zeros({2, 3}, DType::f32, Device::cuda);
   Tensor target = Tensor::from_vector(std::vector<int64_t>{0, 3}, {2}).to(Device::cuda);
   REQUIRE_THROWS_WITH(cross_entropy(logits, target), Catch::Contains("target[1] = 3 is out of range"));
+}
+
+TEST_CASE("cuda layers: fast-mode atomic statistics stay within 1e-4 of the CPU", "[cuda][batchnorm][loss][fast]") {
+  const int64_t N = 1000, C = 33;
+  Tensor x = rand_tensor({N, C}, 3, DType::f32, -2.f, 5.f);
+  Tensor gamma = rand_tensor({C}, 4, DType::f32, 0.5f, 1.5f), beta = rand_tensor({C}, 5);
+  std::vector<int64_t> t(N);
+  for (int64_t i = 0; i < N; ++i) t[i] = i % C;
+  Tensor target = Tensor::from_vector(t, {N});
+  // The CPU's deterministic results.
+  Tensor xc = leaf(x, Device::cpu);
+  Tensor yc = batch_norm(xc, Tensor(), Tensor(), gamma, beta, true, 0.1, 1e-5);
+  Tensor lc = cross_entropy(yc, target);
+  lc.backward();
+  // The GPU in fast mode.
+  ModeGuard fast(Mode::fast);
+  Tensor xg = leaf(x, Device::cuda);
+  Tensor yg = batch_norm(xg, Tensor(), Tensor(), gamma.to(Device::cuda), beta.to(Device::cuda), true, 0.1, 1e-5);
+  Tensor lg = cross_entropy(yg, target.to(Device::cuda));
+  lg.backward();
+  REQUIRE_ALLCLOSE(yg.to_vector<float>(), yc.to_vector<float>(), 1e-4, 1e-4);
+  REQUIRE_ALLCLOSE(lg.to_vector<float>(), lc.to_vector<float>(), 1e-5, 0.0);
+  REQUIRE_ALLCLOSE(xg.grad().to_vector<float>(), xc.grad().to_vector<float>(), 1e-3, 1e-6);
 }
