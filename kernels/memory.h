@@ -22,6 +22,10 @@ void cuda_copy_device_to_device(void* dst, const void* src, size_t nbytes);
 void cuda_memset_zero(void* dst, size_t nbytes);
 // n elements of elem_size bytes (1, 2, 4 or 8) set to the bytes at value (a host pointer).
 void cuda_fill(void* dst, const void* value, size_t elem_size, int64_t n);
+// Packs a strided device view (ndim <= 8 dims, element strides, src at its first element)
+// into the contiguous dst in row-major order; a copy, so every bit is kept.
+void cuda_strided_copy(void* dst, const void* src, size_t elem_size, int ndim, const int64_t* shape,
+                       const int64_t* strides);
 void cuda_synchronize();          // waits for everything queued on the stream
 
 // The caching allocator's counters, for tests and reports.

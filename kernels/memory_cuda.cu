@@ -53,6 +53,26 @@ __global__ void fill_kernel(U* dst, U value, int64_t n) {
   LS_CUDA_FOR(i, n) dst[i] = value;
 }
 
+// The view's shape and element strides, passed by value.
+struct StridedView {
+  int ndim;
+  int64_t shape[8];
+  int64_t strides[8];
+};
+
+// Output element i (row-major over the view) from the source element at its strides.
+template <typename U>
+__global__ void strided_copy_kernel(U* dst, const U* src, StridedView v, int64_t n) {
+  LS_CUDA_FOR(i, n) {
+    int64_t rem = i, off = 0;
+    for (int d = v.ndim - 1; d >= 0; --d) {
+      off += (rem % v.shape[d]) * v.strides[d];
+      rem /= v.shape[d];
+    }
+    dst[i] = src[off];
+  }
+}
+
 }  // namespace
 
 bool cuda_device_available() {
@@ -153,6 +173,26 @@ void cuda_fill(void* dst, const void* value, size_t elem_size, int64_t n) {
     default: throw std::invalid_argument("[cuda_fill] expected an element size of 1, 2, 4 or 8 bytes, got " + std::to_string(elem_size));
   }
   CUDA_CHECK_LAUNCH("fill_kernel");
+}
+
+void cuda_strided_copy(void* dst, const void* src, size_t elem_size, int ndim, const int64_t* shape,
+                       const int64_t* strides) {
+  if (ndim > 8) throw std::invalid_argument("[cuda_strided_copy] expected at most 8 dims, got " + std::to_string(ndim));
+  StridedView v{};
+  v.ndim = ndim;
+  int64_t n = 1;
+  for (int d = 0; d < ndim; ++d) v.shape[d] = shape[d], v.strides[d] = strides[d], n *= shape[d];
+  if (n <= 0) return;
+  using cuda_detail::grid_for;
+  const unsigned grid = grid_for(n);
+  cudaStream_t s = cuda_stream();
+  switch (elem_size) {
+    case 1: strided_copy_kernel<<<grid, cuda_detail::kThreads, 0, s>>>(static_cast<uint8_t*>(dst), static_cast<const uint8_t*>(src), v, n); break;
+    case 4: strided_copy_kernel<<<grid, cuda_detail::kThreads, 0, s>>>(static_cast<uint32_t*>(dst), static_cast<const uint32_t*>(src), v, n); break;
+    case 8: strided_copy_kernel<<<grid, cuda_detail::kThreads, 0, s>>>(static_cast<uint64_t*>(dst), static_cast<const uint64_t*>(src), v, n); break;
+    default: throw std::invalid_argument("[cuda_strided_copy] expected an element size of 1, 4 or 8 bytes, got " + std::to_string(elem_size));
+  }
+  CUDA_CHECK_LAUNCH("strided_copy_kernel");
 }
 
 void cuda_synchronize() { CUDA_CHECK(cudaStreamSynchronize(cuda_stream())); }

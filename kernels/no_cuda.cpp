@@ -29,6 +29,7 @@ void cuda_copy_to_host(void*, const void*, size_t) { LS_NO_CUDA("to(cpu)"); }
 void cuda_copy_device_to_device(void*, const void*, size_t) { LS_NO_CUDA("clone"); }
 void cuda_memset_zero(void*, size_t) { LS_NO_CUDA("zeros"); }
 void cuda_fill(void*, const void*, size_t, int64_t) { LS_NO_CUDA("fill_"); }
+void cuda_strided_copy(void*, const void*, size_t, int, const int64_t*, const int64_t*) { LS_NO_CUDA("contiguous"); }
 void cuda_synchronize() {}
 CudaMemoryStats cuda_memory_stats() { return CudaMemoryStats(); }
 void cuda_empty_cache() {}

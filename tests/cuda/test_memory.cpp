@@ -80,3 +80,19 @@ TEST_CASE("cuda: Module::to moves parameters in place", "[cuda][memory]") {
   for (auto& b : model->named_buffers())
     REQUIRE(b.second.device() == (is_floating(b.second.dtype()) ? Device::cuda : Device::cpu));
 }
+
+TEST_CASE("cuda: strided device views are packed on the device", "[cuda][memory]") {
+  auto v = lockstep_test::random_floats(3 * 17 * 129, 5);
+  Tensor h = Tensor::from_vector(v, {3, 17, 129});
+  Tensor d = h.to(Device::cuda);
+  for (auto dims : {std::pair<int64_t, int64_t>{0, 1}, {1, 2}, {0, 2}}) {
+    Tensor ht = h.transpose(dims.first, dims.second), dt = d.transpose(dims.first, dims.second);
+    REQUIRE_FALSE(dt.is_contiguous());
+    Tensor packed = dt.contiguous();
+    REQUIRE(packed.device() == Device::cuda);
+    REQUIRE(equal_bits(packed, ht.contiguous()));
+    REQUIRE(equal_bits(dt.to(Device::cpu), ht.contiguous()));  // straight to the host too
+  }
+  Tensor l = Tensor::from_vector(std::vector<int64_t>{1, 2, 3, 4, 5, 6}, {2, 3});
+  REQUIRE(equal_bits(l.to(Device::cuda).t().contiguous(), l.t().contiguous()));
+}
