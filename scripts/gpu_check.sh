@@ -55,19 +55,22 @@ run() {
   local stages=("$@")
   [ ${#stages[@]} -eq 0 ] && stages=(all)
   local rc=0
+  local sanitizer
+  sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
   for s in "${stages[@]}"; do
     case $s in
       all) run tests memcheck racecheck bench torch || rc=1 ;;
       tests)
-        { nvidia-smi; nvcc --version 2>/dev/null || true; } > "$out/device.txt" 2>&1 || true
+        { nvidia-smi; nvidia-smi --query-gpu=name,driver_version --format=csv; ldd --version | head -1; } \
+          > "$out/device.txt" 2>&1 || true
         "$G/bin/lockstep_cuda_tests" -d yes 2>&1 | tee "$out/cuda_tests.log" || rc=1 ;;
       memcheck)
         # The training test is left out: under memcheck it would take far too long.
-        compute-sanitizer --tool memcheck --error-exitcode 9 "$G/bin/lockstep_cuda_tests" "~[training]" \
+        "$sanitizer" --tool memcheck --error-exitcode 9 "$G/bin/lockstep_cuda_tests" "~[training]" \
           2>&1 | tee "$out/memcheck.log" || rc=1 ;;
       racecheck)
         # Shared-memory races: the kernels that use shared memory (GEMM tiles, max_abs).
-        compute-sanitizer --tool racecheck --error-exitcode 9 "$G/bin/lockstep_cuda_tests" "[gemm],[optim]" \
+        "$sanitizer" --tool racecheck --error-exitcode 9 "$G/bin/lockstep_cuda_tests" "[gemm],[optim]" \
           2>&1 | tee "$out/racecheck.log" || rc=1 ;;
       bench)
         "$G/bin/bench_cuda" --benchmark_out="$out/bench_cuda.json" --benchmark_out_format=json \
