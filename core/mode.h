@@ -12,6 +12,11 @@ Mode mode();              // the current global mode
 void set_mode(Mode m);    // sets it for the whole process
 const char* mode_name(Mode m);
 
+// Fast mode on CUDA: let cuBLAS SGEMM use TF32 tensor cores (10-bit mantissa products),
+// as PyTorch's allow_tf32. Off by default; no effect in deterministic mode or on the CPU.
+void set_allow_tf32(bool on);
+bool allow_tf32();
+
 // Sets the mode for a scope and restores the previous one on exit.
 class ModeGuard {
  public:

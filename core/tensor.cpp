@@ -291,8 +291,15 @@ void Tensor::copy_(const Tensor& src) {
   LS_CHECK_ARG(is_contiguous(), "copy_", "expected a contiguous destination");
   const size_t es = dtype_size(dtype());
   if (!src.is_contiguous()) {
+    if (src.device() == Device::cuda) {
+      // Pack the view on the device, then copy the packed tensor.
+      Tensor packed = empty(shape(), dtype(), Device::cuda);
+      cuda_strided_copy(packed.raw_data(), src.raw_data(), es, static_cast<int>(src.dim()), src.shape().data(),
+                        src.strides().data());
+      copy_(packed);
+      return;
+    }
     // Gather a strided CPU view element by element in row-major order.
-    LS_CHECK_ARG(src.device() == Device::cpu, "copy_", "strided copies are CPU-only, got a cuda view");
     Tensor packed = empty(shape(), dtype());
     const int64_t n = numel(), nd = dim();
     const char* s = static_cast<const char*>(src.raw_data());
@@ -324,8 +331,10 @@ void Tensor::fill_(double value) {
   LS_CHECK_ARG(is_contiguous(), "fill_", "expected a contiguous tensor");
   const int64_t n = numel();
   if (device() == Device::cuda) {
-    Tensor host = full(shape(), value, dtype());
-    copy_(host);
+    // One element converted on the host, then a fill kernel: no host copy of the tensor.
+    alignas(8) unsigned char bits[8] = {};
+    store_from_double(bits, dtype(), 0, value);
+    cuda_fill(raw_data(), bits, dtype_size(dtype()), n);
     return;
   }
   if (value == 0.0 && !std::signbit(value)) {

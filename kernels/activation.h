@@ -25,9 +25,12 @@
 //            (u is the forward's u bit for bit: x3 = (x * x) * x there too; the grouping of
 //            the rest is PyTorch's GeluBackward. ls_tanh is kernels/math.h.) For |x| so large
 //            that x * x overflows (float: 1.8e19) dright is 0 * inf = NaN, as in PyTorch.
-// CUDA: the same signatures with device pointers (kernels/no_cuda.cpp until issue 7).
+// CUDA (activation_cuda.cu): the same signatures with device pointers; both files evaluate
+// the per-element functions of namespace act below (host+device), so the bits agree.
 #pragma once
 #include <cstdint>
+
+#include "kernels/math.h"
 
 namespace lockstep {
 
@@ -44,7 +47,7 @@ void sigmoid_backward_cpu(double* dx, const double* dy, const double* y, int64_t
 void gelu_backward_cpu(float* dx, const float* dy, const float* x, int64_t n);
 void gelu_backward_cpu(double* dx, const double* dy, const double* x, int64_t n);
 
-// ---- CUDA: the same contracts with device pointers (not written yet: no_cuda.cpp) ----
+// ---- CUDA: the same contracts with device pointers (activation_cuda.cu) ----
 void relu_backward_cuda(float* dx, const float* dy, const float* x, int64_t n);
 void relu_backward_cuda(double* dx, const double* dy, const double* x, int64_t n);
 void tanh_backward_cuda(float* dx, const float* dy, const float* y, int64_t n);
@@ -54,4 +57,45 @@ void sigmoid_backward_cuda(double* dx, const double* dy, const double* y, int64_
 void gelu_backward_cuda(float* dx, const float* dy, const float* x, int64_t n);
 void gelu_backward_cuda(double* dx, const double* dy, const double* x, int64_t n);
 
+// ---- the per-element formulas (the order above), shared by the CPU and CUDA kernels ----
+// static: each translation unit keeps its own copy, compiled with its own flags.
+namespace act {
+
+LS_HD static inline float tanh_of(float x) { return ls_tanhf(x); }
+LS_HD static inline double tanh_of(double x) { return ls_tanh(x); }
+
+template <typename T>
+LS_HD static inline T relu_grad(T dy, T x) {
+  return x <= T(0) ? T(0) : dy;
+}
+
+template <typename T>
+LS_HD static inline T tanh_grad(T dy, T y) {
+  const T u = T(1) - y * y;
+  return dy * u;
+}
+
+template <typename T>
+LS_HD static inline T sigmoid_grad(T dy, T y) {
+  const T v = dy * (T(1) - y);
+  return v * y;
+}
+
+template <typename T>
+LS_HD static inline T gelu_grad(T dy, T x) {
+  const T c = static_cast<T>(0.79788456080286535588);  // sqrt(2/pi), as in the forward
+  const T k = static_cast<T>(0.044715);
+  const T x2 = x * x;
+  const T x3 = x2 * x;
+  const T u = c * (x + k * x3);
+  const T t = tanh_of(u);
+  const T dleft = T(0.5) * (T(1) + t);  // d/dx of the 0.5 x factor, times (1 + t)
+  const T dt = T(1) - t * t;            // tanh'(u)
+  const T k3 = T(3) * k;
+  const T du = c * (T(1) + k3 * x2);    // u'(x)
+  const T dright = ((T(0.5) * x) * dt) * du;
+  return dy * (dleft + dright);
+}
+
+}  // namespace act
 }  // namespace lockstep

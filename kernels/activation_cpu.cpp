@@ -3,16 +3,12 @@
 #include "kernels/activation.h"
 
 #include "core/parallel.h"
-#include "kernels/math.h"
 
 namespace lockstep {
 namespace {
 
 constexpr int64_t kGrain = 32768;     // elements per task for the cheap ops
 constexpr int64_t kGrainMath = 4096;  // for gelu, which calls tanh
-
-inline float fn_tanh(float x) { return ls_tanhf(x); }
-inline double fn_tanh(double x) { return ls_tanh(x); }
 
 // dx[i] = f(dy[i], v[i]) for i < n.
 template <typename T, typename F>
@@ -22,38 +18,10 @@ void map2(T* dx, const T* dy, const T* v, int64_t n, int64_t grain, const F& f) 
   });
 }
 
-template <typename T>
-T relu_grad(T dy, T x) {
-  return x <= T(0) ? T(0) : dy;
-}
-
-template <typename T>
-T tanh_grad(T dy, T y) {
-  const T u = T(1) - y * y;
-  return dy * u;
-}
-
-template <typename T>
-T sigmoid_grad(T dy, T y) {
-  const T v = dy * (T(1) - y);
-  return v * y;
-}
-
-template <typename T>
-T gelu_grad(T dy, T x) {
-  const T c = static_cast<T>(0.79788456080286535588);  // sqrt(2/pi), as in the forward
-  const T k = static_cast<T>(0.044715);
-  const T x2 = x * x;
-  const T x3 = x2 * x;
-  const T u = c * (x + k * x3);
-  const T t = fn_tanh(u);
-  const T dleft = T(0.5) * (T(1) + t);  // d/dx of the 0.5 x factor, times (1 + t)
-  const T dt = T(1) - t * t;            // tanh'(u)
-  const T k3 = T(3) * k;
-  const T du = c * (T(1) + k3 * x2);    // u'(x)
-  const T dright = ((T(0.5) * x) * dt) * du;
-  return dy * (dleft + dright);
-}
+using act::gelu_grad;
+using act::relu_grad;
+using act::sigmoid_grad;
+using act::tanh_grad;
 
 }  // namespace
 

@@ -28,7 +28,8 @@
 // with CUDA. A sample's y depends on the others only through the statistics (training).
 // N == 1 in training gives var_unbiased = 0/0: the front end rejects it first, as PyTorch
 // does (batchnorm_check_train below); the kernels assert.
-// CUDA: the same signatures with device pointers (kernels/no_cuda.cpp until issue 7).
+// CUDA (kernels/batchnorm_cuda.cu): the same signatures with device pointers and the same bits
+// in deterministic mode (docs/cuda.md gives the GPU work split of each kernel).
 #pragma once
 #include <cstdint>
 
@@ -103,7 +104,7 @@ void batchnorm_backward_avx2(double* dx, double* dgamma, double* dbeta, const do
                              const double* mean, const double* rstd, const double* gamma, int64_t N, int64_t C,
                              bool training);
 
-// ---- CUDA: the same contracts with device pointers (not written yet: no_cuda.cpp) ----
+// ---- CUDA: the same contracts with device pointers (kernels/batchnorm_cuda.cu) ----
 void batchnorm_forward_cuda(float* y, float* mean, float* rstd, float* running_mean, float* running_var,
                             const float* x, const float* gamma, const float* beta, int64_t N, int64_t C,
                             bool training, float eps, float momentum);

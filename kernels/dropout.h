@@ -22,7 +22,8 @@
 // Every element is its own computation (threads split the elements, a Philox block of four
 // positions at a time), so the bits are the same for any thread count, run to run and on
 // CUDA. Backward WRITES dx; it does not add into it.
-// CUDA: the same signatures with device pointers (kernels/no_cuda.cpp until issue 7).
+// CUDA (kernels/dropout_cuda.cu): the same signatures with device pointers and the same bits
+// in deterministic mode (docs/cuda.md gives the GPU work split of each kernel).
 #pragma once
 #include <cstdint>
 
@@ -56,11 +57,11 @@ void dropout_forward_blocks_avx2(float* y, uint8_t* mask, const float* x, int64_
                                  uint64_t seed, uint64_t stream, uint64_t first_block);
 void dropout_backward_run_avx2(float* dx, const float* dy, const uint8_t* mask, int64_t n, float scale);
 
-// ---- CUDA: the same contracts with device pointers (not written yet: no_cuda.cpp) ----
+// ---- CUDA: the same contracts with device pointers (kernels/dropout_cuda.cu) ----
 void dropout_forward_cuda(float* y, uint8_t* mask, const float* x, int64_t n, float p, uint64_t seed,
-                          uint64_t stream, uint64_t step);
+                          uint64_t stream, uint64_t step, uint64_t offset = 0);
 void dropout_forward_cuda(double* y, uint8_t* mask, const double* x, int64_t n, float p, uint64_t seed,
-                          uint64_t stream, uint64_t step);
+                          uint64_t stream, uint64_t step, uint64_t offset = 0);
 void dropout_backward_cuda(float* dx, const float* dy, const uint8_t* mask, int64_t n, float p);
 void dropout_backward_cuda(double* dx, const double* dy, const uint8_t* mask, int64_t n, float p);
 

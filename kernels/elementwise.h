@@ -29,7 +29,8 @@
 // fma for each one: exp 26 -> 0.5 ns and axpy 2.5 -> 0.15 ns per float on the dev box. So
 // unary_cpu and axpy_cpu use elementwise_avx2.cpp when simd_enabled(): same operations,
 // same bits.
-// CUDA: the same signatures with device pointers (kernels/no_cuda.cpp until issue 7).
+// CUDA (elementwise_cuda.cu): the same signatures with device pointers, the same per-element
+// functions (namespace elem below is host+device), one thread per output element.
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -99,7 +100,7 @@ void axpy_run_avx2(float* out, float alpha, const float* x, const float* y, int6
 void axpy_run_avx2(double* out, double alpha, const double* x, const double* y, int64_t n, bool x_moves,
                    bool y_moves);
 
-// ---- CUDA: the same contracts with device pointers (not written yet: no_cuda.cpp) ----
+// ---- CUDA: the same contracts with device pointers (elementwise_cuda.cu) ----
 void binary_cuda(BinaryOp op, float* out, const float* a, const float* b, const Broadcast& bc);
 void binary_cuda(BinaryOp op, double* out, const double* a, const double* b, const Broadcast& bc);
 void binary_scalar_cuda(BinaryOp op, float* out, const float* a, float s, int64_t n);
@@ -118,24 +119,25 @@ void unary_cuda(UnaryOp op, double* out, const double* x, int64_t n);
 
 // ---- per-element definitions, shared by elementwise_cpu.cpp and elementwise_avx2.cpp ----
 // static: every translation unit keeps its own copy, compiled with its own flags, so the
-// linker can never hand the AVX2 build of a loop to the portable path.
+// linker can never hand the AVX2 build of a loop to the portable path. LS_HD: the scalar
+// definitions are compiled for the GPU too (elementwise_cuda.cu), the same operations.
 namespace elem {
 
-static inline float exp(float x) { return ls_expf(x); }
-static inline double exp(double x) { return ls_exp(x); }
-static inline float log(float x) { return ls_logf(x); }
-static inline double log(double x) { return ls_log(x); }
-static inline float tanh(float x) { return ls_tanhf(x); }
-static inline double tanh(double x) { return ls_tanh(x); }
-static inline float sigmoid(float x) { return ls_sigmoidf(x); }
-static inline double sigmoid(double x) { return ls_sigmoid(x); }
+LS_HD static inline float exp(float x) { return ls_expf(x); }
+LS_HD static inline double exp(double x) { return ls_exp(x); }
+LS_HD static inline float log(float x) { return ls_logf(x); }
+LS_HD static inline double log(double x) { return ls_log(x); }
+LS_HD static inline float tanh(float x) { return ls_tanhf(x); }
+LS_HD static inline double tanh(double x) { return ls_tanh(x); }
+LS_HD static inline float sigmoid(float x) { return ls_sigmoidf(x); }
+LS_HD static inline double sigmoid(double x) { return ls_sigmoid(x); }
 template <typename T>
-static inline T relu(T x) {
+LS_HD static inline T relu(T x) {
   return x > T(0) || x != x ? x : T(0);
 }
 // The tanh-form GELU, one rounding per step in this order (see the top of the file).
 template <typename T>
-static inline T gelu(T x) {
+LS_HD static inline T gelu(T x) {
   const T c = static_cast<T>(0.79788456080286535588);  // sqrt(2/pi)
   const T kappa = static_cast<T>(0.044715);
   const T x3 = (x * x) * x;

@@ -68,7 +68,22 @@ void gemm_fast_cpu_with(GemmAlgo algo, const GemmArgs& g);
 GemmAlgo gemm_autotune_choice(const GemmArgs& g);  // times the variants once per shape
 void gemm_autotune_reset();                        // forget all choices
 
-void gemm_cuda(const GemmArgs& g);        // deterministic, same bits as gemm_cpu
-void gemm_fast_cuda(const GemmArgs& g);   // cuBLAS
+// ---- CUDA, device pointers (gemm_cuda.cu, gemm_fast_cuda.cu; docs/cuda.md) ----
+// Deterministic: a register-tiled shared-memory kernel whose every output follows the
+// canonical order above, so the same bits as gemm_cpu. The block tile (128x128 or 64x64)
+// is chosen from the shapes alone; both tiles give the same bits.
+void gemm_cuda(const GemmArgs& g);
+enum class GemmCudaTile { large, small };
+void gemm_cuda_with(GemmCudaTile tile, const GemmArgs& g);
+// Reference: one thread per output running the plain canonical loop (tests; slow).
+void gemm_cuda_ref(const GemmArgs& g);
+// Fast mode: the variant an autotuner picked for this shape by timing (cached per shape),
+// cuBLAS SGEMM among them; TF32 tensor cores only when allow_tf32() (core/mode.h).
+void gemm_fast_cuda(const GemmArgs& g);
+enum class GemmCudaAlgo { tiled, cublas };
+const char* gemm_cuda_algo_name(GemmCudaAlgo a);
+void gemm_fast_cuda_with(GemmCudaAlgo algo, const GemmArgs& g);
+GemmCudaAlgo gemm_cuda_autotune_choice(const GemmArgs& g);  // times the variants once per shape
+void gemm_cuda_autotune_reset();
 
 }  // namespace lockstep

@@ -35,7 +35,8 @@
 // over rows are the canonical batch order, so the bits are the same for any thread count
 // and run to run; a row's loss_i and gradient do not depend on the other rows except through
 // the mean's 1/N.
-// CUDA: the same signatures with device pointers (kernels/no_cuda.cpp until issue 7).
+// CUDA (kernels/loss_cuda.cu): the same signatures with device pointers and the same bits
+// in deterministic mode (docs/cuda.md gives the GPU work split of each kernel).
 #pragma once
 #include <cstdint>
 
@@ -64,7 +65,7 @@ void mse_backward_cpu(float* dx, float* dy, const float* dout, const float* x, c
 void mse_backward_cpu(double* dx, double* dy, const double* dout, const double* x, const double* y, int64_t N,
                       int64_t D, Reduction reduction);
 
-// ---- CUDA: the same contracts with device pointers (not written yet: no_cuda.cpp) ----
+// ---- CUDA: the same contracts with device pointers (kernels/loss_cuda.cu) ----
 void cross_entropy_forward_cuda(float* out, const float* logits, const int64_t* target, int64_t N, int64_t C,
                                 float label_smoothing, Reduction reduction);
 void cross_entropy_forward_cuda(double* out, const double* logits, const int64_t* target, int64_t N, int64_t C,

@@ -1,6 +1,7 @@
-// The *_cuda entry points that have no CUDA kernel in this build. In a CPU-only build that is
-// all of them (plus device memory); in a CUDA build, the kernels still to be written (issue 7).
-// Each throws a clear error, so op code dispatches on the device without any #ifdef.
+// The *_cuda entry points of a CPU-only build (-DLOCKSTEP_CUDA=OFF or no nvcc): device
+// memory and every CUDA kernel, each a stub that throws a clear error, so op code
+// dispatches on the device without any #ifdef. A CUDA build compiles nothing here: the
+// kernels live in kernels/*_cuda.cu.
 #include <stdexcept>
 
 #include "kernels/activation.h"
@@ -15,15 +16,11 @@
 #include "kernels/softmax.h"
 #include "lockstep/config.h"
 
-#if LOCKSTEP_HAS_CUDA
-#define LS_NO_CUDA(op) throw std::runtime_error("[" op "] has no CUDA kernel yet (issue 7); run it on the CPU")
-#else
+#if !LOCKSTEP_HAS_CUDA
 #define LS_NO_CUDA(op) throw std::runtime_error("[" op "] lockstep was built without CUDA")
-#endif
 
 namespace lockstep {
 
-#if !LOCKSTEP_HAS_CUDA
 bool cuda_device_available() { return false; }
 void* cuda_alloc(size_t) { LS_NO_CUDA("cuda_alloc"); }
 void cuda_free(void*) {}
@@ -31,10 +28,20 @@ void cuda_copy_to_device(void*, const void*, size_t) { LS_NO_CUDA("to(cuda)"); }
 void cuda_copy_to_host(void*, const void*, size_t) { LS_NO_CUDA("to(cpu)"); }
 void cuda_copy_device_to_device(void*, const void*, size_t) { LS_NO_CUDA("clone"); }
 void cuda_memset_zero(void*, size_t) { LS_NO_CUDA("zeros"); }
-#endif
+void cuda_fill(void*, const void*, size_t, int64_t) { LS_NO_CUDA("fill_"); }
+void cuda_strided_copy(void*, const void*, size_t, int, const int64_t*, const int64_t*) { LS_NO_CUDA("contiguous"); }
+void cuda_synchronize() {}
+CudaMemoryStats cuda_memory_stats() { return CudaMemoryStats(); }
+void cuda_empty_cache() {}
 
 void gemm_cuda(const GemmArgs&) { LS_NO_CUDA("gemm"); }
+void gemm_cuda_with(GemmCudaTile, const GemmArgs&) { LS_NO_CUDA("gemm"); }
+void gemm_cuda_ref(const GemmArgs&) { LS_NO_CUDA("gemm"); }
 void gemm_fast_cuda(const GemmArgs&) { LS_NO_CUDA("gemm"); }
+const char* gemm_cuda_algo_name(GemmCudaAlgo a) { return a == GemmCudaAlgo::tiled ? "tiled" : "cublas"; }
+void gemm_fast_cuda_with(GemmCudaAlgo, const GemmArgs&) { LS_NO_CUDA("gemm"); }
+GemmCudaAlgo gemm_cuda_autotune_choice(const GemmArgs&) { LS_NO_CUDA("gemm"); }
+void gemm_cuda_autotune_reset() {}
 
 // reductions, elementwise, softmax (kernels/reduce.h, elementwise.h, softmax.h)
 void sum_cuda(float*, const float*, int64_t) { LS_NO_CUDA("sum"); }
@@ -84,8 +91,8 @@ void sigmoid_backward_cuda(float*, const float*, const float*, int64_t) { LS_NO_
 void sigmoid_backward_cuda(double*, const double*, const double*, int64_t) { LS_NO_CUDA("sigmoid_backward"); }
 void gelu_backward_cuda(float*, const float*, const float*, int64_t) { LS_NO_CUDA("gelu_backward"); }
 void gelu_backward_cuda(double*, const double*, const double*, int64_t) { LS_NO_CUDA("gelu_backward"); }
-void dropout_forward_cuda(float*, uint8_t*, const float*, int64_t, float, uint64_t, uint64_t, uint64_t) { LS_NO_CUDA("dropout"); }
-void dropout_forward_cuda(double*, uint8_t*, const double*, int64_t, float, uint64_t, uint64_t, uint64_t) { LS_NO_CUDA("dropout"); }
+void dropout_forward_cuda(float*, uint8_t*, const float*, int64_t, float, uint64_t, uint64_t, uint64_t, uint64_t) { LS_NO_CUDA("dropout"); }
+void dropout_forward_cuda(double*, uint8_t*, const double*, int64_t, float, uint64_t, uint64_t, uint64_t, uint64_t) { LS_NO_CUDA("dropout"); }
 void dropout_backward_cuda(float*, const float*, const uint8_t*, int64_t, float) { LS_NO_CUDA("dropout_backward"); }
 void dropout_backward_cuda(double*, const double*, const uint8_t*, int64_t, float) { LS_NO_CUDA("dropout_backward"); }
 void batchnorm_forward_cuda(float*, float*, float*, float*, float*, const float*, const float*, const float*, int64_t, int64_t, bool, float, float) { LS_NO_CUDA("batch_norm"); }
@@ -109,3 +116,5 @@ void norm_reduce_cuda(float*, const float*, int64_t, NormKind) { LS_NO_CUDA("cli
 void norm_reduce_cuda(double*, const double*, int64_t, NormKind) { LS_NO_CUDA("clip_grad_norm"); }
 
 }  // namespace lockstep
+
+#endif  // !LOCKSTEP_HAS_CUDA

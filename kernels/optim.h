@@ -36,7 +36,8 @@
 // sum_abs = sum of |x[i]|, both in the contiguous order of kernels/reduce_order.h, bit for
 // bit sum_cpu over the transformed values; max_abs = max |x[i]|, exact, and the canonical
 // NaN if any element is NaN. An empty array gives +0.
-// CUDA: the same signatures with device pointers (kernels/no_cuda.cpp until issue 7).
+// CUDA (kernels/optim_cuda.cu): the same signatures with device pointers and the same bits
+// in deterministic mode (docs/cuda.md gives the GPU work split of each kernel).
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -120,7 +121,7 @@ void adam_step_avx2(float* param, float* exp_avg, float* exp_avg_sq, float* max_
 void adam_step_avx2(double* param, double* exp_avg, double* exp_avg_sq, double* max_exp_avg_sq,
                     const double* grad, int64_t n, const AdamStep& s);
 
-// ---- CUDA: the same contracts with device pointers (not written yet: no_cuda.cpp) ----
+// ---- CUDA: the same contracts with device pointers (kernels/optim_cuda.cu) ----
 void sgd_step_cuda(float* param, float* momentum_buffer, const float* grad, int64_t n, const SgdStep& s);
 void sgd_step_cuda(double* param, double* momentum_buffer, const double* grad, int64_t n, const SgdStep& s);
 void adam_step_cuda(float* param, float* exp_avg, float* exp_avg_sq, float* max_exp_avg_sq, const float* grad,

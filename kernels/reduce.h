@@ -8,7 +8,7 @@
 //   batch order       sum_cols_cpu, sum_mid_cpu: chunks of kBatchChunk rows (of d) summed
 //                     row by row from +0.0f, chunk partials combined by the pairwise tree.
 // Deterministic kernels promise: the bits depend on the shape and the data only; the same for
-// any thread count, run to run, with the AVX2 path on or off, and (when the CUDA kernels land)
+// any thread count, run to run, with the AVX2 path on or off, and (kernels/reduce_cuda.cu)
 // on the GPU. Threads split outputs (rows, column tiles) or whole blocks and chunks whose
 // partials are then combined in index order, so how the work was split never shows.
 //
@@ -26,7 +26,8 @@
 // eps * sum|x|, typically far less; the tests hold it to 1e-5 * sum|x| against float64.
 //
 // Sizes may be zero: an empty sum is +0.0; max/argmax need d >= 1 (the op checks).
-// CUDA: the same signatures with device pointers (kernels/no_cuda.cpp until issue 7).
+// CUDA (kernels/reduce_cuda.cu): the same signatures with device pointers and the same bits
+// in deterministic mode (docs/cuda.md gives the GPU work split of each kernel).
 #pragma once
 #include <cstdint>
 
@@ -83,7 +84,7 @@ void sum_mid_fast_cpu(double* out, const double* x, int64_t outer, int64_t d, in
 // 64-bit halves, then lanes 0 and 1: the halving fold, bit for bit.
 float sum_block_avx2(const float* x, int64_t len);
 
-// ---- CUDA: the same contracts with device pointers (not written yet: no_cuda.cpp) ----
+// ---- CUDA: the same contracts with device pointers (kernels/reduce_cuda.cu) ----
 void sum_cuda(float* out, const float* x, int64_t n);
 void sum_cuda(double* out, const double* x, int64_t n);
 void sum_rows_cuda(float* out, const float* x, int64_t rows, int64_t cols);

@@ -11,7 +11,8 @@
 // out must not alias x. Deterministic in both modes: one row never spans threads, and every
 // step above is elementwise or the canonical contiguous sum, so the bits are the same for
 // any thread count, SIMD path and batch (a row's result does not depend on the other rows).
-// CUDA: the same signatures with device pointers (kernels/no_cuda.cpp until issue 7).
+// CUDA (kernels/softmax_cuda.cu): the same signatures with device pointers and the same bits
+// in deterministic mode (docs/cuda.md gives the GPU work split of each kernel).
 #pragma once
 #include <cstdint>
 

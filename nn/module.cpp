@@ -74,6 +74,25 @@ void Module::collect(const std::string& prefix, std::vector<std::pair<std::strin
   for (auto& c : children_) c.second->collect(prefix + c.first + ".", params, buffers);
 }
 
+void Module::to(Device device) {
+  std::vector<std::pair<std::string, Tensor>> params, buffers;
+  collect("", &params, &buffers);
+  auto move = [device](const Tensor& t) {
+    if (!t.defined() || t.device() == device) return;
+    Tensor moved = t.contiguous().detach().to(device);
+    // Every handle of this tensor shares its TensorImpl: re-point it at the new storage.
+    TensorImpl& impl = *t.impl();
+    impl.storage = moved.impl()->storage;
+    impl.offset = moved.impl()->offset;
+    impl.strides = moved.impl()->strides;
+    impl.contiguous = true;
+    impl.autograd.grad.reset();
+  };
+  for (auto& p : params) move(p.second);
+  for (auto& b : buffers)
+    if (is_floating(b.second.dtype())) move(b.second);
+}
+
 std::vector<std::pair<std::string, Tensor>> Module::named_parameters() const {
   std::vector<std::pair<std::string, Tensor>> out;
   collect("", &out, nullptr);

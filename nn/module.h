@@ -49,6 +49,11 @@ class Module : public std::enable_shared_from_this<Module> {
   std::vector<std::pair<std::string, Tensor>> named_buffers() const;
   const std::vector<std::pair<std::string, std::shared_ptr<Module>>>& children() const { return children_; }
   void zero_grad();  // clears every parameter's gradient
+  // Moves every parameter and floating-point buffer to `device` in place: each tensor
+  // keeps its identity (layers and optimizers holding it see the new storage), gradients
+  // are cleared. Integer buffers (BatchNorm's num_batches_tracked) stay on the CPU, where
+  // the layer counts batches. Call it before creating the optimizer.
+  void to(Device device);
 
   // Parameters then buffers of each module, depth first in registration order (PyTorch's).
   StateDict state_dict() const;

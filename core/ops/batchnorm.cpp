@@ -13,12 +13,13 @@ Tensor batch_norm(const Tensor& x_in, const Tensor& running_mean, const Tensor& 
   LS_CHECK_ARG(x_in.defined() && x_in.dim() == 2, op, "expected input of shape N x C, got ",
                x_in.defined() ? shape_str(x_in.shape()) : "undefined");
   LS_CHECK_ARG(is_floating(x_in.dtype()), op, "expected a float input, got ", dtype_name(x_in.dtype()));
-  LS_CHECK_ARG(x_in.device() == Device::cpu, op, "CUDA batch_norm arrives with issue 7");
   const int64_t N = x_in.size(0), C = x_in.size(1);
   auto check_vec = [&](const Tensor& t, const char* name) {
     if (!t.defined()) return;
     LS_CHECK_ARG(t.dim() == 1 && t.size(0) == C && t.dtype() == x_in.dtype() && t.is_contiguous(), op, name,
                  " must be a contiguous ", dtype_name(x_in.dtype()), " vector of ", C, " features, got ", t.str());
+    LS_CHECK_ARG(t.device() == x_in.device(), op, name, " is on ", device_name(t.device()), ", the input on ",
+                 device_name(x_in.device()));
   };
   check_vec(running_mean, "running_mean");
   check_vec(running_var, "running_var");
@@ -31,34 +32,37 @@ Tensor batch_norm(const Tensor& x_in, const Tensor& running_mean, const Tensor& 
 
   Tensor x = x_in.contiguous().detach();
   Tensor w = weight.defined() ? weight.detach() : Tensor(), b = bias.defined() ? bias.detach() : Tensor();
-  Tensor y = Tensor::empty({N, C}, x.dtype()), mean = Tensor::empty({C}, x.dtype()), rstd = Tensor::empty({C}, x.dtype());
+  const Device dev = x.device();
+  const bool cuda = dev == Device::cuda;
+  Tensor y = Tensor::empty({N, C}, x.dtype(), dev), mean = Tensor::empty({C}, x.dtype(), dev),
+         rstd = Tensor::empty({C}, x.dtype(), dev);
   // Given running statistics are updated in training and used in eval; eval without them
   // normalises with the batch statistics and updates nothing (PyTorch).
   if (x.dtype() == DType::f32) {
     auto p = [](const Tensor& t) { return t.defined() ? const_cast<float*>(t.data<float>()) : nullptr; };
-    batchnorm_forward_cpu(y.data<float>(), mean.data<float>(), rstd.data<float>(), p(running_mean),
-                          p(running_var), x.data<float>(), p(w), p(b), N, C, batch_stats,
-                          static_cast<float>(eps), static_cast<float>(momentum));
+    cuda ? batchnorm_forward_cuda(y.data<float>(), mean.data<float>(), rstd.data<float>(), p(running_mean), p(running_var), x.data<float>(), p(w), p(b), N, C, batch_stats, static_cast<float>(eps), static_cast<float>(momentum))
+         : batchnorm_forward_cpu(y.data<float>(), mean.data<float>(), rstd.data<float>(), p(running_mean), p(running_var), x.data<float>(), p(w), p(b), N, C, batch_stats, static_cast<float>(eps), static_cast<float>(momentum));
   } else {
     auto p = [](const Tensor& t) { return t.defined() ? const_cast<double*>(t.data<double>()) : nullptr; };
-    batchnorm_forward_cpu(y.data<double>(), mean.data<double>(), rstd.data<double>(),
-                          p(running_mean), p(running_var), x.data<double>(), p(w),
-                          p(b), N, C, batch_stats, eps, momentum);
+    cuda ? batchnorm_forward_cuda(y.data<double>(), mean.data<double>(), rstd.data<double>(), p(running_mean), p(running_var), x.data<double>(), p(w), p(b), N, C, batch_stats, eps, momentum)
+         : batchnorm_forward_cpu(y.data<double>(), mean.data<double>(), rstd.data<double>(), p(running_mean), p(running_var), x.data<double>(), p(w), p(b), N, C, batch_stats, eps, momentum);
   }
   if (should_record({&x_in, &weight, &bias})) {
     record(y, op, {x_in, weight, bias}, [x, w, mean, rstd, N, C, batch_stats, has_b = b.defined()](const Tensor& g_in) {
       Tensor g = g_in.contiguous();
-      Tensor dx = Tensor::empty({N, C}, x.dtype());
-      Tensor dw = w.defined() ? Tensor::empty({C}, x.dtype()) : Tensor();
-      Tensor db = has_b ? Tensor::empty({C}, x.dtype()) : Tensor();
+      const Device dev = x.device();
+      const bool cuda = dev == Device::cuda;
+      Tensor dx = Tensor::empty({N, C}, x.dtype(), dev);
+      Tensor dw = w.defined() ? Tensor::empty({C}, x.dtype(), dev) : Tensor();
+      Tensor db = has_b ? Tensor::empty({C}, x.dtype(), dev) : Tensor();
       if (x.dtype() == DType::f32) {
         auto p = [](Tensor& t) { return t.defined() ? t.data<float>() : nullptr; };
-        batchnorm_backward_cpu(dx.data<float>(), p(dw), p(db), g.data<float>(), x.data<float>(), mean.data<float>(),
-                               rstd.data<float>(), w.defined() ? w.data<float>() : nullptr, N, C, batch_stats);
+        cuda ? batchnorm_backward_cuda(dx.data<float>(), p(dw), p(db), g.data<float>(), x.data<float>(), mean.data<float>(), rstd.data<float>(), w.defined() ? w.data<float>() : nullptr, N, C, batch_stats)
+         : batchnorm_backward_cpu(dx.data<float>(), p(dw), p(db), g.data<float>(), x.data<float>(), mean.data<float>(), rstd.data<float>(), w.defined() ? w.data<float>() : nullptr, N, C, batch_stats);
       } else {
         auto p = [](Tensor& t) { return t.defined() ? t.data<double>() : nullptr; };
-        batchnorm_backward_cpu(dx.data<double>(), p(dw), p(db), g.data<double>(), x.data<double>(), mean.data<double>(),
-                               rstd.data<double>(), w.defined() ? w.data<double>() : nullptr, N, C, batch_stats);
+        cuda ? batchnorm_backward_cuda(dx.data<double>(), p(dw), p(db), g.data<double>(), x.data<double>(), mean.data<double>(), rstd.data<double>(), w.defined() ? w.data<double>() : nullptr, N, C, batch_stats)
+         : batchnorm_backward_cpu(dx.data<double>(), p(dw), p(db), g.data<double>(), x.data<double>(), mean.data<double>(), rstd.data<double>(), w.defined() ? w.data<double>() : nullptr, N, C, batch_stats);
       }
       return std::vector<Tensor>{dx, dw, db};
     });

@@ -12,7 +12,6 @@ Tensor dropout(const Tensor& x_in, double p, bool training, uint64_t seed, uint6
   LS_CHECK_ARG(x_in.defined(), op, "expected a defined input");
   LS_CHECK_ARG(p >= 0.0 && p <= 1.0, op, "expected a probability in [0, 1], got ", p);
   LS_CHECK_ARG(is_floating(x_in.dtype()), op, "expected a float input, got ", dtype_name(x_in.dtype()));
-  LS_CHECK_ARG(x_in.device() == Device::cpu, op, "CUDA dropout arrives with issue 7");
   LS_CHECK_ARG(step < (uint64_t{1} << 24) && index_offset + static_cast<uint64_t>(x_in.numel()) <= (uint64_t{1} << 40),
                op, "step must be < 2^24 and index_offset + elements at most 2^40, got step ", step, ", offset ",
                index_offset, " and ", x_in.numel(), " elements");
@@ -20,20 +19,26 @@ Tensor dropout(const Tensor& x_in, double p, bool training, uint64_t seed, uint6
   Tensor x = x_in.contiguous().detach();
   const int64_t n = x.numel();
   const float pf = static_cast<float>(p);
-  Tensor y = Tensor::empty(x.shape(), x.dtype());
-  Tensor mask = Tensor::empty(x.shape(), DType::u8);
+  const Device dev = x.device();
+  const bool cuda = dev == Device::cuda;
+  Tensor y = Tensor::empty(x.shape(), x.dtype(), dev);
+  Tensor mask = Tensor::empty(x.shape(), DType::u8, dev);
   if (x.dtype() == DType::f32)
-    dropout_forward_cpu(y.data<float>(), mask.data<uint8_t>(), x.data<float>(), n, pf, seed, stream, step, index_offset);
+    cuda ? dropout_forward_cuda(y.data<float>(), mask.data<uint8_t>(), x.data<float>(), n, pf, seed, stream, step, index_offset)
+         : dropout_forward_cpu(y.data<float>(), mask.data<uint8_t>(), x.data<float>(), n, pf, seed, stream, step, index_offset);
   else
-    dropout_forward_cpu(y.data<double>(), mask.data<uint8_t>(), x.data<double>(), n, pf, seed, stream, step, index_offset);
+    cuda ? dropout_forward_cuda(y.data<double>(), mask.data<uint8_t>(), x.data<double>(), n, pf, seed, stream, step, index_offset)
+         : dropout_forward_cpu(y.data<double>(), mask.data<uint8_t>(), x.data<double>(), n, pf, seed, stream, step, index_offset);
   if (should_record({&x_in})) {
-    record(y, op, {x_in}, [mask, pf, n, dt = x.dtype()](const Tensor& g_in) {
+    record(y, op, {x_in}, [mask, pf, n, dt = x.dtype(), cuda](const Tensor& g_in) {
       Tensor g = g_in.contiguous();
-      Tensor dx = Tensor::empty(g.shape(), dt);
+      Tensor dx = Tensor::empty(g.shape(), dt, g.device());
       if (dt == DType::f32)
-        dropout_backward_cpu(dx.data<float>(), g.data<float>(), mask.data<uint8_t>(), n, pf);
+        cuda ? dropout_backward_cuda(dx.data<float>(), g.data<float>(), mask.data<uint8_t>(), n, pf)
+         : dropout_backward_cpu(dx.data<float>(), g.data<float>(), mask.data<uint8_t>(), n, pf);
       else
-        dropout_backward_cpu(dx.data<double>(), g.data<double>(), mask.data<uint8_t>(), n, pf);
+        cuda ? dropout_backward_cuda(dx.data<double>(), g.data<double>(), mask.data<uint8_t>(), n, pf)
+         : dropout_backward_cpu(dx.data<double>(), g.data<double>(), mask.data<uint8_t>(), n, pf);
       return std::vector<Tensor>{dx};
     });
   }

@@ -27,29 +27,37 @@ Tensor cross_entropy(const Tensor& logits_in, const Tensor& target_in, Reduction
   LS_CHECK_ARG(logits_in.size(1) >= 1, op, "expected at least one class, got ", shape_str(logits_in.shape()));
   LS_CHECK_ARG(label_smoothing >= 0.0 && label_smoothing <= 1.0, op, "label_smoothing must be in [0, 1], got ",
                label_smoothing);
-  LS_CHECK_ARG(logits_in.device() == Device::cpu && target_in.device() == Device::cpu, op,
-               "CUDA cross-entropy arrives with issue 7");
+  LS_CHECK_ARG(logits_in.device() == target_in.device(), op, "logits are on ", device_name(logits_in.device()),
+               ", targets on ", device_name(target_in.device()));
   const int64_t N = logits_in.size(0), C = logits_in.size(1);
+  const Device dev = logits_in.device();
+  const bool cuda = dev == Device::cuda;
   Tensor logits = logits_in.contiguous().detach(), target = target_in.contiguous();
+  {
+    // The range check reads the targets on the host (on CUDA: one copy of N int64s).
+    const Tensor host = target.to(Device::cpu);
+    const int64_t* th = host.data<int64_t>();
+    for (int64_t i = 0; i < N; ++i)
+      LS_CHECK_ARG(th[i] >= 0 && th[i] < C, op, "target[", i, "] = ", th[i], " is out of range for ", C, " classes");
+  }
   const int64_t* t = target.data<int64_t>();
-  for (int64_t i = 0; i < N; ++i)
-    LS_CHECK_ARG(t[i] >= 0 && t[i] < C, op, "target[", i, "] = ", t[i], " is out of range for ", C, " classes");
-  Tensor out = Tensor::empty(reduced_shape(reduction, {N}), logits.dtype());
+  Tensor out = Tensor::empty(reduced_shape(reduction, {N}), logits.dtype(), dev);
   if (logits.dtype() == DType::f32)
-    cross_entropy_forward_cpu(out.data<float>(), logits.data<float>(), t, N, C, static_cast<float>(label_smoothing),
-                              reduction);
+    cuda ? cross_entropy_forward_cuda(out.data<float>(), logits.data<float>(), t, N, C, static_cast<float>(label_smoothing), reduction)
+         : cross_entropy_forward_cpu(out.data<float>(), logits.data<float>(), t, N, C, static_cast<float>(label_smoothing), reduction);
   else
-    cross_entropy_forward_cpu(out.data<double>(), logits.data<double>(), t, N, C, label_smoothing, reduction);
+    cuda ? cross_entropy_forward_cuda(out.data<double>(), logits.data<double>(), t, N, C, label_smoothing, reduction)
+         : cross_entropy_forward_cpu(out.data<double>(), logits.data<double>(), t, N, C, label_smoothing, reduction);
   if (should_record({&logits_in})) {
-    record(out, op, {logits_in}, [logits, target, N, C, label_smoothing, reduction](const Tensor& g_in) {
+    record(out, op, {logits_in}, [logits, target, N, C, label_smoothing, reduction, cuda](const Tensor& g_in) {
       Tensor g = g_in.contiguous();
-      Tensor d = Tensor::empty({N, C}, logits.dtype());
+      Tensor d = Tensor::empty({N, C}, logits.dtype(), logits.device());
       if (logits.dtype() == DType::f32)
-        cross_entropy_backward_cpu(d.data<float>(), g.data<float>(), logits.data<float>(), target.data<int64_t>(), N, C,
-                                   static_cast<float>(label_smoothing), reduction);
+        cuda ? cross_entropy_backward_cuda(d.data<float>(), g.data<float>(), logits.data<float>(), target.data<int64_t>(), N, C, static_cast<float>(label_smoothing), reduction)
+         : cross_entropy_backward_cpu(d.data<float>(), g.data<float>(), logits.data<float>(), target.data<int64_t>(), N, C, static_cast<float>(label_smoothing), reduction);
       else
-        cross_entropy_backward_cpu(d.data<double>(), g.data<double>(), logits.data<double>(), target.data<int64_t>(),
-                                   N, C, label_smoothing, reduction);
+        cuda ? cross_entropy_backward_cuda(d.data<double>(), g.data<double>(), logits.data<double>(), target.data<int64_t>(), N, C, label_smoothing, reduction)
+         : cross_entropy_backward_cpu(d.data<double>(), g.data<double>(), logits.data<double>(), target.data<int64_t>(), N, C, label_smoothing, reduction);
       return std::vector<Tensor>{d};
     });
   }
@@ -63,24 +71,29 @@ Tensor mse_loss(const Tensor& x_in, const Tensor& y_in, Reduction reduction) {
                shape_str(y_in.shape()), ": shapes must match");
   LS_CHECK_ARG(is_floating(x_in.dtype()) && x_in.dtype() == y_in.dtype(), op,
                "expected float inputs of one dtype, got ", dtype_name(x_in.dtype()), " and ", dtype_name(y_in.dtype()));
-  LS_CHECK_ARG(x_in.device() == Device::cpu && y_in.device() == Device::cpu, op, "CUDA MSE arrives with issue 7");
+  LS_CHECK_ARG(x_in.device() == y_in.device(), op, "input is on ", device_name(x_in.device()), ", target on ",
+               device_name(y_in.device()));
   Tensor x = x_in.contiguous().detach(), y = y_in.contiguous().detach();
   const int64_t N = x.dim() == 0 ? 1 : x.size(0);
   const int64_t D = N == 0 ? 0 : x.numel() / N;
-  Tensor out = Tensor::empty(reduced_shape(reduction, x.shape()), x.dtype());
+  const bool cuda = x.device() == Device::cuda;
+  Tensor out = Tensor::empty(reduced_shape(reduction, x.shape()), x.dtype(), x.device());
   if (x.dtype() == DType::f32)
-    mse_forward_cpu(out.data<float>(), x.data<float>(), y.data<float>(), N, D, reduction);
+    cuda ? mse_forward_cuda(out.data<float>(), x.data<float>(), y.data<float>(), N, D, reduction)
+         : mse_forward_cpu(out.data<float>(), x.data<float>(), y.data<float>(), N, D, reduction);
   else
-    mse_forward_cpu(out.data<double>(), x.data<double>(), y.data<double>(), N, D, reduction);
+    cuda ? mse_forward_cuda(out.data<double>(), x.data<double>(), y.data<double>(), N, D, reduction)
+         : mse_forward_cpu(out.data<double>(), x.data<double>(), y.data<double>(), N, D, reduction);
   if (should_record({&x_in})) {
-    record(out, op, {x_in}, [x, y, N, D, reduction](const Tensor& g_in) {
+    record(out, op, {x_in}, [x, y, N, D, reduction, cuda](const Tensor& g_in) {
       Tensor g = g_in.contiguous();
-      Tensor dx = Tensor::empty(x.shape(), x.dtype());
+      Tensor dx = Tensor::empty(x.shape(), x.dtype(), x.device());
       if (x.dtype() == DType::f32)
-        mse_backward_cpu(dx.data<float>(), nullptr, g.data<float>(), x.data<float>(), y.data<float>(), N, D, reduction);
+        cuda ? mse_backward_cuda(dx.data<float>(), nullptr, g.data<float>(), x.data<float>(), y.data<float>(), N, D, reduction)
+         : mse_backward_cpu(dx.data<float>(), nullptr, g.data<float>(), x.data<float>(), y.data<float>(), N, D, reduction);
       else
-        mse_backward_cpu(dx.data<double>(), nullptr, g.data<double>(), x.data<double>(), y.data<double>(), N, D,
-                         reduction);
+        cuda ? mse_backward_cuda(dx.data<double>(), nullptr, g.data<double>(), x.data<double>(), y.data<double>(), N, D, reduction)
+         : mse_backward_cpu(dx.data<double>(), nullptr, g.data<double>(), x.data<double>(), y.data<double>(), N, D, reduction);
       return std::vector<Tensor>{dx};
     });
   }

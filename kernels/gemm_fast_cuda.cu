@@ -1,0 +1,152 @@
+// Fast-mode CUDA GEMM (kernels/gemm.h): cuBLAS SGEMM and an autotuner.
+//
+// cuBLAS is column-major: the row-major C = op(A) op(B) is the column-major
+// C^T = op(B)^T op(A)^T, so B goes first. The bias is written into C first (or added into
+// it when accumulating) and cuBLAS then adds the product with beta = 1. TF32 tensor-core
+// math only when allow_tf32() (core/mode.h), else CUBLAS_DEFAULT_MATH (full FP32 products).
+// cuBLAS picks its own algorithm per shape and GPU, may split K, and does not promise the
+// same bits across GPUs or library versions: that is what fast mode gives up.
+//
+// Autotuner (as cuDNN's benchmark mode): the first call for a shape times each variant on
+// a scratch output (3 runs each after a warm-up, CUDA events) and keeps the fastest for
+// that shape. Which one wins depends on timing noise, so the bits of fast mode may change
+// between processes even on one GPU.
+#include <cublas_v2.h>
+
+#include <map>
+#include <mutex>
+#include <tuple>
+
+#include "core/mode.h"
+#include "kernels/cuda_common.cuh"
+#include "kernels/gemm.h"
+
+#define CUBLAS_CHECK(call)                                                                     \
+  do {                                                                                         \
+    cublasStatus_t lockstep_st_ = (call);                                                      \
+    if (lockstep_st_ != CUBLAS_STATUS_SUCCESS)                                                 \
+      throw std::runtime_error(std::string("[cublas] ") + #call + " failed: " +                \
+                               cublasGetStatusString(lockstep_st_) + " at " + __FILE__ + ":" + \
+                               std::to_string(__LINE__));                                      \
+  } while (0)
+
+namespace lockstep {
+namespace {
+
+using namespace cuda_detail;
+
+cublasHandle_t cublas() {
+  static cublasHandle_t h = [] {
+    cublasHandle_t handle = nullptr;
+    CUBLAS_CHECK(cublasCreate(&handle));
+    CUBLAS_CHECK(cublasSetStream(handle, cuda_stream()));
+    return handle;
+  }();
+  return h;
+}
+
+// Row i of C (ldc) set to bias (or bias added into it when accumulating).
+__global__ void bias_rows_kernel(float* C, int64_t ldc, const float* bias, int64_t M, int64_t N, bool add) {
+  LS_CUDA_FOR(t, M * N) {
+    const int64_t i = t / N, j = t % N;
+    float* c = C + i * ldc + j;
+    *c = add ? *c + bias[j] : bias[j];
+  }
+}
+
+void gemm_cublas(const GemmArgs& g) {
+  if (g.M == 0 || g.N == 0) return;
+  if (g.K == 0) return gemm_cuda(g);  // the epilogue on +0.0f; nothing for cuBLAS to do
+  float beta = g.accumulate ? 1.0f : 0.0f;
+  if (g.bias) {
+    bias_rows_kernel<<<grid_for(g.M * g.N), kThreads, 0, cuda_stream()>>>(g.C, g.ldc, g.bias, g.M, g.N, g.accumulate);
+    CUDA_CHECK_LAUNCH("bias_rows_kernel");
+    beta = 1.0f;
+  }
+  cublasHandle_t h = cublas();
+  CUBLAS_CHECK(cublasSetMathMode(h, allow_tf32() ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+  const float alpha = 1.0f;
+  CUBLAS_CHECK(cublasSgemm(h, g.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, g.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N,
+                           static_cast<int>(g.N), static_cast<int>(g.M), static_cast<int>(g.K), &alpha, g.B,
+                           static_cast<int>(g.ldb), g.A, static_cast<int>(g.lda), &beta, g.C,
+                           static_cast<int>(g.ldc)));
+}
+
+using ShapeKey = std::tuple<bool, bool, int64_t, int64_t, int64_t, int, bool, bool>;
+
+struct Tuner {
+  std::mutex mu;
+  std::map<ShapeKey, GemmCudaAlgo> choice;
+};
+Tuner& tuner() {
+  static Tuner* t = new Tuner();
+  return *t;
+}
+
+ShapeKey key_of(const GemmArgs& g) {
+  return ShapeKey(g.trans_a, g.trans_b, g.M, g.N, g.K, static_cast<int>(g.order), g.bias != nullptr, allow_tf32());
+}
+
+// Milliseconds of the best of 3 runs of algo on a scratch output of g's shape.
+float time_variant(GemmCudaAlgo algo, const GemmArgs& g, float* scratch) {
+  GemmArgs t = g;
+  t.C = scratch, t.ldc = g.N, t.accumulate = false;
+  cudaEvent_t start, stop;
+  CUDA_CHECK(cudaEventCreate(&start));
+  CUDA_CHECK(cudaEventCreate(&stop));
+  gemm_fast_cuda_with(algo, t);  // warm-up (cuBLAS heuristics, first-launch costs)
+  float best = 1e30f;
+  for (int rep = 0; rep < 3; ++rep) {
+    CUDA_CHECK(cudaEventRecord(start, cuda_stream()));
+    gemm_fast_cuda_with(algo, t);
+    CUDA_CHECK(cudaEventRecord(stop, cuda_stream()));
+    CUDA_CHECK(cudaEventSynchronize(stop));
+    float ms = 0;
+    CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+    best = ms < best ? ms : best;
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  return best;
+}
+
+}  // namespace
+
+const char* gemm_cuda_algo_name(GemmCudaAlgo a) { return a == GemmCudaAlgo::tiled ? "tiled" : "cublas"; }
+
+void gemm_fast_cuda_with(GemmCudaAlgo algo, const GemmArgs& g) {
+  if (algo == GemmCudaAlgo::cublas)
+    gemm_cublas(g);
+  else
+    gemm_cuda(g);
+}
+
+GemmCudaAlgo gemm_cuda_autotune_choice(const GemmArgs& g) {
+  Tuner& t = tuner();
+  const ShapeKey key = key_of(g);
+  {
+    std::lock_guard<std::mutex> lock(t.mu);
+    auto it = t.choice.find(key);
+    if (it != t.choice.end()) return it->second;
+  }
+  GemmCudaAlgo best = GemmCudaAlgo::cublas;
+  if (g.M > 0 && g.N > 0) {
+    DeviceBuffer<float> scratch(g.M * g.N);
+    const float t_cublas = time_variant(GemmCudaAlgo::cublas, g, scratch.get());
+    const float t_tiled = time_variant(GemmCudaAlgo::tiled, g, scratch.get());
+    best = t_tiled < t_cublas ? GemmCudaAlgo::tiled : GemmCudaAlgo::cublas;
+  }
+  std::lock_guard<std::mutex> lock(t.mu);
+  t.choice.emplace(key, best);
+  return best;
+}
+
+void gemm_cuda_autotune_reset() {
+  Tuner& t = tuner();
+  std::lock_guard<std::mutex> lock(t.mu);
+  t.choice.clear();
+}
+
+void gemm_fast_cuda(const GemmArgs& g) { gemm_fast_cuda_with(gemm_cuda_autotune_choice(g), g); }
+
+}  // namespace lockstep

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# The GPU checks of issue 7, in two halves:
+#
+#   scripts/gpu_check.sh prepare     on the build machine (Debian, no GPU needed): builds
+#       lockstep_cuda_tests and bench_cuda, and fills .device-carry/gpu/ (git-ignored) with
+#       the binaries, the shared libraries the GPU machine lacks (Google Benchmark,
+#       OpenBLAS, libgomp, libstdc++ ...; not the CUDA runtime or cuBLAS, which CUDA 13
+#       there provides), a 2048-image Fashion-MNIST subset and the PyTorch peer script.
+#   scripts/gpu_check.sh run [STAGE...]   on the GPU machine, from the repository root with
+#       .device-carry carried; STAGE is tests, memcheck, racecheck, bench, torch or all
+#       (default all). Writes device.txt, *.log and bench_cuda.json, torch_step.jsonl
+#       under $OUT (or ./gpu_out).
+#
+# Each stage is sized to finish well inside a 10-minute command.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+G=.device-carry/gpu
+
+prepare() {
+  export CCACHE_BASEDIR=${CCACHE_BASEDIR:-/work} CCACHE_DIR=${CCACHE_DIR:-/work/.ccache}
+  cmake --build build -j2 --target lockstep_cuda_tests bench_cuda
+  rm -rf "$G" && mkdir -p "$G/bin" "$G/lib" "$G/data"
+  cp build/tests/lockstep_cuda_tests build/bench/bench_cuda "$G/bin/"
+  cp bench/peers/torch_cuda_step.py "$G/"
+  # Shared libraries: everything ldd resolves except glibc's own and the CUDA driver/toolkit.
+  for bin in "$G"/bin/*; do
+    ldd "$bin" | awk '/=> \// {print $3}'
+  done | sort -u | grep -v -E '/(libc|libm|libpthread|libdl|librt|ld-linux[^/]*)\.so|libcuda\.so|libcudart|libcublas|libnvidia' |
+    while read -r lib; do cp -L "$lib" "$G/lib/"; done
+  # The first 2048 training images and labels (and 16 test ones, so all four files exist).
+  python3 - "$G/data" <<'PY'
+import gzip, struct, sys
+src, dst = "/usr/share/datasets/fashion-mnist", sys.argv[1]
+for split, n in (("train", 2048), ("t10k", 16)):
+    with gzip.open(f"{src}/{split}-images-idx3-ubyte.gz") as f:
+        magic, count, rows, cols = struct.unpack(">IIII", f.read(16))
+        body = f.read(n * rows * cols)
+    with gzip.open(f"{dst}/{split}-images-idx3-ubyte.gz", "wb") as f:
+        f.write(struct.pack(">IIII", magic, n, rows, cols) + body)
+    with gzip.open(f"{src}/{split}-labels-idx1-ubyte.gz") as f:
+        magic, count = struct.unpack(">II", f.read(8))
+        body = f.read(n)
+    with gzip.open(f"{dst}/{split}-labels-idx1-ubyte.gz", "wb") as f:
+        f.write(struct.pack(">II", magic, n) + body)
+PY
+  du -sh "$G"
+  echo "carry .device-carry; run: scripts/gpu_check.sh run"
+}
+
+run() {
+  local out=${OUT:-gpu_out}
+  mkdir -p "$out"
+  export LD_LIBRARY_PATH="$PWD/$G/lib:${LD_LIBRARY_PATH:-}"
+  export LOCKSTEP_FASHION_MNIST_DIR="$PWD/$G/data" LOCKSTEP_REQUIRE_DATA=1
+  local stages=("$@")
+  [ ${#stages[@]} -eq 0 ] && stages=(all)
+  local rc=0
+  local sanitizer
+  sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+  for s in "${stages[@]}"; do
+    case $s in
+      all) run tests memcheck racecheck bench torch || rc=1 ;;
+      tests)
+        { nvidia-smi; nvidia-smi --query-gpu=name,driver_version --format=csv; ldd --version | head -1; } \
+          > "$out/device.txt" 2>&1 || true
+        "$G/bin/lockstep_cuda_tests" -d yes 2>&1 | tee "$out/cuda_tests.log" || rc=1 ;;
+      memcheck)
+        # The training test is left out: under memcheck it would take far too long.
+        "$sanitizer" --tool memcheck --error-exitcode 9 "$G/bin/lockstep_cuda_tests" "~[training]" \
+          2>&1 | tee "$out/memcheck.log" || rc=1 ;;
+      racecheck)
+        # Shared-memory races: the kernels that use shared memory (GEMM tiles, max_abs).
+        "$sanitizer" --tool racecheck --error-exitcode 9 "$G/bin/lockstep_cuda_tests" "[gemm],[optim]" \
+          2>&1 | tee "$out/racecheck.log" || rc=1 ;;
+      bench)
+        "$G/bin/bench_cuda" --benchmark_out="$out/bench_cuda.json" --benchmark_out_format=json \
+          --benchmark_min_time=0.2 2>&1 | tee "$out/bench_cuda.log" || rc=1 ;;
+      torch)
+        PYTHONUNBUFFERED=1 python3 "$G/torch_cuda_step.py" 2>&1 | tee "$out/torch_step.jsonl" || rc=1 ;;
+      *) echo "gpu_check.sh: unknown stage '$s' (tests, memcheck, racecheck, bench, torch, all)" >&2; return 2 ;;
+    esac
+  done
+  return $rc
+}
+
+case ${1:-} in
+  prepare) prepare ;;
+  run) shift; run "$@" ;;
+  *) echo "usage: scripts/gpu_check.sh prepare | run [tests|memcheck|racecheck|bench|torch|all]..." >&2; exit 2 ;;
+esac
