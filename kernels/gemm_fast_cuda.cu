@@ -12,34 +12,75 @@
 // that shape. Which one wins depends on timing noise, so the bits of fast mode may change
 // between processes even on one GPU.
 #include <cublas_v2.h>
+#include <dlfcn.h>
 
 #include <map>
 #include <mutex>
+#include <string>
 #include <tuple>
+#include <type_traits>
 
 #include "core/mode.h"
 #include "kernels/cuda_common.cuh"
 #include "kernels/gemm.h"
-
-#define CUBLAS_CHECK(call)                                                                     \
-  do {                                                                                         \
-    cublasStatus_t lockstep_st_ = (call);                                                      \
-    if (lockstep_st_ != CUBLAS_STATUS_SUCCESS)                                                 \
-      throw std::runtime_error(std::string("[cublas] ") + #call + " failed: " +                \
-                               cublasGetStatusString(lockstep_st_) + " at " + __FILE__ + ":" + \
-                               std::to_string(__LINE__));                                      \
-  } while (0)
 
 namespace lockstep {
 namespace {
 
 using namespace cuda_detail;
 
+// cuBLAS is loaded with dlopen on the first fast-mode cuBLAS call, not linked: linking it
+// maps and relocates libcublas/libcublasLt in every process that uses lockstep, ~215 MB of
+// resident memory (measured: an empty program linked with -lcublas peaks at 218 MB, with
+// -lcudart alone at 3 MB), which a CPU user of a CUDA build should not pay. The header
+// gives the exact signatures; only the five calls below are used.
+struct CublasApi {
+  decltype(&cublasCreate_v2) create = nullptr;
+  decltype(&cublasSetStream_v2) set_stream = nullptr;
+  decltype(&cublasSetMathMode) set_math_mode = nullptr;
+  decltype(&cublasSgemm_v2) sgemm = nullptr;
+  decltype(&cublasGetStatusString) status_string = nullptr;
+};
+
+const CublasApi& cublas_api() {
+  static const CublasApi api = [] {
+    const std::string name = "libcublas.so." + std::to_string(CUBLAS_VER_MAJOR);
+    void* lib = dlopen(name.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (!lib) lib = dlopen("libcublas.so", RTLD_NOW | RTLD_LOCAL);
+#ifdef LOCKSTEP_CUBLAS_DIR  // the toolkit this was built with, when the loader path lacks it
+    if (!lib) lib = dlopen((std::string(LOCKSTEP_CUBLAS_DIR) + "/" + name).c_str(), RTLD_NOW | RTLD_LOCAL);
+#endif
+    if (!lib)
+      throw std::runtime_error("[cublas] cannot load " + name + " (fast-mode CUDA GEMM): " + dlerror());
+    CublasApi a;
+    auto sym = [&](auto& fn, const char* symbol) {
+      fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(dlsym(lib, symbol));
+      if (!fn) throw std::runtime_error(std::string("[cublas] ") + name + " has no symbol " + symbol);
+    };
+    sym(a.create, "cublasCreate_v2");
+    sym(a.set_stream, "cublasSetStream_v2");
+    sym(a.set_math_mode, "cublasSetMathMode");
+    sym(a.sgemm, "cublasSgemm_v2");
+    sym(a.status_string, "cublasGetStatusString");
+    return a;  // the library stays loaded for the life of the process
+  }();
+  return api;
+}
+
+#define CUBLAS_CHECK(call)                                                                     \
+  do {                                                                                         \
+    cublasStatus_t lockstep_st_ = (call);                                                      \
+    if (lockstep_st_ != CUBLAS_STATUS_SUCCESS)                                                 \
+      throw std::runtime_error(std::string("[cublas] ") + #call + " failed: " +                \
+                               cublas_api().status_string(lockstep_st_) + " at " + __FILE__ +  \
+                               ":" + std::to_string(__LINE__));                                \
+  } while (0)
+
 cublasHandle_t cublas() {
   static cublasHandle_t h = [] {
     cublasHandle_t handle = nullptr;
-    CUBLAS_CHECK(cublasCreate(&handle));
-    CUBLAS_CHECK(cublasSetStream(handle, cuda_stream()));
+    CUBLAS_CHECK(cublas_api().create(&handle));
+    CUBLAS_CHECK(cublas_api().set_stream(handle, cuda_stream()));
     return handle;
   }();
   return h;
@@ -64,9 +105,9 @@ void gemm_cublas(const GemmArgs& g) {
     beta = 1.0f;
   }
   cublasHandle_t h = cublas();
-  CUBLAS_CHECK(cublasSetMathMode(h, allow_tf32() ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+  CUBLAS_CHECK(cublas_api().set_math_mode(h, allow_tf32() ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
   const float alpha = 1.0f;
-  CUBLAS_CHECK(cublasSgemm(h, g.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, g.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N,
+  CUBLAS_CHECK(cublas_api().sgemm(h, g.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, g.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N,
                            static_cast<int>(g.N), static_cast<int>(g.M), static_cast<int>(g.K), &alpha, g.B,
                            static_cast<int>(g.ldb), g.A, static_cast<int>(g.lda), &beta, g.C,
                            static_cast<int>(g.ldc)));
