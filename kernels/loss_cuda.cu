@@ -3,8 +3,8 @@
 // as the CPU writes it; the per-row losses are then summed in batch order (reduce_cuda.cuh,
 // an N x 1 column). MSE: squares elementwise, rows in the contiguous order, rows combined in
 // batch order. No atomics; the bits are the CPU kernels' bits.
-// Fast mode (core/mode.h): the sum over the rows uses float atomics instead (the bits may
-// then change from run to run).
+// Fast mode (core/mode.h): the sum over the rows (and MSE's sums within a row) use float
+// atomics instead (the bits may then change from run to run).
 #include "core/mode.h"
 #include "kernels/loss.h"
 #include "kernels/reduce.h"
@@ -117,7 +117,10 @@ void mse_forward(T* out, const T* x, const T* y, int64_t N, int64_t D, Reduction
   }
   if (red == Reduction::none) return;
   DeviceBuffer<T> row_sum(N);
-  sum_rows_cuda(row_sum.get(), sq, N, D);
+  if (mode() == Mode::fast)
+    sum_rows_fast_cuda(row_sum.get(), sq, N, D);
+  else
+    sum_rows_cuda(row_sum.get(), sq, N, D);
   reduce_rows(out, row_sum.get(), N, red, static_cast<T>(N * D));
 }
 

@@ -2,14 +2,17 @@
 # The GPU checks of issue 7, in two halves:
 #
 #   scripts/gpu_check.sh prepare     on the build machine (Debian, no GPU needed): builds
-#       lockstep_cuda_tests and bench_cuda, and fills .device-carry/gpu/ (git-ignored) with
-#       the binaries, the shared libraries the GPU machine lacks (Google Benchmark,
+#       lockstep_cuda_tests, bench_cuda and the lockstep program, and fills .device-carry/gpu/
+#       (git-ignored) with the binaries, the shared libraries the GPU machine lacks (Google Benchmark,
 #       OpenBLAS, libgomp, libstdc++ ...; not the CUDA runtime or cuBLAS, which CUDA 13
-#       there provides), a 2048-image Fashion-MNIST subset and the PyTorch peer script.
+#       there provides), a Fashion-MNIST subset (2560 training, 512 test images: enough for
+#       the training test, tests/cli/train_cuda.sh and `lab --quick`) and the PyTorch peer.
 #   scripts/gpu_check.sh run [STAGE...]   on the GPU machine, from the repository root with
-#       .device-carry carried; STAGE is tests, memcheck, racecheck, bench, torch or all
-#       (default all). Writes device.txt, *.log and bench_cuda.json, torch_step.jsonl
-#       under $OUT (or ./gpu_out).
+#       .device-carry carried; STAGE is tests, train, lab, memcheck, racecheck, bench, torch
+#       or all (default all). Writes device.txt, *.log and bench_cuda.json, torch_step.jsonl
+#       under $OUT (or ./gpu_out). train: `lockstep train --device cuda` twice and on the CPU
+#       with the same flags (same weights_sha256), cross-device resume, a fast-mode run
+#       (tests/cli/train_cuda.sh); lab: `lockstep lab --quick --check cpu-vs-gpu`.
 #
 # Each stage is sized to finish well inside a 10-minute command.
 set -euo pipefail
@@ -18,20 +21,20 @@ G=.device-carry/gpu
 
 prepare() {
   export CCACHE_BASEDIR=${CCACHE_BASEDIR:-/work} CCACHE_DIR=${CCACHE_DIR:-/work/.ccache}
-  cmake --build build -j2 --target lockstep_cuda_tests bench_cuda
+  cmake --build build -j2 --target lockstep_cuda_tests bench_cuda lockstep_cli
   rm -rf "$G" && mkdir -p "$G/bin" "$G/lib" "$G/data"
-  cp build/tests/lockstep_cuda_tests build/bench/bench_cuda "$G/bin/"
+  cp build/tests/lockstep_cuda_tests build/bench/bench_cuda build/tools/lockstep "$G/bin/"
   cp bench/peers/torch_cuda_step.py "$G/"
   # Shared libraries: everything ldd resolves except glibc's own and the CUDA driver/toolkit.
   for bin in "$G"/bin/*; do
     ldd "$bin" | awk '/=> \// {print $3}'
   done | sort -u | grep -v -E '/(libc|libm|libpthread|libdl|librt|ld-linux[^/]*)\.so|libcuda\.so|libcudart|libcublas|libnvidia' |
     while read -r lib; do cp -L "$lib" "$G/lib/"; done
-  # The first 2048 training images and labels (and 16 test ones, so all four files exist).
+  # The first 2560 training images and labels and the first 512 test ones.
   python3 - "$G/data" <<'PY'
 import gzip, struct, sys
 src, dst = "/usr/share/datasets/fashion-mnist", sys.argv[1]
-for split, n in (("train", 2048), ("t10k", 16)):
+for split, n in (("train", 2560), ("t10k", 512)):
     with gzip.open(f"{src}/{split}-images-idx3-ubyte.gz") as f:
         magic, count, rows, cols = struct.unpack(">IIII", f.read(16))
         body = f.read(n * rows * cols)
@@ -59,11 +62,18 @@ run() {
   sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
   for s in "${stages[@]}"; do
     case $s in
-      all) run tests memcheck racecheck bench torch || rc=1 ;;
+      all) run tests train lab memcheck racecheck bench torch || rc=1 ;;
       tests)
         { nvidia-smi; nvidia-smi --query-gpu=name,driver_version --format=csv; ldd --version | head -1; } \
           > "$out/device.txt" 2>&1 || true
         "$G/bin/lockstep_cuda_tests" -d yes 2>&1 | tee "$out/cuda_tests.log" || rc=1 ;;
+      train)
+        # Exit 77 (no usable device) counts as a failure here: this stage expects a GPU.
+        LOCKSTEP_DATA="$PWD/$G/data" bash tests/cli/train_cuda.sh "$PWD/$G/bin/lockstep" \
+          2>&1 | tee "$out/train_cuda.log" || rc=1 ;;
+      lab)
+        "$G/bin/lockstep" lab --quick --check cpu-vs-gpu --data "$PWD/$G/data" --report "$out/lab" \
+          2>&1 | tee "$out/lab_cpu_vs_gpu.log" || rc=1 ;;
       memcheck)
         # The training test is left out: under memcheck it would take far too long.
         "$sanitizer" --tool memcheck --error-exitcode 9 "$G/bin/lockstep_cuda_tests" "~[training]" \
@@ -77,7 +87,7 @@ run() {
           --benchmark_min_time=0.2 2>&1 | tee "$out/bench_cuda.log" || rc=1 ;;
       torch)
         PYTHONUNBUFFERED=1 python3 "$G/torch_cuda_step.py" 2>&1 | tee "$out/torch_step.jsonl" || rc=1 ;;
-      *) echo "gpu_check.sh: unknown stage '$s' (tests, memcheck, racecheck, bench, torch, all)" >&2; return 2 ;;
+      *) echo "gpu_check.sh: unknown stage '$s' (tests, train, lab, memcheck, racecheck, bench, torch, all)" >&2; return 2 ;;
     esac
   done
   return $rc
@@ -86,5 +96,5 @@ run() {
 case ${1:-} in
   prepare) prepare ;;
   run) shift; run "$@" ;;
-  *) echo "usage: scripts/gpu_check.sh prepare | run [tests|memcheck|racecheck|bench|torch|all]..." >&2; exit 2 ;;
+  *) echo "usage: scripts/gpu_check.sh prepare | run [tests|train|lab|memcheck|racecheck|bench|torch|all]..." >&2; exit 2 ;;
 esac

@@ -48,6 +48,9 @@ void check_distributed_flags(const TrainFlags& f) {
     if (f.check_replicas) throw std::invalid_argument("[train] --debug-check-replicas: expected --distributed as well");
     return;
   }
+  if (f.cfg.device != Device::cpu)
+    throw std::invalid_argument("[train] --distributed: expected --device cpu (the data-parallel step runs on the "
+                                "CPU only), got cuda");
   if (f.cfg.mode != Mode::deterministic)
     throw std::invalid_argument("[train] --distributed: expected --mode deterministic (the data-parallel step "
                                 "reproduces the single-process batch order, which fast mode does not keep), got fast");
@@ -92,8 +95,8 @@ int run_train(const TrainFlags& f, dist::Communicator* comm) {
   const bool tty = !comm && ::isatty(STDOUT_FILENO) == 1;
   const TrainConfig& c = f.cfg;
   const std::string world = comm ? str_cat(", world ", comm->size(), " (", comm->backend(), ")") : "";
-  std::printf("lockstep train: %s mode, %d threads, %d workers, seed %llu, %lld batches/epoch, %lld planned steps%s%s\n",
-              mode_name(c.mode), num_threads(), c.workers, static_cast<unsigned long long>(c.seed),
+  std::printf("lockstep train: %s mode%s, %d threads, %d workers, seed %llu, %lld batches/epoch, %lld planned steps%s%s\n",
+              mode_name(c.mode), c.device == Device::cuda ? " on cuda" : "", num_threads(), c.workers, static_cast<unsigned long long>(c.seed),
               static_cast<long long>(trainer.batches_per_epoch()), static_cast<long long>(trainer.planned_steps()),
               world.c_str(),
               trainer.step() > 0 ? (" (resumed at step " + std::to_string(trainer.step()) + ")").c_str() : "");
@@ -109,8 +112,10 @@ int run_train(const TrainFlags& f, dist::Communicator* comm) {
         [&](const tools::StepRecord& r) {
           if (r.step == f.debug_nudge_step) {  // a planted one-ulp difference, for testing diff
             Tensor w = trainer.model().state_dict().at("0.weight");
-            float* p = w.data<float>();
+            Tensor h = w.to(Device::cpu).clone();  // edited on the host, whatever the model's device
+            float* p = h.data<float>();
             p[0] = std::nextafter(p[0], INFINITY);
+            w.copy_(h.to(w.device()));
           }
           if (dt && f.check_replicas) dt->check_replicas();  // every rank holds rank 0's bits
           if (trace) trace->write(r);
@@ -158,6 +163,7 @@ int run_train(const TrainFlags& f, dist::Communicator* comm) {
     j["steps_this_run"] = r.steps_this_run;
     j["resumed_from"] = r.resumed_from ? nlohmann::ordered_json(*r.resumed_from) : nlohmann::ordered_json(nullptr);
     j["mode"] = mode_name(c.mode);
+    j["device"] = device_name(c.device);
     j["threads"] = num_threads();
     j["workers"] = c.workers;
     j["seed"] = c.seed;

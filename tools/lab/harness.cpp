@@ -92,6 +92,7 @@ TrainSpec default_spec(const LabOptions& o) {
 Session::Session(const TrainSpec& sp, const LabOptions& o) : spec(sp) {
   ThreadsGuard tg(spec.threads);
   model = make_lab_model(spec.init_seed.value_or(spec.seed), spec.model);
+  model->to(spec.device);  // before the optimizer, so its state is created on the device
   opt = std::make_unique<optim::AdamW>(model->parameters(),
                                        optim::AdamWOptions(spec.lr).weight_decay(spec.weight_decay));
   data::LoaderOptions lo = spec.loader;
@@ -106,9 +107,9 @@ double Session::step() {
   model->train();
   std::optional<data::Batch> b = loader->next();
   if (!b) loader->begin_epoch(++epoch), b = loader->next();
-  Tensor x = b->images.reshape({b->images.size(0), 784});
+  Tensor x = b->images.reshape({b->images.size(0), 784}).to(spec.device);
   opt->zero_grad();
-  Tensor loss = cross_entropy(model->forward(x), b->labels);
+  Tensor loss = cross_entropy(model->forward(x), b->labels.to(spec.device));
   loss.backward();
   opt->step();
   ++steps_done;
@@ -127,15 +128,21 @@ std::vector<float> flat_weights(const nn::Module& m) {
   return out;
 }
 
+Device device_of(const nn::Module& m) {
+  const std::vector<Tensor> ps = m.parameters();
+  return ps.empty() ? Device::cpu : ps.front().device();
+}
+
 std::vector<float> logits_of(nn::Module& m, const Tensor& x, int64_t batch) {
   NoGradGuard ng;
+  const Device dev = device_of(m);
   std::vector<float> out;
   const int64_t n = x.size(0);
   for (int64_t i = 0; i < n; i += batch) {
     const int64_t b = std::min(batch, n - i);
     Tensor xb = Tensor::from_vector(std::vector<float>(x.data<float>() + i * 784, x.data<float>() + (i + b) * 784),
                                     {b, 784});
-    auto v = m.forward(xb).contiguous().to_vector<float>();
+    auto v = m.forward(xb.to(dev)).contiguous().to_vector<float>();
     out.insert(out.end(), v.begin(), v.end());
   }
   return out;
@@ -161,7 +168,8 @@ double eval_loss(nn::Module& m, const Tensor& x, const Tensor& y) {
   NoGradGuard ng;
   const bool was_training = m.is_training();
   m.eval();
-  double loss = cross_entropy(m.forward(x), y).item();
+  const Device dev = device_of(m);
+  double loss = cross_entropy(m.forward(x.to(dev)), y.to(dev)).item();
   m.train(was_training);
   return loss;
 }

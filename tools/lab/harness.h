@@ -49,6 +49,7 @@ struct TrainSpec {
   ModelSpec model;
   double lr = 2e-3, weight_decay = 0.0;  // AdamW
   lockstep::Mode mode = lockstep::Mode::deterministic;
+  lockstep::Device device = lockstep::Device::cpu;  // the model is initialised on the CPU, then moved
   int threads = 2;
   lockstep::data::LoaderOptions loader;  // batch_size and seed are set from this spec; shuffle on
 };
@@ -74,7 +75,9 @@ struct Session {
 // ---- what the scenarios compare ----
 // Every float32 value of the state dict, in order (parameters and BatchNorm buffers).
 std::vector<float> flat_weights(const lockstep::nn::Module& m);
-// Logits of x (float32 [n, 784]) in batches of `batch`, the module left in whatever
+// The device of m's parameters (the CPU for a module without any).
+lockstep::Device device_of(const lockstep::nn::Module& m);
+// Logits of x (float32 [n, 784], on the CPU) in batches of `batch` run on m's device, the module left in whatever
 // train/eval mode it is in (the caller chooses); flattened row-major.
 std::vector<float> logits_of(lockstep::nn::Module& m, const lockstep::Tensor& x, int64_t batch);
 // Fraction of rows of x whose argmax logit equals y, in eval mode (restores the mode).

@@ -170,10 +170,9 @@ Trainer::Trainer(TrainConfig cfg, std::shared_ptr<nn::BatchSync> sync)
     } catch (const std::exception& e) {
       throw std::runtime_error(str_cat("[train] --device cuda: no usable CUDA device: ", e.what()));
     }
-    // The CUDA kernels exist but have not yet run on a GPU (docs/cuda.md); the trainer does
-    // not move the model, batches, optimizer state and checkpoints across devices yet.
-    throw std::runtime_error("[train] --device cuda: lockstep train does not run on the GPU yet (the CUDA "
-                             "kernels are untested, docs/cuda.md); use --device cpu");
+    if (sync_)
+      throw std::invalid_argument("[train] --device cuda: expected no --distributed (the data-parallel step runs on "
+                                  "the CPU only)");
   }
   if (!cfg_.save_dir.empty()) make_dirs(cfg_.save_dir);
   set_mode(cfg_.mode);
@@ -218,6 +217,9 @@ Trainer::~Trainer() = default;
 // Model, optimizer (one group with every parameter) and the cosine schedule over t_max_.
 void Trainer::build() {
   model_ = make_train_mlp(cfg_.seed, cfg_.hidden, cfg_.dropout, sync_);
+  // Initialised on the CPU (the same bits on every device), then moved before the optimizer
+  // sees the parameters, so its state is created on the model's device.
+  model_->to(cfg_.device);
   model_->train();
   if (cfg_.optimizer == "sgd")
     opt_ = std::make_unique<optim::SGD>(model_->parameters(),
@@ -283,12 +285,13 @@ std::string Trainer::save() {
 }
 
 Tensor Trainer::local_forward_backward(const data::Batch& b, std::vector<std::pair<std::string, Tensor>>* outputs) {
-  Tensor h = b.images.reshape({b.images.size(0), 784});
+  // The batch is assembled on the CPU by the loader and copied to the model's device here.
+  Tensor h = b.images.reshape({b.images.size(0), 784}).to(cfg_.device);
   for (size_t i = 0; i < model_->size(); ++i) {
     h = (*model_)[i]->forward(h);  // Sequential::forward, one layer at a time
     if (outputs) outputs->push_back({"output." + std::to_string(i), h});
   }
-  Tensor loss = cross_entropy(h, b.labels);
+  Tensor loss = cross_entropy(h, b.labels.to(cfg_.device));
   loss.backward();
   return loss;
 }
@@ -306,7 +309,8 @@ double Trainer::evaluate() {
     std::vector<int64_t> labels(static_cast<size_t>(rows));
     float* px = x.data<float>();
     for (int64_t r = 0; r < rows; ++r) labels[static_cast<size_t>(r)] = test_set_->read_into(b0 + r, px + r * per);
-    const std::vector<int64_t> pred = argmax(model_->forward(x), 1).to_vector<int64_t>();
+    // Forward on the model's device; only the predicted classes come back.
+    const std::vector<int64_t> pred = argmax(model_->forward(x.to(cfg_.device)), 1).to_vector<int64_t>();
     for (int64_t r = 0; r < rows; ++r) correct += pred[static_cast<size_t>(r)] == labels[static_cast<size_t>(r)];
   }
   model_->train();
@@ -342,7 +346,7 @@ TrainResult Trainer::run() {
       for (const auto& [name, p] : model_->named_parameters()) rec.grads.push_back({"grad." + name, p.grad()});
     opt_->step();
     sched_->step();
-    const float lv = static_cast<float>(loss.item());
+    const float lv = static_cast<float>(loss.item());  // the one scalar copied back per step
     seconds += std::chrono::duration<double>(clock::now() - t0).count();
 
     ++step_;
@@ -377,7 +381,7 @@ TrainResult Trainer::run() {
   res.train_loss = epoch_loss_count_ > 0 ? epoch_loss_sum_ / static_cast<double>(epoch_loss_count_) : 0.0;
   res.last_loss = last_loss;
   res.test_accuracy = accuracy;
-  res.weights_sha256 = nn::state_dict_sha256(model_->state_dict());
+  res.weights_sha256 = nn::state_dict_sha256(model_->state_dict());  // hashed from CPU copies: same bits
   res.train_seconds = seconds;
   res.samples_per_sec = seconds > 0 ? static_cast<double>(res.samples) / seconds : 0.0;
   return res;

@@ -15,7 +15,11 @@
 // swaps in its own "loss and gradients of this batch" and keeps everything else.
 //
 // Promise (deterministic mode): the same config gives the same weights, bit for bit, for any
-// `threads` and `workers`, and for a run resumed from any checkpoint it saved. Built with a
+// `threads` and `workers`, for a run resumed from any checkpoint it saved, and on either
+// device (cfg.device: the model is initialised on the CPU and moved before the optimizer is
+// built; batches are copied over per step; only the loss scalar and the predicted classes
+// come back; checkpoints and weights_sha256 read CPU copies, so a CUDA run can resume on the
+// CPU and vice versa). Built with a
 // BatchSync, the BatchNorm layers are SyncBatchNorm (the same bits until a data-parallel
 // step attaches the sync: `lockstep train --distributed`, tools/train/distributed.h).
 #pragma once
@@ -48,7 +52,7 @@ struct TrainConfig {
   int threads = 0;                  // 0: the library default
   int workers = 0;                  // DataLoader worker threads
   Mode mode = Mode::deterministic;
-  Device device = Device::cpu;
+  Device device = Device::cpu;      // model, optimizer state, batches and evaluation live here
   int64_t batch_size = 128;
   double lr = 1e-3;
   double weight_decay = 0.05;
