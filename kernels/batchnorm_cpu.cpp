@@ -32,18 +32,25 @@ void backward_any(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, const T* 
 
 // ---- the cut kernels: the fused kernels' expressions, one stage each ----
 
-using bn::batch_sums;
-using bn::inv_std;
-using bn::kGrainElems;
+namespace {
+
+// Whole columns per task (the batch order of a column never depends on the split).
+template <typename Fn>
+void over_columns(int64_t N, int64_t C, const Fn& fn) {
+  parallel_for(C, std::max<int64_t>(1, bn::kGrainElems / std::max<int64_t>(N, 1)), fn);
+}
+// Whole rows per task.
+template <typename Fn>
+void over_rows(int64_t N, int64_t C, const Fn& fn) {
+  parallel_for(N, std::max<int64_t>(1, bn::kGrainElems / std::max<int64_t>(C, 1)), fn);
+}
+
+}  // namespace
 
 void batchnorm_sum_cpu(float* s1, const float* x, int64_t N, int64_t C) {
-  const int64_t grain = std::max<int64_t>(1, kGrainElems / std::max<int64_t>(N, 1));
-  parallel_for(C, grain, [&](int64_t c0, int64_t c1) {
+  over_columns(N, C, [&](int64_t c0, int64_t c1) {
     std::vector<float> mem;
-    batch_sums(s1 + c0, N, c1 - c0, mem, [&](float* acc, int64_t r) {
-      const float* xr = x + r * C + c0;
-      for (int64_t j = 0; j < c1 - c0; ++j) acc[j] += xr[j];
-    });
+    bn::column_sums(s1 + c0, x, N, C, c0, c1 - c0, mem);
   });
 }
 
@@ -53,17 +60,9 @@ void batchnorm_mean_cpu(float* mean, const float* s1, int64_t N_total, int64_t C
 }
 
 void batchnorm_sqdev_sum_cpu(float* s2, const float* x, const float* mean, int64_t N, int64_t C) {
-  const int64_t grain = std::max<int64_t>(1, kGrainElems / std::max<int64_t>(N, 1));
-  parallel_for(C, grain, [&](int64_t c0, int64_t c1) {
+  over_columns(N, C, [&](int64_t c0, int64_t c1) {
     std::vector<float> mem;
-    const float* m = mean + c0;
-    batch_sums(s2 + c0, N, c1 - c0, mem, [&](float* acc, int64_t r) {
-      const float* xr = x + r * C + c0;
-      for (int64_t j = 0; j < c1 - c0; ++j) {
-        const float d = xr[j] - m[j];
-        acc[j] = std::fma(d, d, acc[j]);
-      }
-    });
+    bn::sqdev_sums(s2 + c0, x, mean + c0, N, C, c0, c1 - c0, mem);
   });
 }
 
@@ -73,7 +72,7 @@ void batchnorm_finish_stats_cpu(float* rstd, float* running_mean, float* running
   const float Nf = static_cast<float>(N_total), N1 = static_cast<float>(N_total - 1);
   const float a = 1.0f - momentum;
   for (int64_t c = 0; c < C; ++c) {
-    rstd[c] = inv_std(s2[c] / Nf, eps);
+    rstd[c] = bn::inv_std(s2[c] / Nf, eps);
     if (running_mean) running_mean[c] = a * running_mean[c] + momentum * mean[c];
     if (running_var) running_var[c] = a * running_var[c] + momentum * (s2[c] / N1);
   }
@@ -81,37 +80,17 @@ void batchnorm_finish_stats_cpu(float* rstd, float* running_mean, float* running
 
 void batchnorm_normalize_cpu(float* y, const float* x, const float* mean, const float* rstd, const float* gamma,
                              const float* beta, int64_t N, int64_t C) {
-  parallel_for(N, std::max<int64_t>(1, kGrainElems / std::max<int64_t>(C, 1)), [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      const float* xr = x + r * C;
-      float* yr = y + r * C;
-      for (int64_t c = 0; c < C; ++c) {
-        float v = (xr[c] - mean[c]) * rstd[c];
-        if (gamma) v = v * gamma[c];
-        if (beta) v = v + beta[c];
-        yr[c] = v;
-      }
-    }
+  over_rows(N, C, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) bn::normalize_row(y + r * C, x + r * C, mean, rstd, gamma, beta, C);
   });
 }
 
 void batchnorm_backward_sums_cpu(float* b, const float* dy, const float* x, const float* mean, const float* rstd,
                                  int64_t N, int64_t C) {
-  const int64_t grain = std::max<int64_t>(1, kGrainElems / std::max<int64_t>(N, 1));
-  parallel_for(C, grain, [&](int64_t c0, int64_t c1) {
+  over_columns(N, C, [&](int64_t c0, int64_t c1) {
     const int64_t w = c1 - c0;
-    const float* m = mean + c0;
-    const float* rs = rstd + c0;
     std::vector<float> mem, acc2(static_cast<size_t>(2 * w));
-    batch_sums(acc2.data(), N, 2 * w, mem, [&](float* acc, int64_t r) {
-      const float* xr = x + r * C + c0;
-      const float* gr = dy + r * C + c0;
-      for (int64_t j = 0; j < w; ++j) {
-        const float xhat = (xr[j] - m[j]) * rs[j];
-        acc[j] += gr[j];
-        acc[w + j] = std::fma(gr[j], xhat, acc[w + j]);
-      }
-    });
+    bn::backward_sums(acc2.data(), dy, x, mean + c0, rstd + c0, N, C, c0, w, mem);
     std::copy(acc2.begin(), acc2.begin() + w, b + c0);
     std::copy(acc2.begin() + w, acc2.end(), b + C + c0);
   });
@@ -125,16 +104,9 @@ void batchnorm_backward_dx_cpu(float* dx, const float* dy, const float* x, const
     s[c] = gamma ? rstd[c] * gamma[c] : rstd[c];
     a1[c] = b[c] / Nf, a2[c] = b[C + c] / Nf;
   }
-  parallel_for(N, std::max<int64_t>(1, kGrainElems / std::max<int64_t>(C, 1)), [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      const float* xr = x + r * C;
-      const float* gr = dy + r * C;
-      float* dr = dx + r * C;
-      for (int64_t c = 0; c < C; ++c) {
-        const float xhat = (xr[c] - mean[c]) * rstd[c];
-        dr[c] = ((gr[c] - a1[c]) - xhat * a2[c]) * s[c];
-      }
-    }
+  over_rows(N, C, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r)
+      bn::dx_row(dx + r * C, dy + r * C, x + r * C, mean, rstd, a1.data(), a2.data(), s.data(), C);
   });
 }
 

@@ -53,6 +53,68 @@ T inv_std(T var, T eps) {
   return d == T(0) ? T(0) : T(1) / d;
 }
 
+// ---- the stages, on columns [c0, c0 + w) of an N x C batch ----
+// The fused kernels below and the data-parallel stage kernels (batchnorm_cpu.cpp) are both
+// built from these, so the two compute the same expressions by construction.
+
+// s[0 .. w) = batch-order sums of x.
+template <typename T>
+void column_sums(T* s, const T* x, int64_t N, int64_t C, int64_t c0, int64_t w, std::vector<T>& mem) {
+  batch_sums(s, N, w, mem, [&](T* acc, int64_t r) {
+    const T* xr = x + r * C + c0;
+    for (int64_t j = 0; j < w; ++j) acc[j] += xr[j];
+  });
+}
+
+// s[0 .. w) = batch-order sums of fma(d, d, acc), d = x - m (m: the w means).
+template <typename T>
+void sqdev_sums(T* s, const T* x, const T* m, int64_t N, int64_t C, int64_t c0, int64_t w, std::vector<T>& mem) {
+  batch_sums(s, N, w, mem, [&](T* acc, int64_t r) {
+    const T* xr = x + r * C + c0;
+    for (int64_t j = 0; j < w; ++j) {
+      const T d = xr[j] - m[j];
+      acc[j] = std::fma(d, d, acc[j]);
+    }
+  });
+}
+
+// b[0 .. w) = batch-order sums of dy;  b[w .. 2w) = of dy * xhat (one fma a term).
+template <typename T>
+void backward_sums(T* b, const T* dy, const T* x, const T* m, const T* rs, int64_t N, int64_t C, int64_t c0,
+                   int64_t w, std::vector<T>& mem) {
+  batch_sums(b, N, 2 * w, mem, [&](T* acc, int64_t r) {
+    const T* xr = x + r * C + c0;
+    const T* gr = dy + r * C + c0;
+    for (int64_t j = 0; j < w; ++j) {
+      const T xhat = (xr[j] - m[j]) * rs[j];
+      acc[j] += gr[j];
+      acc[w + j] = std::fma(gr[j], xhat, acc[w + j]);
+    }
+  });
+}
+
+// One row of w outputs: y = xhat * gamma + beta (gamma, beta may be null).
+template <typename T>
+void normalize_row(T* yr, const T* xr, const T* m, const T* rs, const T* gamma, const T* beta, int64_t w) {
+  for (int64_t j = 0; j < w; ++j) {
+    T v = (xr[j] - m[j]) * rs[j];
+    if (gamma) v = v * gamma[j];
+    if (beta) v = v + beta[j];
+    yr[j] = v;
+  }
+}
+
+// One row of w outputs with batch statistics: dx = ((dy - a1) - xhat * a2) * s, where
+// s = rstd * gamma, a1 = sum(dy) / N, a2 = sum(dy * xhat) / N.
+template <typename T>
+void dx_row(T* dr, const T* gr, const T* xr, const T* m, const T* rs, const T* a1, const T* a2, const T* s,
+            int64_t w) {
+  for (int64_t j = 0; j < w; ++j) {
+    const T xhat = (xr[j] - m[j]) * rs[j];
+    dr[j] = ((gr[j] - a1[j]) - xhat * a2[j]) * s[j];
+  }
+}
+
 template <typename T>
 void forward_impl(T* y, T* mean, T* rstd, T* running_mean, T* running_var, const T* x, const T* gamma,
                   const T* beta, int64_t N, int64_t C, bool training, T eps, T momentum) {
@@ -66,19 +128,10 @@ void forward_impl(T* y, T* mean, T* rstd, T* running_mean, T* running_var, const
     T* rs = rstd + c0;
     if (training) {
       std::vector<T> mem, s(static_cast<size_t>(w));
-      batch_sums(s.data(), N, w, mem, [&](T* acc, int64_t r) {
-        const T* xr = x + r * C + c0;
-        for (int64_t j = 0; j < w; ++j) acc[j] += xr[j];
-      });
+      column_sums(s.data(), x, N, C, c0, w, mem);
       for (int64_t j = 0; j < w; ++j) m[j] = s[j] / Nf;
       // second pass: squared deviations from the mean just computed
-      batch_sums(s.data(), N, w, mem, [&](T* acc, int64_t r) {
-        const T* xr = x + r * C + c0;
-        for (int64_t j = 0; j < w; ++j) {
-          const T d = xr[j] - m[j];
-          acc[j] = std::fma(d, d, acc[j]);
-        }
-      });
+      sqdev_sums(s.data(), x, m, N, C, c0, w, mem);
       const T a = T(1) - momentum;
       for (int64_t j = 0; j < w; ++j) {
         rs[j] = inv_std(s[j] / Nf, eps);
@@ -91,16 +144,9 @@ void forward_impl(T* y, T* mean, T* rstd, T* running_mean, T* running_var, const
         rs[j] = inv_std(running_var[c0 + j], eps);
       }
     }
-    for (int64_t r = 0; r < N; ++r) {
-      const T* xr = x + r * C + c0;
-      T* yr = y + r * C + c0;
-      for (int64_t j = 0; j < w; ++j) {
-        T v = (xr[j] - m[j]) * rs[j];
-        if (gamma) v = v * gamma[c0 + j];
-        if (beta) v = v + beta[c0 + j];
-        yr[j] = v;
-      }
-    }
+    const T* g = gamma ? gamma + c0 : nullptr;
+    const T* be = beta ? beta + c0 : nullptr;
+    for (int64_t r = 0; r < N; ++r) normalize_row(y + r * C + c0, x + r * C + c0, m, rs, g, be, w);
   });
 }
 
@@ -117,15 +163,7 @@ void backward_impl(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, const T*
     // b[0 .. w): sum of dy;  b[w .. 2w): sum of dy * xhat
     std::vector<T> mem, b(static_cast<size_t>(2 * w));
     if (need_sums) {
-      batch_sums(b.data(), N, 2 * w, mem, [&](T* acc, int64_t r) {
-        const T* xr = x + r * C + c0;
-        const T* gr = dy + r * C + c0;
-        for (int64_t j = 0; j < w; ++j) {
-          const T xhat = (xr[j] - m[j]) * rs[j];
-          acc[j] += gr[j];
-          acc[w + j] = std::fma(gr[j], xhat, acc[w + j]);
-        }
-      });
+      backward_sums(b.data(), dy, x, m, rs, N, C, c0, w, mem);
       if (dbeta) std::copy(b.begin(), b.begin() + w, dbeta + c0);
       if (dgamma) std::copy(b.begin() + w, b.end(), dgamma + c0);
     }
@@ -141,10 +179,7 @@ void backward_impl(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, const T*
       const T* gr = dy + r * C + c0;
       T* dr = dx + r * C + c0;
       if (training) {
-        for (int64_t j = 0; j < w; ++j) {
-          const T xhat = (xr[j] - m[j]) * rs[j];
-          dr[j] = ((gr[j] - a1[j]) - xhat * a2[j]) * s[j];
-        }
+        dx_row(dr, gr, xr, m, rs, a1.data(), a2.data(), s.data(), w);
       } else {
         for (int64_t j = 0; j < w; ++j) dr[j] = gr[j] * s[j];
       }
