@@ -4,16 +4,32 @@
 //   GFLOPS    2*M*N*K / wall time of a call (manual timing, mean over the iterations)
 //   pct_peak  GFLOPS as a percentage of this machine's FMA peak for that thread count,
 //             measured at start-up by fma_peak() below and printed in the context header.
-// "eigen" is lockstep's fast-mode Eigen variant (gemm_fast_cpu_with(GemmAlgo::eigen)): Eigen
-// 3.4 compiled with -mavx2 -mfma inside the library, threaded by OpenMP. OpenBLAS is the
-// system libopenblas (pthreads build), threads set by openblas_set_num_threads.
+// "lockstep" is gemm_cpu at the highest SIMD level of this CPU (AVX-512 group kernel where
+// available), "lockstep_avx2" the same call capped at AVX2. "eigen" is lockstep's fast-mode
+// Eigen variant (gemm_fast_cpu_with(GemmAlgo::eigen)): Eigen 3.4 compiled inside the
+// library for AVX-512 where available, "eigen_avx2" its AVX2+FMA build; threaded by
+// OpenMP. OpenBLAS is the system libopenblas (pthreads build), threads set by
+// openblas_set_num_threads.
 // Each library's idle threads spin for a while after a call; for clean numbers run one
-// library per process, e.g. --benchmark_filter=lockstep (docs/benchmarks.md).
+// library per process, e.g. --benchmark_filter=^lockstep/ (docs/benchmarks.md).
+//
+// "paired" interleaves the libraries instead: each iteration calls all five once, back to
+// back in an order drawn afresh, and times each call. Its
+// counters are the medians of those times (<lib>_GFLOPS) and their ratios
+// (lockstep_vs_eigen, lockstep_vs_openblas, lockstep_avx2_vs_eigen_avx2; > 1: lockstep
+// faster). A slow spell of a shared machine then falls on all of them alike instead of on
+// whichever library was running. On 2 threads it needs OMP_WAIT_POLICY=passive and
+// OPENBLAS_THREAD_TIMEOUT=4 in the environment, so that the idle threads of one library
+// sleep instead of holding the cores the next one needs (it refuses to run otherwise);
+// lockstep's pool yields while it spins, for at most 100 us. (A pause between the calls
+// was worse: on the 2-vCPU VM a vCPU left idle for 0.3-2 ms takes long enough to wake
+// that every library lost 20-50% on 2 threads.)
 #include <benchmark/benchmark.h>
 #include <cblas.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <cstdio>
 #include <string>
 #include <thread>
@@ -22,6 +38,7 @@
 #include <immintrin.h>
 
 #include "core/parallel.h"
+#include "core/simd.h"
 #include "kernels/gemm.h"
 
 
@@ -89,7 +106,28 @@ struct Operands {
   }
 };
 
-enum class Lib { lockstep, eigen, openblas };
+enum class Lib { lockstep, eigen, openblas, lockstep_avx2, eigen_avx2 };
+
+// One call of lib on op; returns its wall time in seconds.
+double call_gemm(Lib lib, Operands& op, Shape s) {
+  using lockstep::SimdLevel;
+  bool avx2 = lib == Lib::lockstep_avx2 || lib == Lib::eigen_avx2;
+  lockstep::SimdLevelGuard level(avx2 ? SimdLevel::avx2 : lockstep::simd_level_available());
+  auto t0 = std::chrono::steady_clock::now();
+  switch (lib) {
+    case Lib::lockstep:
+    case Lib::lockstep_avx2: lockstep::gemm_cpu(op.g); break;
+    case Lib::eigen:
+    case Lib::eigen_avx2: lockstep::gemm_fast_cpu_with(lockstep::GemmAlgo::eigen, op.g); break;
+    case Lib::openblas:
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s.M, s.N, s.K, 1.0f, op.A.data(), s.K,
+                  op.B.data(), s.N, 0.0f, op.C.data(), s.N);
+      break;
+  }
+  benchmark::DoNotOptimize(op.C.data());
+  benchmark::ClobberMemory();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
 
 void run_gemm(benchmark::State& state, Lib lib, Shape s, int threads) {
   Operands op(s);
@@ -97,24 +135,62 @@ void run_gemm(benchmark::State& state, Lib lib, Shape s, int threads) {
   openblas_set_num_threads(threads);
   double seconds = 0;  // wall time of the GEMM calls alone (manual timing)
   for (auto _ : state) {
-    auto t0 = std::chrono::steady_clock::now();
-    switch (lib) {
-      case Lib::lockstep: lockstep::gemm_cpu(op.g); break;
-      case Lib::eigen: lockstep::gemm_fast_cpu_with(lockstep::GemmAlgo::eigen, op.g); break;
-      case Lib::openblas:
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s.M, s.N, s.K, 1.0f, op.A.data(), s.K,
-                    op.B.data(), s.N, 0.0f, op.C.data(), s.N);
-        break;
-    }
-    benchmark::DoNotOptimize(op.C.data());
-    benchmark::ClobberMemory();
-    double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    double dt = call_gemm(lib, op, s);
     state.SetIterationTime(dt);
     seconds += dt;
   }
   double flops_per_s = 2.0 * s.M * s.N * s.K * state.iterations() / seconds;
   state.counters["GFLOPS"] = flops_per_s * 1e-9;
   state.counters["pct_peak"] = flops_per_s / g_peak[threads] * 100.0;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+void run_paired(benchmark::State& state, Shape s, int threads) {
+  Operands op(s);
+  lockstep::ThreadsGuard guard(threads);
+  openblas_set_num_threads(threads);
+  // Idle threads of the previous library, spinning or yielding, would hold the cores the
+  // next library's threads need (OpenBLAS yields for ~2^28 cycles by default).
+  const char* omp = std::getenv("OMP_WAIT_POLICY");
+  const char* blas = std::getenv("OPENBLAS_THREAD_TIMEOUT");
+  if (threads > 1 && (!omp || std::string(omp) != "passive" || !blas || std::string(blas) != "4")) {
+    state.SkipWithError("paired runs on several threads need OMP_WAIT_POLICY=passive OPENBLAS_THREAD_TIMEOUT=4");
+    for (auto _ : state) {
+    }
+    return;
+  }
+  constexpr int kLibs = 5;
+  Lib libs[kLibs] = {Lib::lockstep, Lib::eigen, Lib::openblas, Lib::lockstep_avx2, Lib::eigen_avx2};
+  std::vector<double> times[kLibs];
+  uint32_t x = 2463534242u;  // xorshift for the call order
+  for (auto _ : state) {
+    for (int i = kLibs - 1; i > 0; --i) {  // Fisher-Yates
+      x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+      std::swap(libs[i], libs[x % (i + 1)]);
+    }
+    double total = 0;
+    for (Lib lib : libs) {
+      double dt = call_gemm(lib, op, s);
+      times[int(lib)].push_back(dt);
+      total += dt;
+    }
+    state.SetIterationTime(total);
+  }
+  double flop = 2.0 * s.M * s.N * s.K;
+  const char* names[kLibs] = {"lockstep", "eigen", "openblas", "lockstep_avx2", "eigen_avx2"};
+  double med[kLibs];
+  for (int l = 0; l < kLibs; ++l) {
+    med[l] = median(times[l]);
+    state.counters[std::string(names[l]) + "_GFLOPS"] = flop / med[l] * 1e-9;
+  }
+  state.counters["lockstep_vs_eigen"] = med[1] / med[0];
+  state.counters["lockstep_vs_openblas"] = med[2] / med[0];
+  state.counters["lockstep_avx2_vs_eigen_avx2"] = med[4] / med[3];
 }
 
 }  // namespace
@@ -132,14 +208,20 @@ int main(int argc, char** argv) {
     std::snprintf(value, sizeof value, "%.1f", g_peak[t] * 1e-9);
     benchmark::AddCustomContext("fma_peak_gflops_" + std::to_string(t) + "t", value);
   }
-  const char* names[] = {"lockstep", "eigen", "openblas"};
+  benchmark::AddCustomContext("simd_level", lockstep::simd_level_name(lockstep::simd_level_available()));
+  const char* names[] = {"lockstep", "eigen", "openblas", "lockstep_avx2", "eigen_avx2"};
   for (Shape s : kShapes)
-    for (int threads : {1, 2})
-      for (Lib lib : {Lib::lockstep, Lib::eigen, Lib::openblas}) {
-        std::string name = std::string(names[int(lib)]) + "/M:" + std::to_string(s.M) + "/N:" +
-                           std::to_string(s.N) + "/K:" + std::to_string(s.K) + "/threads:" + std::to_string(threads);
-        benchmark::RegisterBenchmark(name.c_str(), run_gemm, lib, s, threads)->UseManualTime()->Unit(benchmark::kMillisecond);
-      }
+    for (int threads : {1, 2}) {
+      std::string shape = "/M:" + std::to_string(s.M) + "/N:" + std::to_string(s.N) + "/K:" + std::to_string(s.K) +
+                          "/threads:" + std::to_string(threads);
+      for (Lib lib : {Lib::lockstep, Lib::eigen, Lib::openblas, Lib::lockstep_avx2, Lib::eigen_avx2})
+        benchmark::RegisterBenchmark((names[int(lib)] + shape).c_str(), run_gemm, lib, s, threads)
+            ->UseManualTime()
+            ->Unit(benchmark::kMillisecond);
+      benchmark::RegisterBenchmark(("paired" + shape).c_str(), run_paired, s, threads)
+          ->UseManualTime()
+          ->Unit(benchmark::kMillisecond);
+    }
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;

@@ -8,25 +8,50 @@
 
 namespace lockstep {
 
-bool simd_available() {
+SimdLevel simd_level_available() {
+  static const SimdLevel level = [] {
+    SimdLevel l = SimdLevel::scalar;
 #if LOCKSTEP_HAVE_AVX2
-  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return ok;
-#else
-  return false;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) l = SimdLevel::avx2;
 #endif
+#if LOCKSTEP_HAVE_AVX512
+    // GCC's check includes the OS's consent (XCR0) to save the zmm state.
+    if (l == SimdLevel::avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq"))
+      l = SimdLevel::avx512;
+#endif
+    return l;
+  }();
+  return level;
 }
 
-// LOCKSTEP_SIMD=0 in the environment starts with the scalar path.
-static bool initial_simd() {
+const char* simd_level_name(SimdLevel level) {
+  switch (level) {
+    case SimdLevel::scalar: return "scalar";
+    case SimdLevel::avx2: return "avx2";
+    case SimdLevel::avx512: return "avx512";
+  }
+  return "?";
+}
+
+static SimdLevel clamp(SimdLevel level) {
+  return static_cast<int>(level) > static_cast<int>(simd_level_available()) ? simd_level_available() : level;
+}
+
+// LOCKSTEP_SIMD in the environment caps the starting level: 0 or scalar, avx2, avx512.
+static SimdLevel initial_level() {
   const char* env = std::getenv("LOCKSTEP_SIMD");
-  if (env && std::strcmp(env, "0") == 0) return false;
-  return simd_available();
+  if (env && (std::strcmp(env, "0") == 0 || std::strcmp(env, "scalar") == 0)) return SimdLevel::scalar;
+  if (env && std::strcmp(env, "avx2") == 0) return clamp(SimdLevel::avx2);
+  return simd_level_available();
 }
 
-static std::atomic<bool> g_simd{initial_simd()};
+static std::atomic<int> g_level{static_cast<int>(initial_level())};
 
-bool simd_enabled() { return g_simd.load(std::memory_order_relaxed); }
-void set_simd_enabled(bool on) { g_simd.store(on && simd_available(), std::memory_order_relaxed); }
+SimdLevel simd_level() { return static_cast<SimdLevel>(g_level.load(std::memory_order_relaxed)); }
+void set_simd_level(SimdLevel level) { g_level.store(static_cast<int>(clamp(level)), std::memory_order_relaxed); }
+
+bool simd_available() { return simd_level_available() != SimdLevel::scalar; }
+bool simd_enabled() { return simd_level() != SimdLevel::scalar; }
+void set_simd_enabled(bool on) { set_simd_level(on ? simd_level_available() : SimdLevel::scalar); }
 
 }  // namespace lockstep

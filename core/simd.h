@@ -1,23 +1,47 @@
-// Run-time choice between the AVX2/FMA kernels and the portable scalar ones.
-// Both compute the same operations in the same order, so they give the same bits;
+// Run-time choice between the vector kernels and the portable scalar ones.
+// Every level computes the same operations in the same order, so they give the same bits;
 // tests switch between them to prove it.
+//
+// Levels: scalar (portable C++), avx2 (AVX2 + FMA: every *_avx2.cpp kernel) and avx512
+// (AVX-512F: the GEMM micro-kernel and fast mode's Eigen build; every other kernel keeps
+// its AVX2 path there). A level is available when it was built (LOCKSTEP_SIMD) and the
+// CPU and OS support it. LOCKSTEP_SIMD=0 | scalar | avx2 | avx512 in the environment caps
+// the starting level.
 #pragma once
 
 namespace lockstep {
 
-bool simd_available();          // built with LOCKSTEP_SIMD and the CPU has AVX2 and FMA
-bool simd_enabled();            // available and not switched off
-void set_simd_enabled(bool on); // switching on where unavailable keeps it off
+enum class SimdLevel : int { scalar = 0, avx2 = 1, avx512 = 2 };
+
+SimdLevel simd_level_available();     // the highest level built and supported here
+SimdLevel simd_level();               // the active level
+void set_simd_level(SimdLevel level); // clamped to simd_level_available()
+const char* simd_level_name(SimdLevel level);  // "scalar", "avx2", "avx512"
+
+bool simd_available();          // simd_level_available() >= avx2
+bool simd_enabled();            // simd_level() >= avx2
+void set_simd_enabled(bool on); // on: the highest available level; off: scalar
 
 class SimdGuard {
  public:
-  explicit SimdGuard(bool on) : saved_(simd_enabled()) { set_simd_enabled(on); }
-  ~SimdGuard() { set_simd_enabled(saved_); }
+  explicit SimdGuard(bool on) : saved_(simd_level()) { set_simd_enabled(on); }
+  ~SimdGuard() { set_simd_level(saved_); }
   SimdGuard(const SimdGuard&) = delete;
   SimdGuard& operator=(const SimdGuard&) = delete;
 
  private:
-  bool saved_;
+  SimdLevel saved_;
+};
+
+class SimdLevelGuard {
+ public:
+  explicit SimdLevelGuard(SimdLevel level) : saved_(simd_level()) { set_simd_level(level); }
+  ~SimdLevelGuard() { set_simd_level(saved_); }
+  SimdLevelGuard(const SimdLevelGuard&) = delete;
+  SimdLevelGuard& operator=(const SimdLevelGuard&) = delete;
+
+ private:
+  SimdLevel saved_;
 };
 
 }  // namespace lockstep

@@ -104,7 +104,7 @@ LS_INLINE void fma_steps(Acc& t, const float* a, const float* b, int64_t n) {
 // from registers; edge tiles go through a buffer and the shared scalar epilogue, which
 // performs the same two additions.
 LS_INLINE void finish_tile(const Acc& t, const TileArgs& x) {
-  if (x.mr != kMR || x.nr != kNR) {
+  if (!x.full) {
     alignas(32) float buf[kTile];
     acc_store(t, buf);
     epilogue_scalar(buf, x.c, x.ldc, x.mr, x.nr, x.bias, x.accumulate);

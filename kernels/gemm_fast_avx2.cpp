@@ -1,12 +1,15 @@
 // Fast mode: Eigen's GEMM compiled for AVX2+FMA (this file gets -mavx2 -mfma), called by
-// gemm_fast_cpu.cpp only when simd_enabled(). Eigen cuts K into its own blocks and splits
-// the output over OpenMP threads; its rounding order is Eigen's, not the canonical one.
+// gemm_fast_cpu.cpp when simd_level() is avx2 (or avx512 where the AVX-512 build cannot
+// take the shape). Eigen cuts K into its own blocks and splits the output over OpenMP
+// threads; its rounding order is Eigen's, not the canonical one.
 //
-// This is the library's only build of Eigen's GEMM when AVX2 is built. Its index type is
-// set to long long (the default is std::ptrdiff_t, i.e. long), so Eigen's kernels get
-// mangled names of their own: another file's Eigen product built for the baseline ISA
-// cannot be merged with these by the linker (nor these with it).
-#define EIGEN_DEFAULT_DENSE_INDEX_TYPE long long
+// Eigen is header-only, and a build of it for one ISA must never be merged by the linker
+// with a build for another (the AVX-512 one in gemm_fast_avx512.cpp, or baseline code):
+// an inline function or template instantiation with the same mangled name is kept once,
+// from whichever object the linker saw first. So this file renames Eigen's namespace,
+// which gives every Eigen symbol here a name of its own (tests/isa_symbols.sh checks that
+// no SIMD object defines a weak symbol another object could share).
+#define Eigen lockstep_eigen_avx2
 #define LOCKSTEP_GEMM_EIGEN
 #include <Eigen/Core>
 

@@ -3,7 +3,8 @@
 //
 //   canonical  the deterministic gemm_cpu.
 //   eigen      Eigen's GEMM, OpenMP-threaded with num_threads() threads (at most the core
-//              count). Built with AVX2 in gemm_fast_avx2.cpp and run when simd_enabled();
+//              count). Built with AVX-512 in gemm_fast_avx512.cpp and with AVX2 in
+//              gemm_fast_avx2.cpp, run at the matching simd_level();
 //              with the SIMD switch off it runs canonical instead, because a second,
 //              baseline build of Eigen next to the AVX2 one could be mixed up by the linker.
 //              Builds without AVX2 compile Eigen here instead.
@@ -12,7 +13,7 @@
 //              total in the order the threads finish. With three or more ranges that order,
 //              and so the rounding, changes from run to run on purpose.
 //
-// Autotuner: the key is (trans_a, trans_b, M, N, K, num_threads(), simd_enabled()). The first
+// Autotuner: the key is (trans_a, trans_b, M, N, K, num_threads(), simd_level()). The first
 // call with a key times every variant on a scratch copy of C (seeded from C when
 // accumulating, so the caller's C is only read) and caches the fastest. Tuning runs are
 // serialised so that two tunings do not compete for the cores; lookups take a short lock.
@@ -48,6 +49,9 @@ void gemm_eigen(const GemmArgs& g) {
   // second thread found no free core); never ask for more threads than cores.
   int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   int threads = std::min(num_threads(), cores);
+#if LOCKSTEP_HAVE_AVX512
+  if (simd_level() == SimdLevel::avx512) return gemm_detail::gemm_eigen_avx512(g, threads);
+#endif
 #if LOCKSTEP_HAVE_AVX2
   if (simd_enabled()) return gemm_detail::gemm_eigen_avx2(g, threads);
   gemm_cpu(g);
@@ -96,14 +100,14 @@ void gemm_split_k(const GemmArgs& g) {
 
 // (trans_a, trans_b, M, N, K, threads, simd): what the timings depend on. Leading dimensions,
 // bias and accumulate change little and are left out, as in cuDNN's benchmark cache.
-using Key = std::tuple<bool, bool, int64_t, int64_t, int64_t, int, bool>;
+using Key = std::tuple<bool, bool, int64_t, int64_t, int64_t, int, int>;
 
 std::mutex g_cache_mu;             // guards g_cache (short lookups and inserts)
 std::map<Key, GemmAlgo> g_cache;
 std::mutex g_tune_mu;              // one tuning at a time
 
 Key key_of(const GemmArgs& g) {
-  return Key(g.trans_a, g.trans_b, g.M, g.N, g.K, num_threads(), simd_enabled());
+  return Key(g.trans_a, g.trans_b, g.M, g.N, g.K, num_threads(), static_cast<int>(simd_level()));
 }
 
 bool cached(const Key& k, GemmAlgo* out) {

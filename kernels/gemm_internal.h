@@ -1,5 +1,5 @@
-// Shared between gemm_cpu.cpp (driver, packing, scalar micro-kernel) and gemm_avx2.cpp
-// (AVX2+FMA micro-kernel). Not a public header.
+// Shared between gemm_cpu.cpp (driver, packing, scalar micro-kernel), gemm_avx2.cpp
+// (AVX2+FMA micro-kernel) and gemm_avx512.cpp (AVX-512F group kernel). Not a public header.
 //
 // Packed layouts (written by gemm_cpu.cpp, read by both micro-kernels):
 //   A strip: kMR rows of op(A) for kc values of k, k-major: a[k * kMR + r]; rows past M are 0.
@@ -43,6 +43,10 @@ struct TileArgs {
   float* c;            // C at the tile's top-left corner
   int64_t ldc;
   int mr, nr;          // valid rows / columns of this tile (edge tiles are smaller)
+  // mr == kMR && nr == kNR. A flag of its own: GCC compares mr and nr as one 8-byte load,
+  // which cannot be forwarded from the driver's two 4-byte stores just before the call
+  // (perf: a ~20-cycle stall per tile, 2-3% of a 512^3 product).
+  bool full;
   const float* bias;   // bias at the tile's first column, or null
   bool accumulate;
 };
@@ -68,20 +72,25 @@ inline void epilogue_scalar(const float* acc, float* c, int64_t ldc, int mr, int
 
 // Defined in gemm_avx2.cpp; call only when simd_enabled().
 void gemm_tile_avx2(const TileArgs& t);
+// Defined in gemm_avx512.cpp; call only when simd_level() is avx512. One call computes
+// na (2 <= na <= kGroupA) full tiles t[0..na) of consecutive A strips and one B strip:
+// every t[i] has mr == kMR and nr == kNR, and the same b, kc, chunked, first and last.
+constexpr int kGroupA = 5;
+void gemm_group_avx512(const TileArgs* t, int na);
 // Packs one full A strip: kMR stored rows (src, row stride lda) of kc values each, into
 // dst[k * kMR + r]. A copy, so it gives the same bits as the scalar packing.
 void gemm_pack_a_strip_avx2(const float* src, int64_t lda, int64_t kc, float* dst);
 
-// Fast mode: Eigen's GEMM built for AVX2+FMA (gemm_fast_avx2.cpp); simd_enabled() only.
+// Fast mode: Eigen's GEMM built for AVX2+FMA (gemm_fast_avx2.cpp; simd_enabled() only)
+// and for AVX-512 (gemm_fast_avx512.cpp; simd_level() avx512 only).
 void gemm_eigen_avx2(const GemmArgs& g, int threads);
+void gemm_eigen_avx512(const GemmArgs& g, int threads);
 
 #ifdef LOCKSTEP_GEMM_EIGEN
-// Eigen's GEMM on the stored layouts, threaded by Eigen's OpenMP loop. Exactly one file
-// of a build defines LOCKSTEP_GEMM_EIGEN: gemm_fast_avx2.cpp when AVX2 is built, else
-// gemm_fast_cpu.cpp, so the library holds one build of Eigen's GEMM templates. The maps
-// spell the inner stride out (Stride<Dynamic, 1> rather than the usual OuterStride<>) so
-// that these instantiations cannot merge with another file's Eigen products built for a
-// different ISA.
+// Eigen's GEMM on the stored layouts, threaded by Eigen's OpenMP loop. Defined by the files
+// that build Eigen's GEMM: gemm_fast_avx2.cpp and gemm_fast_avx512.cpp, each with Eigen's
+// namespace renamed so that their instantiations cannot merge, or gemm_fast_cpu.cpp in a
+// build without AVX2.
 namespace {
 
 using EigenRowMajor = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;

@@ -238,25 +238,39 @@ TEST_CASE("gemm_cpu: 20 repeated runs give the same bits", "[gemm][deterministic
   }
 }
 
-TEST_CASE("gemm_cpu: SIMD and scalar paths give the same bits", "[gemm][deterministic]") {
+TEST_CASE("gemm_cpu: every SIMD level gives the scalar path's bits", "[gemm][deterministic]") {
+  using lockstep::SimdLevel;
   if (!lockstep::simd_available())
-    WARN("AVX2/FMA not available in this build or CPU: both runs below use the scalar path");
-  for (Shape s : {Shape{129, 33, 257}, Shape{150, 100, 600}, Shape{7, 40, 1000}})
+    WARN("AVX2/FMA not available in this build or CPU: only the scalar path runs here");
+  if (lockstep::simd_level_available() != SimdLevel::avx512)
+    WARN("AVX-512 not available in this build or CPU: its group kernel is not compared here");
+  // Shapes for the AVX-512 groups of up to 5 row strips: 161 rows are one 150-row block of
+  // five whole groups plus a strip and a 5-row edge; 47 rows end in a group of 2 and an
+  // edge; K = 600 takes three k blocks (partials and block subtrees between calls), K = 41
+  // ends in a partial chunk; N = 40 ends in an 8-column edge strip.
+  const std::vector<Shape> shapes = {{129, 33, 257}, {150, 100, 600}, {7, 40, 1000},
+                                     {161, 40, 600}, {47, 32, 41},    {300, 16, 9}};
+  for (Shape s : shapes)
     for (KOrder order : {KOrder::sequential, KOrder::batch_chunked})
       for (int ta = 0; ta < 2; ++ta) {
         Problem p(ta, !ta, s, true, ta, order, 31);
-        INFO("M=" << s.M << " K=" << s.K << " order=" << int(order) << " trans_a=" << ta);
-        std::vector<float> simd, scalar;
-        {
-          lockstep::SimdGuard on(true);
-          simd = p.det();
-        }
+        std::vector<float> scalar;
         {
           lockstep::SimdGuard off(false);
           REQUIRE_FALSE(lockstep::simd_enabled());
           scalar = p.det();
         }
-        REQUIRE_BITWISE_EQUAL(simd, scalar);
+        for (SimdLevel level : {SimdLevel::avx2, SimdLevel::avx512}) {
+          if (static_cast<int>(level) > static_cast<int>(lockstep::simd_level_available())) continue;
+          for (int threads : {1, 3}) {
+            INFO("M=" << s.M << " N=" << s.N << " K=" << s.K << " order=" << int(order) << " trans_a=" << ta
+                      << " level=" << lockstep::simd_level_name(level) << " threads=" << threads);
+            lockstep::SimdLevelGuard guard(level);
+            REQUIRE(lockstep::simd_level() == level);
+            lockstep::ThreadsGuard tg(threads);
+            REQUIRE_BITWISE_EQUAL(p.det(), scalar);
+          }
+        }
       }
 }
 

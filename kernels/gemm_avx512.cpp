@@ -1,0 +1,241 @@
+// AVX-512F micro-kernel of the deterministic GEMM (compiled with -mavx512f; called only
+// when simd_level() is avx512). Layouts and the driver are in gemm_cpu.cpp / gemm_internal.h.
+//
+// One call computes a group of n = 2..kGroupA full tiles that share their B strip: n
+// consecutive packed A strips (6 rows each) times one packed B strip (16 columns, one zmm
+// register). Register tile: 6n x 16 outputs in 6n zmm accumulators (up to 30), zmm31
+// holding the B row. Per k: one aligned 64-byte load of the B row and 6n vfmadd231ps whose
+// A operand is broadcast from memory ({1to16}). Against the AVX2 6 x 16 tile, this issues
+// 6n + 1 instructions per 6n zmm fmas instead of 8 per 12 ymm fmas, and reads B once per
+// 6n rows instead of once per 6.
+//
+// Order: every accumulator lane is one output element and advances in increasing k with
+// one fma per product, the canonical loop; lanes never mix, so neither the vector width
+// nor the group size enters the result. The batch-chunked order restarts the tile at
+// +0.0f every kChunk values of k and combines the chunk tiles with the same binary
+// counter as TreeStack (older + newer, right fold at the end), element by element.
+//
+// The k loop is one asm statement per group size with the accumulators in fixed registers
+// (zmm0..zmm29): 30 accumulators exceed the operand limit of an asm statement and GCC's
+// register allocator (it spilled the AVX2 kernel's twelve), so the statement loads them
+// from, and stores them to, a tile buffer in L1 (6n loads and stores per k block or chunk).
+//
+// No standard-library or shared templates here: an instantiation compiled with AVX-512
+// could be picked by the linker for a build of the same symbol that runs on any CPU.
+#include <immintrin.h>
+
+#include "kernels/gemm_internal.h"
+
+namespace lockstep {
+namespace gemm_detail {
+namespace {
+
+#define LS_INLINE inline __attribute__((always_inline))
+
+// ---- the asm text -----------------------------------------------------------------------
+// Step K of the unrolled loop: B row K into zmm31, then for each strip P (rows Z0..Z5 of
+// the accumulators) six fmas with A value (K, R) broadcast from P + 24*K + 4*R bytes.
+#define LS_F(K, P, R, Z) "vfmadd231ps 24*" #K "+4*" #R "(%[" #P "])%{1to16%}, %%zmm31, %%zmm" #Z "\n\t"
+#define LS_STRIP(K, P, Z0, Z1, Z2, Z3, Z4, Z5) \
+  LS_F(K, P, 0, Z0) LS_F(K, P, 1, Z1) LS_F(K, P, 2, Z2) LS_F(K, P, 3, Z3) LS_F(K, P, 4, Z4) LS_F(K, P, 5, Z5)
+#define LS_BROW(K) "vmovaps 64*" #K "(%[b]), %%zmm31\n\t"
+#define LS_STEP2(K) LS_BROW(K) LS_STRIP(K, a0, 0, 1, 2, 3, 4, 5) LS_STRIP(K, a1, 6, 7, 8, 9, 10, 11)
+#define LS_STEP3(K) LS_STEP2(K) LS_STRIP(K, a2, 12, 13, 14, 15, 16, 17)
+#define LS_STEP4(K) LS_STEP3(K) LS_STRIP(K, a3, 18, 19, 20, 21, 22, 23)
+#define LS_STEP5(K) LS_STEP4(K) LS_STRIP(K, a4, 24, 25, 26, 27, 28, 29)
+
+// Accumulator Z <-> the tile buffer at acc + 64*Z bytes (tile i's row r is Z = 6i + r);
+// the buffer's address is in the b register at those two moments.
+#define LS_LOAD(Z) "vmovups 64*" #Z "(%[b]), %%zmm" #Z "\n\t"
+#define LS_STORE(Z) "vmovups %%zmm" #Z ", 64*" #Z "(%[b])\n\t"
+#define LS_ZERO(Z) "vpxord %%zmm" #Z ", %%zmm" #Z ", %%zmm" #Z "\n\t"
+#define LS_SIX(M, A, B, C, D, E, F) M(A) M(B) M(C) M(D) M(E) M(F)
+#define LS_ALL2(M) LS_SIX(M, 0, 1, 2, 3, 4, 5) LS_SIX(M, 6, 7, 8, 9, 10, 11)
+#define LS_ALL3(M) LS_ALL2(M) LS_SIX(M, 12, 13, 14, 15, 16, 17)
+#define LS_ALL4(M) LS_ALL3(M) LS_SIX(M, 18, 19, 20, 21, 22, 23)
+#define LS_ALL5(M) LS_ALL4(M) LS_SIX(M, 24, 25, 26, 27, 28, 29)
+
+#define LS_ADVANCE(NA_BYTES, B_BYTES)                                                    \
+  "addq $" #NA_BYTES ", %[a0]\n\t addq $" #NA_BYTES ", %[a1]\n\t addq $" #NA_BYTES        \
+  ", %[a2]\n\t addq $" #NA_BYTES ", %[a3]\n\t addq $" #NA_BYTES ", %[a4]\n\t addq $" #B_BYTES ", %[b]\n\t"
+
+// Where one call's accumulators come from and go to (read by the asm through one pointer,
+// which leaves registers for the loop).
+struct GroupIo {
+  float* acc;             // tile buffer: loaded unless zero; the raw result goes here unless to_c
+  float* c;               // to_c: C at the group's top-left corner, rows ldc_bytes apart
+  int64_t ldc_bytes;
+  const float* bias;      // to_c: bias at the first column, or null
+  int64_t flags;          // kZero | kToC | kAccumulate
+};
+constexpr int64_t kZero = 1, kToC = 2, kAccumulate = 4;
+
+// Row Z of the group into C: out = acc (+ bias) then (C +) out, one row of 16 columns, the
+// operand order of the scalar epilogue. Registers after the loop: a0 = C row, a1 =
+// ldc_bytes, a2 = bias, a3 = flags.
+#define LS_CROW(Z)                                                                        \
+  "testq %[a2], %[a2]\n\t"                                                                \
+  "jz 8f\n\t"                                                                             \
+  "vaddps (%[a2]), %%zmm" #Z ", %%zmm" #Z "\n"                                            \
+  "8:\n\t"                                                                                \
+  "testq $4, %[a3]\n\t"                                                                   \
+  "jz 8f\n\t"                                                                             \
+  "vmovups (%[a0]), %%zmm31\n\t"                                                          \
+  "vaddps %%zmm" #Z ", %%zmm31, %%zmm" #Z "\n"                                            \
+  "8:\n\t"                                                                                \
+  "vmovups %%zmm" #Z ", (%[a0])\n\t"                                                      \
+  "addq %[a1], %[a0]\n\t"
+
+// The whole call: accumulators loaded from io.acc (or zeroed), n4 groups of 4 steps, rem
+// single steps, then either stored raw to io.acc or through the epilogue into C. Pointers
+// of strips the group does not have are copies of a0 and are advanced without being read.
+#define LS_GROUP_ASM(ALL, STEP)                                                           \
+  __asm__ volatile("testq $1, 32(%[io])\n\t"                                              \
+                   "jnz 1f\n\t"                                                           \
+                   "movq (%[io]), %[b]\n\t"                                               \
+                   ALL(LS_LOAD) "jmp 2f\n\t"                                              \
+                   "1:\n\t" ALL(LS_ZERO)                                                  \
+                   "2:\n\t"                                                               \
+                   "movq %[b0], %[b]\n\t"                                                 \
+                   "testq %[n4], %[n4]\n\t"                                               \
+                   "jz 4f\n\t"                                                            \
+                   ".p2align 5\n"                                                         \
+                   "3:\n\t" STEP(0) STEP(1) STEP(2) STEP(3) LS_ADVANCE(96, 256)           \
+                   "decq %[n4]\n\t"                                                       \
+                   "jnz 3b\n\t"                                                           \
+                   "4:\n\t"                                                               \
+                   "testq %[rem], %[rem]\n\t"                                             \
+                   "jz 6f\n\t"                                                            \
+                   "5:\n\t" STEP(0) LS_ADVANCE(24, 64)                                    \
+                   "decq %[rem]\n\t"                                                      \
+                   "jnz 5b\n\t"                                                           \
+                   "6:\n\t"                                                               \
+                   "testq $2, 32(%[io])\n\t"                                              \
+                   "jnz 7f\n\t"                                                           \
+                   "movq (%[io]), %[b]\n\t"                                               \
+                   ALL(LS_STORE) "jmp 9f\n\t"                                             \
+                   "7:\n\t"                                                               \
+                   "movq 8(%[io]), %[a0]\n\t"                                             \
+                   "movq 16(%[io]), %[a1]\n\t"                                            \
+                   "movq 24(%[io]), %[a2]\n\t"                                            \
+                   "movq 32(%[io]), %[a3]\n\t"                                            \
+                   ALL(LS_CROW)                                                           \
+                   "9:\n\t"                                                               \
+                   : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3),          \
+                     [a4] "+r"(a4), [b] "=&r"(bscratch), [n4] "+r"(n4), [rem] "+r"(rem)   \
+                   : [io] "r"(&io), [b0] "r"(b)                                           \
+                   : "memory", "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5",      \
+                     "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13",  \
+                     "xmm14", "xmm15", "xmm16", "xmm17", "xmm18", "xmm19", "xmm20",       \
+                     "xmm21", "xmm22", "xmm23", "xmm24", "xmm25", "xmm26", "xmm27",       \
+                     "xmm28", "xmm29", "xmm30", "xmm31")
+
+// n k steps of the group of na tiles (na tile buffers back to back in io.acc, each kMR
+// rows of kNR floats): acc = (kZero ? +0.0f : acc) continued by fma over the steps, in
+// order, then stored raw to io.acc or, with kToC, through the epilogue into C. a[i] is
+// strip i's packed A at the first step, b the packed B row of the first step.
+void group_steps(const GroupIo& io, const float* const* a, int na, const float* b, int64_t n) {
+  const float *a0 = a[0], *a1 = a[0], *a2 = a[0], *a3 = a[0], *a4 = a[0];
+  if (na > 1) a1 = a[1];
+  if (na > 2) a2 = a[2];
+  if (na > 3) a3 = a[3];
+  if (na > 4) a4 = a[4];
+  int64_t n4 = n >> 2, rem = n & 3;
+  const float* bscratch;
+  switch (na) {
+    case 2: LS_GROUP_ASM(LS_ALL2, LS_STEP2); break;
+    case 3: LS_GROUP_ASM(LS_ALL3, LS_STEP3); break;
+    case 4: LS_GROUP_ASM(LS_ALL4, LS_STEP4); break;
+    case 5: LS_GROUP_ASM(LS_ALL5, LS_STEP5); break;
+  }
+}
+
+#undef LS_GROUP_ASM
+#undef LS_CROW
+#undef LS_ADVANCE
+#undef LS_ALL5
+#undef LS_ALL4
+#undef LS_ALL3
+#undef LS_ALL2
+#undef LS_SIX
+#undef LS_ZERO
+#undef LS_STORE
+#undef LS_LOAD
+#undef LS_STEP5
+#undef LS_STEP4
+#undef LS_STEP3
+#undef LS_STEP2
+#undef LS_BROW
+#undef LS_STRIP
+#undef LS_F
+
+// dst = src for n tiles (kTile floats each).
+LS_INLINE void copy_tiles(float* dst, const float* src, int n) {
+  for (int i = 0; i < n * kMR; ++i) _mm512_storeu_ps(dst + kNR * i, _mm512_loadu_ps(src + kNR * i));
+}
+
+// older = older + newer for n tiles: one node of the chunk tree, element by element.
+LS_INLINE void merge(float* older, const float* newer, int n) {
+  for (int i = 0; i < n * kMR; ++i)
+    _mm512_storeu_ps(older + kNR * i, _mm512_add_ps(_mm512_loadu_ps(older + kNR * i), _mm512_loadu_ps(newer + kNR * i)));
+}
+
+// The epilogue of one full tile: out = acc (+ bias[j]) then (C +) out.
+LS_INLINE void finish_tile(const float* acc, const TileArgs& x) {
+  __m512 bias = x.bias ? _mm512_loadu_ps(x.bias) : _mm512_setzero_ps();
+  for (int r = 0; r < kMR; ++r) {
+    float* c = x.c + r * x.ldc;
+    __m512 out = _mm512_loadu_ps(acc + kNR * r);
+    if (x.bias) out = _mm512_add_ps(out, bias);
+    if (x.accumulate) out = _mm512_add_ps(_mm512_loadu_ps(c), out);
+    _mm512_storeu_ps(c, out);
+  }
+}
+
+}  // namespace
+
+void gemm_group_avx512(const TileArgs* t, int na) {
+  const float* a[kGroupA];
+  for (int i = 0; i < na; ++i) a[i] = t[i].a;
+  const TileArgs& x = t[0];
+  bool contiguous = true;  // partials of consecutive tiles back to back (the driver's layout)
+  for (int i = 1; i < na; ++i) contiguous = contiguous && t[i].partial == x.partial + i * kTile;
+  if (!x.chunked && contiguous) {
+    // Sequential order, the common case: one call from the partial (or +0.0f) to the
+    // partial or to C; the accumulators never pass through another buffer.
+    GroupIo io{x.partial, x.c, x.ldc * int64_t(sizeof(float)), x.bias,
+               (x.first ? kZero : 0) | (x.last ? kToC : 0) | (x.accumulate ? kAccumulate : 0)};
+    group_steps(io, a, na, x.b, x.kc);
+    return;
+  }
+  // slot[0] is the result; in batch-chunked order slots 1.. hold the tree's open subtrees.
+  alignas(64) float slot[kGroupLevels][kGroupA * kTile];
+  if (!x.chunked) {
+    if (!x.first)
+      for (int i = 0; i < na; ++i) copy_tiles(slot[0] + i * kTile, t[i].partial, 1);
+    group_steps(GroupIo{slot[0], nullptr, 0, nullptr, x.first ? kZero : 0}, a, na, x.b, x.kc);
+  } else {
+    // Chunk q is summed from +0.0f into slot[depth]; after it, equal-sized subtrees merge
+    // once per trailing zero bit of q + 1 (TreeStack::push); the rest folds from the right
+    // (TreeStack::finish).
+    int depth = 0;
+    for (int64_t k0 = 0; k0 < x.kc; k0 += kChunk) {
+      const float* ak[kGroupA];
+      for (int i = 0; i < na; ++i) ak[i] = a[i] + kMR * k0;
+      int64_t len = x.kc - k0 < kChunk ? x.kc - k0 : kChunk;
+      group_steps(GroupIo{slot[depth], nullptr, 0, nullptr, kZero}, ak, na, x.b + kNR * k0, len);
+      ++depth;
+      for (int64_t c = k0 / kChunk + 1; (c & 1) == 0; c >>= 1, --depth) merge(slot[depth - 2], slot[depth - 1], na);
+    }
+    for (; depth > 1; --depth) merge(slot[depth - 2], slot[depth - 1], na);
+  }
+  for (int i = 0; i < na; ++i) {
+    if (x.last)
+      finish_tile(slot[0] + i * kTile, t[i]);
+    else
+      copy_tiles(t[i].partial, slot[0] + i * kTile, 1);
+  }
+}
+
+}  // namespace gemm_detail
+}  // namespace lockstep
