@@ -49,7 +49,7 @@ void over_rows(int64_t N, int64_t C, const Fn& fn) {
 
 void batchnorm_sum_cpu(float* s1, const float* x, int64_t N, int64_t C) {
   over_columns(N, C, [&](int64_t c0, int64_t c1) {
-    std::vector<float> mem;
+    bn::Scratch<float> mem;
     bn::column_sums(s1 + c0, x, N, C, c0, c1 - c0, mem);
   });
 }
@@ -61,7 +61,7 @@ void batchnorm_mean_cpu(float* mean, const float* s1, int64_t N_total, int64_t C
 
 void batchnorm_sqdev_sum_cpu(float* s2, const float* x, const float* mean, int64_t N, int64_t C) {
   over_columns(N, C, [&](int64_t c0, int64_t c1) {
-    std::vector<float> mem;
+    bn::Scratch<float> mem;
     bn::sqdev_sums(s2 + c0, x, mean + c0, N, C, c0, c1 - c0, mem);
   });
 }
@@ -89,10 +89,10 @@ void batchnorm_backward_sums_cpu(float* b, const float* dy, const float* x, cons
                                  int64_t N, int64_t C) {
   over_columns(N, C, [&](int64_t c0, int64_t c1) {
     const int64_t w = c1 - c0;
-    std::vector<float> mem, acc2(static_cast<size_t>(2 * w));
+    bn::Scratch<float> mem, acc2(2 * w);
     bn::backward_sums(acc2.data(), dy, x, mean + c0, rstd + c0, N, C, c0, w, mem);
-    std::copy(acc2.begin(), acc2.begin() + w, b + c0);
-    std::copy(acc2.begin() + w, acc2.end(), b + C + c0);
+    std::copy(acc2.data(), acc2.data() + w, b + c0);
+    std::copy(acc2.data() + w, acc2.data() + 2 * w, b + C + c0);
   });
 }
 

@@ -11,23 +11,47 @@
 #include <algorithm>
 #include <cassert>
 #include <cmath>
-#include <vector>
 
 #include "core/parallel.h"
 #include "kernels/batchnorm.h"
 #include "kernels/reduce_order.h"
 
 // An anonymous namespace: each including file gets its own copies, so the AVX2 build and
-// the portable build are never merged by the linker.
+// the portable build are never merged by the linker. For the same reason no standard
+// container is instantiated here: std::vector<float>'s out-of-line members would be weak
+// symbols shared with every other file (tests/isa_symbols.sh).
 namespace lockstep::bn {
 namespace {
 
 constexpr int64_t kGrainElems = 16384;  // elements of x per task, at least
 
+// A zero-initialised scratch array that can grow (contents are not kept when it does).
+template <typename T>
+class Scratch {
+ public:
+  Scratch() = default;
+  explicit Scratch(int64_t n) { resize(n); }
+  ~Scratch() { delete[] p_; }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  void resize(int64_t n) {
+    if (n <= cap_) return;
+    delete[] p_;
+    p_ = new T[static_cast<size_t>(n)]();
+    cap_ = n;
+  }
+  T* data() { return p_; }
+  T& operator[](int64_t i) { return p_[i]; }
+
+ private:
+  T* p_ = nullptr;
+  int64_t cap_ = 0;
+};
+
 // out[0 .. width) = batch-order sums over rows 0 .. N-1, where add_row(acc, r) adds row r's
 // terms into the chunk partials acc[0 .. width). mem is scratch for the tree.
 template <typename T, typename AddRow>
-void batch_sums(T* out, int64_t N, int64_t width, std::vector<T>& mem, const AddRow& add_row) {
+void batch_sums(T* out, int64_t N, int64_t width, Scratch<T>& mem, const AddRow& add_row) {
   if (N <= 0) {
     std::fill(out, out + width, T(0));
     return;
@@ -35,7 +59,7 @@ void batch_sums(T* out, int64_t N, int64_t width, std::vector<T>& mem, const Add
   const int64_t nchunks = (N + kBatchChunk - 1) / kBatchChunk;
   int64_t levels = 0;
   while ((int64_t(1) << levels) < nchunks) ++levels;
-  mem.resize(static_cast<size_t>((levels + 1) * width));
+  mem.resize((levels + 1) * width);
   TreeStack<T> stack(mem.data(), width);
   for (int64_t r0 = 0; r0 < N; r0 += kBatchChunk) {
     T* acc = stack.next();
@@ -59,7 +83,7 @@ T inv_std(T var, T eps) {
 
 // s[0 .. w) = batch-order sums of x.
 template <typename T>
-void column_sums(T* s, const T* x, int64_t N, int64_t C, int64_t c0, int64_t w, std::vector<T>& mem) {
+void column_sums(T* s, const T* x, int64_t N, int64_t C, int64_t c0, int64_t w, Scratch<T>& mem) {
   batch_sums(s, N, w, mem, [&](T* acc, int64_t r) {
     const T* xr = x + r * C + c0;
     for (int64_t j = 0; j < w; ++j) acc[j] += xr[j];
@@ -68,7 +92,7 @@ void column_sums(T* s, const T* x, int64_t N, int64_t C, int64_t c0, int64_t w, 
 
 // s[0 .. w) = batch-order sums of fma(d, d, acc), d = x - m (m: the w means).
 template <typename T>
-void sqdev_sums(T* s, const T* x, const T* m, int64_t N, int64_t C, int64_t c0, int64_t w, std::vector<T>& mem) {
+void sqdev_sums(T* s, const T* x, const T* m, int64_t N, int64_t C, int64_t c0, int64_t w, Scratch<T>& mem) {
   batch_sums(s, N, w, mem, [&](T* acc, int64_t r) {
     const T* xr = x + r * C + c0;
     for (int64_t j = 0; j < w; ++j) {
@@ -81,7 +105,7 @@ void sqdev_sums(T* s, const T* x, const T* m, int64_t N, int64_t C, int64_t c0, 
 // b[0 .. w) = batch-order sums of dy;  b[w .. 2w) = of dy * xhat (one fma a term).
 template <typename T>
 void backward_sums(T* b, const T* dy, const T* x, const T* m, const T* rs, int64_t N, int64_t C, int64_t c0,
-                   int64_t w, std::vector<T>& mem) {
+                   int64_t w, Scratch<T>& mem) {
   batch_sums(b, N, 2 * w, mem, [&](T* acc, int64_t r) {
     const T* xr = x + r * C + c0;
     const T* gr = dy + r * C + c0;
@@ -127,7 +151,7 @@ void forward_impl(T* y, T* mean, T* rstd, T* running_mean, T* running_var, const
     T* m = mean + c0;
     T* rs = rstd + c0;
     if (training) {
-      std::vector<T> mem, s(static_cast<size_t>(w));
+      Scratch<T> mem, s(w);
       column_sums(s.data(), x, N, C, c0, w, mem);
       for (int64_t j = 0; j < w; ++j) m[j] = s[j] / Nf;
       // second pass: squared deviations from the mean just computed
@@ -161,15 +185,15 @@ void backward_impl(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, const T*
     const T* m = mean + c0;
     const T* rs = rstd + c0;
     // b[0 .. w): sum of dy;  b[w .. 2w): sum of dy * xhat
-    std::vector<T> mem, b(static_cast<size_t>(2 * w));
+    Scratch<T> mem, b(2 * w);
     if (need_sums) {
       backward_sums(b.data(), dy, x, m, rs, N, C, c0, w, mem);
-      if (dbeta) std::copy(b.begin(), b.begin() + w, dbeta + c0);
-      if (dgamma) std::copy(b.begin() + w, b.end(), dgamma + c0);
+      if (dbeta) std::copy(b.data(), b.data() + w, dbeta + c0);
+      if (dgamma) std::copy(b.data() + w, b.data() + 2 * w, dgamma + c0);
     }
     if (!dx) return;
     // per column: s = rstd * gamma, and for batch statistics the two means
-    std::vector<T> s(static_cast<size_t>(w)), a1(static_cast<size_t>(w)), a2(static_cast<size_t>(w));
+    Scratch<T> s(w), a1(w), a2(w);
     for (int64_t j = 0; j < w; ++j) {
       s[j] = gamma ? rs[j] * gamma[c0 + j] : rs[j];
       if (training) a1[j] = b[j] / Nf, a2[j] = b[w + j] / Nf;
