@@ -49,6 +49,9 @@ struct TileArgs {
   bool full;
   const float* bias;   // bias at the tile's first column, or null
   bool accumulate;
+  // The AVX-512 group kernel prefetches one cache line per 4 k steps from here on (the
+  // next B strip); prefetching is only a hint, so any address will do.
+  const float* prefetch;
 };
 
 using TileKernel = void (*)(const TileArgs&);
