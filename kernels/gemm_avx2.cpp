@@ -64,7 +64,7 @@ LS_INLINE void acc_add_older(Acc& t, const float* older) {
 // ~65 instead of ~85 GFLOP/s). The asm is the same instruction sequence the intrinsics
 // name: two aligned loads of the B row, then per row r a broadcast of a[r] and two
 // vfmadd231ps (acc = a * b + acc, one rounding).
-LS_INLINE void fma_steps(Acc& t, const float* a, const float* b, int64_t n) {
+LS_INLINE void fma_steps(Acc& t, const float* a, const float* b, int64_t n, const float* pf) {
   __m256 c00 = t.v[0], c01 = t.v[1], c10 = t.v[2], c11 = t.v[3], c20 = t.v[4], c21 = t.v[5];
   __m256 c30 = t.v[6], c31 = t.v[7], c40 = t.v[8], c41 = t.v[9], c50 = t.v[10], c51 = t.v[11];
   // Step K of the current group: B row at b + K*kNR floats into ymm13/ymm14, A column at
@@ -87,7 +87,8 @@ LS_INLINE void fma_steps(Acc& t, const float* a, const float* b, int64_t n) {
   int64_t k = 0;
   // Unrolled by 4 to keep loop overhead off the ports. (A software prefetch of the A strip
   // 16, 32 or 64 steps ahead measured no different: the hardware prefetcher has it.)
-  for (; k + 4 <= n; k += 4, a += 4 * kMR, b += 4 * kNR) {
+  for (; k + 4 <= n; k += 4, a += 4 * kMR, b += 4 * kNR, pf += kNR) {
+    __builtin_prefetch(pf, 0, 3);
     LS_GEMM_STEP(0)
     LS_GEMM_STEP(1)
     LS_GEMM_STEP(2)
@@ -139,7 +140,7 @@ void gemm_tile_avx2(const TileArgs& x) {
   if (!x.chunked) {
     // Sequential: one fma chain per output over the whole block, continuing the partial.
     if (!x.first) acc_load(t, x.partial);
-    fma_steps(t, x.a, x.b, x.kc);
+    fma_steps(t, x.a, x.b, x.kc, x.prefetch);
   } else {
     // Batch-chunked: chunk q covers k in [q*kChunk, (q+1)*kChunk) of this block. The stack
     // holds the finished subtrees older than the newest one; after chunk q has been
@@ -151,7 +152,7 @@ void gemm_tile_avx2(const TileArgs& x) {
       int64_t k0 = q * kChunk;
       int64_t len = x.kc - k0 < kChunk ? x.kc - k0 : kChunk;
       acc_zero(t);
-      fma_steps(t, x.a + kMR * k0, x.b + kNR * k0, len);
+      fma_steps(t, x.a + kMR * k0, x.b + kNR * k0, len, x.prefetch + kNR * k0);
       // Merge equal-sized subtrees: one merge per trailing zero bit of the count.
       for (int64_t c = q + 1; (c & 1) == 0; c >>= 1) acc_add_older(t, stack[--depth]);
       if (q + 1 < nchunks) acc_store(t, stack[depth++]);

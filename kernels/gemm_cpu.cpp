@@ -286,11 +286,12 @@ void compute_panel(const Plan& p, int64_t s0, int64_t s1, int64_t i0, int64_t i1
         for (int64_t ig = 0; ig < n_groups; ++ig) {
           // Pull the next B strip (kc cache lines, L3-resident) in slices, one per call,
           // so the first tile of the next column strip does not wait for it (measured:
-          // best of 6 at 2048^3, 95 vs 85 GFLOP/s).
-          // The AVX-512 group kernel does it inside its k loop instead, one line per 4 steps
-          // (perf at 2048^3: a burst of ~100 prefetches here stalled, 3% of the time).
+          // best of 6 at 2048^3, 95 vs 85 GFLOP/s). The SIMD kernels prefetch inside their
+          // k loop, one line per 4 steps from x.prefetch on (perf at 2048^3: the bursts of
+          // ~100 prefetches the AVX-512 groups got here stalled, 3% of the time); the
+          // scalar kernel gets its slice here.
           const float* next_b = jr + 1 < n_jr ? b_strip + g.K * kNR : b_strip;
-          if (p.group_a == 1 && jr + 1 < n_jr)
+          if (p.kernel == gemm_tile_scalar && jr + 1 < n_jr)
             for (int64_t line = ig * lines_per_group; line < std::min(kc, (ig + 1) * lines_per_group); ++line)
               __builtin_prefetch(next_b + line * kNR, 0, 3);
           TileArgs xs[kGroupA];
