@@ -49,8 +49,9 @@ struct GemmArgsF64 {
   KOrder order = KOrder::sequential;
 };
 
-// Deterministic: packed, cache-blocked, register-tiled (AVX2+FMA micro-kernel when
-// simd_enabled(), portable scalar otherwise); threads split the output tiles, never K.
+// Deterministic: packed, cache-blocked, register-tiled (AVX-512 group kernel or AVX2+FMA
+// micro-kernel by simd_level(), portable scalar otherwise); threads split the output
+// tiles, never K.
 void gemm_cpu(const GemmArgs& g);
 void gemm_cpu(const GemmArgsF64& g);
 

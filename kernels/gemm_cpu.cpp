@@ -1,5 +1,6 @@
 // Deterministic CPU GEMM: packing, cache blocking, threading, the scalar micro-kernel, the
-// float64 version and the plain-loop reference. The AVX2 micro-kernel is gemm_avx2.cpp.
+// float64 version and the plain-loop reference. The AVX2 micro-kernel is gemm_avx2.cpp, the
+// AVX-512 group kernel (up to kGroupA row strips of one B strip per call) gemm_avx512.cpp.
 //
 // Threads: one parallel_for per call. Each thread owns a fixed rectangle of whole output
 // tiles: a range of kMR-row strips when M >= N, else a range of kNR-column strips (static
@@ -13,8 +14,9 @@
 //   jc: panels of nc columns, nc chosen so a panel of packed B stays L3-resident.
 //   ic: blocks of kMC rows; pc: k blocks of at most kKC. The A block (kMC x kc, in L2)
 //       is packed per (ic, pc).
-//   jr, ir: kNR-column strips, then kMR-row strips: one micro-kernel call per tile, with
-//       the B strip (kc x kNR, 16 KiB) staying in L1 across the ir loop.
+//   jr, ir: kNR-column strips, then kMR-row strips: one micro-kernel call per tile (AVX-512:
+//       per group of up to kGroupA full tiles), with the B strip (kc x kNR, 16 KiB; 32 KiB
+//       for the AVX-512 kernel's deeper k blocks) staying close across the ir loop.
 // Reduction order (gemm.h): a tile is only ever summed by its owning thread, over
 // pc = 0, 1, ... in increasing k. Between k blocks a sequential partial waits in a
 // per-thread workspace and continues from there, so blocking never changes the bits.
