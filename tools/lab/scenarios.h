@@ -15,6 +15,7 @@ Scenario loader_workers_scenario();    // scenarios_loader.cpp
 Scenario autotune_scenario();          // scenarios_kernels.cpp
 Scenario reduction_order_scenario();
 Scenario thread_count_scenario();
+Scenario simd_level_scenario();
 Scenario resume_scenario();            // scenarios_state.cpp
 Scenario lossy_save_scenario();
 Scenario seed_variance_scenario();     // scenarios_training.cpp
