@@ -19,6 +19,7 @@
 #include "commands.h"
 #include "core/error.h"
 #include "core/parallel.h"
+#include "core/simd.h"
 #include "nn/sync_batchnorm.h"
 #include "serialize/safetensors.h"
 #include "train/distributed.h"
@@ -95,8 +96,9 @@ int run_train(const TrainFlags& f, dist::Communicator* comm) {
   const bool tty = !comm && ::isatty(STDOUT_FILENO) == 1;
   const TrainConfig& c = f.cfg;
   const std::string world = comm ? str_cat(", world ", comm->size(), " (", comm->backend(), ")") : "";
-  std::printf("lockstep train: %s mode%s, %d threads, %d workers, seed %llu, %lld batches/epoch, %lld planned steps%s%s\n",
-              mode_name(c.mode), c.device == Device::cuda ? " on cuda" : "", num_threads(), c.workers, static_cast<unsigned long long>(c.seed),
+  std::printf("lockstep train: %s mode%s, %d threads (%s kernels), %d workers, seed %llu, %lld batches/epoch, %lld planned steps%s%s\n",
+              mode_name(c.mode), c.device == Device::cuda ? " on cuda" : "", num_threads(), simd_level_name(simd_level()),
+              c.workers, static_cast<unsigned long long>(c.seed),
               static_cast<long long>(trainer.batches_per_epoch()), static_cast<long long>(trainer.planned_steps()),
               world.c_str(),
               trainer.step() > 0 ? (" (resumed at step " + std::to_string(trainer.step()) + ")").c_str() : "");
@@ -165,6 +167,7 @@ int run_train(const TrainFlags& f, dist::Communicator* comm) {
     j["mode"] = mode_name(c.mode);
     j["device"] = device_name(c.device);
     j["threads"] = num_threads();
+    j["simd"] = simd_level_name(simd_level());  // the CPU kernels' level; never changes deterministic bits
     j["workers"] = c.workers;
     j["seed"] = c.seed;
     j["checkpoint"] = r.last_checkpoint;
