@@ -107,6 +107,9 @@ struct Operands {
 };
 
 enum class Lib { lockstep, eigen, openblas, lockstep_avx2, eigen_avx2 };
+constexpr int kLibs = 5;
+const Lib kAllLibs[kLibs] = {Lib::lockstep, Lib::eigen, Lib::openblas, Lib::lockstep_avx2, Lib::eigen_avx2};
+const char* const kLibNames[kLibs] = {"lockstep", "eigen", "openblas", "lockstep_avx2", "eigen_avx2"};
 
 // One call of lib on op; returns its wall time in seconds.
 double call_gemm(Lib lib, Operands& op, Shape s) {
@@ -164,8 +167,8 @@ void run_paired(benchmark::State& state, Shape s, int threads) {
     }
     return;
   }
-  constexpr int kLibs = 5;
-  Lib libs[kLibs] = {Lib::lockstep, Lib::eigen, Lib::openblas, Lib::lockstep_avx2, Lib::eigen_avx2};
+  Lib libs[kLibs];
+  std::copy(kAllLibs, kAllLibs + kLibs, libs);
   std::vector<double> times[kLibs];
   uint32_t x = 2463534242u;  // xorshift for the call order
   for (auto _ : state) {
@@ -182,11 +185,10 @@ void run_paired(benchmark::State& state, Shape s, int threads) {
     state.SetIterationTime(total);
   }
   double flop = 2.0 * s.M * s.N * s.K;
-  const char* names[kLibs] = {"lockstep", "eigen", "openblas", "lockstep_avx2", "eigen_avx2"};
   double med[kLibs];
   for (int l = 0; l < kLibs; ++l) {
     med[l] = median(times[l]);
-    state.counters[std::string(names[l]) + "_GFLOPS"] = flop / med[l] * 1e-9;
+    state.counters[std::string(kLibNames[l]) + "_GFLOPS"] = flop / med[l] * 1e-9;
   }
   state.counters["lockstep_vs_eigen"] = med[1] / med[0];
   state.counters["lockstep_vs_openblas"] = med[2] / med[0];
@@ -209,13 +211,12 @@ int main(int argc, char** argv) {
     benchmark::AddCustomContext("fma_peak_gflops_" + std::to_string(t) + "t", value);
   }
   benchmark::AddCustomContext("simd_level", lockstep::simd_level_name(lockstep::simd_level_available()));
-  const char* names[] = {"lockstep", "eigen", "openblas", "lockstep_avx2", "eigen_avx2"};
   for (Shape s : kShapes)
     for (int threads : {1, 2}) {
       std::string shape = "/M:" + std::to_string(s.M) + "/N:" + std::to_string(s.N) + "/K:" + std::to_string(s.K) +
                           "/threads:" + std::to_string(threads);
-      for (Lib lib : {Lib::lockstep, Lib::eigen, Lib::openblas, Lib::lockstep_avx2, Lib::eigen_avx2})
-        benchmark::RegisterBenchmark((names[int(lib)] + shape).c_str(), run_gemm, lib, s, threads)
+      for (Lib lib : kAllLibs)
+        benchmark::RegisterBenchmark((kLibNames[int(lib)] + shape).c_str(), run_gemm, lib, s, threads)
             ->UseManualTime()
             ->Unit(benchmark::kMillisecond);
       benchmark::RegisterBenchmark(("paired" + shape).c_str(), run_paired, s, threads)

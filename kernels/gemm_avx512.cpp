@@ -15,14 +15,18 @@
 // +0.0f every kChunk values of k and combines the chunk tiles with the same binary
 // counter as TreeStack (older + newer, right fold at the end), element by element.
 //
-// The k loop is one asm statement per group size with the accumulators in fixed registers
-// (zmm0..zmm29): 30 accumulators exceed the operand limit of an asm statement and GCC's
-// register allocator (it spilled the AVX2 kernel's twelve), so the statement loads them
-// from, and stores them to, a tile buffer in L1 (6n loads and stores per k block or chunk).
+// The whole call is one asm statement per group size with the accumulators in fixed
+// registers (zmm0..zmm29): 30 accumulators exceed the operand limit of an asm statement
+// and GCC's register allocator (it spilled the AVX2 kernel's twelve), so the statement
+// loads them from the tiles' partial sums (or zeroes them), runs the k loop, and stores
+// them either back as partial sums or through the epilogue into C.
 //
 // No standard-library or shared templates here: an instantiation compiled with AVX-512
 // could be picked by the linker for a build of the same symbol that runs on any CPU.
 #include <immintrin.h>
+
+#include <cassert>
+#include <cstddef>
 
 #include "kernels/gemm_internal.h"
 
@@ -72,6 +76,10 @@ struct GroupIo {
   const float* prefetch;
 };
 constexpr int64_t kZero = 1, kToC = 2, kAccumulate = 4;
+// The asm reads the fields at these byte offsets.
+static_assert(offsetof(GroupIo, acc) == 0 && offsetof(GroupIo, c) == 8 && offsetof(GroupIo, ldc_bytes) == 16 &&
+                  offsetof(GroupIo, bias) == 24 && offsetof(GroupIo, flags) == 32 && offsetof(GroupIo, prefetch) == 40,
+              "GroupIo layout used by LS_GROUP_ASM");
 
 // Row Z of the group into C: out = acc (+ bias) then (C +) out, one row of 16 columns, the
 // operand order of the scalar epilogue. Registers after the loop: a0 = C row, a1 =
@@ -140,7 +148,8 @@ constexpr int64_t kZero = 1, kToC = 2, kAccumulate = 4;
 // n k steps of the group of na tiles (na tile buffers back to back in io.acc, each kMR
 // rows of kNR floats): acc = (kZero ? +0.0f : acc) continued by fma over the steps, in
 // order, then stored raw to io.acc or, with kToC, through the epilogue into C. a[i] is
-// strip i's packed A at the first step, b the packed B row of the first step.
+// strip i's packed A at the first step, b the packed B row of the first step. With n == 0
+// it is the epilogue alone.
 void group_steps(const GroupIo& io, const float* const* a, int na, const float* b, int64_t n) {
   const float *a0 = a[0], *a1 = a[0], *a2 = a[0], *a3 = a[0], *a4 = a[0];
   if (na > 1) a1 = a[1];
@@ -176,9 +185,9 @@ void group_steps(const GroupIo& io, const float* const* a, int na, const float* 
 #undef LS_STRIP
 #undef LS_F
 
-// dst = src for n tiles (kTile floats each).
-LS_INLINE void copy_tiles(float* dst, const float* src, int n) {
-  for (int i = 0; i < n * kMR; ++i) _mm512_storeu_ps(dst + kNR * i, _mm512_loadu_ps(src + kNR * i));
+// dst = src, one tile (kTile floats).
+LS_INLINE void copy_tile(float* dst, const float* src) {
+  for (int i = 0; i < kMR; ++i) _mm512_storeu_ps(dst + kNR * i, _mm512_loadu_ps(src + kNR * i));
 }
 
 // older = older + newer for n tiles: one node of the chunk tree, element by element.
@@ -187,61 +196,42 @@ LS_INLINE void merge(float* older, const float* newer, int n) {
     _mm512_storeu_ps(older + kNR * i, _mm512_add_ps(_mm512_loadu_ps(older + kNR * i), _mm512_loadu_ps(newer + kNR * i)));
 }
 
-// The epilogue of one full tile: out = acc (+ bias[j]) then (C +) out.
-LS_INLINE void finish_tile(const float* acc, const TileArgs& x) {
-  __m512 bias = x.bias ? _mm512_loadu_ps(x.bias) : _mm512_setzero_ps();
-  for (int r = 0; r < kMR; ++r) {
-    float* c = x.c + r * x.ldc;
-    __m512 out = _mm512_loadu_ps(acc + kNR * r);
-    if (x.bias) out = _mm512_add_ps(out, bias);
-    if (x.accumulate) out = _mm512_add_ps(_mm512_loadu_ps(c), out);
-    _mm512_storeu_ps(c, out);
-  }
-}
-
 }  // namespace
 
 void gemm_group_avx512(const TileArgs* t, int na) {
   const float* a[kGroupA];
   for (int i = 0; i < na; ++i) a[i] = t[i].a;
   const TileArgs& x = t[0];
-  bool contiguous = true;  // partials of consecutive tiles back to back (the driver's layout)
-  for (int i = 1; i < na; ++i) contiguous = contiguous && t[i].partial == x.partial + i * kTile;
-  if (!x.chunked && contiguous) {
-    // Sequential order, the common case: one call from the partial (or +0.0f) to the
-    // partial or to C; the accumulators never pass through another buffer.
-    GroupIo io{x.partial, x.c, x.ldc * int64_t(sizeof(float)), x.bias,
-               (x.first ? kZero : 0) | (x.last ? kToC : 0) | (x.accumulate ? kAccumulate : 0), x.prefetch};
+  const int64_t to_c = (x.last ? kToC : 0) | (x.accumulate ? kAccumulate : 0);
+  if (!x.chunked) {
+    // Sequential order: one call from the partials (or +0.0f) to the partials or to C. The
+    // driver keeps the partials of consecutive tiles back to back, as io.acc needs them.
+    for (int i = 1; i < na; ++i) assert(t[i].partial == x.partial + i * kTile);
+    GroupIo io{x.partial, x.c, x.ldc * int64_t(sizeof(float)), x.bias, (x.first ? kZero : 0) | to_c, x.prefetch};
     group_steps(io, a, na, x.b, x.kc);
     return;
   }
-  // slot[0] is the result; in batch-chunked order slots 1.. hold the tree's open subtrees.
+  // Batch-chunked: chunk q is summed from +0.0f into slot[depth]; after it, equal-sized
+  // subtrees merge once per trailing zero bit of q + 1 (TreeStack::push); the rest folds
+  // from the right (TreeStack::finish), leaving the block's sum in slot[0].
   alignas(64) float slot[kGroupLevels][kGroupA * kTile];
-  if (!x.chunked) {
-    if (!x.first)
-      for (int i = 0; i < na; ++i) copy_tiles(slot[0] + i * kTile, t[i].partial, 1);
-    group_steps(GroupIo{slot[0], nullptr, 0, nullptr, x.first ? kZero : 0, x.prefetch}, a, na, x.b, x.kc);
-  } else {
-    // Chunk q is summed from +0.0f into slot[depth]; after it, equal-sized subtrees merge
-    // once per trailing zero bit of q + 1 (TreeStack::push); the rest folds from the right
-    // (TreeStack::finish).
-    int depth = 0;
-    for (int64_t k0 = 0; k0 < x.kc; k0 += kChunk) {
-      const float* ak[kGroupA];
-      for (int i = 0; i < na; ++i) ak[i] = a[i] + kMR * k0;
-      int64_t len = x.kc - k0 < kChunk ? x.kc - k0 : kChunk;
-      group_steps(GroupIo{slot[depth], nullptr, 0, nullptr, kZero, x.prefetch + kNR * k0}, ak, na, x.b + kNR * k0, len);
-      ++depth;
-      for (int64_t c = k0 / kChunk + 1; (c & 1) == 0; c >>= 1, --depth) merge(slot[depth - 2], slot[depth - 1], na);
-    }
-    for (; depth > 1; --depth) merge(slot[depth - 2], slot[depth - 1], na);
+  int depth = 0;
+  for (int64_t k0 = 0; k0 < x.kc; k0 += kChunk) {
+    const float* ak[kGroupA];
+    for (int i = 0; i < na; ++i) ak[i] = a[i] + kMR * k0;
+    int64_t len = x.kc - k0 < kChunk ? x.kc - k0 : kChunk;
+    group_steps(GroupIo{slot[depth], nullptr, 0, nullptr, kZero, x.prefetch + kNR * k0}, ak, na, x.b + kNR * k0, len);
+    ++depth;
+    for (int64_t c = k0 / kChunk + 1; (c & 1) == 0; c >>= 1, --depth) merge(slot[depth - 2], slot[depth - 1], na);
   }
-  for (int i = 0; i < na; ++i) {
-    if (x.last)
-      finish_tile(slot[0] + i * kTile, t[i]);
-    else
-      copy_tiles(t[i].partial, slot[0] + i * kTile, 1);
+  for (; depth > 1; --depth) merge(slot[depth - 2], slot[depth - 1], na);
+  if (x.last) {
+    // No more steps: the same asm's epilogue into C.
+    group_steps(GroupIo{slot[0], x.c, x.ldc * int64_t(sizeof(float)), x.bias, to_c, x.prefetch}, a, na, x.b, 0);
+    return;
   }
+  // The block's subtree goes to each tile's own slot (TreeStack storage, not back to back).
+  for (int i = 0; i < na; ++i) copy_tile(t[i].partial, slot[0] + i * kTile);
 }
 
 }  // namespace gemm_detail

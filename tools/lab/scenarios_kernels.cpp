@@ -50,22 +50,25 @@ std::vector<float> train_tuned(const LabOptions& o, Mode mode, std::vector<doubl
   return final_values(s, o);
 }
 
-// max |d| between two fast-mode candidates on the first layer's shape: what a flipped
-// choice costs.
-double candidates_differ_by() {
+// Layer 1's forward product (x W^T, fixed random operands) by one fast-mode algorithm at
+// the current SIMD level, on one thread.
+std::vector<float> layer1_product(GemmAlgo algo) {
   Tensor a = Tensor::empty({kBatch, 784}), b = Tensor::empty({128, 784});
   fill_uniform(a, -1, 1, 7, stream_id("lab:autotune:a"));
   fill_uniform(b, -1, 1, 7, stream_id("lab:autotune:b"));
-  std::vector<float> c1(kBatch * 128), c2(kBatch * 128);
+  std::vector<float> c(kBatch * 128);
   GemmArgs g;
   g.trans_b = true, g.M = kBatch, g.N = 128, g.K = 784;
-  g.A = a.data<float>(), g.lda = 784, g.B = b.data<float>(), g.ldb = 784, g.ldc = 128;
+  g.A = a.data<float>(), g.lda = 784, g.B = b.data<float>(), g.ldb = 784, g.C = c.data(), g.ldc = 128;
   ThreadsGuard tg(1);
-  g.C = c1.data();
-  gemm_fast_cpu_with(GemmAlgo::canonical, g);
-  g.C = c2.data();
-  gemm_fast_cpu_with(GemmAlgo::eigen, g);
-  return compare(c1, c2).max_abs_delta;
+  gemm_fast_cpu_with(algo, g);
+  return c;
+}
+
+// max |d| between two fast-mode candidates on the first layer's shape: what a flipped
+// choice costs.
+double candidates_differ_by() {
+  return compare(layer1_product(GemmAlgo::canonical), layer1_product(GemmAlgo::eigen)).max_abs_delta;
 }
 
 ScenarioResult run_autotune(const LabOptions& o) {
@@ -172,23 +175,14 @@ std::vector<float> train_level(const LabOptions& o, Mode mode, SimdLevel level, 
 
 // max |d| between fast mode's Eigen product at two SIMD levels, on layer 1's shape.
 double eigen_levels_differ_by(SimdLevel lo, SimdLevel hi) {
-  Tensor a = Tensor::empty({kBatch, 784}), b = Tensor::empty({128, 784});
-  fill_uniform(a, -1, 1, 7, stream_id("lab:simd:a"));
-  fill_uniform(b, -1, 1, 7, stream_id("lab:simd:b"));
-  std::vector<float> c1(kBatch * 128), c2(kBatch * 128);
-  GemmArgs g;
-  g.trans_b = true, g.M = kBatch, g.N = 128, g.K = 784;
-  g.A = a.data<float>(), g.lda = 784, g.B = b.data<float>(), g.ldb = 784, g.ldc = 128;
-  ThreadsGuard tg(1);
+  std::vector<float> c1, c2;
   {
     SimdLevelGuard sg(lo);
-    g.C = c1.data();
-    gemm_fast_cpu_with(GemmAlgo::eigen, g);
+    c1 = layer1_product(GemmAlgo::eigen);
   }
   {
     SimdLevelGuard sg(hi);
-    g.C = c2.data();
-    gemm_fast_cpu_with(GemmAlgo::eigen, g);
+    c2 = layer1_product(GemmAlgo::eigen);
   }
   return compare(c1, c2).max_abs_delta;
 }
