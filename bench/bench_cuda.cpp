@@ -7,7 +7,7 @@
 
 #include <vector>
 
-#include "core/mode.h"
+#include "base/mode.h"
 #include "core/random.h"
 #include "kernels/gemm.h"
 #include "kernels/memory.h"

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "core/autograd.h"
-#include "core/mode.h"
+#include "base/mode.h"
 #include "core/random.h"
 #include "dist/data_parallel.h"
 #include "dist/mpi_communicator.h"

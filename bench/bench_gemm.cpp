@@ -37,8 +37,8 @@
 
 #include <immintrin.h>
 
-#include "core/parallel.h"
-#include "core/simd.h"
+#include "base/parallel.h"
+#include "base/simd.h"
 #include "kernels/gemm.h"
 
 

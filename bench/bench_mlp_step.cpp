@@ -5,8 +5,8 @@
 #include <benchmark/benchmark.h>
 
 #include "core/autograd.h"
-#include "core/mode.h"
-#include "core/parallel.h"
+#include "base/mode.h"
+#include "base/parallel.h"
 #include "core/random.h"
 #include "nn/models.h"
 #include "optim/adam.h"

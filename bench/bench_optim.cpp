@@ -24,8 +24,8 @@
 #include <string>
 #include <vector>
 
-#include "core/parallel.h"
-#include "core/simd.h"
+#include "base/parallel.h"
+#include "base/simd.h"
 #include "optim/adam.h"
 #include "optim/sgd.h"
 

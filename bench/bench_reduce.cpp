@@ -19,7 +19,7 @@
 #include <string>
 #include <vector>
 
-#include "core/parallel.h"
+#include "base/parallel.h"
 #include "kernels/reduce.h"
 
 namespace {

@@ -1,6 +1,6 @@
 // Tensor operations. Each op checks its arguments once (throwing std::invalid_argument
 // "[op] expected ..., got ..." with both shapes), makes inputs contiguous, allocates the
-// output and dispatches on device and mode (core/mode.h) to a kernel in kernels/.
+// output and dispatches on device and mode (base/mode.h) to a kernel in kernels/.
 //
 // Deterministic mode (default): bitwise reproducible across runs, thread counts, SIMD paths
 // and batch composition; reductions follow the canonical orders of kernels/reduce_order.h.
@@ -11,7 +11,7 @@
 #include <functional>
 #include <string>
 
-#include "kernels/loss.h"  // Reduction
+#include "base/reduction.h"
 
 namespace lockstep {
 

@@ -2,7 +2,7 @@
 
 #include <mutex>
 
-#include "core/parallel.h"
+#include "base/parallel.h"
 #include "kernels/philox.h"
 
 namespace lockstep {

@@ -3,7 +3,7 @@
 #include <cstddef>
 #include <memory>
 
-#include "core/dtype.h"
+#include "base/dtype.h"
 
 namespace lockstep {
 

@@ -4,7 +4,7 @@
 #include <stdexcept>
 #include <vector>
 
-#include "core/error.h"
+#include "base/error.h"
 #include "kernels/reduce_order.h"
 
 namespace lockstep::dist {

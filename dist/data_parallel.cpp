@@ -3,7 +3,7 @@
 #include <cstring>
 
 #include "core/autograd.h"
-#include "core/error.h"
+#include "base/error.h"
 #include "nn/nn.h"
 
 namespace lockstep::dist {

@@ -8,8 +8,8 @@
 #include <thread>
 #include <vector>
 
-#include "core/error.h"
-#include "core/parallel.h"
+#include "base/error.h"
+#include "base/parallel.h"
 
 namespace lockstep::dist {
 namespace {

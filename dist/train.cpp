@@ -3,7 +3,7 @@
 #include <chrono>
 #include <stdexcept>
 
-#include "core/error.h"
+#include "base/error.h"
 #include "core/random.h"
 #include "data/loader.h"
 #include "data/mnist.h"

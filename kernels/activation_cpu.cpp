@@ -2,7 +2,7 @@
 // the elements. The formulas and their order of operations are at the top of the header.
 #include "kernels/activation.h"
 
-#include "core/parallel.h"
+#include "base/parallel.h"
 
 namespace lockstep {
 namespace {

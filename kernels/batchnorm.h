@@ -33,7 +33,7 @@
 #pragma once
 #include <cstdint>
 
-#include "core/error.h"
+#include "base/error.h"
 
 namespace lockstep {
 

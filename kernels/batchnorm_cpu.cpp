@@ -1,6 +1,6 @@
 // CPU BatchNorm1d (kernels/batchnorm.h): the loops of kernels/batchnorm_impl.h, portable or
 // AVX2 (batchnorm_avx2.cpp, the same loops compiled with -mavx2 -mfma) when simd_enabled().
-#include "core/simd.h"
+#include "base/simd.h"
 #include "kernels/batchnorm_impl.h"
 #include "lockstep/config.h"
 

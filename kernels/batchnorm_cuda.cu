@@ -4,9 +4,9 @@
 // CPU writes them), then one thread per feature combines the chunk partials by tree_sum
 // and finishes the feature's statistics. The elementwise passes are one thread per
 // element. Same formulas, same order, so the CPU's bits; no atomics.
-// Fast mode (core/mode.h): the four sums use float atomics instead (reduce_cuda.cuh,
+// Fast mode (base/mode.h): the four sums use float atomics instead (reduce_cuda.cuh,
 // batch_reduce_atomic); the bits may then change from run to run.
-#include "core/mode.h"
+#include "base/mode.h"
 #include "kernels/batchnorm.h"
 #include "kernels/reduce_cuda.cuh"
 

@@ -12,7 +12,7 @@
 #include <cassert>
 #include <cmath>
 
-#include "core/parallel.h"
+#include "base/parallel.h"
 #include "kernels/batchnorm.h"
 #include "kernels/reduce_order.h"
 

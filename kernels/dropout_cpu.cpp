@@ -8,8 +8,8 @@
 #include <cassert>
 #include <type_traits>
 
-#include "core/parallel.h"
-#include "core/simd.h"
+#include "base/parallel.h"
+#include "base/simd.h"
 #include "lockstep/config.h"
 
 namespace lockstep {

@@ -35,6 +35,8 @@
 #include <cmath>
 #include <cstdint>
 
+#include "base/exec.h"
+
 #include "kernels/math.h"
 
 namespace lockstep {
@@ -89,8 +91,7 @@ void axpy_cpu(double* out, double alpha, const double* x, const double* y, const
 void unary_cpu(UnaryOp op, float* out, const float* x, int64_t n);
 void unary_cpu(UnaryOp op, double* out, const double* x, int64_t n);
 // The same on the calling thread only, for kernels that map inside their own parallel loop.
-void unary_serial_cpu(UnaryOp op, float* out, const float* x, int64_t n);
-void unary_serial_cpu(UnaryOp op, double* out, const double* x, int64_t n);
+template <typename T> void unary_serial_cpu(const Exec& ex, UnaryOp op, T* out, const T* x, int64_t n);
 
 // ---- AVX2 (kernels/elementwise_avx2.cpp; only with LOCKSTEP_HAVE_AVX2 and simd_enabled()) ----
 void unary_avx2(UnaryOp op, float* out, const float* x, int64_t n);

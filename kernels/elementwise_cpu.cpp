@@ -9,8 +9,8 @@
 #include <algorithm>
 #include <cmath>
 
-#include "core/parallel.h"
-#include "core/simd.h"
+#include "base/parallel.h"
+#include "base/simd.h"
 #include "lockstep/config.h"
 
 namespace lockstep {
@@ -273,11 +273,11 @@ void axpy_cpu(double* out, double alpha, const double* x, const double* y, const
 }
 void unary_cpu(UnaryOp op, float* out, const float* x, int64_t n) { unary_impl(op, out, x, n); }
 void unary_cpu(UnaryOp op, double* out, const double* x, int64_t n) { unary_impl(op, out, x, n); }
-void unary_serial_cpu(UnaryOp op, float* out, const float* x, int64_t n) {
-  unary_run(simd_enabled(), op, out, x, n);
+template <typename T>
+void unary_serial_cpu(const Exec& ex, UnaryOp op, T* out, const T* x, int64_t n) {
+  unary_run(ex.avx2(), op, out, x, n);
 }
-void unary_serial_cpu(UnaryOp op, double* out, const double* x, int64_t n) {
-  unary_run(simd_enabled(), op, out, x, n);
-}
+template void unary_serial_cpu<float>(const Exec&, UnaryOp, float*, const float*, int64_t);
+template void unary_serial_cpu<double>(const Exec&, UnaryOp, double*, const double*, int64_t);
 
 }  // namespace lockstep

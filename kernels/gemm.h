@@ -79,7 +79,7 @@ void gemm_cuda_with(GemmCudaTile tile, const GemmArgs& g);
 // Reference: one thread per output running the plain canonical loop (tests; slow).
 void gemm_cuda_ref(const GemmArgs& g);
 // Fast mode: the variant an autotuner picked for this shape by timing (cached per shape),
-// cuBLAS SGEMM among them; TF32 tensor cores only when allow_tf32() (core/mode.h).
+// cuBLAS SGEMM among them; TF32 tensor cores only when allow_tf32() (base/mode.h).
 void gemm_fast_cuda(const GemmArgs& g);
 enum class GemmCudaAlgo { tiled, cublas };
 const char* gemm_cuda_algo_name(GemmCudaAlgo a);

@@ -32,8 +32,8 @@
 #include <thread>
 #include <vector>
 
-#include "core/parallel.h"
-#include "core/simd.h"
+#include "base/parallel.h"
+#include "base/simd.h"
 #include "kernels/gemm.h"
 #include "kernels/gemm_internal.h"
 #include "kernels/memory.h"
@@ -53,7 +53,7 @@ constexpr int64_t kKC = 256;                  // B strip kKC x kNR = 16 KiB, in 
 constexpr int64_t kPanelBytes = 8 << 20;      // packed B per column panel (K x nc), in L3
 constexpr int64_t kClaimStrips = 8;           // B strips packed per claim (512 B per row read)
 // Work per thread below which another thread does not pay: ~9 us of fma at full speed,
-// against a hand-off of about 1 us to a spinning pool worker (core/parallel.cpp; a sleeping
+// against a hand-off of about 1 us to a spinning pool worker (base/parallel.cpp; a sleeping
 // one takes 30-45 us on the 2-vCPU VM).
 constexpr int64_t kMinFmasPerTask = 1 << 20;
 

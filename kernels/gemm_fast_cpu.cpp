@@ -33,8 +33,8 @@
 #include <Eigen/Core>
 #endif
 
-#include "core/parallel.h"
-#include "core/simd.h"
+#include "base/parallel.h"
+#include "base/simd.h"
 #include "kernels/gemm.h"
 #include "kernels/gemm_internal.h"
 

@@ -3,7 +3,7 @@
 // cuBLAS is column-major: the row-major C = op(A) op(B) is the column-major
 // C^T = op(B)^T op(A)^T, so B goes first. The bias is written into C first (or added into
 // it when accumulating) and cuBLAS then adds the product with beta = 1. TF32 tensor-core
-// math only when allow_tf32() (core/mode.h), else CUBLAS_DEFAULT_MATH (full FP32 products).
+// math only when allow_tf32() (base/mode.h), else CUBLAS_DEFAULT_MATH (full FP32 products).
 // cuBLAS picks its own algorithm per shape and GPU, may split K, and does not promise the
 // same bits across GPUs or library versions: that is what fast mode gives up.
 //
@@ -20,7 +20,7 @@
 #include <tuple>
 #include <type_traits>
 
-#include "core/mode.h"
+#include "base/mode.h"
 #include "kernels/cuda_common.cuh"
 #include "kernels/gemm.h"
 

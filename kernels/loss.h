@@ -40,9 +40,9 @@
 #pragma once
 #include <cstdint>
 
-namespace lockstep {
+#include "base/reduction.h"
 
-enum class Reduction : uint8_t { none, mean, sum };
+namespace lockstep {
 
 // out: N values (none) or 1 (mean, sum). N may be 0 (sum 0, mean NaN); C >= 1.
 void cross_entropy_forward_cpu(float* out, const float* logits, const int64_t* target, int64_t N, int64_t C,

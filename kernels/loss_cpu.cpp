@@ -10,7 +10,7 @@
 #include <cassert>
 #include <vector>
 
-#include "core/parallel.h"
+#include "base/parallel.h"
 #include "kernels/reduce.h"
 #include "kernels/softmax.h"
 
@@ -43,12 +43,12 @@ void ce_forward(T* out, const T* logits, const int64_t* target, int64_t N, int64
     for (int64_t i = r0; i < r1; ++i) {
       const int64_t t = target[i];
       assert(t >= 0 && t < C);
-      log_softmax_forward_cpu(lp.data(), logits + i * C, 1, C);
+      log_softmax_forward_cpu(Exec::current(), lp.data(), logits + i * C, 1, C);
       const T nll = -lp[t];
       if (eps == T(0)) {
         loss[i] = nll;
       } else {
-        const T smooth = -sum_serial_cpu(lp.data(), C);
+        const T smooth = -sum_serial_cpu(Exec::current(), lp.data(), C);
         loss[i] = a * nll + smooth * b;
       }
     }
@@ -69,7 +69,7 @@ void ce_backward(T* dlogits, const T* dout, const T* logits, const int64_t* targ
       assert(t >= 0 && t < C);
       const T w = red == Reduction::none ? dout[i] : w_all;
       T* g = dlogits + i * C;
-      softmax_forward_cpu(g, logits + i * C, 1, C);
+      softmax_forward_cpu(Exec::current(), g, logits + i * C, 1, C);
       for (int64_t j = 0; j < C; ++j) g[j] = (g[j] - (j == t ? a + b : b)) * w;
     }
   });

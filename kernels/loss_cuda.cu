@@ -3,9 +3,9 @@
 // as the CPU writes it; the per-row losses are then summed in batch order (reduce_cuda.cuh,
 // an N x 1 column). MSE: squares elementwise, rows in the contiguous order, rows combined in
 // batch order. No atomics; the bits are the CPU kernels' bits.
-// Fast mode (core/mode.h): the sum over the rows (and MSE's sums within a row) use float
+// Fast mode (base/mode.h): the sum over the rows (and MSE's sums within a row) use float
 // atomics instead (the bits may then change from run to run).
-#include "core/mode.h"
+#include "base/mode.h"
 #include "kernels/loss.h"
 #include "kernels/reduce.h"
 #include "kernels/softmax_cuda.cuh"

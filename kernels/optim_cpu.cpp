@@ -11,8 +11,8 @@
 #include <cmath>
 #include <vector>
 
-#include "core/parallel.h"
-#include "core/simd.h"
+#include "base/parallel.h"
+#include "base/simd.h"
 #include "kernels/math.h"
 #include "kernels/reduce.h"
 #include "kernels/reduce_order.h"
@@ -59,7 +59,7 @@ T block_partial(const T* x, int64_t len, NormKind kind) {
     for (int64_t i = 0; i < len; ++i) buf[i] = x[i] * x[i];
   else
     for (int64_t i = 0; i < len; ++i) buf[i] = std::fabs(x[i]);
-  return sum_serial_cpu(buf, len);
+  return sum_serial_cpu(Exec::current(), buf, len);
 }
 
 // max |x[i]| over [0, n) with NaN sticking: once m is NaN no comparison replaces it.

@@ -31,6 +31,8 @@
 #pragma once
 #include <cstdint>
 
+#include "base/exec.h"
+
 namespace lockstep {
 
 // ---- contiguous order ----
@@ -42,8 +44,7 @@ void sum_rows_cpu(float* out, const float* x, int64_t rows, int64_t cols);
 void sum_rows_cpu(double* out, const double* x, int64_t rows, int64_t cols);
 // The same order on the calling thread only, for kernels that sum inside their own parallel
 // loop (softmax). Uses AVX2 when simd_enabled(); same bits either way.
-float sum_serial_cpu(const float* x, int64_t n);
-double sum_serial_cpu(const double* x, int64_t n);
+template <typename T> T sum_serial_cpu(const Exec& ex, const T* x, int64_t n);
 // Reference: the contiguous order written as the plain element loop (tests).
 float sum_cpu_ref(const float* x, int64_t n);
 double sum_cpu_ref(const double* x, int64_t n);

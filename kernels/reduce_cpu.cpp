@@ -9,8 +9,8 @@
 #include <mutex>
 #include <vector>
 
-#include "core/parallel.h"
-#include "core/simd.h"
+#include "base/parallel.h"
+#include "base/simd.h"
 #include "kernels/reduce_order.h"
 #include "lockstep/config.h"
 
@@ -48,13 +48,14 @@ template <typename T>
 using BlockFn = T (*)(const T*, int64_t);
 
 // The block kernel for this call; read once so a kernel never mixes the two paths.
-BlockFn<float> block_kernel_for(const float*) {
+BlockFn<float> block_kernel_for(bool avx2, const float*) {
 #if LOCKSTEP_HAVE_AVX2
-  if (simd_enabled()) return sum_block_avx2;
+  if (avx2) return sum_block_avx2;
 #endif
+  (void)avx2;
   return block_partial_scalar<float>;
 }
-BlockFn<double> block_kernel_for(const double*) { return block_partial_scalar<double>; }
+BlockFn<double> block_kernel_for(bool, const double*) { return block_partial_scalar<double>; }
 
 // A row on the calling thread: block partials pushed onto a width-1 TreeStack, which
 // builds the canonical tree without storing all partials.
@@ -73,7 +74,7 @@ T sum_serial_with(BlockFn<T> block, const T* x, int64_t n) {
 template <typename T>
 void sum_rows_impl(T* out, const T* x, int64_t rows, int64_t cols) {
   if (rows <= 0) return;
-  const BlockFn<T> block = block_kernel_for(x);
+  const BlockFn<T> block = block_kernel_for(simd_enabled(), x);
   const int64_t nb = ceil_div(cols, kReduceBlock);
   if (nb <= 1 || rows >= num_threads()) {
     // enough rows to go round: each thread sums whole rows
@@ -358,8 +359,12 @@ void sum_cpu(float* out, const float* x, int64_t n) { sum_rows_impl(out, x, 1, n
 void sum_cpu(double* out, const double* x, int64_t n) { sum_rows_impl(out, x, 1, n); }
 void sum_rows_cpu(float* out, const float* x, int64_t rows, int64_t cols) { sum_rows_impl(out, x, rows, cols); }
 void sum_rows_cpu(double* out, const double* x, int64_t rows, int64_t cols) { sum_rows_impl(out, x, rows, cols); }
-float sum_serial_cpu(const float* x, int64_t n) { return sum_serial_with(block_kernel_for(x), x, n); }
-double sum_serial_cpu(const double* x, int64_t n) { return sum_serial_with(block_kernel_for(x), x, n); }
+template <typename T>
+T sum_serial_cpu(const Exec& ex, const T* x, int64_t n) {
+  return sum_serial_with(block_kernel_for(ex.avx2(), x), x, n);
+}
+template float sum_serial_cpu<float>(const Exec&, const float*, int64_t);
+template double sum_serial_cpu<double>(const Exec&, const double*, int64_t);
 float sum_cpu_ref(const float* x, int64_t n) { return sum_ref_impl(x, n); }
 double sum_cpu_ref(const double* x, int64_t n) { return sum_ref_impl(x, n); }
 

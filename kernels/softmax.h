@@ -16,16 +16,15 @@
 #pragma once
 #include <cstdint>
 
+#include "base/exec.h"
+
 namespace lockstep {
 
-void softmax_forward_cpu(float* out, const float* x, int64_t rows, int64_t cols);
-void softmax_forward_cpu(double* out, const double* x, int64_t rows, int64_t cols);
-void log_softmax_forward_cpu(float* out, const float* x, int64_t rows, int64_t cols);
-void log_softmax_forward_cpu(double* out, const double* x, int64_t rows, int64_t cols);
+// float and double; ex.simd picks the vector exp and sum (same bits at every level).
+template <typename T> void softmax_forward_cpu(const Exec& ex, T* out, const T* x, int64_t rows, int64_t cols);
+template <typename T> void log_softmax_forward_cpu(const Exec& ex, T* out, const T* x, int64_t rows, int64_t cols);
 
-void softmax_forward_cuda(float* out, const float* x, int64_t rows, int64_t cols);
-void softmax_forward_cuda(double* out, const double* x, int64_t rows, int64_t cols);
-void log_softmax_forward_cuda(float* out, const float* x, int64_t rows, int64_t cols);
-void log_softmax_forward_cuda(double* out, const double* x, int64_t rows, int64_t cols);
+template <typename T> void softmax_forward_cuda(const Exec& ex, T* out, const T* x, int64_t rows, int64_t cols);
+template <typename T> void log_softmax_forward_cuda(const Exec& ex, T* out, const T* x, int64_t rows, int64_t cols);
 
 }  // namespace lockstep

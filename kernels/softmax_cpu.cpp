@@ -4,7 +4,7 @@
 
 #include <algorithm>
 
-#include "core/parallel.h"
+#include "base/parallel.h"
 #include "kernels/elementwise.h"
 #include "kernels/reduce.h"
 
@@ -12,7 +12,7 @@ namespace lockstep {
 namespace {
 
 template <typename T, bool kLog>
-void softmax_impl(T* out, const T* x, int64_t rows, int64_t cols) {
+void softmax_impl(const Exec& ex, T* out, const T* x, int64_t rows, int64_t cols) {
   if (cols <= 0) return;
   // four passes over a row, one of them exp: ~8K elements per task pay for a thread
   const int64_t grain = std::max<int64_t>(1, 8192 / cols);
@@ -22,8 +22,8 @@ void softmax_impl(T* out, const T* x, int64_t rows, int64_t cols) {
       T* yr = out + r * cols;
       const T m = xr[argmax_serial_cpu(xr, cols)];  // a NaN in the row gives NaN
       for (int64_t j = 0; j < cols; ++j) yr[j] = xr[j] - m;
-      unary_serial_cpu(UnaryOp::exp, yr, yr, cols);  // vectorised ls_expf when simd_enabled()
-      const T s = sum_serial_cpu(yr, cols);
+      unary_serial_cpu(ex, UnaryOp::exp, yr, yr, cols);  // vectorised ls_expf at ex.simd >= avx2
+      const T s = sum_serial_cpu(ex, yr, cols);
       if (kLog) {
         const T log_s = elem::log(s);
         for (int64_t j = 0; j < cols; ++j) yr[j] = (xr[j] - m) - log_s;
@@ -36,17 +36,17 @@ void softmax_impl(T* out, const T* x, int64_t rows, int64_t cols) {
 
 }  // namespace
 
-void softmax_forward_cpu(float* out, const float* x, int64_t rows, int64_t cols) {
-  softmax_impl<float, false>(out, x, rows, cols);
+template <typename T>
+void softmax_forward_cpu(const Exec& ex, T* out, const T* x, int64_t rows, int64_t cols) {
+  softmax_impl<T, false>(ex, out, x, rows, cols);
 }
-void softmax_forward_cpu(double* out, const double* x, int64_t rows, int64_t cols) {
-  softmax_impl<double, false>(out, x, rows, cols);
+template <typename T>
+void log_softmax_forward_cpu(const Exec& ex, T* out, const T* x, int64_t rows, int64_t cols) {
+  softmax_impl<T, true>(ex, out, x, rows, cols);
 }
-void log_softmax_forward_cpu(float* out, const float* x, int64_t rows, int64_t cols) {
-  softmax_impl<float, true>(out, x, rows, cols);
-}
-void log_softmax_forward_cpu(double* out, const double* x, int64_t rows, int64_t cols) {
-  softmax_impl<double, true>(out, x, rows, cols);
-}
+template void softmax_forward_cpu<float>(const Exec&, float*, const float*, int64_t, int64_t);
+template void softmax_forward_cpu<double>(const Exec&, double*, const double*, int64_t, int64_t);
+template void log_softmax_forward_cpu<float>(const Exec&, float*, const float*, int64_t, int64_t);
+template void log_softmax_forward_cpu<double>(const Exec&, double*, const double*, int64_t, int64_t);
 
 }  // namespace lockstep

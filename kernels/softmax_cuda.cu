@@ -36,17 +36,17 @@ void softmax_impl(T* out, const T* x, int64_t rows, int64_t cols) {
 
 }  // namespace
 
-void softmax_forward_cuda(float* out, const float* x, int64_t rows, int64_t cols) {
-  softmax_impl<float, false>(out, x, rows, cols);
+template <typename T>
+void softmax_forward_cuda(const Exec&, T* out, const T* x, int64_t rows, int64_t cols) {
+  softmax_impl<T, false>(out, x, rows, cols);
 }
-void softmax_forward_cuda(double* out, const double* x, int64_t rows, int64_t cols) {
-  softmax_impl<double, false>(out, x, rows, cols);
+template <typename T>
+void log_softmax_forward_cuda(const Exec&, T* out, const T* x, int64_t rows, int64_t cols) {
+  softmax_impl<T, true>(out, x, rows, cols);
 }
-void log_softmax_forward_cuda(float* out, const float* x, int64_t rows, int64_t cols) {
-  softmax_impl<float, true>(out, x, rows, cols);
-}
-void log_softmax_forward_cuda(double* out, const double* x, int64_t rows, int64_t cols) {
-  softmax_impl<double, true>(out, x, rows, cols);
-}
+template void softmax_forward_cuda<float>(const Exec&, float*, const float*, int64_t, int64_t);
+template void softmax_forward_cuda<double>(const Exec&, double*, const double*, int64_t, int64_t);
+template void log_softmax_forward_cuda<float>(const Exec&, float*, const float*, int64_t, int64_t);
+template void log_softmax_forward_cuda<double>(const Exec&, double*, const double*, int64_t, int64_t);
 
 }  // namespace lockstep

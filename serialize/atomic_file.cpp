@@ -9,7 +9,7 @@
 #include <cstring>
 #include <stdexcept>
 
-#include "core/error.h"
+#include "base/error.h"
 
 namespace lockstep::serialize {
 

@@ -8,8 +8,8 @@
 #include <functional>
 #include <stdexcept>
 
-#include "core/error.h"
-#include "core/mode.h"
+#include "base/error.h"
+#include "base/mode.h"
 #include "lockstep/config.h"
 #include "nn/dropout.h"
 

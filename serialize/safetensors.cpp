@@ -12,7 +12,7 @@
 #include <set>
 #include <stdexcept>
 
-#include "core/error.h"
+#include "base/error.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "serialize/safetensors.cpp assumes a little-endian host (safetensors data is little-endian)"

@@ -7,7 +7,7 @@
 # of Eigen's renamed namespaces (lockstep_eigen_avx2 / lockstep_eigen_avx512, private to
 # one object each) and the exception-personality reference every C++ object carries.
 #
-# usage: isa_symbols.sh LIBRARY (liblockstep.a)
+# usage: isa_symbols.sh LIBRARY (liblockstep_kernels.a)
 set -euo pipefail
 lib=$1
 command -v nm > /dev/null || { echo "isa_symbols: nm not found"; exit 77; }

@@ -3,7 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include "core/autograd.h"
-#include "core/parallel.h"
+#include "base/parallel.h"
 #include "gradcheck.h"
 #include "test_util.h"
 

@@ -7,8 +7,8 @@
 #include <cstring>
 #include <limits>
 
-#include "core/parallel.h"
-#include "core/simd.h"
+#include "base/parallel.h"
+#include "base/simd.h"
 #include "kernels/optim.h"
 #include "kernels/reduce.h"
 #include "optim/clip.h"

@@ -3,8 +3,8 @@
 #include <catch2/catch.hpp>
 
 #include "core/autograd.h"
-#include "core/mode.h"
-#include "core/parallel.h"
+#include "base/mode.h"
+#include "base/parallel.h"
 #include "core/tensor.h"
 #include "kernels/reduce_order.h"
 #include "test_util.h"

@@ -4,7 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include "core/autograd.h"
-#include "core/parallel.h"
+#include "base/parallel.h"
 #include "core/random.h"
 #include "nn/models.h"
 #include "test_util.h"

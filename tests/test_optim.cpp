@@ -10,9 +10,9 @@
 #include <tuple>
 
 #include "core/autograd.h"
-#include "core/parallel.h"
+#include "base/parallel.h"
 #include "core/random.h"
-#include "core/simd.h"
+#include "base/simd.h"
 #include "kernels/optim.h"
 #include "nn/models.h"
 #include "optim/adam.h"

@@ -6,9 +6,9 @@
 #include <set>
 #include <vector>
 
-#include "core/mode.h"
-#include "core/parallel.h"
-#include "core/simd.h"
+#include "base/mode.h"
+#include "base/parallel.h"
+#include "base/simd.h"
 
 using namespace lockstep;
 

@@ -4,7 +4,7 @@
 
 #include <cmath>
 
-#include "core/parallel.h"
+#include "base/parallel.h"
 #include "core/random.h"
 #include "test_util.h"
 

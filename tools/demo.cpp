@@ -11,8 +11,8 @@
 #include <vector>
 
 #include "commands.h"
-#include "core/mode.h"
-#include "core/parallel.h"
+#include "base/mode.h"
+#include "base/parallel.h"
 #include "core/tensor.h"
 
 namespace lockstep_cli {

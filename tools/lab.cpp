@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "commands.h"
-#include "core/parallel.h"
+#include "base/parallel.h"
 #include "lab/harness.h"
 #include "lab/lab.h"
 #include "lab/report.h"

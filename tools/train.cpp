@@ -17,9 +17,9 @@
 #include <vector>
 
 #include "commands.h"
-#include "core/error.h"
-#include "core/parallel.h"
-#include "core/simd.h"
+#include "base/error.h"
+#include "base/parallel.h"
+#include "base/simd.h"
 #include "nn/sync_batchnorm.h"
 #include "serialize/safetensors.h"
 #include "train/distributed.h"

@@ -5,7 +5,7 @@
 // Backward of linear (issue 3): dx = dY W (matmul), dW via linear_grad_weight, db = sum over
 // rows of dY (batch order).
 #include "core/autograd.h"
-#include "core/mode.h"
+#include "base/mode.h"
 #include "core/tensor.h"
 #include "kernels/gemm.h"
 

@@ -11,7 +11,7 @@
 #include <algorithm>
 
 #include "core/autograd.h"
-#include "core/mode.h"
+#include "base/mode.h"
 #include "core/tensor.h"
 #include "kernels/elementwise.h"
 #include "kernels/reduce.h"

@@ -7,6 +7,7 @@
 //   softmax:      dx = y * (g - sum(g * y))
 //   log_softmax:  dx = g - exp(y) * sum(g)
 #include "core/autograd.h"
+#include "core/ops/dispatch.h"
 #include "core/tensor.h"
 #include "kernels/softmax.h"
 
@@ -22,22 +23,13 @@ Tensor softmax_forward(const char* op, const Tensor& x_in, bool log_form) {
   const Tensor x = x_in.contiguous();
   const int64_t cols = x.dim() == 0 ? 1 : x.size(-1);
   const int64_t rows = x.numel() / cols;
-  const bool cuda = x.device() == Device::cuda;
-  if (x.dtype() == DType::f32) {
-    float* y = out.data<float>();
-    const float* px = x.data<float>();
-    if (cuda)
-      log_form ? log_softmax_forward_cuda(y, px, rows, cols) : softmax_forward_cuda(y, px, rows, cols);
+  dispatch_float(op, x.device(), x.dtype(), [&](auto on, auto t) {
+    using T = decltype(t);
+    if (log_form)
+      LS_KERNEL(on, log_softmax_forward, out.data<T>(), x.data<T>(), rows, cols);
     else
-      log_form ? log_softmax_forward_cpu(y, px, rows, cols) : softmax_forward_cpu(y, px, rows, cols);
-  } else {
-    double* y = out.data<double>();
-    const double* px = x.data<double>();
-    if (cuda)
-      log_form ? log_softmax_forward_cuda(y, px, rows, cols) : softmax_forward_cuda(y, px, rows, cols);
-    else
-      log_form ? log_softmax_forward_cpu(y, px, rows, cols) : softmax_forward_cpu(y, px, rows, cols);
-  }
+      LS_KERNEL(on, softmax_forward, out.data<T>(), x.data<T>(), rows, cols);
+  });
   return out;
 }
 

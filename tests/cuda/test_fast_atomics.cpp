@@ -10,7 +10,7 @@
 #include <cmath>
 #include <cstring>
 
-#include "core/mode.h"
+#include "base/mode.h"
 #include "cuda_test_util.h"
 #include "kernels/batchnorm.h"
 #include "kernels/loss.h"

@@ -5,7 +5,7 @@
 
 #include <cmath>
 
-#include "core/mode.h"
+#include "base/mode.h"
 #include "cuda_test_util.h"
 #include "kernels/gemm.h"
 

@@ -3,7 +3,7 @@
 // cross-entropy (every reduction, label smoothing) and MSE, forward and backward.
 #include <catch2/catch.hpp>
 
-#include "core/mode.h"
+#include "base/mode.h"
 #include "cuda_test_util.h"
 #include "kernels/dropout.h"
 

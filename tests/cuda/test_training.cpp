@@ -10,8 +10,8 @@
 #include <cmath>
 #include <cstdlib>
 
-#include "core/mode.h"
-#include "core/parallel.h"
+#include "base/mode.h"
+#include "base/parallel.h"
 #include "cuda_test_util.h"
 #include "data/loader.h"
 #include "data/mnist.h"

@@ -12,7 +12,7 @@
 #include <exception>
 #include <string>
 
-#include "core/parallel.h"
+#include "base/parallel.h"
 #include "dist/mpi_communicator.h"
 #include "dist/train.h"
 

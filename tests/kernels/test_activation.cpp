@@ -6,7 +6,7 @@
 #include <limits>
 #include <vector>
 
-#include "core/parallel.h"
+#include "base/parallel.h"
 #include "kernels/activation.h"
 #include "kernels/elementwise.h"
 #include "test_util.h"

@@ -7,8 +7,8 @@
 #include <functional>
 #include <vector>
 
-#include "core/parallel.h"
-#include "core/simd.h"
+#include "base/parallel.h"
+#include "base/simd.h"
 #include "kernels/batchnorm.h"
 #include "kernels/reduce_order.h"
 #include "test_util.h"

@@ -7,8 +7,8 @@
 #include <limits>
 #include <vector>
 
-#include "core/parallel.h"
-#include "core/simd.h"
+#include "base/parallel.h"
+#include "base/simd.h"
 #include "kernels/dropout.h"
 #include "kernels/philox.h"
 #include "test_util.h"

@@ -6,8 +6,8 @@
 #include <limits>
 #include <vector>
 
-#include "core/parallel.h"
-#include "core/simd.h"
+#include "base/parallel.h"
+#include "base/simd.h"
 #include "core/tensor.h"
 #include "kernels/elementwise.h"
 #include "gradcheck.h"

@@ -8,8 +8,8 @@
 #include <thread>
 #include <vector>
 
-#include "core/parallel.h"
-#include "core/simd.h"
+#include "base/parallel.h"
+#include "base/simd.h"
 #include "kernels/gemm.h"
 #include "kernels/reduce_order.h"
 #include "test_util.h"

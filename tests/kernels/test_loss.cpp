@@ -8,8 +8,8 @@
 #include <random>
 #include <vector>
 
-#include "core/parallel.h"
-#include "core/simd.h"
+#include "base/parallel.h"
+#include "base/simd.h"
 #include "kernels/loss.h"
 #include "kernels/reduce_order.h"
 #include "kernels/softmax.h"
@@ -106,8 +106,8 @@ TEST_CASE("cross_entropy: forward and backward follow the documented order bit f
     std::vector<float> x = random_floats(N * C, 3, -8.f, 8.f), dout = random_floats(N, 4);
     std::vector<int64_t> t = random_targets(N, C, 5);
     std::vector<float> logp(N * C), p(N * C);
-    log_softmax_forward_cpu(logp.data(), x.data(), N, C);
-    softmax_forward_cpu(p.data(), x.data(), N, C);
+    log_softmax_forward_cpu(Exec::current(), logp.data(), x.data(), N, C);
+    softmax_forward_cpu(Exec::current(), p.data(), x.data(), N, C);
     for (float eps : {0.0f, 0.1f}) {
       INFO("N " << N << ", C " << C << ", eps " << eps);
       const float a = 1.0f - eps, b = eps / static_cast<float>(C);

@@ -7,9 +7,9 @@
 #include <set>
 #include <vector>
 
-#include "core/mode.h"
-#include "core/parallel.h"
-#include "core/simd.h"
+#include "base/mode.h"
+#include "base/parallel.h"
+#include "base/simd.h"
 #include "core/tensor.h"
 #include "kernels/reduce.h"
 #include "kernels/reduce_order.h"
@@ -117,7 +117,7 @@ TEST_CASE("sum_cpu: accurate and bitwise equal to the contiguous order", "[reduc
     sum_cpu(&got, x.data(), n);
     REQUIRE(bits(got) == bits(want));
     REQUIRE(bits(sum_cpu_ref(x.data(), n)) == bits(want));
-    REQUIRE(bits(sum_serial_cpu(x.data(), n)) == bits(want));
+    REQUIRE(bits(sum_serial_cpu(Exec::current(), x.data(), n)) == bits(want));
     const double err = std::fabs(got - sum_f64(x.data(), n));
     REQUIRE(err <= contiguous_bound(n) * sum_abs(x.data(), n));
   }

@@ -7,9 +7,9 @@
 #include <limits>
 #include <vector>
 
-#include "core/mode.h"
-#include "core/parallel.h"
-#include "core/simd.h"
+#include "base/mode.h"
+#include "base/parallel.h"
+#include "base/simd.h"
 #include "core/tensor.h"
 #include "kernels/math.h"
 #include "kernels/reduce.h"
@@ -47,7 +47,7 @@ std::vector<double> reference(const float* x, int64_t n, bool log_form) {
 }
 
 void run(bool log_form, float* y, const float* x, int64_t rows, int64_t cols) {
-  log_form ? log_softmax_forward_cpu(y, x, rows, cols) : softmax_forward_cpu(y, x, rows, cols);
+  log_form ? log_softmax_forward_cpu(Exec::current(), y, x, rows, cols) : softmax_forward_cpu(Exec::current(), y, x, rows, cols);
 }
 
 }  // namespace
@@ -88,14 +88,14 @@ TEST_CASE("softmax_forward_cpu: 20 runs, and a row alone equals the row in a bat
   const int64_t rows = 64, cols = 1000;
   std::vector<float> x = random_floats(rows * cols, 3, -20, 20);
   std::vector<float> first(rows * cols), again(rows * cols), alone(cols);
-  softmax_forward_cpu(first.data(), x.data(), rows, cols);
+  softmax_forward_cpu(Exec::current(), first.data(), x.data(), rows, cols);
   for (int rep = 0; rep < 20; ++rep) {
     ThreadsGuard tg(1 + rep % 4);
-    softmax_forward_cpu(again.data(), x.data(), rows, cols);
+    softmax_forward_cpu(Exec::current(), again.data(), x.data(), rows, cols);
     REQUIRE_BITWISE_EQUAL(again, first);
   }
   for (int64_t r : {int64_t(0), int64_t(17), rows - 1}) {
-    softmax_forward_cpu(alone.data(), &x[r * cols], 1, cols);
+    softmax_forward_cpu(Exec::current(), alone.data(), &x[r * cols], 1, cols);
     REQUIRE(std::memcmp(alone.data(), &first[r * cols], cols * sizeof(float)) == 0);
   }
 }
@@ -104,8 +104,8 @@ TEST_CASE("softmax_forward_cpu: large inputs, -inf, length 1, NaN", "[softmax][d
   // huge logits: without the max shift exp would overflow
   std::vector<float> big = {1e4f, 1e4f - 1, 1e4f - 2, -1e4f};
   std::vector<float> y(4), ly(4);
-  softmax_forward_cpu(y.data(), big.data(), 1, 4);
-  log_softmax_forward_cpu(ly.data(), big.data(), 1, 4);
+  softmax_forward_cpu(Exec::current(), y.data(), big.data(), 1, 4);
+  log_softmax_forward_cpu(Exec::current(), ly.data(), big.data(), 1, 4);
   const double s = 1 + std::exp(-1.0) + std::exp(-2.0);
   REQUIRE(std::fabs(y[0] - 1 / s) < 1e-6);
   REQUIRE(y[3] == 0);
@@ -113,22 +113,22 @@ TEST_CASE("softmax_forward_cpu: large inputs, -inf, length 1, NaN", "[softmax][d
   REQUIRE(std::isfinite(ly[3]));
   // -inf entries give 0 and -inf
   std::vector<float> m = {0, -kInf, 0, -kInf};
-  softmax_forward_cpu(y.data(), m.data(), 1, 4);
-  log_softmax_forward_cpu(ly.data(), m.data(), 1, 4);
+  softmax_forward_cpu(Exec::current(), y.data(), m.data(), 1, 4);
+  log_softmax_forward_cpu(Exec::current(), ly.data(), m.data(), 1, 4);
   REQUIRE(y == std::vector<float>{0.5f, 0, 0.5f, 0});
   REQUIRE(ly[1] == -kInf);
   REQUIRE(std::fabs(ly[0] - std::log(0.5)) < 1e-7);
   // rows of length 1
   std::vector<float> one = {-3, 0, 1e30f};
   std::vector<float> y1(3), l1(3);
-  softmax_forward_cpu(y1.data(), one.data(), 3, 1);
-  log_softmax_forward_cpu(l1.data(), one.data(), 3, 1);
+  softmax_forward_cpu(Exec::current(), y1.data(), one.data(), 3, 1);
+  log_softmax_forward_cpu(Exec::current(), l1.data(), one.data(), 3, 1);
   REQUIRE(y1 == std::vector<float>{1, 1, 1});
   REQUIRE(l1 == std::vector<float>{0, 0, 0});
   // all -inf, or a NaN: NaN rows (as in PyTorch), other rows untouched
   std::vector<float> bad = {-kInf, -kInf, 1, std::nanf(""), 1, 2};
   std::vector<float> yb(6);
-  softmax_forward_cpu(yb.data(), bad.data(), 3, 2);
+  softmax_forward_cpu(Exec::current(), yb.data(), bad.data(), 3, 2);
   REQUIRE(std::isnan(yb[0]));
   REQUIRE(std::isnan(yb[2]));
   REQUIRE(std::isnan(yb[3]));

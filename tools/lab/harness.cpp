@@ -11,7 +11,7 @@
 
 #include "broken.h"
 #include "core/autograd.h"
-#include "core/parallel.h"
+#include "base/parallel.h"
 #include "data/mnist.h"
 #include "nn/nn.h"
 

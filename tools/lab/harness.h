@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "core/mode.h"
+#include "base/mode.h"
 #include "core/tensor.h"
 #include "data/dataset.h"
 #include "data/loader.h"

@@ -3,7 +3,7 @@
 // deterministic mode (the fix: every kernel has the CPU's order, so the same bits).
 #include <stdexcept>
 
-#include "core/mode.h"
+#include "base/mode.h"
 #include "harness.h"
 #include "kernels/memory.h"
 #include "scenarios.h"

@@ -1,8 +1,8 @@
 // dropout-eval, batchnorm-eval and batch-invariance: what evaluation depends on.
 #include <algorithm>
 
-#include "core/mode.h"
-#include "core/parallel.h"
+#include "base/mode.h"
+#include "base/parallel.h"
 #include "harness.h"
 #include "nn/batchnorm.h"
 #include "scenarios.h"

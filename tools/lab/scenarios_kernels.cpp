@@ -4,10 +4,10 @@
 #include <set>
 
 #include "broken.h"
-#include "core/mode.h"
-#include "core/parallel.h"
+#include "base/mode.h"
+#include "base/parallel.h"
 #include "core/random.h"
-#include "core/simd.h"
+#include "base/simd.h"
 #include "harness.h"
 #include "kernels/gemm.h"
 #include "scenarios.h"

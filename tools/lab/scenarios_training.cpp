@@ -1,7 +1,7 @@
 // seed-variance and divergence-growth: how far apart runs drift, and from how little.
 #include <cmath>
 
-#include "core/parallel.h"
+#include "base/parallel.h"
 #include "harness.h"
 #include "nn/linear.h"
 #include "optim/early_stopping.h"

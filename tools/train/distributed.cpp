@@ -2,7 +2,7 @@
 
 #include <stdexcept>
 
-#include "core/error.h"
+#include "base/error.h"
 #include "core/ops.h"
 #include "dist/batch_tree.h"
 #if defined(LOCKSTEP_HAS_MPI)

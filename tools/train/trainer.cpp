@@ -11,7 +11,7 @@
 #include <stdexcept>
 
 #include "core/autograd.h"
-#include "core/parallel.h"
+#include "base/parallel.h"
 #include "core/sha256.h"
 #include "data/mnist.h"
 #include "data/transforms.h"

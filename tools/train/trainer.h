@@ -30,7 +30,7 @@
 #include <string>
 #include <vector>
 
-#include "core/mode.h"
+#include "base/mode.h"
 #include "core/tensor.h"
 #include "data/loader.h"
 #include "nn/sequential.h"

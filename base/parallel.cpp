@@ -9,7 +9,7 @@
 // and re-checks the counter under the mutex; a publisher bumps the counter (seq_cst) and
 // takes the mutex to notify only when it sees a registered sleeper. None of this touches
 // which task does what, so results do not depend on it.
-#include "core/parallel.h"
+#include "base/parallel.h"
 
 #include <algorithm>
 #include <atomic>
@@ -22,7 +22,7 @@
 #include <thread>
 #include <vector>
 
-#include "core/error.h"
+#include "base/error.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>

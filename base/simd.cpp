@@ -1,4 +1,4 @@
-#include "core/simd.h"
+#include "base/simd.h"
 
 #include <atomic>
 #include <cstdlib>

@@ -1,4 +1,4 @@
-#include "core/mode.h"
+#include "base/mode.h"
 
 #include <atomic>
 
