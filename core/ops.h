@@ -47,7 +47,7 @@ Tensor eq(const Tensor& a, const Tensor& b);
 Tensor ne(const Tensor& a, const Tensor& b);
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);  // cond uint8
 
-// ---- unary (core/ops/unary.cpp); exp/log/tanh are the project's own (kernels/math.h) ----
+// ---- unary (core/ops/unary.cpp); exp/log/tanh are the project's own (base/math.h) ----
 Tensor neg(const Tensor& x);
 Tensor abs(const Tensor& x);
 Tensor sqrt(const Tensor& x);

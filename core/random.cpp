@@ -3,7 +3,7 @@
 #include <mutex>
 
 #include "base/parallel.h"
-#include "kernels/philox.h"
+#include "base/philox.h"
 
 namespace lockstep {
 

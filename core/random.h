@@ -1,4 +1,4 @@
-// Counter-based random numbers (Philox4x32-10, kernels/philox.h).
+// Counter-based random numbers (Philox4x32-10, base/philox.h).
 //
 // Every random value in lockstep is a pure function of (seed, stream, position): no hidden
 // mutable state, so a value never depends on the thread that asked for it, on how many

@@ -4,7 +4,7 @@
 #include <cstring>
 
 #include "core/random.h"
-#include "kernels/philox.h"
+#include "base/philox.h"
 
 namespace lockstep::data {
 

@@ -5,7 +5,7 @@
 
 #include "core/random.h"
 #include "data/dataset.h"
-#include "kernels/philox.h"
+#include "base/philox.h"
 
 namespace lockstep::data {
 

@@ -23,14 +23,14 @@
 //              a = left * dt;  dright = a * du
 //              g = dleft + dright;  dx = dy * g
 //            (u is the forward's u bit for bit: x3 = (x * x) * x there too; the grouping of
-//            the rest is PyTorch's GeluBackward. ls_tanh is kernels/math.h.) For |x| so large
+//            the rest is PyTorch's GeluBackward. ls_tanh is base/math.h.) For |x| so large
 //            that x * x overflows (float: 1.8e19) dright is 0 * inf = NaN, as in PyTorch.
 // CUDA (activation_cuda.cu): the same signatures with device pointers; both files evaluate
 // the per-element functions of namespace act below (host+device), so the bits agree.
 #pragma once
 #include <cstdint>
 
-#include "kernels/math.h"
+#include "base/math.h"
 
 namespace lockstep {
 

@@ -2,7 +2,7 @@
 //
 // Mask: element i at training step `step` of a layer keyed by (seed, stream) is kept iff
 //   u >= p,  u = uniform_f32(seed, stream, position),  position = step * 2^40 + i
-// (kernels/philox.h: one Philox output word per element, u = (word >> 8) * 2^-24 in [0, 1)),
+// (base/philox.h: one Philox output word per element, u = (word >> 8) * 2^-24 in [0, 1)),
 // so P(keep) = 1 - p up to the 2^-24 grid. The mask is a pure function of
 // (seed, stream, step, i, p): any element can be computed alone, on any device, by any
 // thread. Requires i < 2^40 (n <= 2^40) and step < 2^24, so positions never overlap.
@@ -27,7 +27,7 @@
 #pragma once
 #include <cstdint>
 
-#include "kernels/philox.h"
+#include "base/philox.h"
 
 namespace lockstep {
 

@@ -19,8 +19,8 @@
 //   where: cond != 0 ? a : b, copying bits
 //   axpy:  fma(alpha, x, y) with one rounding
 //   neg -x, abs |x| (sign bit cleared), sqrt (IEEE), relu: x if x > 0, NaN if x is NaN, else +0
-//   exp, log, tanh: ls_expf/ls_logf/ls_tanhf (ls_exp/... for double; kernels/math.h)
-//   sigmoid: ls_sigmoidf / ls_sigmoid (kernels/math.h: e = exp(-|x|), then a corrected
+//   exp, log, tanh: ls_expf/ls_logf/ls_tanhf (ls_exp/... for double; base/math.h)
+//   sigmoid: ls_sigmoidf / ls_sigmoid (base/math.h: e = exp(-|x|), then a corrected
 //            division of (x >= 0 ? 1 : e) by (1 + e); nothing overflows)
 //   gelu (PyTorch approximate='tanh'), evaluated as
 //       c = sqrt(2/pi) rounded to T;  x3 = (x * x) * x;  u = c * (x + 0.044715 * x3);
@@ -37,7 +37,7 @@
 
 #include "base/exec.h"
 
-#include "kernels/math.h"
+#include "base/math.h"
 
 namespace lockstep {
 

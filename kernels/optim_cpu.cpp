@@ -13,7 +13,7 @@
 
 #include "base/parallel.h"
 #include "base/simd.h"
-#include "kernels/math.h"
+#include "base/math.h"
 #include "kernels/reduce.h"
 #include "kernels/reduce_order.h"
 #include "lockstep/config.h"

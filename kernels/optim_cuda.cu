@@ -3,7 +3,7 @@
 // the host exactly as the CPU rounds them) and the same operations: fma written out,
 // IEEE sqrt and division. Norms: sum_squares and sum_abs are the contiguous-order sum
 // over the transformed values (reduce_cuda.cuh), max_abs is exact with a canonical NaN.
-#include "kernels/math.h"
+#include "base/math.h"
 #include "kernels/optim.h"
 #include "kernels/reduce_cuda.cuh"
 

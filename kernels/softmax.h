@@ -1,7 +1,7 @@
 // Softmax and log-softmax over the last dim of a row-major rows x cols matrix, one row at a
 // time (threads split the rows):
 //   m = max of the row (NaN propagates)
-//   e[j] = exp(x[j] - m)                  ls_expf / ls_exp (kernels/math.h)
+//   e[j] = exp(x[j] - m)                  ls_expf / ls_exp (base/math.h)
 //   s = sum of e in the contiguous order  (sum_serial_cpu, kernels/reduce.h)
 //   softmax[j] = e[j] / s
 //   log_softmax[j] = (x[j] - m) - log(s)  ls_logf / ls_log

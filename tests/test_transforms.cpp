@@ -8,7 +8,7 @@
 #include "core/random.h"
 #include "data/dataset.h"
 #include "data/transforms.h"
-#include "kernels/philox.h"
+#include "base/philox.h"
 #include "test_util.h"
 
 using namespace lockstep;

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Fits the polynomial coefficients used by kernels/math.h.
+"""Fits the polynomial coefficients used by base/math.h.
 
 Each polynomial is a weighted minimax fit found by the Remez exchange on a dense grid,
 in 60-digit arithmetic (mpmath). The coefficients are then rounded to the target format

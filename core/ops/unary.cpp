@@ -1,5 +1,5 @@
 // Unary math, elementwise (kernels/elementwise.h states how each is evaluated):
-//   neg -x, abs |x|, sqrt, relu max(x, 0), exp, log, tanh (the project's own, kernels/math.h),
+//   neg -x, abs |x|, sqrt, relu max(x, 0), exp, log, tanh (the project's own, base/math.h),
 //   sigmoid 1 / (1 + exp(-x)), gelu 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
 // Deterministic in both modes; float32 and float64, any shape (0-d and empty included).
 //

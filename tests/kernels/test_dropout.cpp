@@ -10,7 +10,7 @@
 #include "base/parallel.h"
 #include "base/simd.h"
 #include "kernels/dropout.h"
-#include "kernels/philox.h"
+#include "base/philox.h"
 #include "test_util.h"
 
 using namespace lockstep;

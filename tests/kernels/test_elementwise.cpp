@@ -11,7 +11,7 @@
 #include "core/tensor.h"
 #include "kernels/elementwise.h"
 #include "gradcheck.h"
-#include "kernels/math.h"
+#include "base/math.h"
 #include "test_util.h"
 
 using namespace lockstep;

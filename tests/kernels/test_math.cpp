@@ -1,4 +1,4 @@
-// kernels/math.h: ulp error against libm in a wider format over dense sweeps, special
+// base/math.h: ulp error against libm in a wider format over dense sweeps, special
 // values, overflow/underflow thresholds, monotonicity, symmetry, and AVX2 == scalar bits.
 // Each sweep prints its max ulp error; `lockstep_tests "[math]"` reproduces docs/math.md.
 #include <catch2/catch.hpp>
@@ -11,7 +11,7 @@
 #include <cstring>
 #include <vector>
 
-#include "kernels/math.h"
+#include "base/math.h"
 
 using namespace lockstep;
 

@@ -1,4 +1,4 @@
-// kernels/philox.h: known answers of Philox4x32-10, the (seed, stream, position) mapping,
+// base/philox.h: known answers of Philox4x32-10, the (seed, stream, position) mapping,
 // statistical sanity of the draws (tolerances from the central limit theorem: 5 standard
 // errors, so a correct generator fails with probability below 1e-6), independence of
 // streams, and pinned bits.
@@ -10,7 +10,7 @@
 #include <tuple>
 #include <vector>
 
-#include "kernels/philox.h"
+#include "base/philox.h"
 
 using namespace lockstep;
 

@@ -11,7 +11,7 @@
 #include "base/parallel.h"
 #include "base/simd.h"
 #include "core/tensor.h"
-#include "kernels/math.h"
+#include "base/math.h"
 #include "kernels/reduce.h"
 #include "kernels/softmax.h"
 #include "test_util.h"

@@ -1,6 +1,6 @@
 // Philox4x32-10, the counter-based generator of Salmon et al. (SC'11), and the draws that
 // lockstep builds on it. No state: a value is a pure function of its arguments, computed
-// with integer operations and the IEEE-exact functions of kernels/math.h, so it has the
+// with integer operations and the IEEE-exact functions of base/math.h, so it has the
 // same bits on every CPU, SIMD path and GPU.
 //
 // The mapping of (seed, stream, position) to bits -- part of the determinism contract:
@@ -20,7 +20,7 @@
 
 #include <cstdint>
 
-#include "kernels/math.h"
+#include "base/math.h"
 
 namespace lockstep {
 
