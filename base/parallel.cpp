@@ -63,7 +63,7 @@ class Pool {
   }
   ~Pool() {
     stop_.store(true);
-    generation_.fetch_add(1);
+    job_word_.fetch_add(kSeqOne);
     {
       std::lock_guard<std::mutex> lk(mu_);
     }
@@ -76,10 +76,13 @@ class Pool {
   void run(int ntasks, const std::function<void(int)>& fn) {
     std::lock_guard<std::mutex> job_lock(job_mu_);
     job_ = &fn;
-    ntasks_ = ntasks;
     error_ = nullptr;
     pending_.store(ntasks - 1);
-    generation_.fetch_add(1);  // publishes job_, ntasks_, pending_
+    // One store publishes job_, pending_ and, in the same word, the task count: a worker
+    // reads the count of the job it woke for, never of a later one (a late worker that
+    // read the count separately could run a task of the next job and then run it again).
+    const uint64_t seq = (job_word_.load(std::memory_order_relaxed) | kTaskMask) + 1;
+    job_word_.store(seq | static_cast<uint64_t>(ntasks), std::memory_order_release);
     if (sleepers_.load() > 0) {
       std::lock_guard<std::mutex> lk(mu_);
       cv_start_.notify_all();
@@ -110,16 +113,17 @@ class Pool {
   void worker_loop(int w) {
     uint64_t seen = 0;
     for (;;) {
-      auto fresh = [&] { return generation_.load(std::memory_order_acquire) != seen; };
+      auto fresh = [&] { return job_word_.load(std::memory_order_acquire) != seen; };
       if (!spin_until(fresh)) {
         std::unique_lock<std::mutex> lk(mu_);
         sleepers_.fetch_add(1);
-        cv_start_.wait(lk, [&] { return generation_.load() != seen; });
+        cv_start_.wait(lk, [&] { return job_word_.load() != seen; });
         sleepers_.fetch_sub(1);
       }
-      seen = generation_.load(std::memory_order_acquire);
+      seen = job_word_.load(std::memory_order_acquire);
       if (stop_.load()) return;
-      if (w >= ntasks_) continue;
+      // The job cannot finish, nor job_ change, before this worker's task is done.
+      if (w >= static_cast<int>(seen & kTaskMask)) continue;
       run_task(w, *job_);
       if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1 && caller_waiting_.load()) {
         std::lock_guard<std::mutex> lk(mu_);
@@ -135,9 +139,11 @@ class Pool {
   std::mutex err_mu_;
   std::condition_variable cv_start_, cv_done_;
   const std::function<void(int)>* job_ = nullptr;
-  int ntasks_ = 0;
   std::atomic<int> pending_{0};
-  std::atomic<uint64_t> generation_{0};
+  // (job sequence number << kTaskBits) | task count of that job; changes once per job.
+  static constexpr int kTaskBits = 16;
+  static constexpr uint64_t kTaskMask = (uint64_t{1} << kTaskBits) - 1, kSeqOne = kTaskMask + 1;
+  std::atomic<uint64_t> job_word_{0};
   std::atomic<int> sleepers_{0};
   std::atomic<bool> caller_waiting_{false};
   std::atomic<bool> stop_{false};
@@ -147,10 +153,10 @@ class Pool {
 int default_threads() {
   if (const char* env = std::getenv("LOCKSTEP_NUM_THREADS")) {
     int n = std::atoi(env);
-    if (n >= 1) return n;
+    if (n >= 1) return std::min(n, kMaxThreads);
   }
   unsigned hc = std::thread::hardware_concurrency();
-  return hc == 0 ? 1 : static_cast<int>(hc);
+  return hc == 0 ? 1 : static_cast<int>(std::min<unsigned>(hc, kMaxThreads));
 }
 
 std::mutex g_pool_mu;
@@ -173,7 +179,8 @@ int num_threads() {
 }
 
 void set_num_threads(int n) {
-  LS_CHECK_ARG(n >= 1, "set_num_threads", "expected a thread count >= 1, got ", n);
+  LS_CHECK_ARG(n >= 1 && n <= kMaxThreads, "set_num_threads", "expected a thread count in [1, ", kMaxThreads,
+               "], got ", n);
   std::lock_guard<std::mutex> lk(g_pool_mu);
   g_threads = n;
 }

@@ -7,8 +7,9 @@
 
 namespace lockstep {
 
+inline constexpr int kMaxThreads = 65535;
 int num_threads();             // threads used by kernels (default: LOCKSTEP_NUM_THREADS or cores)
-void set_num_threads(int n);   // n >= 1; throws std::invalid_argument otherwise
+void set_num_threads(int n);   // 1 <= n <= kMaxThreads; throws std::invalid_argument otherwise
 
 // Splits [0, n) into T = min(num_threads(), ceil(n / grain)) contiguous ranges,
 // range t = [t*n/T, (t+1)*n/T), and runs fn(begin, end) for each, concurrently; the

@@ -1,5 +1,8 @@
 #include "core/tensor.h"
 
+#include <algorithm>
+#include <climits>
+
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -19,7 +22,9 @@ std::string shape_str(const Shape& s) {
 
 int64_t shape_numel(const Shape& s) {
   int64_t n = 1;
-  for (int64_t d : s) n *= d;
+  for (int64_t d : s)
+    if (__builtin_mul_overflow(n, d, &n))
+      throw std::invalid_argument(str_cat("[shape] ", shape_str(s), " has more elements than an int64 holds"));
   return n;
 }
 
@@ -48,6 +53,12 @@ void check_shape(const Shape& shape, const char* op) {
   LS_CHECK_ARG(shape.size() <= static_cast<size_t>(kMaxDims), op, "expected at most ", kMaxDims,
                " dims, got ", shape.size());
   for (int64_t d : shape) LS_CHECK_ARG(d >= 0, op, "expected non-negative sizes, got ", shape_str(shape));
+  // Shapes come from files too: the strides (products of the sizes, zeros counted as 1)
+  // and the byte count must fit, or later arithmetic would wrap.
+  int64_t span = 1;
+  for (int64_t d : shape)
+    LS_CHECK_ARG(!__builtin_mul_overflow(span, std::max<int64_t>(d, 1), &span), op, "shape ", shape_str(shape),
+                 " is too large: its strides overflow int64");
 }
 
 // Reads element i (row-major index into a contiguous CPU buffer) as double.
@@ -87,6 +98,8 @@ Tensor make_from(const std::vector<T>& values, const Shape& shape) {
 
 Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
   check_shape(shape, "empty");
+  LS_CHECK_ARG(shape_numel(shape) <= INT64_MAX / static_cast<int64_t>(dtype_size(dtype)), "empty", "shape ",
+               shape_str(shape), " of ", dtype_name(dtype), " is too large: its byte count overflows int64");
   if (device == Device::cuda && !cuda_device_available())
     throw std::runtime_error("[empty] no CUDA device is available");
   auto impl = std::make_shared<TensorImpl>();

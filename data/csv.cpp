@@ -80,7 +80,8 @@ std::shared_ptr<TensorDataset> read_csv(const std::string& path, const CsvOption
         features.push_back(static_cast<float>(v));
         continue;
       }
-      if (v < 0 || v != static_cast<double>(static_cast<int64_t>(v)) || v > 9.0e15)
+      // range first: converting a double outside int64's range is undefined behaviour
+      if (!(v >= 0 && v <= 9.0e15) || v != static_cast<double>(static_cast<int64_t>(v)))
         fail(path, line_no, str_cat("label '", std::string(fields[c]), "' is not a non-negative integer"));
       if (opt.num_classes > 0 && v >= static_cast<double>(opt.num_classes))
         fail(path, line_no, str_cat("label ", static_cast<int64_t>(v), " is out of range [0, ", opt.num_classes, ")"));

@@ -1,5 +1,6 @@
 #include "data/idx.h"
 
+#include <sys/stat.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -18,6 +19,11 @@ namespace {
 }
 
 std::vector<uint8_t> read_file(const char* op, const std::string& path) {
+  // A directory opens as a stream of size 2^63 - 1, and a FIFO would block: regular files only.
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) fail(op, path, str_cat("cannot open (", std::strerror(errno), ")"));
+  if (!S_ISREG(st.st_mode))
+    fail(op, path, S_ISDIR(st.st_mode) ? "is a directory, expected a file" : "is not a regular file");
   std::ifstream f(path, std::ios::binary | std::ios::ate);
   if (!f) fail(op, path, str_cat("cannot open (", std::strerror(errno), ")"));
   std::streamoff size = f.tellg();
@@ -29,15 +35,11 @@ std::vector<uint8_t> read_file(const char* op, const std::string& path) {
   return bytes;
 }
 
-// Inflates every gzip member in `in`. The trailing uint32 of a gzip file is the
-// uncompressed size mod 2^32: a reservation hint only, never trusted for the result.
+// Inflates every gzip member in `in`; the trailer is only a reservation hint
+// (gzip_reservation), never trusted for the result.
 std::vector<uint8_t> gunzip(const char* op, const std::string& path, const std::vector<uint8_t>& in) {
   std::vector<uint8_t> out;
-  if (in.size() >= 18) {
-    const uint8_t* t = in.data() + in.size() - 4;
-    uint32_t hint = t[0] | (t[1] << 8) | (t[2] << 16) | (static_cast<uint32_t>(t[3]) << 24);
-    out.reserve(std::min<size_t>(hint, size_t{1} << 30));
-  }
+  out.reserve(gzip_reservation(in));
   z_stream zs{};
   if (inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK) fail(op, path, "zlib inflateInit2 failed");
   zs.next_in = const_cast<Bytef*>(in.data());
@@ -82,6 +84,13 @@ std::string hex(uint32_t v, int width) {
 
 }  // namespace
 
+size_t gzip_reservation(const std::vector<uint8_t>& in) {
+  if (in.size() < 18) return 0;  // smaller than a gzip header and trailer
+  const uint8_t* t = in.data() + in.size() - 4;
+  const uint32_t hint = t[0] | (t[1] << 8) | (t[2] << 16) | (static_cast<uint32_t>(t[3]) << 24);
+  return std::min<size_t>({hint, 16 * in.size(), size_t{1} << 30});
+}
+
 std::vector<uint8_t> read_maybe_gzip(const std::string& path) {
   std::vector<uint8_t> bytes = read_file("read_idx", path);
   if (bytes.empty()) fail("read_idx", path, "empty file");
@@ -112,11 +121,17 @@ Shape parse_header(const std::string& path, const std::vector<uint8_t>& bytes, i
   if (bytes.size() < header_size)
     fail(op, path, str_cat("truncated header: expected ", header_size, " bytes, got ", bytes.size()));
   Shape shape(static_cast<size_t>(dims));
-  uint64_t count = 1;
+  for (int d = 0; d < dims; ++d) shape[d] = be32(bytes.data() + 4 + 4 * d);
+  // Checked before each product, so nothing wraps (three 32-bit sizes can reach 2^96). A
+  // zero size counts as 1 here: [0, 2^32, 2^32] holds no bytes, but its strides would.
+  const uint64_t kMaxBytes = uint64_t{1} << 40;
+  uint64_t span = 1, count = 1;
   for (int d = 0; d < dims; ++d) {
-    shape[d] = be32(bytes.data() + 4 + 4 * d);
-    count *= static_cast<uint64_t>(shape[d]);
-    if (count > (uint64_t{1} << 40)) fail(op, path, "header sizes describe more than 2^40 bytes");
+    const uint64_t size = static_cast<uint64_t>(shape[d]);
+    if (span > kMaxBytes / std::max<uint64_t>(size, 1))
+      fail(op, path, str_cat("header sizes ", shape_str(shape), " describe more than 2^40 bytes"));
+    span *= std::max<uint64_t>(size, 1);
+    count *= size;
   }
   const uint64_t have = bytes.size() - header_size;
   if (have < count)

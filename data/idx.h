@@ -22,6 +22,11 @@ namespace lockstep::data {
 // The raw bytes of a file, inflated if it is gzip-compressed.
 std::vector<uint8_t> read_maybe_gzip(const std::string& path);
 
+// How many bytes to reserve before inflating the gzip file `in`: its trailer's size
+// (mod 2^32), capped at 16 x the compressed size and 1 GiB; the output grows past it when
+// the data really is larger. A forged trailer cannot make a small file reserve more.
+size_t gzip_reservation(const std::vector<uint8_t>& in);
+
 // An IDX file of unsigned bytes with exactly `expected_dims` dimensions, as a uint8 tensor
 // of the header's shape.
 Tensor read_idx(const std::string& path, int expected_dims);

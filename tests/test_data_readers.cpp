@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 #include <zlib.h>
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -335,4 +336,45 @@ TEST_CASE("mnist: the installed Fashion-MNIST files", "[data]") {
   const float t0 = test->images().data<float>()[300];
   auto raw = read_idx_images(mnist_file(kFashionMnistDir, MnistSplit::test, false));
   REQUIRE(t0 == (static_cast<float>(raw.data<uint8_t>()[300]) / 255.0f - 0.2860f) / 0.3530f);
+}
+
+// Regression tests for hostile headers and file types found by the reliability campaign
+// (issue 23): sizes whose product wraps, a label beyond int64, directories and FIFOs.
+TEST_CASE("idx: sizes whose product would wrap are rejected before any allocation", "[data][errors]") {
+  TempDir dir("idx_wrap");
+  using RE = std::runtime_error;
+  // 16 bytes: magic 0x00000803 and 65536 x 16777216 x 16777216 images (2^64 bytes: wraps to 0)
+  write_bytes(dir.file("wrap"), idx_bytes({65536, 16777216, 16777216}, {}));
+  require_error<RE>([&] { read_idx_images(dir.file("wrap")); }, {dir.file("wrap"), "more than 2^40 bytes"});
+  // a zero size holds no bytes, but the other sizes' strides would still overflow
+  write_bytes(dir.file("zero"), idx_bytes({0, 4294967295u, 4294967295u}, {}));
+  require_error<RE>([&] { read_idx_images(dir.file("zero")); }, {dir.file("zero"), "more than 2^40 bytes"});
+}
+
+TEST_CASE("idx: a directory or a FIFO is refused by type, without reading it", "[data][errors]") {
+  TempDir dir("idx_type");
+  using RE = std::runtime_error;
+  fs::create_directories(dir.file("images-dir"));
+  require_error<RE>([&] { read_idx_images(dir.file("images-dir")); }, {dir.file("images-dir"), "is a directory"});
+  REQUIRE(::mkfifo(dir.file("fifo").c_str(), 0600) == 0);
+  require_error<RE>([&] { read_idx_images(dir.file("fifo")); }, {dir.file("fifo"), "not a regular file"});
+}
+
+TEST_CASE("idx: the gzip size trailer is a capped hint", "[data]") {
+  std::vector<uint8_t> z = gzip(iota_bytes(1000));
+  REQUIRE(gzip_reservation(z) == 1000);  // an honest trailer is used as it is
+  const size_t n = z.size();
+  z[n - 4] = z[n - 3] = z[n - 2] = 0xff, z[n - 1] = 0x3f;  // claims ~1 GiB
+  REQUIRE(gzip_reservation(z) == 16 * n);
+  REQUIRE(gzip_reservation({0x1f, 0x8b}) == 0);
+}
+
+TEST_CASE("csv: a label beyond int64's range is an error, not a conversion", "[data][errors]") {
+  TempDir dir("csv_huge");
+  write_text(dir.file("huge.csv"), "1e30,1\n");
+  require_error<std::runtime_error>([&] { read_csv(dir.file("huge.csv")); },
+                                    {dir.file("huge.csv") + ":1:", "not a non-negative integer"});
+  write_text(dir.file("nan.csv"), "nan,1\n");
+  require_error<std::runtime_error>([&] { read_csv(dir.file("nan.csv")); },
+                                    {dir.file("nan.csv") + ":1:", "'nan' is not a number"});
 }

@@ -92,3 +92,24 @@ TEST_CASE("simd: guard switches the path and restores it", "[simd]") {
     REQUIRE(simd_enabled() == simd_available());
   }
 }
+
+// A worker must run the task of the job it woke for, once: jobs of 2 and 3 tasks on a
+// 3-thread pool, back to back, each task counted. (A worker that read the task count apart
+// from the job's sequence number could run task 2 of a later job twice; TSan saw the race.)
+TEST_CASE("parallel_run: every task of every job runs exactly once, jobs back to back", "[parallel]") {
+  ThreadsGuard tg(3);
+  constexpr int kJobs = 20000;
+  std::vector<std::atomic<int>> ran(static_cast<size_t>(kJobs) * 3);
+  for (int j = 0; j < kJobs; ++j) {
+    const int ntasks = 2 + (j % 2);
+    parallel_run(ntasks, [&](int t) { ran[static_cast<size_t>(j) * 3 + t].fetch_add(1); });
+  }
+  int wrong = 0;
+  for (int j = 0; j < kJobs; ++j)
+    for (int t = 0; t < 3; ++t) wrong += ran[static_cast<size_t>(j) * 3 + t].load() != (t < 2 + (j % 2) ? 1 : 0);
+  REQUIRE(wrong == 0);
+}
+
+TEST_CASE("set_num_threads: counts beyond the pool's limit are rejected", "[parallel][errors]") {
+  REQUIRE_THROWS_WITH(set_num_threads(kMaxThreads + 1), Catch::Contains("[set_num_threads]"));
+}

@@ -106,3 +106,14 @@ TEST_CASE("tensor: CUDA requests fail cleanly without a device", "[tensor][error
   REQUIRE_THROWS_AS(Tensor::zeros({2}, DType::f32, Device::cuda), std::runtime_error);
   REQUIRE_THROWS_AS(Tensor::zeros({2}).to(Device::cuda), std::runtime_error);
 }
+
+TEST_CASE("tensor: shapes whose element, stride or byte counts overflow are rejected", "[tensor][errors]") {
+  const int64_t big = int64_t{1} << 32;
+  // no elements, but the strides 2^64 and 2^32 do not fit in int64
+  REQUIRE_THROWS_WITH(Tensor::empty({0, big, big}), Catch::Contains("[empty]") && Catch::Contains("too large"));
+  REQUIRE_THROWS_WITH(Tensor::empty({big, big}), Catch::Contains("[empty]") && Catch::Contains("too large"));
+  // 2^61 float64 elements fit in int64, their 2^64 bytes do not
+  REQUIRE_THROWS_WITH(Tensor::empty({int64_t{1} << 61}, DType::f64),
+                      Catch::Contains("[empty]") && Catch::Contains("byte count"));
+  REQUIRE_THROWS_WITH(shape_numel({big, big}), Catch::Contains("more elements than an int64 holds"));
+}
