@@ -131,7 +131,8 @@ inline std::string bits_diff(const Tensor& a_in, const Tensor& b_in) {
 // ---- double-precision references ----
 
 // out[i] = f(a[ia], b[ib]) under NumPy broadcasting.
-inline std::vector<double> ref_broadcast(const Tensor& a, const Tensor& b, const std::function<double(double, double)>& f) {
+inline std::vector<double> ref_broadcast(const Tensor& a, const Tensor& b,
+                                         const std::function<double(double, double)>& f) {
   const Shape& sa = a.shape();
   const Shape& sb = b.shape();
   const size_t nd = std::max(sa.size(), sb.size());
@@ -163,7 +164,8 @@ inline std::vector<double> ref_map(const Tensor& x, const std::function<double(d
 }
 
 // x seen as outer x d x inner, reduced over d by f(values of one fibre).
-inline std::vector<double> ref_reduce(const Tensor& x, int64_t dim, const std::function<double(const std::vector<double>&)>& f) {
+inline std::vector<double> ref_reduce(const Tensor& x, int64_t dim,
+                                      const std::function<double(const std::vector<double>&)>& f) {
   auto v = vals(x);
   const Shape& s = x.shape();
   int64_t outer = 1, inner = 1;
@@ -235,10 +237,14 @@ inline void binary_rows(std::vector<OpRow>& t) {
   struct B { const char* name; Fn op; double (*f)(double, double); double lo, hi; };
   // b is kept away from 0 for div (a quotient by ~0 is not a useful float32 test).
   const B ops[] = {
-      {"add", [](const Tensor& a, const Tensor& b) { return add(a, b); }, [](double a, double b) { return a + b; }, -1, 1},
-      {"sub", [](const Tensor& a, const Tensor& b) { return sub(a, b); }, [](double a, double b) { return a - b; }, -1, 1},
-      {"mul", [](const Tensor& a, const Tensor& b) { return mul(a, b); }, [](double a, double b) { return a * b; }, -1, 1},
-      {"div", [](const Tensor& a, const Tensor& b) { return div(a, b); }, [](double a, double b) { return a / b; }, 0.5, 2},
+      {"add", [](const Tensor& a, const Tensor& b) { return add(a, b); },
+       [](double a, double b) { return a + b; }, -1, 1},
+      {"sub", [](const Tensor& a, const Tensor& b) { return sub(a, b); },
+       [](double a, double b) { return a - b; }, -1, 1},
+      {"mul", [](const Tensor& a, const Tensor& b) { return mul(a, b); },
+       [](double a, double b) { return a * b; }, -1, 1},
+      {"div", [](const Tensor& a, const Tensor& b) { return div(a, b); },
+       [](double a, double b) { return a / b; }, 0.5, 2},
       {"maximum", maximum, [](double a, double b) { return std::max(a, b); }, -1, 1},
       {"minimum", minimum, [](double a, double b) { return std::min(a, b); }, -1, 1},
   };
@@ -282,7 +288,9 @@ inline void scalar_rows(std::vector<OpRow>& t) {
                                  rnd(small ? Shape{3, 3} : Shape{65, 61}, 23, dt)};
                     },
                     [](const Ins& in, int64_t) { return Outs{axpy(0.75, in[0], in[1])}; },
-                    [](const Ins& in) { return Ref{ref_broadcast(in[0], in[1], [](double x, double y) { return 0.75 * x + y; })}; }}
+                    [](const Ins& in) {
+                      return Ref{ref_broadcast(in[0], in[1], [](double x, double y) { return 0.75 * x + y; })};
+                    }}
                   .tol(6e-8, 0).diff(2).batch(1, 1));
 }
 
@@ -299,7 +307,8 @@ inline void compare_rows(std::vector<OpRow>& t) {
                       [](DType dt, bool) { return Ins{rnd_ties({67, 1, 61}, 31, dt), rnd_ties({65, 61}, 32, dt)}; },
                       [o](const Ins& in, int64_t) { return Outs{o.op(in[0], in[1])}; },
                       [o](const Ins& in) {
-                        return Ref{ref_broadcast(in[0], in[1], [o](double a, double b) { return o.f(a, b) ? 1.0 : 0.0; })};
+                        auto f = [o](double a, double b) { return o.f(a, b) ? 1.0 : 0.0; };
+                        return Ref{ref_broadcast(in[0], in[1], f)};
                       }}
                     .batch(1, 1));
   // where(cond, a, b), cond: 67 x 65 x 1 from a comparison, a: 65 x 61, b: 67 x 1 x 61.
@@ -336,11 +345,14 @@ inline void unary_rows(std::vector<OpRow>& t) {
       {"sigmoid", [](const Tensor& x) { return sigmoid(x); }, [](double x) { return 1 / (1 + std::exp(-x)); }, -8, 8,
        3e-7, 1e-7},
       {"gelu", [](const Tensor& x) { return gelu(x); },
-       [](double x) { return 0.5 * x * (1 + std::tanh(std::sqrt(2 / M_PI) * (x + 0.044715 * x * x * x))); }, -5, 5, 3e-7, 1e-7},
+       [](double x) { return 0.5 * x * (1 + std::tanh(std::sqrt(2 / M_PI) * (x + 0.044715 * x * x * x))); }, -5, 5,
+       3e-7, 1e-7},
   };
   for (const U& o : ops)
     t.push_back(OpRow{o.name,
-                      [o](DType dt, bool small) { return Ins{rnd(small ? Shape{3, 5} : Shape{517, 523}, 41, dt, o.lo, o.hi)}; },
+                      [o](DType dt, bool small) {
+                        return Ins{rnd(small ? Shape{3, 5} : Shape{517, 523}, 41, dt, o.lo, o.hi)};
+                      },
                       [o](const Ins& in, int64_t) { return Outs{o.op(in[0])}; },
                       [o](const Ins& in) { return Ref{ref_map(in[0], o.f)}; }}
                     .tol(o.rtol, o.atol).diff(1).batch(1, 1));
@@ -355,7 +367,8 @@ inline void matmul_rows(std::vector<OpRow>& t) {
     t.push_back(OpRow{name,
                       [ta, tb](DType dt, bool small) {
                         const int64_t M = small ? 3 : 197, K = small ? 4 : 129, N = small ? 5 : 131;
-                        return Ins{rnd(ta ? Shape{K, M} : Shape{M, K}, 51, dt), rnd(tb ? Shape{N, K} : Shape{K, N}, 52, dt)};
+                        return Ins{rnd(ta ? Shape{K, M} : Shape{M, K}, 51, dt),
+                                   rnd(tb ? Shape{N, K} : Shape{K, N}, 52, dt)};
                       },
                       [ta, tb](const Ins& in, int64_t) { return Outs{matmul(in[0], in[1], ta, tb)}; },
                       [ta, tb](const Ins& in) { return Ref{ref_matmul(in[0], in[1], ta, tb)}; }}
@@ -380,7 +393,9 @@ inline void matmul_rows(std::vector<OpRow>& t) {
   // grad_weight (+)= grad_out^T x over a batch of 197 (the batch order over K).
   for (bool acc : {false, true})
     t.push_back(OpRow{acc ? "linear_grad_weight accumulate" : "linear_grad_weight",
-                      [](DType dt, bool) { return Ins{rnd({197, 131}, 56, dt), rnd({197, 129}, 57, dt), rnd({131, 129}, 58, dt)}; },
+                      [](DType dt, bool) {
+                        return Ins{rnd({197, 131}, 56, dt), rnd({197, 129}, 57, dt), rnd({131, 129}, 58, dt)};
+                      },
                       [acc](const Ins& in, int64_t) {
                         Tensor gw = in[2].clone();
                         linear_grad_weight(gw, in[0], in[1], acc);
@@ -418,14 +433,17 @@ inline void reduce_rows(std::vector<OpRow>& t) {
                     {"dim 0 tall", {1000, 19}, {3, 4}, 0, false, 0}};
   for (const D& d : dims) {
     const int64_t rd = d.dim < 0 ? static_cast<int64_t>(d.full.size()) + d.dim : d.dim;
-    t.push_back(OpRow{std::string("sum ") + d.name, [d](DType dt, bool small) { return Ins{rnd(small ? d.small : d.full, 63, dt)}; },
+    t.push_back(OpRow{std::string("sum ") + d.name,
+                      [d](DType dt, bool small) { return Ins{rnd(small ? d.small : d.full, 63, dt)}; },
                       [d](const Ins& in, int64_t) { return Outs{sum(in[0], d.dim, d.keep)}; },
                       [rd](const Ins& in) { return Ref{ref_reduce(in[0], rd, ref_sum)}; }}
                     .tol(0, 5e-5).diff(1).batch(d.batch, d.batch));
-    t.push_back(OpRow{std::string("mean ") + d.name, [d](DType dt, bool small) { return Ins{rnd(small ? d.small : d.full, 64, dt)}; },
+    t.push_back(OpRow{std::string("mean ") + d.name,
+                      [d](DType dt, bool small) { return Ins{rnd(small ? d.small : d.full, 64, dt)}; },
                       [d](const Ins& in, int64_t) { return Outs{mean(in[0], d.dim, d.keep)}; },
                       [rd](const Ins& in) {
-                        return Ref{ref_reduce(in[0], rd, [](const std::vector<double>& v) { return ref_sum(v) / double(v.size()); })};
+                        auto f = [](const std::vector<double>& v) { return ref_sum(v) / double(v.size()); };
+                        return Ref{ref_reduce(in[0], rd, f)};
                       }}
                     .tol(1e-6, 1e-7).diff(1).batch(d.batch, d.batch));
   }
@@ -437,7 +455,8 @@ inline void reduce_rows(std::vector<OpRow>& t) {
     t.push_back(OpRow{std::string("max ") + d.name, mk, [d](const Ins& in, int64_t) { return Outs{max(in[0], d.dim)}; },
                       [d](const Ins& in) { return Ref{ref_reduce(in[0], d.dim, ref_max)}; }}
                     .diff(1).batch(1, 1));
-    t.push_back(OpRow{std::string("argmax ") + d.name, mk, [d](const Ins& in, int64_t) { return Outs{argmax(in[0], d.dim)}; },
+    t.push_back(OpRow{std::string("argmax ") + d.name, mk,
+                      [d](const Ins& in, int64_t) { return Outs{argmax(in[0], d.dim)}; },
                       [d](const Ins& in) { return Ref{ref_reduce(in[0], d.dim, ref_argmax)}; }}
                     .batch(1, 1));
   }
@@ -540,7 +559,8 @@ inline void batchnorm_rows(std::vector<OpRow>& t) {
                             var[c] = s2 / N;
                             const double m = training ? mean[c] : rm[c], v = training ? var[c] : rv[c];
                             const double g = affine ? vals(in[1])[c] : 1, b = affine ? vals(in[2])[c] : 0;
-                            for (int64_t i = 0; i < N; ++i) y[i * C + c] = (x[i * C + c] - m) / std::sqrt(v + 1e-5) * g + b;
+                            for (int64_t i = 0; i < N; ++i)
+                              y[i * C + c] = (x[i * C + c] - m) / std::sqrt(v + 1e-5) * g + b;
                             rm[c] = 0.9 * rm[c] + 0.1 * mean[c];
                             rv[c] = 0.9 * rv[c] + 0.1 * s2 / (N - 1);
                           }
@@ -558,14 +578,16 @@ inline void dropout_rows(std::vector<OpRow>& t) {
   t.push_back(OpRow{"dropout",
                     [](DType dt, bool small) { return Ins{rnd(small ? Shape{3, 5} : Shape{1000, 67}, 101, dt)}; },
                     [=](const Ins& in, int64_t row0) {
-                      const uint64_t off = static_cast<uint64_t>(row0 * (in[0].numel() / std::max<int64_t>(1, in[0].size(0))));
+                      const int64_t row = in[0].numel() / std::max<int64_t>(1, in[0].size(0));
+                      const uint64_t off = static_cast<uint64_t>(row0 * row);
                       return Outs{dropout(in[0], p, true, seed, stream, step, off)};
                     },
                     [=](const Ins& in) {
                       auto y = vals(in[0]);
                       size_t kept = 0;
                       for (size_t i = 0; i < y.size(); ++i) {
-                        const bool keep = lockstep::uniform_f32(seed, stream, (step << 40) + i) >= static_cast<float>(p);
+                        const float u = lockstep::uniform_f32(seed, stream, (step << 40) + i);
+                        const bool keep = u >= static_cast<float>(p);
                         kept += keep;
                         y[i] = keep ? y[i] / (1 - double(static_cast<float>(p))) : 0.0;
                       }
@@ -574,7 +596,8 @@ inline void dropout_rows(std::vector<OpRow>& t) {
                       return Ref{y};
                     }}
                   .tol(2e-7, 0).diff(1).batch(1, 1));
-  t.push_back(OpRow{"dropout eval", [](DType dt, bool small) { return Ins{rnd(small ? Shape{3, 5} : Shape{1000, 67}, 102, dt)}; },
+  t.push_back(OpRow{"dropout eval",
+                    [](DType dt, bool small) { return Ins{rnd(small ? Shape{3, 5} : Shape{1000, 67}, 102, dt)}; },
                     [=](const Ins& in, int64_t) { return Outs{dropout(in[0], p, false, seed, stream, step)}; },
                     [](const Ins& in) { return Ref{vals(in[0])}; }}
                   .diff(1).batch(1, 1));
@@ -607,7 +630,8 @@ inline void optim_rows(std::vector<OpRow>& t) {
   for (const S& c : {S{"sgd", 0, 0, 0, false}, S{"sgd momentum dampening", 0.9, 0.1, 0.01, false},
                      S{"sgd nesterov", 0.9, 0, 0.01, true}}) {
     const double lr = 0.1;
-    auto opts = optim::SGDOptions(lr).momentum(c.momentum).dampening(c.dampening).weight_decay(c.wd).nesterov(c.nesterov);
+    auto opts =
+        optim::SGDOptions(lr).momentum(c.momentum).dampening(c.dampening).weight_decay(c.wd).nesterov(c.nesterov);
     std::vector<std::string> st;
     if (c.momentum != 0) st.push_back("momentum_buffer");
     t.push_back(OpRow{std::string("optim ") + c.name, optim_inputs,
@@ -655,7 +679,8 @@ inline void optim_rows(std::vector<OpRow>& t) {
                             v[i] = b2 * v[i] + (1 - b2) * gi * gi;
                             vmax[i] = std::max(vmax[i], v[i]);
                             const double vv = c.amsgrad ? vmax[i] : v[i];
-                            p[i] -= lr / (1 - std::pow(b1, s)) * m[i] / (std::sqrt(vv) / std::sqrt(1 - std::pow(b2, s)) + eps);
+                            const double denom = std::sqrt(vv) / std::sqrt(1 - std::pow(b2, s)) + eps;
+                            p[i] -= lr / (1 - std::pow(b1, s)) * m[i] / denom;
                           }
                         }
                         return c.amsgrad ? Ref{p, m, v, vmax} : Ref{p, m, v};
@@ -687,7 +712,8 @@ inline void clip_rows(std::vector<OpRow>& t) {
                         auto g0 = vals(in[0]), g1 = vals(in[1]);
                         double s = 0;
                         for (const auto* g : {&g0, &g1})
-                          for (double e : *g) s = nt == inf ? std::max(s, std::fabs(e)) : s + (nt == 1 ? std::fabs(e) : e * e);
+                          for (double e : *g)
+                            s = nt == inf ? std::max(s, std::fabs(e)) : s + (nt == 1 ? std::fabs(e) : e * e);
                         const double total = nt == 2 ? std::sqrt(s) : s;
                         const double coef = std::min(1.0, max_norm / (total + 1e-6));
                         for (auto* g : {&g0, &g1})

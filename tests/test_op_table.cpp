@@ -68,7 +68,8 @@ void check_batch_invariance(const OpRow& r, const Ins& in, const RowResult& base
     for (size_t j = 0; j < base.outs.size(); ++j)
       if (r.batch_out >> j & 1u) {
         const std::string d = bits_diff(got.outs[j], take_rows(base.outs[j], b, e));
-        INFO("check 3, rows [" << b << ", " << e << ") alone against the batch of " << n << ": output " << j << ": " << d);
+        INFO("check 3, rows [" << b << ", " << e << ") alone against the batch of " << n << ": output " << j << ": "
+                               << d);
         REQUIRE(d.empty());
       }
   }
