@@ -30,32 +30,27 @@
 #pragma once
 #include <cstdint>
 
+#include "base/exec.h"
 #include "base/math.h"
 
 namespace lockstep {
 
+// T is float or double. The Exec (base/exec.h: mode, SIMD level) is the dispatch point's;
+// no activation kernel varies by it, but every kernel takes it (one signature per kernel).
 // dx[i] = relu'(x[i]) * dy[i], i < n.
-void relu_backward_cpu(float* dx, const float* dy, const float* x, int64_t n);
-void relu_backward_cpu(double* dx, const double* dy, const double* x, int64_t n);
+template <typename T> void relu_backward_cpu(const Exec& ex, T* dx, const T* dy, const T* x, int64_t n);
 // dx[i] = dy[i] * (1 - y[i]^2), y = tanh(x) saved by the forward.
-void tanh_backward_cpu(float* dx, const float* dy, const float* y, int64_t n);
-void tanh_backward_cpu(double* dx, const double* dy, const double* y, int64_t n);
+template <typename T> void tanh_backward_cpu(const Exec& ex, T* dx, const T* dy, const T* y, int64_t n);
 // dx[i] = dy[i] * (1 - y[i]) * y[i], y = sigmoid(x) saved by the forward.
-void sigmoid_backward_cpu(float* dx, const float* dy, const float* y, int64_t n);
-void sigmoid_backward_cpu(double* dx, const double* dy, const double* y, int64_t n);
+template <typename T> void sigmoid_backward_cpu(const Exec& ex, T* dx, const T* dy, const T* y, int64_t n);
 // dx[i] = gelu'(x[i]) * dy[i] (tanh form), from the forward's input x.
-void gelu_backward_cpu(float* dx, const float* dy, const float* x, int64_t n);
-void gelu_backward_cpu(double* dx, const double* dy, const double* x, int64_t n);
+template <typename T> void gelu_backward_cpu(const Exec& ex, T* dx, const T* dy, const T* x, int64_t n);
 
 // ---- CUDA: the same contracts with device pointers (activation_cuda.cu) ----
-void relu_backward_cuda(float* dx, const float* dy, const float* x, int64_t n);
-void relu_backward_cuda(double* dx, const double* dy, const double* x, int64_t n);
-void tanh_backward_cuda(float* dx, const float* dy, const float* y, int64_t n);
-void tanh_backward_cuda(double* dx, const double* dy, const double* y, int64_t n);
-void sigmoid_backward_cuda(float* dx, const float* dy, const float* y, int64_t n);
-void sigmoid_backward_cuda(double* dx, const double* dy, const double* y, int64_t n);
-void gelu_backward_cuda(float* dx, const float* dy, const float* x, int64_t n);
-void gelu_backward_cuda(double* dx, const double* dy, const double* x, int64_t n);
+template <typename T> void relu_backward_cuda(const Exec& ex, T* dx, const T* dy, const T* x, int64_t n);
+template <typename T> void tanh_backward_cuda(const Exec& ex, T* dx, const T* dy, const T* y, int64_t n);
+template <typename T> void sigmoid_backward_cuda(const Exec& ex, T* dx, const T* dy, const T* y, int64_t n);
+template <typename T> void gelu_backward_cuda(const Exec& ex, T* dx, const T* dy, const T* x, int64_t n);
 
 // ---- the per-element formulas (the order above), shared by the CPU and CUDA kernels ----
 // static: each translation unit keeps its own copy, compiled with its own flags.

@@ -25,29 +25,30 @@ using act::tanh_grad;
 
 }  // namespace
 
-void relu_backward_cpu(float* dx, const float* dy, const float* x, int64_t n) {
-  map2(dx, dy, x, n, kGrain, [](float a, float b) { return relu_grad(a, b); });
+template <typename T>
+void relu_backward_cpu(const Exec&, T* dx, const T* dy, const T* x, int64_t n) {
+  map2(dx, dy, x, n, kGrain, [](T a, T b) { return relu_grad(a, b); });
 }
-void relu_backward_cpu(double* dx, const double* dy, const double* x, int64_t n) {
-  map2(dx, dy, x, n, kGrain, [](double a, double b) { return relu_grad(a, b); });
+template <typename T>
+void tanh_backward_cpu(const Exec&, T* dx, const T* dy, const T* y, int64_t n) {
+  map2(dx, dy, y, n, kGrain, [](T a, T b) { return tanh_grad(a, b); });
 }
-void tanh_backward_cpu(float* dx, const float* dy, const float* y, int64_t n) {
-  map2(dx, dy, y, n, kGrain, [](float a, float b) { return tanh_grad(a, b); });
+template <typename T>
+void sigmoid_backward_cpu(const Exec&, T* dx, const T* dy, const T* y, int64_t n) {
+  map2(dx, dy, y, n, kGrain, [](T a, T b) { return sigmoid_grad(a, b); });
 }
-void tanh_backward_cpu(double* dx, const double* dy, const double* y, int64_t n) {
-  map2(dx, dy, y, n, kGrain, [](double a, double b) { return tanh_grad(a, b); });
+template <typename T>
+void gelu_backward_cpu(const Exec&, T* dx, const T* dy, const T* x, int64_t n) {
+  map2(dx, dy, x, n, kGrainMath, [](T a, T b) { return gelu_grad(a, b); });
 }
-void sigmoid_backward_cpu(float* dx, const float* dy, const float* y, int64_t n) {
-  map2(dx, dy, y, n, kGrain, [](float a, float b) { return sigmoid_grad(a, b); });
-}
-void sigmoid_backward_cpu(double* dx, const double* dy, const double* y, int64_t n) {
-  map2(dx, dy, y, n, kGrain, [](double a, double b) { return sigmoid_grad(a, b); });
-}
-void gelu_backward_cpu(float* dx, const float* dy, const float* x, int64_t n) {
-  map2(dx, dy, x, n, kGrainMath, [](float a, float b) { return gelu_grad(a, b); });
-}
-void gelu_backward_cpu(double* dx, const double* dy, const double* x, int64_t n) {
-  map2(dx, dy, x, n, kGrainMath, [](double a, double b) { return gelu_grad(a, b); });
-}
+
+#define LS_ACTIVATION(T)                                                                \
+  template void relu_backward_cpu<T>(const Exec&, T*, const T*, const T*, int64_t);    \
+  template void tanh_backward_cpu<T>(const Exec&, T*, const T*, const T*, int64_t);    \
+  template void sigmoid_backward_cpu<T>(const Exec&, T*, const T*, const T*, int64_t); \
+  template void gelu_backward_cpu<T>(const Exec&, T*, const T*, const T*, int64_t);
+LS_ACTIVATION(float)
+LS_ACTIVATION(double)
+#undef LS_ACTIVATION
 
 }  // namespace lockstep

@@ -29,17 +29,30 @@ void launch(T* dx, const T* dy, const T* v, int64_t n) {
 
 }  // namespace
 
-void relu_backward_cuda(float* dx, const float* dy, const float* x, int64_t n) { launch<Act::relu>(dx, dy, x, n); }
-void relu_backward_cuda(double* dx, const double* dy, const double* x, int64_t n) { launch<Act::relu>(dx, dy, x, n); }
-void tanh_backward_cuda(float* dx, const float* dy, const float* y, int64_t n) { launch<Act::tanh>(dx, dy, y, n); }
-void tanh_backward_cuda(double* dx, const double* dy, const double* y, int64_t n) { launch<Act::tanh>(dx, dy, y, n); }
-void sigmoid_backward_cuda(float* dx, const float* dy, const float* y, int64_t n) {
+template <typename T>
+void relu_backward_cuda(const Exec&, T* dx, const T* dy, const T* x, int64_t n) {
+  launch<Act::relu>(dx, dy, x, n);
+}
+template <typename T>
+void tanh_backward_cuda(const Exec&, T* dx, const T* dy, const T* y, int64_t n) {
+  launch<Act::tanh>(dx, dy, y, n);
+}
+template <typename T>
+void sigmoid_backward_cuda(const Exec&, T* dx, const T* dy, const T* y, int64_t n) {
   launch<Act::sigmoid>(dx, dy, y, n);
 }
-void sigmoid_backward_cuda(double* dx, const double* dy, const double* y, int64_t n) {
-  launch<Act::sigmoid>(dx, dy, y, n);
+template <typename T>
+void gelu_backward_cuda(const Exec&, T* dx, const T* dy, const T* x, int64_t n) {
+  launch<Act::gelu>(dx, dy, x, n);
 }
-void gelu_backward_cuda(float* dx, const float* dy, const float* x, int64_t n) { launch<Act::gelu>(dx, dy, x, n); }
-void gelu_backward_cuda(double* dx, const double* dy, const double* x, int64_t n) { launch<Act::gelu>(dx, dy, x, n); }
+
+#define LS_ACTIVATION(T)                                                                 \
+  template void relu_backward_cuda<T>(const Exec&, T*, const T*, const T*, int64_t);    \
+  template void tanh_backward_cuda<T>(const Exec&, T*, const T*, const T*, int64_t);    \
+  template void sigmoid_backward_cuda<T>(const Exec&, T*, const T*, const T*, int64_t); \
+  template void gelu_backward_cuda<T>(const Exec&, T*, const T*, const T*, int64_t);
+LS_ACTIVATION(float)
+LS_ACTIVATION(double)
+#undef LS_ACTIVATION
 
 }  // namespace lockstep

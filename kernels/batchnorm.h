@@ -34,6 +34,7 @@
 #include <cstdint>
 
 #include "base/error.h"
+#include "base/exec.h"
 
 namespace lockstep {
 
@@ -43,54 +44,55 @@ inline void batchnorm_check_train(int64_t N, int64_t C) {
                N, " x ", C);
 }
 
+// T is float or double. The Exec (base/exec.h) is the dispatch point's: on the CPU ex.avx2()
+// runs the loops compiled for AVX2 (batchnorm_avx2.cpp, same bits); on CUDA ex.fast() lets
+// the four batch sums use float atomics (batchnorm_cuda.cu).
 // y: N x C. mean, rstd: C, written with the statistics used (backward's inputs).
 // training: normalise with the batch statistics and, when running_mean/running_var are
 // given (C each, may be null), update them in place; requires N > 1.
 // !training: normalise with running_mean/running_var (required), which are not changed.
 // gamma, beta: C, or null (no affine).
-void batchnorm_forward_cpu(float* y, float* mean, float* rstd, float* running_mean, float* running_var,
-                           const float* x, const float* gamma, const float* beta, int64_t N, int64_t C,
-                           bool training, float eps, float momentum);
-void batchnorm_forward_cpu(double* y, double* mean, double* rstd, double* running_mean, double* running_var,
-                           const double* x, const double* gamma, const double* beta, int64_t N, int64_t C,
-                           bool training, double eps, double momentum);
+template <typename T>
+void batchnorm_forward_cpu(const Exec& ex, T* y, T* mean, T* rstd, T* running_mean, T* running_var, const T* x,
+                           const T* gamma, const T* beta, int64_t N, int64_t C, bool training, T eps, T momentum);
 
 // dx: N x C; dgamma, dbeta: C. Any of the three may be null (not needed). mean and rstd are
 // the forward's outputs; training is the forward's flag (batch statistics or constants).
-void batchnorm_backward_cpu(float* dx, float* dgamma, float* dbeta, const float* dy, const float* x,
-                            const float* mean, const float* rstd, const float* gamma, int64_t N, int64_t C,
-                            bool training);
-void batchnorm_backward_cpu(double* dx, double* dgamma, double* dbeta, const double* dy, const double* x,
-                            const double* mean, const double* rstd, const double* gamma, int64_t N, int64_t C,
-                            bool training);
+template <typename T>
+void batchnorm_backward_cpu(const Exec& ex, T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, const T* mean,
+                            const T* rstd, const T* gamma, int64_t N, int64_t C, bool training);
 
 // ---- the training kernels cut where data-parallel workers combine sums (float32) ----
 // A worker holding rows [b, e) of a batch of N rows, b a multiple of kBatchChunk, gets from
 // batchnorm_sum_cpu / batchnorm_sqdev_sum_cpu / batchnorm_backward_sums_cpu the node of the
 // batch tree over its chunks. Combining the workers' nodes by that tree (dist/batch_tree.h)
 // and finishing with the whole batch's N gives, row for row, the bits of the fused kernels
-// above on the whole batch: the expressions are the same, in the same order.
+// above on the whole batch: the expressions are the same, in the same order. CPU only, float
+// only (no overloads to choose between); they take the Exec like every kernel but have one
+// (portable) build, which gives the fused kernels' bits at every SIMD level.
 // s1[c] = batch-order sum of x[r, c] over the N rows given.
-void batchnorm_sum_cpu(float* s1, const float* x, int64_t N, int64_t C);
+void batchnorm_sum_cpu(const Exec& ex, float* s1, const float* x, int64_t N, int64_t C);
 // mean[c] = s1[c] / float(N_total)
-void batchnorm_mean_cpu(float* mean, const float* s1, int64_t N_total, int64_t C);
+void batchnorm_mean_cpu(const Exec& ex, float* mean, const float* s1, int64_t N_total, int64_t C);
 // s2[c] = batch-order sum of fma(d, d, acc), d = x[r, c] - mean[c].
-void batchnorm_sqdev_sum_cpu(float* s2, const float* x, const float* mean, int64_t N, int64_t C);
+void batchnorm_sqdev_sum_cpu(const Exec& ex, float* s2, const float* x, const float* mean, int64_t N, int64_t C);
 // rstd from the whole batch's s2 (N_total > 1); running statistics updated when not null.
-void batchnorm_finish_stats_cpu(float* rstd, float* running_mean, float* running_var, const float* mean,
-                                const float* s2, int64_t N_total, int64_t C, float eps, float momentum);
+void batchnorm_finish_stats_cpu(const Exec& ex, float* rstd, float* running_mean, float* running_var,
+                                const float* mean, const float* s2, int64_t N_total, int64_t C, float eps,
+                                float momentum);
 // y = xhat * gamma + beta for the N rows given (gamma, beta may be null).
-void batchnorm_normalize_cpu(float* y, const float* x, const float* mean, const float* rstd, const float* gamma,
-                             const float* beta, int64_t N, int64_t C);
+void batchnorm_normalize_cpu(const Exec& ex, float* y, const float* x, const float* mean, const float* rstd,
+                             const float* gamma, const float* beta, int64_t N, int64_t C);
 // b[0, C): batch-order sum of dy;  b[C, 2C): batch-order sum of dy * xhat (one fma a term).
-void batchnorm_backward_sums_cpu(float* b, const float* dy, const float* x, const float* mean, const float* rstd,
-                                 int64_t N, int64_t C);
+void batchnorm_backward_sums_cpu(const Exec& ex, float* b, const float* dy, const float* x, const float* mean,
+                                 const float* rstd, int64_t N, int64_t C);
 // dx for the N rows given, from the whole batch's sums b (2C) and size N_total.
-void batchnorm_backward_dx_cpu(float* dx, const float* dy, const float* x, const float* mean, const float* rstd,
-                               const float* gamma, const float* b, int64_t N, int64_t N_total, int64_t C);
+void batchnorm_backward_dx_cpu(const Exec& ex, float* dx, const float* dy, const float* x, const float* mean,
+                               const float* rstd, const float* gamma, const float* b, int64_t N, int64_t N_total,
+                               int64_t C);
 
-// ---- AVX2 (kernels/batchnorm_avx2.cpp; only with LOCKSTEP_HAVE_AVX2 and simd_enabled()) ----
-// The same loops and bits as the _cpu functions, which call these when SIMD is on.
+// ---- AVX2 (kernels/batchnorm_avx2.cpp; only with LOCKSTEP_HAVE_AVX2, when ex.avx2()) ----
+// The same loops and bits as the _cpu functions, which call these when the Exec asks.
 void batchnorm_forward_avx2(float* y, float* mean, float* rstd, float* running_mean, float* running_var,
                             const float* x, const float* gamma, const float* beta, int64_t N, int64_t C,
                             bool training, float eps, float momentum);
@@ -105,17 +107,11 @@ void batchnorm_backward_avx2(double* dx, double* dgamma, double* dbeta, const do
                              bool training);
 
 // ---- CUDA: the same contracts with device pointers (kernels/batchnorm_cuda.cu) ----
-void batchnorm_forward_cuda(float* y, float* mean, float* rstd, float* running_mean, float* running_var,
-                            const float* x, const float* gamma, const float* beta, int64_t N, int64_t C,
-                            bool training, float eps, float momentum);
-void batchnorm_forward_cuda(double* y, double* mean, double* rstd, double* running_mean, double* running_var,
-                            const double* x, const double* gamma, const double* beta, int64_t N, int64_t C,
-                            bool training, double eps, double momentum);
-void batchnorm_backward_cuda(float* dx, float* dgamma, float* dbeta, const float* dy, const float* x,
-                             const float* mean, const float* rstd, const float* gamma, int64_t N, int64_t C,
-                             bool training);
-void batchnorm_backward_cuda(double* dx, double* dgamma, double* dbeta, const double* dy, const double* x,
-                             const double* mean, const double* rstd, const double* gamma, int64_t N, int64_t C,
-                             bool training);
+template <typename T>
+void batchnorm_forward_cuda(const Exec& ex, T* y, T* mean, T* rstd, T* running_mean, T* running_var, const T* x,
+                            const T* gamma, const T* beta, int64_t N, int64_t C, bool training, T eps, T momentum);
+template <typename T>
+void batchnorm_backward_cuda(const Exec& ex, T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, const T* mean,
+                             const T* rstd, const T* gamma, int64_t N, int64_t C, bool training);
 
 }  // namespace lockstep

@@ -1,5 +1,5 @@
 // The BatchNorm1d loops of kernels/batchnorm_impl.h compiled for AVX2+FMA (only when
-// LOCKSTEP_HAVE_AVX2; called only when simd_enabled()). Nothing new here: the same
+// LOCKSTEP_HAVE_AVX2; called only when the kernel's Exec says ex.avx2()). Nothing new here: the same
 // templates, which GCC vectorises over the columns and where std::fma becomes one vfmadd
 // instead of a libm call. Same bits as the portable build.
 #include "kernels/batchnorm_impl.h"

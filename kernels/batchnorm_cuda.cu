@@ -4,9 +4,8 @@
 // CPU writes them), then one thread per feature combines the chunk partials by tree_sum
 // and finishes the feature's statistics. The elementwise passes are one thread per
 // element. Same formulas, same order, so the CPU's bits; no atomics.
-// Fast mode (base/mode.h): the four sums use float atomics instead (reduce_cuda.cuh,
-// batch_reduce_atomic); the bits may then change from run to run.
-#include "base/mode.h"
+// Fast mode (ex.fast(), the Exec's mode): the four sums use float atomics instead
+// (reduce_cuda.cuh, batch_reduce_atomic); the bits may then change from run to run.
 #include "kernels/batchnorm.h"
 #include "kernels/reduce_cuda.cuh"
 
@@ -85,13 +84,12 @@ __global__ void normalize_kernel(T* y, const T* x, const T* mean, const T* rstd,
 }
 
 template <typename T>
-void forward_impl(T* y, T* mean, T* rstd, T* running_mean, T* running_var, const T* x, const T* gamma,
+void forward_impl(bool fast, T* y, T* mean, T* rstd, T* running_mean, T* running_var, const T* x, const T* gamma,
                   const T* beta, int64_t N, int64_t C, bool training, T eps, T momentum) {
   if (C <= 0) return;
   cudaStream_t s = cuda_stream();
   const T Nf = static_cast<T>(N), N1 = static_cast<T>(N - 1);
   if (training) {
-    const bool fast = mode() == Mode::fast;
     batch_reduce_mode<T>(fast, 1, N, C, XStep<T>{x, C}, MeanFinish<T>{mean, Nf});
     batch_reduce_mode<T>(fast, 1, N, C, DevStep<T>{x, mean, C},
                          VarFinish<T>{rstd, running_mean, running_var, mean, Nf, N1, eps, momentum});
@@ -152,13 +150,13 @@ __global__ void bn_dx_kernel(T* dx, const T* dy, const T* x, const T* mean, cons
 }
 
 template <typename T>
-void backward_impl(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, const T* mean, const T* rstd,
+void backward_impl(bool fast, T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, const T* mean, const T* rstd,
                    const T* gamma, int64_t N, int64_t C, bool training) {
   if (C <= 0) return;
   const bool need_sums = training || dgamma || dbeta;
   DeviceBuffer<T> b(2 * C);
   if (need_sums)
-    batch_reduce_mode<T>(mode() == Mode::fast, 2, N, C, GradStep<T>{dy, x, mean, rstd, C},
+    batch_reduce_mode<T>(fast, 2, N, C, GradStep<T>{dy, x, mean, rstd, C},
                          GradFinish<T>{b.get(), dbeta, dgamma, C});
   if (!dx || N <= 0) return;
   bn_dx_kernel<<<grid_for(N * C), kThreads, 0, cuda_stream()>>>(dx, dy, x, mean, rstd, gamma, b.get(), N, C,
@@ -168,25 +166,24 @@ void backward_impl(T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, const T*
 
 }  // namespace
 
-void batchnorm_forward_cuda(float* y, float* mean, float* rstd, float* running_mean, float* running_var,
-                            const float* x, const float* gamma, const float* beta, int64_t N, int64_t C,
-                            bool training, float eps, float momentum) {
-  forward_impl(y, mean, rstd, running_mean, running_var, x, gamma, beta, N, C, training, eps, momentum);
+template <typename T>
+void batchnorm_forward_cuda(const Exec& ex, T* y, T* mean, T* rstd, T* running_mean, T* running_var, const T* x,
+                            const T* gamma, const T* beta, int64_t N, int64_t C, bool training, T eps, T momentum) {
+  forward_impl(ex.fast(), y, mean, rstd, running_mean, running_var, x, gamma, beta, N, C, training, eps, momentum);
 }
-void batchnorm_forward_cuda(double* y, double* mean, double* rstd, double* running_mean, double* running_var,
-                            const double* x, const double* gamma, const double* beta, int64_t N, int64_t C,
-                            bool training, double eps, double momentum) {
-  forward_impl(y, mean, rstd, running_mean, running_var, x, gamma, beta, N, C, training, eps, momentum);
+template <typename T>
+void batchnorm_backward_cuda(const Exec& ex, T* dx, T* dgamma, T* dbeta, const T* dy, const T* x, const T* mean,
+                             const T* rstd, const T* gamma, int64_t N, int64_t C, bool training) {
+  backward_impl(ex.fast(), dx, dgamma, dbeta, dy, x, mean, rstd, gamma, N, C, training);
 }
-void batchnorm_backward_cuda(float* dx, float* dgamma, float* dbeta, const float* dy, const float* x,
-                             const float* mean, const float* rstd, const float* gamma, int64_t N, int64_t C,
-                             bool training) {
-  backward_impl(dx, dgamma, dbeta, dy, x, mean, rstd, gamma, N, C, training);
-}
-void batchnorm_backward_cuda(double* dx, double* dgamma, double* dbeta, const double* dy, const double* x,
-                             const double* mean, const double* rstd, const double* gamma, int64_t N, int64_t C,
-                             bool training) {
-  backward_impl(dx, dgamma, dbeta, dy, x, mean, rstd, gamma, N, C, training);
-}
+
+#define LS_BATCHNORM(T)                                                                                   \
+  template void batchnorm_forward_cuda<T>(const Exec&, T*, T*, T*, T*, T*, const T*, const T*, const T*, \
+                                          int64_t, int64_t, bool, T, T);                                 \
+  template void batchnorm_backward_cuda<T>(const Exec&, T*, T*, T*, const T*, const T*, const T*,        \
+                                           const T*, const T*, int64_t, int64_t, bool);
+LS_BATCHNORM(float)
+LS_BATCHNORM(double)
+#undef LS_BATCHNORM
 
 }  // namespace lockstep

@@ -1,6 +1,6 @@
 // The CPU BatchNorm1d loops of kernels/batchnorm.h as templates, compiled twice: by
-// batchnorm_cpu.cpp (portable) and by batchnorm_avx2.cpp (-mavx2 -mfma, used when
-// simd_enabled()). Threads split the C features; a task owns a range of whole columns and
+// batchnorm_cpu.cpp (portable) and by batchnorm_avx2.cpp (-mavx2 -mfma, used when the
+// kernel's Exec says ex.avx2()). Threads split the C features; a task owns a range of whole columns and
 // walks the rows in order, so each row's slice of the range is one contiguous run. The
 // batch-order sums are fused with the terms they add (x, (x - mean)^2, dy, dy * xhat), so no
 // N x C temporary is written; the order is still the canonical one: chunks of kBatchChunk

@@ -27,6 +27,7 @@
 #pragma once
 #include <cstdint>
 
+#include "base/exec.h"
 #include "base/philox.h"
 
 namespace lockstep {
@@ -38,19 +39,20 @@ LS_MATH_INLINE bool dropout_keep(uint64_t seed, uint64_t stream, uint64_t step, 
   return uniform_f32(seed, stream, (step << kDropoutStepShift) + i) >= p;
 }
 
+// T is float or double. The Exec (base/exec.h) carries the SIMD level: ex.avx2() runs the
+// float32 loops of dropout_avx2.cpp (same bits); the mode changes nothing here.
 // y, x: n elements; mask: n bytes (1 kept, 0 dropped), or null when no backward follows.
 // offset: the index of x[0] in a larger tensor (a data-parallel worker's rows of the global
 // batch): element k draws as element offset + k, so the workers' masks, put together, are
 // the whole batch's mask. Requires offset + n <= 2^40; offset 0 is the plain kernel.
-void dropout_forward_cpu(float* y, uint8_t* mask, const float* x, int64_t n, float p, uint64_t seed,
-                         uint64_t stream, uint64_t step, uint64_t offset = 0);
-void dropout_forward_cpu(double* y, uint8_t* mask, const double* x, int64_t n, float p, uint64_t seed,
+template <typename T>
+void dropout_forward_cpu(const Exec& ex, T* y, uint8_t* mask, const T* x, int64_t n, float p, uint64_t seed,
                          uint64_t stream, uint64_t step, uint64_t offset = 0);
 // dx = dy * m from the forward's mask and p.
-void dropout_backward_cpu(float* dx, const float* dy, const uint8_t* mask, int64_t n, float p);
-void dropout_backward_cpu(double* dx, const double* dy, const uint8_t* mask, int64_t n, float p);
+template <typename T>
+void dropout_backward_cpu(const Exec& ex, T* dx, const T* dy, const uint8_t* mask, int64_t n, float p);
 
-// ---- AVX2 (kernels/dropout_avx2.cpp; only with LOCKSTEP_HAVE_AVX2 and simd_enabled()) ----
+// ---- AVX2 (kernels/dropout_avx2.cpp; only with LOCKSTEP_HAVE_AVX2, when ex.avx2()) ----
 // Same bits as the portable loops. Forward over the whole Philox blocks [b0, b1) (elements
 // 4*b0 .. 4*b1 - 1, all < n); backward dx = dy * (mask ? scale : 0) over n elements.
 void dropout_forward_blocks_avx2(float* y, uint8_t* mask, const float* x, int64_t b0, int64_t b1, float p,
@@ -58,11 +60,10 @@ void dropout_forward_blocks_avx2(float* y, uint8_t* mask, const float* x, int64_
 void dropout_backward_run_avx2(float* dx, const float* dy, const uint8_t* mask, int64_t n, float scale);
 
 // ---- CUDA: the same contracts with device pointers (kernels/dropout_cuda.cu) ----
-void dropout_forward_cuda(float* y, uint8_t* mask, const float* x, int64_t n, float p, uint64_t seed,
+template <typename T>
+void dropout_forward_cuda(const Exec& ex, T* y, uint8_t* mask, const T* x, int64_t n, float p, uint64_t seed,
                           uint64_t stream, uint64_t step, uint64_t offset = 0);
-void dropout_forward_cuda(double* y, uint8_t* mask, const double* x, int64_t n, float p, uint64_t seed,
-                          uint64_t stream, uint64_t step, uint64_t offset = 0);
-void dropout_backward_cuda(float* dx, const float* dy, const uint8_t* mask, int64_t n, float p);
-void dropout_backward_cuda(double* dx, const double* dy, const uint8_t* mask, int64_t n, float p);
+template <typename T>
+void dropout_backward_cuda(const Exec& ex, T* dx, const T* dy, const uint8_t* mask, int64_t n, float p);
 
 }  // namespace lockstep

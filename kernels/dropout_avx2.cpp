@@ -1,5 +1,5 @@
 // The float32 dropout loops of kernels/dropout.h for AVX2 (only with LOCKSTEP_HAVE_AVX2;
-// called only when simd_enabled()). Same bits as the portable loops: Philox is integer
+// called only when the kernel's Exec says ex.avx2()). Same bits as the portable loops: Philox is integer
 // arithmetic, the uniform is an exact int -> float conversion and a power-of-two scale,
 // and y = x * (keep ? scale : 0) is one rounded product per element either way.
 //

@@ -9,7 +9,6 @@
 #include <type_traits>
 
 #include "base/parallel.h"
-#include "base/simd.h"
 #include "lockstep/config.h"
 
 namespace lockstep {
@@ -22,7 +21,7 @@ inline float scale_of(float p, float) { return 1.0f / (1.0f - p); }
 inline double scale_of(float p, double) { return 1.0 / (1.0 - static_cast<double>(p)); }
 
 template <typename T>
-void forward_impl(T* y, uint8_t* mask, const T* x, int64_t n, float p, uint64_t seed, uint64_t stream,
+void forward_impl(const Exec& ex, T* y, uint8_t* mask, const T* x, int64_t n, float p, uint64_t seed, uint64_t stream,
                   uint64_t step, uint64_t offset) {
   assert(p >= 0.0f && p <= 1.0f);
   assert(offset + n <= (uint64_t(1) << kDropoutStepShift) && step < (uint64_t(1) << (64 - kDropoutStepShift)));
@@ -42,7 +41,7 @@ void forward_impl(T* y, uint8_t* mask, const T* x, int64_t n, float p, uint64_t 
   const uint64_t first_block = pos0 >> 2;
   const int64_t lead = static_cast<int64_t>(pos0 & 3);
   // The AVX2 path makes whole aligned blocks (lead == 0: block b is elements 4b .. 4b+3).
-  const bool simd = simd_enabled() && std::is_same<T, float>::value && lead == 0;
+  const bool simd = ex.avx2() && std::is_same<T, float>::value && lead == 0;
   parallel_for((n + lead + 3) / 4, kGrainBlocks, [&](int64_t b0, int64_t b1) {
 #if LOCKSTEP_HAVE_AVX2
     if (simd) {  // whole blocks in AVX2; a last partial block (n % 4 != 0) below
@@ -67,7 +66,7 @@ void forward_impl(T* y, uint8_t* mask, const T* x, int64_t n, float p, uint64_t 
 }
 
 template <typename T>
-void backward_impl(T* dx, const T* dy, const uint8_t* mask, int64_t n, float p) {
+void backward_impl(const Exec& ex, T* dx, const T* dy, const uint8_t* mask, int64_t n, float p) {
   assert(p >= 0.0f && p <= 1.0f);
   const bool identity = p == 0.0f;
   const T scale = p < 1.0f ? scale_of(p, T()) : T(0);
@@ -75,7 +74,7 @@ void backward_impl(T* dx, const T* dy, const uint8_t* mask, int64_t n, float p) 
     parallel_for(n, kGrainCopy, [&](int64_t b, int64_t e) { std::copy(dy + b, dy + e, dx + b); });
     return;
   }
-  const bool simd = simd_enabled() && std::is_same<T, float>::value;
+  const bool simd = ex.avx2() && std::is_same<T, float>::value;
   parallel_for(n, kGrainCopy, [&](int64_t b, int64_t e) {
 #if LOCKSTEP_HAVE_AVX2
     if constexpr (std::is_same<T, float>::value)
@@ -88,19 +87,22 @@ void backward_impl(T* dx, const T* dy, const uint8_t* mask, int64_t n, float p) 
 
 }  // namespace
 
-void dropout_forward_cpu(float* y, uint8_t* mask, const float* x, int64_t n, float p, uint64_t seed,
+template <typename T>
+void dropout_forward_cpu(const Exec& ex, T* y, uint8_t* mask, const T* x, int64_t n, float p, uint64_t seed,
                          uint64_t stream, uint64_t step, uint64_t offset) {
-  forward_impl(y, mask, x, n, p, seed, stream, step, offset);
+  forward_impl(ex, y, mask, x, n, p, seed, stream, step, offset);
 }
-void dropout_forward_cpu(double* y, uint8_t* mask, const double* x, int64_t n, float p, uint64_t seed,
-                         uint64_t stream, uint64_t step, uint64_t offset) {
-  forward_impl(y, mask, x, n, p, seed, stream, step, offset);
+template <typename T>
+void dropout_backward_cpu(const Exec& ex, T* dx, const T* dy, const uint8_t* mask, int64_t n, float p) {
+  backward_impl(ex, dx, dy, mask, n, p);
 }
-void dropout_backward_cpu(float* dx, const float* dy, const uint8_t* mask, int64_t n, float p) {
-  backward_impl(dx, dy, mask, n, p);
-}
-void dropout_backward_cpu(double* dx, const double* dy, const uint8_t* mask, int64_t n, float p) {
-  backward_impl(dx, dy, mask, n, p);
-}
+
+#define LS_DROPOUT(T)                                                                                     \
+  template void dropout_forward_cpu<T>(const Exec&, T*, uint8_t*, const T*, int64_t, float, uint64_t, \
+                                       uint64_t, uint64_t, uint64_t);                                   \
+  template void dropout_backward_cpu<T>(const Exec&, T*, const T*, const uint8_t*, int64_t, float);
+LS_DROPOUT(float)
+LS_DROPOUT(double)
+#undef LS_DROPOUT
 
 }  // namespace lockstep

@@ -70,19 +70,22 @@ void backward_impl(T* dx, const T* dy, const uint8_t* mask, int64_t n, float p) 
 
 }  // namespace
 
-void dropout_forward_cuda(float* y, uint8_t* mask, const float* x, int64_t n, float p, uint64_t seed,
+template <typename T>
+void dropout_forward_cuda(const Exec&, T* y, uint8_t* mask, const T* x, int64_t n, float p, uint64_t seed,
                           uint64_t stream, uint64_t step, uint64_t offset) {
   forward_impl(y, mask, x, n, p, seed, stream, step, offset);
 }
-void dropout_forward_cuda(double* y, uint8_t* mask, const double* x, int64_t n, float p, uint64_t seed,
-                          uint64_t stream, uint64_t step, uint64_t offset) {
-  forward_impl(y, mask, x, n, p, seed, stream, step, offset);
-}
-void dropout_backward_cuda(float* dx, const float* dy, const uint8_t* mask, int64_t n, float p) {
+template <typename T>
+void dropout_backward_cuda(const Exec&, T* dx, const T* dy, const uint8_t* mask, int64_t n, float p) {
   backward_impl(dx, dy, mask, n, p);
 }
-void dropout_backward_cuda(double* dx, const double* dy, const uint8_t* mask, int64_t n, float p) {
-  backward_impl(dx, dy, mask, n, p);
-}
+
+#define LS_DROPOUT(T)                                                                                      \
+  template void dropout_forward_cuda<T>(const Exec&, T*, uint8_t*, const T*, int64_t, float, uint64_t, \
+                                        uint64_t, uint64_t, uint64_t);                                   \
+  template void dropout_backward_cuda<T>(const Exec&, T*, const T*, const uint8_t*, int64_t, float);
+LS_DROPOUT(float)
+LS_DROPOUT(double)
+#undef LS_DROPOUT
 
 }  // namespace lockstep

@@ -27,8 +27,8 @@
 //       t = tanh(u);  y = (0.5 * x) * (1 + t)
 // Compiled for AVX2+FMA the ls_* fma chains vectorise, while the portable build calls libm's
 // fma for each one: exp 26 -> 0.5 ns and axpy 2.5 -> 0.15 ns per float on the dev box. So
-// unary_cpu and axpy_cpu use elementwise_avx2.cpp when simd_enabled(): same operations,
-// same bits.
+// unary_cpu and axpy_cpu use elementwise_avx2.cpp when the Exec they are given says
+// ex.avx2() (its SIMD level, base/exec.h): same operations, same bits.
 // CUDA (elementwise_cuda.cu): the same signatures with device pointers, the same per-element
 // functions (namespace elem below is host+device), one thread per output element.
 #pragma once
@@ -36,7 +36,6 @@
 #include <cstdint>
 
 #include "base/exec.h"
-
 #include "base/math.h"
 
 namespace lockstep {
@@ -69,31 +68,31 @@ struct Broadcast {
 Broadcast make_broadcast(const int64_t* out_shape, int out_ndim, const int64_t* const* in_shapes,
                          const int* in_ndims, int nin);
 
+// Every kernel takes the Exec first (base/exec.h): the SIMD level and mode it runs under,
+// read once by the op's dispatch point; no kernel here reads a process-wide setting. Only
+// unary and axpy look at it (ex.avx2() picks elementwise_avx2.cpp, same bits); the others
+// take it for the common signature. T is float or double unless a line says otherwise.
+
 // out = a op b over the box.
-void binary_cpu(BinaryOp op, float* out, const float* a, const float* b, const Broadcast& bc);
-void binary_cpu(BinaryOp op, double* out, const double* a, const double* b, const Broadcast& bc);
+template <typename T>
+void binary_cpu(const Exec& ex, BinaryOp op, T* out, const T* a, const T* b, const Broadcast& bc);
 // out[i] = a[i] op s, i < n (a and out may be the same buffer).
-void binary_scalar_cpu(BinaryOp op, float* out, const float* a, float s, int64_t n);
-void binary_scalar_cpu(BinaryOp op, double* out, const double* a, double s, int64_t n);
-// out = (a op b) ? 1 : 0 over the box; int64 too, to compare labels with argmax.
-void compare_cpu(CompareOp op, uint8_t* out, const float* a, const float* b, const Broadcast& bc);
-void compare_cpu(CompareOp op, uint8_t* out, const double* a, const double* b, const Broadcast& bc);
-void compare_cpu(CompareOp op, uint8_t* out, const int64_t* a, const int64_t* b, const Broadcast& bc);
-// out = cond ? a : b over the box; stride[2] is cond's. Any element type (bits are copied).
-void where_cpu(float* out, const uint8_t* cond, const float* a, const float* b, const Broadcast& bc);
-void where_cpu(double* out, const uint8_t* cond, const double* a, const double* b, const Broadcast& bc);
-void where_cpu(int64_t* out, const uint8_t* cond, const int64_t* a, const int64_t* b, const Broadcast& bc);
-void where_cpu(uint8_t* out, const uint8_t* cond, const uint8_t* a, const uint8_t* b, const Broadcast& bc);
+template <typename T> void binary_scalar_cpu(const Exec& ex, BinaryOp op, T* out, const T* a, T s, int64_t n);
+// out = (a op b) ? 1 : 0 over the box; T is float, double or int64 (labels against argmax).
+template <typename T>
+void compare_cpu(const Exec& ex, CompareOp op, uint8_t* out, const T* a, const T* b, const Broadcast& bc);
+// out = cond ? a : b over the box; stride[2] is cond's. T is float, double, int64 or uint8
+// (bits are copied).
+template <typename T>
+void where_cpu(const Exec& ex, T* out, const uint8_t* cond, const T* a, const T* b, const Broadcast& bc);
 // out = fma(alpha, x, y) over the box (x is input 0, y input 1).
-void axpy_cpu(float* out, float alpha, const float* x, const float* y, const Broadcast& bc);
-void axpy_cpu(double* out, double alpha, const double* x, const double* y, const Broadcast& bc);
+template <typename T> void axpy_cpu(const Exec& ex, T* out, T alpha, const T* x, const T* y, const Broadcast& bc);
 // out[i] = op(x[i]), i < n (x and out may be the same buffer).
-void unary_cpu(UnaryOp op, float* out, const float* x, int64_t n);
-void unary_cpu(UnaryOp op, double* out, const double* x, int64_t n);
+template <typename T> void unary_cpu(const Exec& ex, UnaryOp op, T* out, const T* x, int64_t n);
 // The same on the calling thread only, for kernels that map inside their own parallel loop.
 template <typename T> void unary_serial_cpu(const Exec& ex, UnaryOp op, T* out, const T* x, int64_t n);
 
-// ---- AVX2 (kernels/elementwise_avx2.cpp; only with LOCKSTEP_HAVE_AVX2 and simd_enabled()) ----
+// ---- AVX2 (kernels/elementwise_avx2.cpp; only with LOCKSTEP_HAVE_AVX2, when ex.avx2()) ----
 void unary_avx2(UnaryOp op, float* out, const float* x, int64_t n);
 void unary_avx2(UnaryOp op, double* out, const double* x, int64_t n);
 // One run of axpy: x advances when x_moves (else x[0] repeats), y likewise.
@@ -102,21 +101,15 @@ void axpy_run_avx2(double* out, double alpha, const double* x, const double* y, 
                    bool y_moves);
 
 // ---- CUDA: the same contracts with device pointers (elementwise_cuda.cu) ----
-void binary_cuda(BinaryOp op, float* out, const float* a, const float* b, const Broadcast& bc);
-void binary_cuda(BinaryOp op, double* out, const double* a, const double* b, const Broadcast& bc);
-void binary_scalar_cuda(BinaryOp op, float* out, const float* a, float s, int64_t n);
-void binary_scalar_cuda(BinaryOp op, double* out, const double* a, double s, int64_t n);
-void compare_cuda(CompareOp op, uint8_t* out, const float* a, const float* b, const Broadcast& bc);
-void compare_cuda(CompareOp op, uint8_t* out, const double* a, const double* b, const Broadcast& bc);
-void compare_cuda(CompareOp op, uint8_t* out, const int64_t* a, const int64_t* b, const Broadcast& bc);
-void where_cuda(float* out, const uint8_t* cond, const float* a, const float* b, const Broadcast& bc);
-void where_cuda(double* out, const uint8_t* cond, const double* a, const double* b, const Broadcast& bc);
-void where_cuda(int64_t* out, const uint8_t* cond, const int64_t* a, const int64_t* b, const Broadcast& bc);
-void where_cuda(uint8_t* out, const uint8_t* cond, const uint8_t* a, const uint8_t* b, const Broadcast& bc);
-void axpy_cuda(float* out, float alpha, const float* x, const float* y, const Broadcast& bc);
-void axpy_cuda(double* out, double alpha, const double* x, const double* y, const Broadcast& bc);
-void unary_cuda(UnaryOp op, float* out, const float* x, int64_t n);
-void unary_cuda(UnaryOp op, double* out, const double* x, int64_t n);
+template <typename T>
+void binary_cuda(const Exec& ex, BinaryOp op, T* out, const T* a, const T* b, const Broadcast& bc);
+template <typename T> void binary_scalar_cuda(const Exec& ex, BinaryOp op, T* out, const T* a, T s, int64_t n);
+template <typename T>
+void compare_cuda(const Exec& ex, CompareOp op, uint8_t* out, const T* a, const T* b, const Broadcast& bc);
+template <typename T>
+void where_cuda(const Exec& ex, T* out, const uint8_t* cond, const T* a, const T* b, const Broadcast& bc);
+template <typename T> void axpy_cuda(const Exec& ex, T* out, T alpha, const T* x, const T* y, const Broadcast& bc);
+template <typename T> void unary_cuda(const Exec& ex, UnaryOp op, T* out, const T* x, int64_t n);
 
 // ---- per-element definitions, shared by elementwise_cpu.cpp and elementwise_avx2.cpp ----
 // static: every translation unit keeps its own copy, compiled with its own flags, so the

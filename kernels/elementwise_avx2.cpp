@@ -1,5 +1,5 @@
 // The unary and axpy loops of elementwise.h compiled for AVX2+FMA (only when
-// LOCKSTEP_HAVE_AVX2; called only when simd_enabled()). Nothing here is new: the loops are
+// LOCKSTEP_HAVE_AVX2; called only when the kernel's Exec says ex.avx2()). Nothing here is new: the loops are
 // elem::unary_map and elem::axpy_run, which GCC vectorises in this translation unit. The
 // ls_* functions are chains of fma and basic operations, each correctly rounded, so a
 // vector lane computes exactly what the portable build computes.

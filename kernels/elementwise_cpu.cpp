@@ -10,7 +10,6 @@
 #include <cmath>
 
 #include "base/parallel.h"
-#include "base/simd.h"
 #include "lockstep/config.h"
 
 namespace lockstep {
@@ -151,17 +150,17 @@ void unary_run(bool simd, UnaryOp op, T* out, const T* x, int64_t n) {
 }
 
 template <typename T>
-void unary_impl(UnaryOp op, T* out, const T* x, int64_t n) {
+void unary_impl(const Exec& ex, UnaryOp op, T* out, const T* x, int64_t n) {
   const bool cheap = op == UnaryOp::neg || op == UnaryOp::abs || op == UnaryOp::relu;
-  const bool simd = simd_enabled();
+  const bool simd = ex.avx2();
   parallel_for(n, cheap ? kGrain : kGrainMath,
                [&](int64_t b, int64_t e) { unary_run(simd, op, out + b, x + b, e - b); });
 }
 
 template <typename T>
-void axpy_impl(T* out, T alpha, const T* x, const T* y, const Broadcast& bc) {
+void axpy_impl(const Exec& ex, T* out, T alpha, const T* x, const T* y, const Broadcast& bc) {
   const bool x1 = bc.stride[0][bc.ndim - 1] != 0, y1 = bc.stride[1][bc.ndim - 1] != 0;
-  const bool simd = simd_enabled();
+  const bool simd = ex.avx2();
   for_each_run(bc, kGrain, [&](int64_t o, const int64_t* off, int64_t n) {
     T* po = out + o;
     const T *px = x + off[0], *py = y + off[1];
@@ -232,52 +231,57 @@ Broadcast make_broadcast(const int64_t* out_shape, int out_ndim, const int64_t* 
   return bc;
 }
 
-void binary_cpu(BinaryOp op, float* out, const float* a, const float* b, const Broadcast& bc) {
+template <typename T>
+void binary_cpu(const Exec&, BinaryOp op, T* out, const T* a, const T* b, const Broadcast& bc) {
   binary_impl(op, out, a, b, bc);
 }
-void binary_cpu(BinaryOp op, double* out, const double* a, const double* b, const Broadcast& bc) {
-  binary_impl(op, out, a, b, bc);
-}
-void binary_scalar_cpu(BinaryOp op, float* out, const float* a, float s, int64_t n) {
+template <typename T>
+void binary_scalar_cpu(const Exec&, BinaryOp op, T* out, const T* a, T s, int64_t n) {
   binary_impl(op, out, a, &s, scalar_box(n));
 }
-void binary_scalar_cpu(BinaryOp op, double* out, const double* a, double s, int64_t n) {
-  binary_impl(op, out, a, &s, scalar_box(n));
-}
-void compare_cpu(CompareOp op, uint8_t* out, const float* a, const float* b, const Broadcast& bc) {
+template <typename T>
+void compare_cpu(const Exec&, CompareOp op, uint8_t* out, const T* a, const T* b, const Broadcast& bc) {
   compare_impl(op, out, a, b, bc);
 }
-void compare_cpu(CompareOp op, uint8_t* out, const double* a, const double* b, const Broadcast& bc) {
-  compare_impl(op, out, a, b, bc);
-}
-void compare_cpu(CompareOp op, uint8_t* out, const int64_t* a, const int64_t* b, const Broadcast& bc) {
-  compare_impl(op, out, a, b, bc);
-}
-void where_cpu(float* out, const uint8_t* cond, const float* a, const float* b, const Broadcast& bc) {
+template <typename T>
+void where_cpu(const Exec&, T* out, const uint8_t* cond, const T* a, const T* b, const Broadcast& bc) {
   where_impl(out, cond, a, b, bc);
 }
-void where_cpu(double* out, const uint8_t* cond, const double* a, const double* b, const Broadcast& bc) {
-  where_impl(out, cond, a, b, bc);
+template <typename T>
+void axpy_cpu(const Exec& ex, T* out, T alpha, const T* x, const T* y, const Broadcast& bc) {
+  axpy_impl(ex, out, alpha, x, y, bc);
 }
-void where_cpu(int64_t* out, const uint8_t* cond, const int64_t* a, const int64_t* b, const Broadcast& bc) {
-  where_impl(out, cond, a, b, bc);
+template <typename T>
+void unary_cpu(const Exec& ex, UnaryOp op, T* out, const T* x, int64_t n) {
+  unary_impl(ex, op, out, x, n);
 }
-void where_cpu(uint8_t* out, const uint8_t* cond, const uint8_t* a, const uint8_t* b, const Broadcast& bc) {
-  where_impl(out, cond, a, b, bc);
-}
-void axpy_cpu(float* out, float alpha, const float* x, const float* y, const Broadcast& bc) {
-  axpy_impl(out, alpha, x, y, bc);
-}
-void axpy_cpu(double* out, double alpha, const double* x, const double* y, const Broadcast& bc) {
-  axpy_impl(out, alpha, x, y, bc);
-}
-void unary_cpu(UnaryOp op, float* out, const float* x, int64_t n) { unary_impl(op, out, x, n); }
-void unary_cpu(UnaryOp op, double* out, const double* x, int64_t n) { unary_impl(op, out, x, n); }
 template <typename T>
 void unary_serial_cpu(const Exec& ex, UnaryOp op, T* out, const T* x, int64_t n) {
   unary_run(ex.avx2(), op, out, x, n);
 }
-template void unary_serial_cpu<float>(const Exec&, UnaryOp, float*, const float*, int64_t);
-template void unary_serial_cpu<double>(const Exec&, UnaryOp, double*, const double*, int64_t);
+
+// float and double for every kernel; comparisons also on int64, where() on int64 and uint8.
+#define LS_ELEMENTWISE_FLOAT(T)                                                                  \
+  template void binary_cpu<T>(const Exec&, BinaryOp, T*, const T*, const T*, const Broadcast&); \
+  template void binary_scalar_cpu<T>(const Exec&, BinaryOp, T*, const T*, T, int64_t);          \
+  template void axpy_cpu<T>(const Exec&, T*, T, const T*, const T*, const Broadcast&);          \
+  template void unary_cpu<T>(const Exec&, UnaryOp, T*, const T*, int64_t);                      \
+  template void unary_serial_cpu<T>(const Exec&, UnaryOp, T*, const T*, int64_t);
+#define LS_ELEMENTWISE_COMPARE(T) \
+  template void compare_cpu<T>(const Exec&, CompareOp, uint8_t*, const T*, const T*, const Broadcast&);
+#define LS_ELEMENTWISE_WHERE(T) \
+  template void where_cpu<T>(const Exec&, T*, const uint8_t*, const T*, const T*, const Broadcast&);
+LS_ELEMENTWISE_FLOAT(float)
+LS_ELEMENTWISE_FLOAT(double)
+LS_ELEMENTWISE_COMPARE(float)
+LS_ELEMENTWISE_COMPARE(double)
+LS_ELEMENTWISE_COMPARE(int64_t)
+LS_ELEMENTWISE_WHERE(float)
+LS_ELEMENTWISE_WHERE(double)
+LS_ELEMENTWISE_WHERE(int64_t)
+LS_ELEMENTWISE_WHERE(uint8_t)
+#undef LS_ELEMENTWISE_FLOAT
+#undef LS_ELEMENTWISE_COMPARE
+#undef LS_ELEMENTWISE_WHERE
 
 }  // namespace lockstep

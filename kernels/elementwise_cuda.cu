@@ -190,46 +190,53 @@ void unary_impl(UnaryOp op, T* out, const T* x, int64_t n) {
 
 }  // namespace
 
-void binary_cuda(BinaryOp op, float* out, const float* a, const float* b, const Broadcast& bc) {
+// The Exec is not read: no CUDA elementwise kernel varies by mode or SIMD level.
+template <typename T>
+void binary_cuda(const Exec&, BinaryOp op, T* out, const T* a, const T* b, const Broadcast& bc) {
   binary_impl(op, out, a, b, bc);
 }
-void binary_cuda(BinaryOp op, double* out, const double* a, const double* b, const Broadcast& bc) {
-  binary_impl(op, out, a, b, bc);
-}
-void binary_scalar_cuda(BinaryOp op, float* out, const float* a, float s, int64_t n) {
+template <typename T>
+void binary_scalar_cuda(const Exec&, BinaryOp op, T* out, const T* a, T s, int64_t n) {
   binary_scalar_impl(op, out, a, s, n);
 }
-void binary_scalar_cuda(BinaryOp op, double* out, const double* a, double s, int64_t n) {
-  binary_scalar_impl(op, out, a, s, n);
-}
-void compare_cuda(CompareOp op, uint8_t* out, const float* a, const float* b, const Broadcast& bc) {
+template <typename T>
+void compare_cuda(const Exec&, CompareOp op, uint8_t* out, const T* a, const T* b, const Broadcast& bc) {
   compare_impl(op, out, a, b, bc);
 }
-void compare_cuda(CompareOp op, uint8_t* out, const double* a, const double* b, const Broadcast& bc) {
-  compare_impl(op, out, a, b, bc);
-}
-void compare_cuda(CompareOp op, uint8_t* out, const int64_t* a, const int64_t* b, const Broadcast& bc) {
-  compare_impl(op, out, a, b, bc);
-}
-void where_cuda(float* out, const uint8_t* cond, const float* a, const float* b, const Broadcast& bc) {
+template <typename T>
+void where_cuda(const Exec&, T* out, const uint8_t* cond, const T* a, const T* b, const Broadcast& bc) {
   where_impl(out, cond, a, b, bc);
 }
-void where_cuda(double* out, const uint8_t* cond, const double* a, const double* b, const Broadcast& bc) {
-  where_impl(out, cond, a, b, bc);
+template <typename T>
+void axpy_cuda(const Exec&, T* out, T alpha, const T* x, const T* y, const Broadcast& bc) {
+  apply2(out, x, y, bc, AxpyFn<T>{alpha});
 }
-void where_cuda(int64_t* out, const uint8_t* cond, const int64_t* a, const int64_t* b, const Broadcast& bc) {
-  where_impl(out, cond, a, b, bc);
+template <typename T>
+void unary_cuda(const Exec&, UnaryOp op, T* out, const T* x, int64_t n) {
+  unary_impl(op, out, x, n);
 }
-void where_cuda(uint8_t* out, const uint8_t* cond, const uint8_t* a, const uint8_t* b, const Broadcast& bc) {
-  where_impl(out, cond, a, b, bc);
-}
-void axpy_cuda(float* out, float alpha, const float* x, const float* y, const Broadcast& bc) {
-  apply2(out, x, y, bc, AxpyFn<float>{alpha});
-}
-void axpy_cuda(double* out, double alpha, const double* x, const double* y, const Broadcast& bc) {
-  apply2(out, x, y, bc, AxpyFn<double>{alpha});
-}
-void unary_cuda(UnaryOp op, float* out, const float* x, int64_t n) { unary_impl(op, out, x, n); }
-void unary_cuda(UnaryOp op, double* out, const double* x, int64_t n) { unary_impl(op, out, x, n); }
+
+// The instantiations of elementwise_cpu.cpp.
+#define LS_ELEMENTWISE_FLOAT(T)                                                                   \
+  template void binary_cuda<T>(const Exec&, BinaryOp, T*, const T*, const T*, const Broadcast&); \
+  template void binary_scalar_cuda<T>(const Exec&, BinaryOp, T*, const T*, T, int64_t);          \
+  template void axpy_cuda<T>(const Exec&, T*, T, const T*, const T*, const Broadcast&);          \
+  template void unary_cuda<T>(const Exec&, UnaryOp, T*, const T*, int64_t);
+#define LS_ELEMENTWISE_COMPARE(T) \
+  template void compare_cuda<T>(const Exec&, CompareOp, uint8_t*, const T*, const T*, const Broadcast&);
+#define LS_ELEMENTWISE_WHERE(T) \
+  template void where_cuda<T>(const Exec&, T*, const uint8_t*, const T*, const T*, const Broadcast&);
+LS_ELEMENTWISE_FLOAT(float)
+LS_ELEMENTWISE_FLOAT(double)
+LS_ELEMENTWISE_COMPARE(float)
+LS_ELEMENTWISE_COMPARE(double)
+LS_ELEMENTWISE_COMPARE(int64_t)
+LS_ELEMENTWISE_WHERE(float)
+LS_ELEMENTWISE_WHERE(double)
+LS_ELEMENTWISE_WHERE(int64_t)
+LS_ELEMENTWISE_WHERE(uint8_t)
+#undef LS_ELEMENTWISE_FLOAT
+#undef LS_ELEMENTWISE_COMPARE
+#undef LS_ELEMENTWISE_WHERE
 
 }  // namespace lockstep

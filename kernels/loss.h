@@ -40,46 +40,41 @@
 #pragma once
 #include <cstdint>
 
+#include "base/exec.h"
 #include "base/reduction.h"
 
 namespace lockstep {
 
+// T is float or double. The Exec (base/exec.h) is the dispatch point's: the CPU kernels
+// pass its SIMD level to the softmax and sum kernels they are built from (same bits at every
+// level); on CUDA, ex.fast() lets the sums over rows use float atomics (loss_cuda.cu).
 // out: N values (none) or 1 (mean, sum). N may be 0 (sum 0, mean NaN); C >= 1.
-void cross_entropy_forward_cpu(float* out, const float* logits, const int64_t* target, int64_t N, int64_t C,
-                               float label_smoothing, Reduction reduction);
-void cross_entropy_forward_cpu(double* out, const double* logits, const int64_t* target, int64_t N, int64_t C,
-                               double label_smoothing, Reduction reduction);
+template <typename T>
+void cross_entropy_forward_cpu(const Exec& ex, T* out, const T* logits, const int64_t* target, int64_t N, int64_t C,
+                               T label_smoothing, Reduction reduction);
 // dlogits: N x C; dout: N values (none) or 1.
-void cross_entropy_backward_cpu(float* dlogits, const float* dout, const float* logits, const int64_t* target,
-                                int64_t N, int64_t C, float label_smoothing, Reduction reduction);
-void cross_entropy_backward_cpu(double* dlogits, const double* dout, const double* logits,
-                                const int64_t* target, int64_t N, int64_t C, double label_smoothing,
-                                Reduction reduction);
-
+template <typename T>
+void cross_entropy_backward_cpu(const Exec& ex, T* dlogits, const T* dout, const T* logits, const int64_t* target,
+                                int64_t N, int64_t C, T label_smoothing, Reduction reduction);
 // out: N x D values (none) or 1 (mean, sum).
-void mse_forward_cpu(float* out, const float* x, const float* y, int64_t N, int64_t D, Reduction reduction);
-void mse_forward_cpu(double* out, const double* x, const double* y, int64_t N, int64_t D, Reduction reduction);
+template <typename T>
+void mse_forward_cpu(const Exec& ex, T* out, const T* x, const T* y, int64_t N, int64_t D, Reduction reduction);
 // dx: N x D; dy: N x D or null (the target's gradient); dout: N x D values (none) or 1.
-void mse_backward_cpu(float* dx, float* dy, const float* dout, const float* x, const float* y, int64_t N,
-                      int64_t D, Reduction reduction);
-void mse_backward_cpu(double* dx, double* dy, const double* dout, const double* x, const double* y, int64_t N,
-                      int64_t D, Reduction reduction);
+template <typename T>
+void mse_backward_cpu(const Exec& ex, T* dx, T* dy, const T* dout, const T* x, const T* y, int64_t N, int64_t D,
+                      Reduction reduction);
 
 // ---- CUDA: the same contracts with device pointers (kernels/loss_cuda.cu) ----
-void cross_entropy_forward_cuda(float* out, const float* logits, const int64_t* target, int64_t N, int64_t C,
-                                float label_smoothing, Reduction reduction);
-void cross_entropy_forward_cuda(double* out, const double* logits, const int64_t* target, int64_t N, int64_t C,
-                                double label_smoothing, Reduction reduction);
-void cross_entropy_backward_cuda(float* dlogits, const float* dout, const float* logits, const int64_t* target,
-                                 int64_t N, int64_t C, float label_smoothing, Reduction reduction);
-void cross_entropy_backward_cuda(double* dlogits, const double* dout, const double* logits,
-                                 const int64_t* target, int64_t N, int64_t C, double label_smoothing,
-                                 Reduction reduction);
-void mse_forward_cuda(float* out, const float* x, const float* y, int64_t N, int64_t D, Reduction reduction);
-void mse_forward_cuda(double* out, const double* x, const double* y, int64_t N, int64_t D, Reduction reduction);
-void mse_backward_cuda(float* dx, float* dy, const float* dout, const float* x, const float* y, int64_t N,
-                       int64_t D, Reduction reduction);
-void mse_backward_cuda(double* dx, double* dy, const double* dout, const double* x, const double* y, int64_t N,
-                       int64_t D, Reduction reduction);
+template <typename T>
+void cross_entropy_forward_cuda(const Exec& ex, T* out, const T* logits, const int64_t* target, int64_t N,
+                                int64_t C, T label_smoothing, Reduction reduction);
+template <typename T>
+void cross_entropy_backward_cuda(const Exec& ex, T* dlogits, const T* dout, const T* logits, const int64_t* target,
+                                 int64_t N, int64_t C, T label_smoothing, Reduction reduction);
+template <typename T>
+void mse_forward_cuda(const Exec& ex, T* out, const T* x, const T* y, int64_t N, int64_t D, Reduction reduction);
+template <typename T>
+void mse_backward_cuda(const Exec& ex, T* dx, T* dy, const T* dout, const T* x, const T* y, int64_t N, int64_t D,
+                       Reduction reduction);
 
 }  // namespace lockstep

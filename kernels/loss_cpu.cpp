@@ -33,7 +33,8 @@ void reduce_rows(T* out, const T* v, int64_t n, Reduction reduction, T div) {
 }
 
 template <typename T>
-void ce_forward(T* out, const T* logits, const int64_t* target, int64_t N, int64_t C, T eps, Reduction red) {
+void ce_forward(const Exec& ex, T* out, const T* logits, const int64_t* target, int64_t N, int64_t C, T eps,
+                Reduction red) {
   assert(C >= 1);
   std::vector<T> loss_buf(red == Reduction::none ? 0 : static_cast<size_t>(N));
   T* loss = red == Reduction::none ? out : loss_buf.data();
@@ -43,12 +44,12 @@ void ce_forward(T* out, const T* logits, const int64_t* target, int64_t N, int64
     for (int64_t i = r0; i < r1; ++i) {
       const int64_t t = target[i];
       assert(t >= 0 && t < C);
-      log_softmax_forward_cpu(Exec::current(), lp.data(), logits + i * C, 1, C);
+      log_softmax_forward_cpu(ex, lp.data(), logits + i * C, 1, C);
       const T nll = -lp[t];
       if (eps == T(0)) {
         loss[i] = nll;
       } else {
-        const T smooth = -sum_serial_cpu(Exec::current(), lp.data(), C);
+        const T smooth = -sum_serial_cpu(ex, lp.data(), C);
         loss[i] = a * nll + smooth * b;
       }
     }
@@ -57,8 +58,8 @@ void ce_forward(T* out, const T* logits, const int64_t* target, int64_t N, int64
 }
 
 template <typename T>
-void ce_backward(T* dlogits, const T* dout, const T* logits, const int64_t* target, int64_t N, int64_t C, T eps,
-                 Reduction red) {
+void ce_backward(const Exec& ex, T* dlogits, const T* dout, const T* logits, const int64_t* target, int64_t N,
+                 int64_t C, T eps, Reduction red) {
   assert(C >= 1);
   const T a = T(1) - eps, b = eps / static_cast<T>(C);
   T w_all = T(0);  // the weight shared by every row (mean, sum)
@@ -69,7 +70,7 @@ void ce_backward(T* dlogits, const T* dout, const T* logits, const int64_t* targ
       assert(t >= 0 && t < C);
       const T w = red == Reduction::none ? dout[i] : w_all;
       T* g = dlogits + i * C;
-      softmax_forward_cpu(Exec::current(), g, logits + i * C, 1, C);
+      softmax_forward_cpu(ex, g, logits + i * C, 1, C);
       for (int64_t j = 0; j < C; ++j) g[j] = (g[j] - (j == t ? a + b : b)) * w;
     }
   });
@@ -106,36 +107,35 @@ void mse_backward(T* dx, T* dy, const T* dout, const T* x, const T* y, int64_t N
 
 }  // namespace
 
-void cross_entropy_forward_cpu(float* out, const float* logits, const int64_t* target, int64_t N, int64_t C,
-                               float label_smoothing, Reduction reduction) {
-  ce_forward(out, logits, target, N, C, label_smoothing, reduction);
+template <typename T>
+void cross_entropy_forward_cpu(const Exec& ex, T* out, const T* logits, const int64_t* target, int64_t N, int64_t C,
+                               T label_smoothing, Reduction reduction) {
+  ce_forward(ex, out, logits, target, N, C, label_smoothing, reduction);
 }
-void cross_entropy_forward_cpu(double* out, const double* logits, const int64_t* target, int64_t N, int64_t C,
-                               double label_smoothing, Reduction reduction) {
-  ce_forward(out, logits, target, N, C, label_smoothing, reduction);
+template <typename T>
+void cross_entropy_backward_cpu(const Exec& ex, T* dlogits, const T* dout, const T* logits, const int64_t* target,
+                                int64_t N, int64_t C, T label_smoothing, Reduction reduction) {
+  ce_backward(ex, dlogits, dout, logits, target, N, C, label_smoothing, reduction);
 }
-void cross_entropy_backward_cpu(float* dlogits, const float* dout, const float* logits, const int64_t* target,
-                                int64_t N, int64_t C, float label_smoothing, Reduction reduction) {
-  ce_backward(dlogits, dout, logits, target, N, C, label_smoothing, reduction);
-}
-void cross_entropy_backward_cpu(double* dlogits, const double* dout, const double* logits,
-                                const int64_t* target, int64_t N, int64_t C, double label_smoothing,
-                                Reduction reduction) {
-  ce_backward(dlogits, dout, logits, target, N, C, label_smoothing, reduction);
-}
-void mse_forward_cpu(float* out, const float* x, const float* y, int64_t N, int64_t D, Reduction reduction) {
+template <typename T>
+void mse_forward_cpu(const Exec&, T* out, const T* x, const T* y, int64_t N, int64_t D, Reduction reduction) {
   mse_forward(out, x, y, N, D, reduction);
 }
-void mse_forward_cpu(double* out, const double* x, const double* y, int64_t N, int64_t D, Reduction reduction) {
-  mse_forward(out, x, y, N, D, reduction);
-}
-void mse_backward_cpu(float* dx, float* dy, const float* dout, const float* x, const float* y, int64_t N,
-                      int64_t D, Reduction reduction) {
+template <typename T>
+void mse_backward_cpu(const Exec&, T* dx, T* dy, const T* dout, const T* x, const T* y, int64_t N, int64_t D,
+                      Reduction reduction) {
   mse_backward(dx, dy, dout, x, y, N, D, reduction);
 }
-void mse_backward_cpu(double* dx, double* dy, const double* dout, const double* x, const double* y, int64_t N,
-                      int64_t D, Reduction reduction) {
-  mse_backward(dx, dy, dout, x, y, N, D, reduction);
-}
+
+#define LS_LOSS(T)                                                                                            \
+  template void cross_entropy_forward_cpu<T>(const Exec&, T*, const T*, const int64_t*, int64_t, int64_t, T,  \
+                                             Reduction);                                                      \
+  template void cross_entropy_backward_cpu<T>(const Exec&, T*, const T*, const T*, const int64_t*, int64_t,   \
+                                              int64_t, T, Reduction);                                         \
+  template void mse_forward_cpu<T>(const Exec&, T*, const T*, const T*, int64_t, int64_t, Reduction);         \
+  template void mse_backward_cpu<T>(const Exec&, T*, T*, const T*, const T*, const T*, int64_t, int64_t, Reduction);
+LS_LOSS(float)
+LS_LOSS(double)
+#undef LS_LOSS
 
 }  // namespace lockstep

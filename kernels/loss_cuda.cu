@@ -3,9 +3,8 @@
 // as the CPU writes it; the per-row losses are then summed in batch order (reduce_cuda.cuh,
 // an N x 1 column). MSE: squares elementwise, rows in the contiguous order, rows combined in
 // batch order. No atomics; the bits are the CPU kernels' bits.
-// Fast mode (base/mode.h): the sum over the rows (and MSE's sums within a row) use float
-// atomics instead (the bits may then change from run to run).
-#include "base/mode.h"
+// Fast mode (ex.fast(), the Exec's mode): the sum over the rows (and MSE's sums within a row)
+// use float atomics instead (the bits may then change from run to run).
 #include "kernels/loss.h"
 #include "kernels/reduce.h"
 #include "kernels/softmax_cuda.cuh"
@@ -61,13 +60,13 @@ struct ScaleFinish {
 };
 
 template <typename T>
-void reduce_rows(T* out, const T* v, int64_t n, Reduction red, T div) {
-  batch_reduce_mode<T>(mode() == Mode::fast, 1, n, 1, SumRowStep<T>{v, n, 1},
+void reduce_rows(bool fast, T* out, const T* v, int64_t n, Reduction red, T div) {
+  batch_reduce_mode<T>(fast, 1, n, 1, SumRowStep<T>{v, n, 1},
                        ScaleFinish<T>{out, red == Reduction::mean, div});
 }
 
 template <typename T>
-void ce_forward(T* out, const T* logits, const int64_t* target, int64_t N, int64_t C, T eps, Reduction red) {
+void ce_forward(bool fast, T* out, const T* logits, const int64_t* target, int64_t N, int64_t C, T eps, Reduction red) {
   DeviceBuffer<T> buf(red == Reduction::none ? 1 : N);
   T* loss = red == Reduction::none ? out : buf.get();
   if (N > 0) {
@@ -75,7 +74,7 @@ void ce_forward(T* out, const T* logits, const int64_t* target, int64_t N, int64
         loss, logits, target, N, C, eps);
     CUDA_CHECK_LAUNCH("ce_rows_kernel");
   }
-  if (red != Reduction::none) reduce_rows(out, loss, N, red, static_cast<T>(N));
+  if (red != Reduction::none) reduce_rows(fast, out, loss, N, red, static_cast<T>(N));
 }
 
 template <typename T>
@@ -107,7 +106,7 @@ __global__ void mse_backward_kernel(T* dx, T* dy, const T* dout, const T* x, con
 }
 
 template <typename T>
-void mse_forward(T* out, const T* x, const T* y, int64_t N, int64_t D, Reduction red) {
+void mse_forward(bool fast, T* out, const T* x, const T* y, int64_t N, int64_t D, Reduction red) {
   const int64_t n = N * D;
   DeviceBuffer<T> sq_buf(red == Reduction::none ? 1 : n);
   T* sq = red == Reduction::none ? out : sq_buf.get();
@@ -117,11 +116,11 @@ void mse_forward(T* out, const T* x, const T* y, int64_t N, int64_t D, Reduction
   }
   if (red == Reduction::none) return;
   DeviceBuffer<T> row_sum(N);
-  if (mode() == Mode::fast)
+  if (fast)
     sum_rows_fast_cuda(row_sum.get(), sq, N, D);
   else
     sum_rows_cuda(row_sum.get(), sq, N, D);
-  reduce_rows(out, row_sum.get(), N, red, static_cast<T>(N * D));
+  reduce_rows(fast, out, row_sum.get(), N, red, static_cast<T>(N * D));
 }
 
 template <typename T>
@@ -136,36 +135,36 @@ void mse_backward(T* dx, T* dy, const T* dout, const T* x, const T* y, int64_t N
 
 }  // namespace
 
-void cross_entropy_forward_cuda(float* out, const float* logits, const int64_t* target, int64_t N, int64_t C,
-                                float label_smoothing, Reduction reduction) {
-  ce_forward(out, logits, target, N, C, label_smoothing, reduction);
+template <typename T>
+void cross_entropy_forward_cuda(const Exec& ex, T* out, const T* logits, const int64_t* target, int64_t N,
+                                int64_t C, T label_smoothing, Reduction reduction) {
+  ce_forward(ex.fast(), out, logits, target, N, C, label_smoothing, reduction);
 }
-void cross_entropy_forward_cuda(double* out, const double* logits, const int64_t* target, int64_t N, int64_t C,
-                                double label_smoothing, Reduction reduction) {
-  ce_forward(out, logits, target, N, C, label_smoothing, reduction);
-}
-void cross_entropy_backward_cuda(float* dlogits, const float* dout, const float* logits, const int64_t* target,
-                                 int64_t N, int64_t C, float label_smoothing, Reduction reduction) {
+template <typename T>
+void cross_entropy_backward_cuda(const Exec&, T* dlogits, const T* dout, const T* logits, const int64_t* target,
+                                 int64_t N, int64_t C, T label_smoothing, Reduction reduction) {
   ce_backward(dlogits, dout, logits, target, N, C, label_smoothing, reduction);
 }
-void cross_entropy_backward_cuda(double* dlogits, const double* dout, const double* logits,
-                                 const int64_t* target, int64_t N, int64_t C, double label_smoothing,
-                                 Reduction reduction) {
-  ce_backward(dlogits, dout, logits, target, N, C, label_smoothing, reduction);
+template <typename T>
+void mse_forward_cuda(const Exec& ex, T* out, const T* x, const T* y, int64_t N, int64_t D, Reduction reduction) {
+  mse_forward(ex.fast(), out, x, y, N, D, reduction);
 }
-void mse_forward_cuda(float* out, const float* x, const float* y, int64_t N, int64_t D, Reduction reduction) {
-  mse_forward(out, x, y, N, D, reduction);
-}
-void mse_forward_cuda(double* out, const double* x, const double* y, int64_t N, int64_t D, Reduction reduction) {
-  mse_forward(out, x, y, N, D, reduction);
-}
-void mse_backward_cuda(float* dx, float* dy, const float* dout, const float* x, const float* y, int64_t N,
-                       int64_t D, Reduction reduction) {
+template <typename T>
+void mse_backward_cuda(const Exec&, T* dx, T* dy, const T* dout, const T* x, const T* y, int64_t N, int64_t D,
+                       Reduction reduction) {
   mse_backward(dx, dy, dout, x, y, N, D, reduction);
 }
-void mse_backward_cuda(double* dx, double* dy, const double* dout, const double* x, const double* y, int64_t N,
-                       int64_t D, Reduction reduction) {
-  mse_backward(dx, dy, dout, x, y, N, D, reduction);
-}
+
+#define LS_LOSS(T)                                                                                             \
+  template void cross_entropy_forward_cuda<T>(const Exec&, T*, const T*, const int64_t*, int64_t, int64_t, T,  \
+                                              Reduction);                                                      \
+  template void cross_entropy_backward_cuda<T>(const Exec&, T*, const T*, const T*, const int64_t*, int64_t,   \
+                                               int64_t, T, Reduction);                                         \
+  template void mse_forward_cuda<T>(const Exec&, T*, const T*, const T*, int64_t, int64_t, Reduction);         \
+  template void mse_backward_cuda<T>(const Exec&, T*, T*, const T*, const T*, const T*, int64_t, int64_t,      \
+                                     Reduction);
+LS_LOSS(float)
+LS_LOSS(double)
+#undef LS_LOSS
 
 }  // namespace lockstep

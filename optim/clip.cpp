@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "core/autograd.h"
+#include "core/ops/dispatch.h"
 #include "kernels/elementwise.h"
 #include "kernels/optim.h"
 
@@ -43,9 +44,11 @@ double clip_impl(const std::vector<Tensor>& grads, double max_norm, double norm_
   if (coef > T(1)) coef = T(1);
   if (!(coef == T(1))) {
     for (const Tensor& g : grads) {
-      T* pg = static_cast<T*>(g.raw_data());
-      if (g.device() == Device::cpu) binary_scalar_cpu(BinaryOp::mul, pg, pg, coef, g.numel());
-      else binary_scalar_cuda(BinaryOp::mul, pg, pg, coef, g.numel());
+      dispatch_float("clip_grad_norm_", g.device(), g.dtype(), [&](auto on, auto t) {
+        using U = decltype(t);  // U is T: every gradient has the first one's dtype
+        U* pg = static_cast<U*>(g.raw_data());
+        LS_KERNEL(on, binary_scalar, BinaryOp::mul, pg, pg, static_cast<U>(coef), g.numel());
+      });
     }
   }
   return static_cast<double>(total);

@@ -2,6 +2,7 @@
 //   y = (x - mean) * rstd * gamma + beta, batch statistics in training
 //   dx = ((dy - mean(dy)) - xhat * mean(dy xhat)) * rstd * gamma; dgamma = sum dy xhat; dbeta = sum dy
 #include "core/autograd.h"
+#include "core/ops/dispatch.h"
 #include "core/tensor.h"
 #include "kernels/batchnorm.h"
 
@@ -33,37 +34,29 @@ Tensor batch_norm(const Tensor& x_in, const Tensor& running_mean, const Tensor& 
   Tensor x = x_in.contiguous().detach();
   Tensor w = weight.defined() ? weight.detach() : Tensor(), b = bias.defined() ? bias.detach() : Tensor();
   const Device dev = x.device();
-  const bool cuda = dev == Device::cuda;
   Tensor y = Tensor::empty({N, C}, x.dtype(), dev), mean = Tensor::empty({C}, x.dtype(), dev),
          rstd = Tensor::empty({C}, x.dtype(), dev);
   // Given running statistics are updated in training and used in eval; eval without them
   // normalises with the batch statistics and updates nothing (PyTorch).
-  if (x.dtype() == DType::f32) {
-    auto p = [](const Tensor& t) { return t.defined() ? const_cast<float*>(t.data<float>()) : nullptr; };
-    cuda ? batchnorm_forward_cuda(y.data<float>(), mean.data<float>(), rstd.data<float>(), p(running_mean), p(running_var), x.data<float>(), p(w), p(b), N, C, batch_stats, static_cast<float>(eps), static_cast<float>(momentum))
-         : batchnorm_forward_cpu(y.data<float>(), mean.data<float>(), rstd.data<float>(), p(running_mean), p(running_var), x.data<float>(), p(w), p(b), N, C, batch_stats, static_cast<float>(eps), static_cast<float>(momentum));
-  } else {
-    auto p = [](const Tensor& t) { return t.defined() ? const_cast<double*>(t.data<double>()) : nullptr; };
-    cuda ? batchnorm_forward_cuda(y.data<double>(), mean.data<double>(), rstd.data<double>(), p(running_mean), p(running_var), x.data<double>(), p(w), p(b), N, C, batch_stats, eps, momentum)
-         : batchnorm_forward_cpu(y.data<double>(), mean.data<double>(), rstd.data<double>(), p(running_mean), p(running_var), x.data<double>(), p(w), p(b), N, C, batch_stats, eps, momentum);
-  }
+  dispatch_float(op, dev, x.dtype(), [&](auto on, auto t) {
+    using T = decltype(t);
+    auto p = [](const Tensor& v) { return v.defined() ? const_cast<T*>(v.data<T>()) : nullptr; };
+    LS_KERNEL(on, batchnorm_forward, y.data<T>(), mean.data<T>(), rstd.data<T>(), p(running_mean), p(running_var),
+              x.data<T>(), p(w), p(b), N, C, batch_stats, static_cast<T>(eps), static_cast<T>(momentum));
+  });
   if (should_record({&x_in, &weight, &bias})) {
     record(y, op, {x_in, weight, bias}, [x, w, mean, rstd, N, C, batch_stats, has_b = b.defined()](const Tensor& g_in) {
       Tensor g = g_in.contiguous();
       const Device dev = x.device();
-      const bool cuda = dev == Device::cuda;
       Tensor dx = Tensor::empty({N, C}, x.dtype(), dev);
       Tensor dw = w.defined() ? Tensor::empty({C}, x.dtype(), dev) : Tensor();
       Tensor db = has_b ? Tensor::empty({C}, x.dtype(), dev) : Tensor();
-      if (x.dtype() == DType::f32) {
-        auto p = [](Tensor& t) { return t.defined() ? t.data<float>() : nullptr; };
-        cuda ? batchnorm_backward_cuda(dx.data<float>(), p(dw), p(db), g.data<float>(), x.data<float>(), mean.data<float>(), rstd.data<float>(), w.defined() ? w.data<float>() : nullptr, N, C, batch_stats)
-         : batchnorm_backward_cpu(dx.data<float>(), p(dw), p(db), g.data<float>(), x.data<float>(), mean.data<float>(), rstd.data<float>(), w.defined() ? w.data<float>() : nullptr, N, C, batch_stats);
-      } else {
-        auto p = [](Tensor& t) { return t.defined() ? t.data<double>() : nullptr; };
-        cuda ? batchnorm_backward_cuda(dx.data<double>(), p(dw), p(db), g.data<double>(), x.data<double>(), mean.data<double>(), rstd.data<double>(), w.defined() ? w.data<double>() : nullptr, N, C, batch_stats)
-         : batchnorm_backward_cpu(dx.data<double>(), p(dw), p(db), g.data<double>(), x.data<double>(), mean.data<double>(), rstd.data<double>(), w.defined() ? w.data<double>() : nullptr, N, C, batch_stats);
-      }
+      dispatch_float("batch_norm_backward", dev, x.dtype(), [&](auto on, auto t) {
+        using T = decltype(t);
+        auto p = [](const Tensor& v) { return v.defined() ? const_cast<T*>(v.data<T>()) : nullptr; };
+        LS_KERNEL(on, batchnorm_backward, dx.data<T>(), p(dw), p(db), g.data<T>(), x.data<T>(), mean.data<T>(),
+                  rstd.data<T>(), p(w), N, C, batch_stats);
+      });
       return std::vector<Tensor>{dx, dw, db};
     });
   }

@@ -49,27 +49,31 @@ Tensor batch_norm_synced(const Tensor& x_in, const Tensor& running_mean, const T
   Tensor x = x_in.contiguous().detach();
   Tensor w = weight.defined() ? weight.detach() : Tensor(), b = bias.defined() ? bias.detach() : Tensor();
   auto p = [](const Tensor& t) { return t.defined() ? const_cast<float*>(t.data<float>()) : nullptr; };
+  // CPU and float32 only, so no dispatch: the cut kernels run under the settings in force now.
+  const Exec ex = Exec::current();
   Tensor s = Tensor::empty({C}, DType::f32), mean = Tensor::empty({C}, DType::f32);
   Tensor rstd = Tensor::empty({C}, DType::f32), y = Tensor::empty({N, C}, DType::f32);
-  batchnorm_sum_cpu(s.data<float>(), x.data<float>(), N, C);
+  batchnorm_sum_cpu(ex, s.data<float>(), x.data<float>(), N, C);
   Tensor s1 = combined(combine, s, "sum x");
-  batchnorm_mean_cpu(mean.data<float>(), s1.data<float>(), global_rows, C);
-  batchnorm_sqdev_sum_cpu(s.data<float>(), x.data<float>(), mean.data<float>(), N, C);
+  batchnorm_mean_cpu(ex, mean.data<float>(), s1.data<float>(), global_rows, C);
+  batchnorm_sqdev_sum_cpu(ex, s.data<float>(), x.data<float>(), mean.data<float>(), N, C);
   Tensor s2 = combined(combine, s, "sum (x - mean)^2");
-  batchnorm_finish_stats_cpu(rstd.data<float>(), p(running_mean), p(running_var), mean.data<float>(),
+  batchnorm_finish_stats_cpu(ex, rstd.data<float>(), p(running_mean), p(running_var), mean.data<float>(),
                              s2.data<float>(), global_rows, C, static_cast<float>(eps), static_cast<float>(momentum));
-  batchnorm_normalize_cpu(y.data<float>(), x.data<float>(), mean.data<float>(), rstd.data<float>(), p(w), p(b), N, C);
+  batchnorm_normalize_cpu(ex, y.data<float>(), x.data<float>(), mean.data<float>(), rstd.data<float>(), p(w), p(b), N,
+                          C);
 
   if (should_record({&x_in, &weight, &bias})) {
     record(y, op, {x_in, weight, bias},
            [x, w, mean, rstd, N, C, global_rows, combine, has_b = b.defined()](const Tensor& g_in) {
              Tensor g = g_in.contiguous();
+             const Exec ex = Exec::current();  // the backward's settings, as a dispatch would read them
              Tensor local = Tensor::empty({2 * C}, DType::f32);
-             batchnorm_backward_sums_cpu(local.data<float>(), g.data<float>(), x.data<float>(), mean.data<float>(),
-                                         rstd.data<float>(), N, C);
+             batchnorm_backward_sums_cpu(ex, local.data<float>(), g.data<float>(), x.data<float>(),
+                                         mean.data<float>(), rstd.data<float>(), N, C);
              Tensor total = combined(combine, local, "sum dy, sum dy xhat");
              Tensor dx = Tensor::empty({N, C}, DType::f32);
-             batchnorm_backward_dx_cpu(dx.data<float>(), g.data<float>(), x.data<float>(), mean.data<float>(),
+             batchnorm_backward_dx_cpu(ex, dx.data<float>(), g.data<float>(), x.data<float>(), mean.data<float>(),
                                        rstd.data<float>(), w.defined() ? w.data<float>() : nullptr,
                                        total.data<float>(), N, global_rows, C);
              // this process's partials: [0, C) sum dy -> dbeta, [C, 2C) sum dy xhat -> dgamma

@@ -1,6 +1,7 @@
 // Inverted dropout (kernels/dropout.h): y = x * (keep ? 1/(1-p) : 0), keep a pure function
 // of (seed, stream, step, element index); dx = dy * the same factor from the saved mask.
 #include "core/autograd.h"
+#include "core/ops/dispatch.h"
 #include "core/tensor.h"
 #include "kernels/dropout.h"
 
@@ -20,25 +21,21 @@ Tensor dropout(const Tensor& x_in, double p, bool training, uint64_t seed, uint6
   const int64_t n = x.numel();
   const float pf = static_cast<float>(p);
   const Device dev = x.device();
-  const bool cuda = dev == Device::cuda;
   Tensor y = Tensor::empty(x.shape(), x.dtype(), dev);
   Tensor mask = Tensor::empty(x.shape(), DType::u8, dev);
-  if (x.dtype() == DType::f32)
-    cuda ? dropout_forward_cuda(y.data<float>(), mask.data<uint8_t>(), x.data<float>(), n, pf, seed, stream, step, index_offset)
-         : dropout_forward_cpu(y.data<float>(), mask.data<uint8_t>(), x.data<float>(), n, pf, seed, stream, step, index_offset);
-  else
-    cuda ? dropout_forward_cuda(y.data<double>(), mask.data<uint8_t>(), x.data<double>(), n, pf, seed, stream, step, index_offset)
-         : dropout_forward_cpu(y.data<double>(), mask.data<uint8_t>(), x.data<double>(), n, pf, seed, stream, step, index_offset);
+  dispatch_float(op, dev, x.dtype(), [&](auto on, auto t) {
+    using T = decltype(t);
+    uint8_t* m = mask.data<uint8_t>();
+    LS_KERNEL(on, dropout_forward, y.data<T>(), m, x.data<T>(), n, pf, seed, stream, step, index_offset);
+  });
   if (should_record({&x_in})) {
-    record(y, op, {x_in}, [mask, pf, n, dt = x.dtype(), cuda](const Tensor& g_in) {
+    record(y, op, {x_in}, [mask, pf, n, dt = x.dtype(), dev](const Tensor& g_in) {
       Tensor g = g_in.contiguous();
       Tensor dx = Tensor::empty(g.shape(), dt, g.device());
-      if (dt == DType::f32)
-        cuda ? dropout_backward_cuda(dx.data<float>(), g.data<float>(), mask.data<uint8_t>(), n, pf)
-         : dropout_backward_cpu(dx.data<float>(), g.data<float>(), mask.data<uint8_t>(), n, pf);
-      else
-        cuda ? dropout_backward_cuda(dx.data<double>(), g.data<double>(), mask.data<uint8_t>(), n, pf)
-         : dropout_backward_cpu(dx.data<double>(), g.data<double>(), mask.data<uint8_t>(), n, pf);
+      dispatch_float("dropout_backward", dev, dt, [&](auto on, auto t) {
+        using T = decltype(t);
+        LS_KERNEL(on, dropout_backward, dx.data<T>(), g.data<T>(), mask.data<uint8_t>(), n, pf);
+      });
       return std::vector<Tensor>{dx};
     });
   }

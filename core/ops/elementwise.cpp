@@ -12,6 +12,7 @@
 #include <algorithm>
 
 #include "core/autograd.h"
+#include "core/ops/dispatch.h"
 #include "core/tensor.h"
 #include "kernels/elementwise.h"
 
@@ -68,15 +69,6 @@ Broadcast box_for(const Shape& out, std::initializer_list<const Tensor*> ins) {
   return make_broadcast(out.data(), static_cast<int>(out.size()), shapes, ndims, k);
 }
 
-// Calls f(T{}) with T the C++ type of a float dtype.
-template <typename F>
-void with_float(DType t, const F& f) {
-  if (t == DType::f32)
-    f(float{});
-  else
-    f(double{});
-}
-
 Tensor binary_forward(BinaryOp op, const Tensor& a_in, const Tensor& b_in) {
   const char* name = binary_op_name(op);
   check_float_pair(name, a_in, b_in);
@@ -85,12 +77,9 @@ Tensor binary_forward(BinaryOp op, const Tensor& a_in, const Tensor& b_in) {
   if (out.numel() == 0) return out;
   const Tensor a = a_in.contiguous(), b = b_in.contiguous();
   const Broadcast bc = box_for(shape, {&a, &b});
-  with_float(a.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    if (a.device() == Device::cuda)
-      binary_cuda(op, out.data<T>(), a.data<T>(), b.data<T>(), bc);
-    else
-      binary_cpu(op, out.data<T>(), a.data<T>(), b.data<T>(), bc);
+  dispatch_float(name, a.device(), a.dtype(), [&](auto on, auto t) {
+    using T = decltype(t);
+    LS_KERNEL(on, binary, op, out.data<T>(), a.data<T>(), b.data<T>(), bc);
   });
   return out;
 }
@@ -100,13 +89,10 @@ Tensor binary_scalar_forward(BinaryOp op, const char* name, const Tensor& a_in, 
   Tensor out = Tensor::empty(a_in.shape(), a_in.dtype(), a_in.device());
   if (out.numel() == 0) return out;
   const Tensor a = a_in.contiguous();
-  with_float(a.dtype(), [&](auto tag) {
-    using T = decltype(tag);
+  dispatch_float(name, a.device(), a.dtype(), [&](auto on, auto t) {
+    using T = decltype(t);
     const T st = static_cast<T>(s);  // the scalar is rounded to the tensor's dtype first
-    if (a.device() == Device::cuda)
-      binary_scalar_cuda(op, out.data<T>(), a.data<T>(), st, a.numel());
-    else
-      binary_scalar_cpu(op, out.data<T>(), a.data<T>(), st, a.numel());
+    LS_KERNEL(on, binary_scalar, op, out.data<T>(), a.data<T>(), st, a.numel());
   });
   return out;
 }
@@ -126,17 +112,12 @@ Tensor compare(CompareOp op, const Tensor& a_in, const Tensor& b_in) {
   if (out.numel() == 0) return out;
   const Tensor a = a_in.contiguous(), b = b_in.contiguous();
   const Broadcast bc = box_for(shape, {&a, &b});
-  auto run = [&](auto tag) {
+  dispatch_any(name, a.device(), t, [&](auto on, auto tag) {
     using T = decltype(tag);
-    if (a.device() == Device::cuda)
-      compare_cuda(op, out.data<uint8_t>(), a.data<T>(), b.data<T>(), bc);
-    else
-      compare_cpu(op, out.data<uint8_t>(), a.data<T>(), b.data<T>(), bc);
-  };
-  if (t == DType::i64)
-    run(int64_t{});
-  else
-    with_float(t, run);
+    // uint8 was rejected above: compare has no uint8 build (kernels/elementwise.h)
+    if constexpr (!std::is_same_v<T, uint8_t>)
+      LS_KERNEL(on, compare, op, out.data<uint8_t>(), a.data<T>(), b.data<T>(), bc);
+  });
   return out;
 }
 
@@ -148,13 +129,10 @@ Tensor axpy_forward(double alpha, const Tensor& x_in, const Tensor& y_in) {
   if (out.numel() == 0) return out;
   const Tensor x = x_in.contiguous(), y = y_in.contiguous();
   const Broadcast bc = box_for(shape, {&x, &y});
-  with_float(x.dtype(), [&](auto tag) {
-    using T = decltype(tag);
+  dispatch_float(name, x.device(), x.dtype(), [&](auto on, auto t) {
+    using T = decltype(t);
     const T al = static_cast<T>(alpha);
-    if (x.device() == Device::cuda)
-      axpy_cuda(out.data<T>(), al, x.data<T>(), y.data<T>(), bc);
-    else
-      axpy_cpu(out.data<T>(), al, x.data<T>(), y.data<T>(), bc);
+    LS_KERNEL(on, axpy, out.data<T>(), al, x.data<T>(), y.data<T>(), bc);
   });
   return out;
 }
@@ -174,19 +152,10 @@ Tensor where_forward(const Tensor& cond_in, const Tensor& a_in, const Tensor& b_
   if (out.numel() == 0) return out;
   const Tensor cond = cond_in.contiguous(), a = a_in.contiguous(), b = b_in.contiguous();
   const Broadcast bc = box_for(shape, {&a, &b, &cond});
-  auto run = [&](auto tag) {
-    using T = decltype(tag);
-    if (a.device() == Device::cuda)
-      where_cuda(out.data<T>(), cond.data<uint8_t>(), a.data<T>(), b.data<T>(), bc);
-    else
-      where_cpu(out.data<T>(), cond.data<uint8_t>(), a.data<T>(), b.data<T>(), bc);
-  };
-  switch (a.dtype()) {
-    case DType::f32: run(float{}); break;
-    case DType::f64: run(double{}); break;
-    case DType::i64: run(int64_t{}); break;
-    case DType::u8: run(uint8_t{}); break;
-  }
+  dispatch_any(name, a.device(), a.dtype(), [&](auto on, auto t) {
+    using T = decltype(t);
+    LS_KERNEL(on, where, out.data<T>(), cond.data<uint8_t>(), a.data<T>(), b.data<T>(), bc);
+  });
   return out;
 }
 

@@ -3,6 +3,7 @@
 //     d logits = (softmax - q) * w
 //   mse_loss: (x - y)^2, mean over all elements; dx = 2 (x - y) * g / (N D)
 #include "core/autograd.h"
+#include "core/ops/dispatch.h"
 #include "core/tensor.h"
 #include "kernels/loss.h"
 
@@ -31,7 +32,6 @@ Tensor cross_entropy(const Tensor& logits_in, const Tensor& target_in, Reduction
                ", targets on ", device_name(target_in.device()));
   const int64_t N = logits_in.size(0), C = logits_in.size(1);
   const Device dev = logits_in.device();
-  const bool cuda = dev == Device::cuda;
   Tensor logits = logits_in.contiguous().detach(), target = target_in.contiguous();
   {
     // The range check reads the targets on the host (on CUDA: one copy of N int64s).
@@ -40,24 +40,23 @@ Tensor cross_entropy(const Tensor& logits_in, const Tensor& target_in, Reduction
     for (int64_t i = 0; i < N; ++i)
       LS_CHECK_ARG(th[i] >= 0 && th[i] < C, op, "target[", i, "] = ", th[i], " is out of range for ", C, " classes");
   }
-  const int64_t* t = target.data<int64_t>();
   Tensor out = Tensor::empty(reduced_shape(reduction, {N}), logits.dtype(), dev);
-  if (logits.dtype() == DType::f32)
-    cuda ? cross_entropy_forward_cuda(out.data<float>(), logits.data<float>(), t, N, C, static_cast<float>(label_smoothing), reduction)
-         : cross_entropy_forward_cpu(out.data<float>(), logits.data<float>(), t, N, C, static_cast<float>(label_smoothing), reduction);
-  else
-    cuda ? cross_entropy_forward_cuda(out.data<double>(), logits.data<double>(), t, N, C, label_smoothing, reduction)
-         : cross_entropy_forward_cpu(out.data<double>(), logits.data<double>(), t, N, C, label_smoothing, reduction);
+  dispatch_float(op, dev, logits.dtype(), [&](auto on, auto t) {
+    using T = decltype(t);
+    const T eps = static_cast<T>(label_smoothing);
+    const int64_t* tg = target.data<int64_t>();
+    LS_KERNEL(on, cross_entropy_forward, out.data<T>(), logits.data<T>(), tg, N, C, eps, reduction);
+  });
   if (should_record({&logits_in})) {
-    record(out, op, {logits_in}, [logits, target, N, C, label_smoothing, reduction, cuda](const Tensor& g_in) {
+    record(out, op, {logits_in}, [logits, target, N, C, label_smoothing, reduction](const Tensor& g_in) {
       Tensor g = g_in.contiguous();
       Tensor d = Tensor::empty({N, C}, logits.dtype(), logits.device());
-      if (logits.dtype() == DType::f32)
-        cuda ? cross_entropy_backward_cuda(d.data<float>(), g.data<float>(), logits.data<float>(), target.data<int64_t>(), N, C, static_cast<float>(label_smoothing), reduction)
-         : cross_entropy_backward_cpu(d.data<float>(), g.data<float>(), logits.data<float>(), target.data<int64_t>(), N, C, static_cast<float>(label_smoothing), reduction);
-      else
-        cuda ? cross_entropy_backward_cuda(d.data<double>(), g.data<double>(), logits.data<double>(), target.data<int64_t>(), N, C, label_smoothing, reduction)
-         : cross_entropy_backward_cpu(d.data<double>(), g.data<double>(), logits.data<double>(), target.data<int64_t>(), N, C, label_smoothing, reduction);
+      dispatch_float("cross_entropy_backward", logits.device(), logits.dtype(), [&](auto on, auto t) {
+        using T = decltype(t);
+        const T eps = static_cast<T>(label_smoothing);
+        const int64_t* tg = target.data<int64_t>();
+        LS_KERNEL(on, cross_entropy_backward, d.data<T>(), g.data<T>(), logits.data<T>(), tg, N, C, eps, reduction);
+      });
       return std::vector<Tensor>{d};
     });
   }
@@ -76,24 +75,20 @@ Tensor mse_loss(const Tensor& x_in, const Tensor& y_in, Reduction reduction) {
   Tensor x = x_in.contiguous().detach(), y = y_in.contiguous().detach();
   const int64_t N = x.dim() == 0 ? 1 : x.size(0);
   const int64_t D = N == 0 ? 0 : x.numel() / N;
-  const bool cuda = x.device() == Device::cuda;
   Tensor out = Tensor::empty(reduced_shape(reduction, x.shape()), x.dtype(), x.device());
-  if (x.dtype() == DType::f32)
-    cuda ? mse_forward_cuda(out.data<float>(), x.data<float>(), y.data<float>(), N, D, reduction)
-         : mse_forward_cpu(out.data<float>(), x.data<float>(), y.data<float>(), N, D, reduction);
-  else
-    cuda ? mse_forward_cuda(out.data<double>(), x.data<double>(), y.data<double>(), N, D, reduction)
-         : mse_forward_cpu(out.data<double>(), x.data<double>(), y.data<double>(), N, D, reduction);
+  dispatch_float(op, x.device(), x.dtype(), [&](auto on, auto t) {
+    using T = decltype(t);
+    LS_KERNEL(on, mse_forward, out.data<T>(), x.data<T>(), y.data<T>(), N, D, reduction);
+  });
   if (should_record({&x_in})) {
-    record(out, op, {x_in}, [x, y, N, D, reduction, cuda](const Tensor& g_in) {
+    record(out, op, {x_in}, [x, y, N, D, reduction](const Tensor& g_in) {
       Tensor g = g_in.contiguous();
       Tensor dx = Tensor::empty(x.shape(), x.dtype(), x.device());
-      if (x.dtype() == DType::f32)
-        cuda ? mse_backward_cuda(dx.data<float>(), nullptr, g.data<float>(), x.data<float>(), y.data<float>(), N, D, reduction)
-         : mse_backward_cpu(dx.data<float>(), nullptr, g.data<float>(), x.data<float>(), y.data<float>(), N, D, reduction);
-      else
-        cuda ? mse_backward_cuda(dx.data<double>(), nullptr, g.data<double>(), x.data<double>(), y.data<double>(), N, D, reduction)
-         : mse_backward_cpu(dx.data<double>(), nullptr, g.data<double>(), x.data<double>(), y.data<double>(), N, D, reduction);
+      dispatch_float("mse_loss_backward", x.device(), x.dtype(), [&](auto on, auto t) {
+        using T = decltype(t);
+        T* no_dy = nullptr;  // the target gets no gradient
+        LS_KERNEL(on, mse_backward, dx.data<T>(), no_dy, g.data<T>(), x.data<T>(), y.data<T>(), N, D, reduction);
+      });
       return std::vector<Tensor>{dx};
     });
   }

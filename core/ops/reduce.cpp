@@ -11,6 +11,7 @@
 #include <algorithm>
 
 #include "core/autograd.h"
+#include "core/ops/dispatch.h"
 #include "base/mode.h"
 #include "core/tensor.h"
 #include "kernels/elementwise.h"
@@ -57,16 +58,11 @@ DimSplit split_dim(const char* op, const Tensor& x, int64_t dim, bool keepdim) {
 // out = out / n in place (mean), in the tensor's dtype.
 void divide_by(Tensor& out, int64_t n) {
   if (out.numel() == 0) return;
-  const bool cuda = out.device() == Device::cuda;
-  if (out.dtype() == DType::f32) {
-    float* p = out.data<float>();
-    const float nf = static_cast<float>(n);
-    cuda ? binary_scalar_cuda(BinaryOp::div, p, p, nf, out.numel()) : binary_scalar_cpu(BinaryOp::div, p, p, nf, out.numel());
-  } else {
-    double* p = out.data<double>();
-    const double nd = static_cast<double>(n);
-    cuda ? binary_scalar_cuda(BinaryOp::div, p, p, nd, out.numel()) : binary_scalar_cpu(BinaryOp::div, p, p, nd, out.numel());
-  }
+  dispatch_float("mean", out.device(), out.dtype(), [&](auto on, auto t) {
+    using T = decltype(t);
+    T* p = out.data<T>();
+    LS_KERNEL(on, binary_scalar, BinaryOp::div, p, p, static_cast<T>(n), out.numel());
+  });
 }
 
 template <typename T>

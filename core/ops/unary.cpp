@@ -7,6 +7,7 @@
 // exp g y; log g / x; relu, tanh, sigmoid, gelu by the kernels of kernels/activation.h
 // (relu and gelu from x, tanh and sigmoid from y; formulas and rounding order there).
 #include "core/autograd.h"
+#include "core/ops/dispatch.h"
 #include "core/tensor.h"
 #include "kernels/activation.h"
 #include "kernels/elementwise.h"
@@ -22,13 +23,10 @@ Tensor unary_forward(UnaryOp op, const Tensor& x_in) {
   Tensor out = Tensor::empty(x_in.shape(), x_in.dtype(), x_in.device());
   if (out.numel() == 0) return out;
   const Tensor x = x_in.contiguous();
-  const bool cuda = x.device() == Device::cuda;
-  if (x.dtype() == DType::f32)
-    cuda ? unary_cuda(op, out.data<float>(), x.data<float>(), x.numel())
-         : unary_cpu(op, out.data<float>(), x.data<float>(), x.numel());
-  else
-    cuda ? unary_cuda(op, out.data<double>(), x.data<double>(), x.numel())
-         : unary_cpu(op, out.data<double>(), x.data<double>(), x.numel());
+  dispatch_float(name, x.device(), x.dtype(), [&](auto on, auto t) {
+    using T = decltype(t);
+    LS_KERNEL(on, unary, op, out.data<T>(), x.data<T>(), x.numel());
+  });
   return out;
 }
 
@@ -39,24 +37,19 @@ Tensor activation_backward(Activation act, const Tensor& g_in, const Tensor& s) 
   const Tensor g = g_in.contiguous();
   Tensor dx = Tensor::empty(s.shape(), s.dtype(), s.device());
   if (dx.numel() == 0) return dx;
-  const bool cuda = s.device() == Device::cuda;
-  auto run = [&](auto tag) {
-    using T = decltype(tag);
+  dispatch_float("activation_backward", s.device(), s.dtype(), [&](auto on, auto t) {
+    using T = decltype(t);
     T* d = dx.data<T>();
     const T* dy = g.data<T>();
     const T* p = s.data<T>();
     const int64_t n = s.numel();
     switch (act) {
-      case Activation::relu: return cuda ? relu_backward_cuda(d, dy, p, n) : relu_backward_cpu(d, dy, p, n);
-      case Activation::tanh: return cuda ? tanh_backward_cuda(d, dy, p, n) : tanh_backward_cpu(d, dy, p, n);
-      case Activation::sigmoid: return cuda ? sigmoid_backward_cuda(d, dy, p, n) : sigmoid_backward_cpu(d, dy, p, n);
-      case Activation::gelu: return cuda ? gelu_backward_cuda(d, dy, p, n) : gelu_backward_cpu(d, dy, p, n);
+      case Activation::relu: LS_KERNEL(on, relu_backward, d, dy, p, n); return;
+      case Activation::tanh: LS_KERNEL(on, tanh_backward, d, dy, p, n); return;
+      case Activation::sigmoid: LS_KERNEL(on, sigmoid_backward, d, dy, p, n); return;
+      case Activation::gelu: LS_KERNEL(on, gelu_backward, d, dy, p, n); return;
     }
-  };
-  if (s.dtype() == DType::f32)
-    run(float{});
-  else
-    run(double{});
+  });
   return dx;
 }
 

@@ -73,8 +73,8 @@ BnForward bn_forward(const BnInputs& in) {
   const int64_t N = in.N, C = in.C;
   Tensor x = dev(in.x), g = dev(in.gamma), b = dev(in.beta), rm = dev(in.rm), rv = dev(in.rv);
   Tensor y = dev_empty<float>(N * C), mean = dev_empty<float>(C), rstd = dev_empty<float>(C);
-  batchnorm_forward_cuda(ptr<float>(y), ptr<float>(mean), ptr<float>(rstd), ptr<float>(rm), ptr<float>(rv),
-                         ptr<float>(x), ptr<float>(g), ptr<float>(b), N, C, true, 1e-5f, 0.1f);
+  batchnorm_forward_cuda(Exec::current(), ptr<float>(y), ptr<float>(mean), ptr<float>(rstd), ptr<float>(rm),
+                         ptr<float>(rv), ptr<float>(x), ptr<float>(g), ptr<float>(b), N, C, true, 1e-5f, 0.1f);
   return {host<float>(y, N * C), host<float>(mean, C), host<float>(rstd, C), host<float>(rm, C), host<float>(rv, C)};
 }
 
@@ -87,8 +87,8 @@ BnBackward bn_backward(const BnInputs& in, const std::vector<float>& mean_h, con
   const int64_t N = in.N, C = in.C;
   Tensor x = dev(in.x), g = dev(in.gamma), dy = dev(in.dy), mean = dev(mean_h), rstd = dev(rstd_h);
   Tensor dx = dev_empty<float>(N * C), dg = dev_empty<float>(C), db = dev_empty<float>(C);
-  batchnorm_backward_cuda(ptr<float>(dx), ptr<float>(dg), ptr<float>(db), ptr<float>(dy), ptr<float>(x),
-                          ptr<float>(mean), ptr<float>(rstd), ptr<float>(g), N, C, true);
+  batchnorm_backward_cuda(Exec::current(), ptr<float>(dx), ptr<float>(dg), ptr<float>(db), ptr<float>(dy),
+                          ptr<float>(x), ptr<float>(mean), ptr<float>(rstd), ptr<float>(g), N, C, true);
   return {host<float>(dx, N * C), host<float>(dg, C), host<float>(db, C)};
 }
 
@@ -173,12 +173,12 @@ TEST_CASE("cuda fast atomics: the loss sum over the rows within the atomic-sum b
   Tensor dl = dev(logits), dt = dev(t), dxm = dev(xm), dym = dev(ym);
   auto ce = [&](Reduction red) {
     Tensor out = dev_empty<float>(red == Reduction::none ? N : 1);
-    cross_entropy_forward_cuda(ptr<float>(out), ptr<float>(dl), ptr<int64_t>(dt), N, C, 0.1f, red);
+    cross_entropy_forward_cuda(Exec::current(), ptr<float>(out), ptr<float>(dl), ptr<int64_t>(dt), N, C, 0.1f, red);
     return host<float>(out, red == Reduction::none ? N : 1);
   };
   auto mse = [&](Reduction red) {
     Tensor out = dev_empty<float>(red == Reduction::none ? N * D : 1);
-    mse_forward_cuda(ptr<float>(out), ptr<float>(dxm), ptr<float>(dym), N, D, red);
+    mse_forward_cuda(Exec::current(), ptr<float>(out), ptr<float>(dxm), ptr<float>(dym), N, D, red);
     return host<float>(out, red == Reduction::none ? N * D : 1);
   };
   // The per-row (per-element) values are the deterministic kernels' in both modes.

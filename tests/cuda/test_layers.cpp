@@ -65,9 +65,10 @@ TEST_CASE("cuda layers: dropout masks and values equal the CPU", "[cuda][dropout
   auto xv = lockstep_test::random_floats(n, 8);
   std::vector<float> y(n);
   std::vector<uint8_t> mask(n);
-  dropout_forward_cpu(y.data(), mask.data(), xv.data(), n, 0.3f, 99, 5, (1 << 20) + 3);
+  dropout_forward_cpu(Exec::current(), y.data(), mask.data(), xv.data(), n, 0.3f, 99, 5, (1 << 20) + 3);
   Tensor dx = dev(xv), dy = dev_empty<float>(n), dm = dev_empty<uint8_t>(n);
-  dropout_forward_cuda(dy.data<float>(), dm.data<uint8_t>(), dx.data<float>(), n, 0.3f, 99, 5, (1 << 20) + 3);
+  dropout_forward_cuda(Exec::current(), dy.data<float>(), dm.data<uint8_t>(), dx.data<float>(), n, 0.3f, 99, 5,
+                       (1 << 20) + 3);
   REQUIRE(host<uint8_t>(dm, n) == mask);
   REQUIRE_BITWISE_EQUAL(host<float>(dy, n), y);
 }

@@ -17,8 +17,8 @@ using lockstep_test::random_floats;
 
 namespace {
 
-using Bwd32 = void (*)(float*, const float*, const float*, int64_t);
-using Bwd64 = void (*)(double*, const double*, const double*, int64_t);
+using Bwd32 = void (*)(const Exec&, float*, const float*, const float*, int64_t);
+using Bwd64 = void (*)(const Exec&, double*, const double*, const double*, int64_t);
 
 // The float64 derivatives, written from the calculus rather than from the kernels' order.
 double relu_d(double x) { return x > 0 ? 1.0 : 0.0; }
@@ -44,8 +44,8 @@ std::vector<double> finite_diff(UnaryOp op, const std::vector<double>& x, double
   std::vector<double> xp(x), xm(x), yp(x.size()), ym(x.size()), d(x.size());
   for (auto& v : xp) v += h;
   for (auto& v : xm) v -= h;
-  unary_cpu(op, yp.data(), xp.data(), n);
-  unary_cpu(op, ym.data(), xm.data(), n);
+  unary_cpu(Exec::current(), op, yp.data(), xp.data(), n);
+  unary_cpu(Exec::current(), op, ym.data(), xm.data(), n);
   for (size_t i = 0; i < x.size(); ++i) d[i] = (yp[i] - ym[i]) / (2 * h);
   return d;
 }
@@ -59,10 +59,10 @@ struct Case {
 };
 
 const Case kCases[] = {
-    {"relu", UnaryOp::relu, false, relu_backward_cpu, relu_backward_cpu},
-    {"tanh", UnaryOp::tanh, true, tanh_backward_cpu, tanh_backward_cpu},
-    {"sigmoid", UnaryOp::sigmoid, true, sigmoid_backward_cpu, sigmoid_backward_cpu},
-    {"gelu", UnaryOp::gelu, false, gelu_backward_cpu, gelu_backward_cpu},
+    {"relu", UnaryOp::relu, false, relu_backward_cpu<float>, relu_backward_cpu<double>},
+    {"tanh", UnaryOp::tanh, true, tanh_backward_cpu<float>, tanh_backward_cpu<double>},
+    {"sigmoid", UnaryOp::sigmoid, true, sigmoid_backward_cpu<float>, sigmoid_backward_cpu<double>},
+    {"gelu", UnaryOp::gelu, false, gelu_backward_cpu<float>, gelu_backward_cpu<double>},
 };
 
 }  // namespace
@@ -73,9 +73,9 @@ TEST_CASE("activation backward: float32 matches float64 formulas", "[layers][act
   for (const Case& c : kCases) {
     INFO(c.name);
     std::vector<float> in(x);
-    if (c.from_output) unary_cpu(c.op, in.data(), x.data(), n);
+    if (c.from_output) unary_cpu(Exec::current(), c.op, in.data(), x.data(), n);
     std::vector<float> dx(n);
-    c.bwd32(dx.data(), dy.data(), in.data(), n);
+    c.bwd32(Exec::current(), dx.data(), dy.data(), in.data(), n);
     std::vector<double> ref(n);
     for (int64_t i = 0; i < n; ++i) {
       const double xi = x[i], yi = in[i];
@@ -103,9 +103,9 @@ TEST_CASE("activation backward: float64 matches finite differences of the forwar
   for (const Case& c : kCases) {
     INFO(c.name);
     std::vector<double> in(x);
-    if (c.from_output) unary_cpu(c.op, in.data(), x.data(), n);
+    if (c.from_output) unary_cpu(Exec::current(), c.op, in.data(), x.data(), n);
     std::vector<double> dx(n), expect = finite_diff(c.op, x, h);
-    c.bwd64(dx.data(), dy.data(), in.data(), n);
+    c.bwd64(Exec::current(), dx.data(), dy.data(), in.data(), n);
     for (int64_t i = 0; i < n; ++i) expect[i] *= dy[i];
     REQUIRE_ALLCLOSE(dx, expect, 1e-7, 1e-9);
   }
@@ -115,14 +115,14 @@ TEST_CASE("activation backward: documented special values", "[layers][activation
   const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
   SECTION("relu: 0 at x == 0 (either sign), dy passes for x > 0 and for NaN x") {
     std::vector<float> x = {0.0f, -0.0f, -1.0f, 2.0f, nan, -inf, inf}, dy(7, 3.0f), dx(7);
-    relu_backward_cpu(dx.data(), dy.data(), x.data(), 7);
+    relu_backward_cpu(Exec::current(), dx.data(), dy.data(), x.data(), 7);
     std::vector<float> expect = {0.0f, 0.0f, 0.0f, 3.0f, 3.0f, 0.0f, 3.0f};
     REQUIRE_BITWISE_EQUAL(dx, expect);
   }
   SECTION("tanh: the exact order dy * (1 - y * y)") {
     std::vector<float> y = random_floats(257, 31), dy = random_floats(257, 32), dx(257);
     y.push_back(1.0f), y.push_back(-1.0f), dy.push_back(5.0f), dy.push_back(5.0f), dx.resize(259);
-    tanh_backward_cpu(dx.data(), dy.data(), y.data(), 259);
+    tanh_backward_cpu(Exec::current(), dx.data(), dy.data(), y.data(), 259);
     std::vector<float> expect(259);
     for (size_t i = 0; i < 259; ++i) {
       const float s = y[i] * y[i];
@@ -134,7 +134,7 @@ TEST_CASE("activation backward: documented special values", "[layers][activation
   }
   SECTION("sigmoid: the exact order (dy * (1 - y)) * y") {
     std::vector<float> y = random_floats(257, 33, 0.f, 1.f), dy = random_floats(257, 34), dx(257);
-    sigmoid_backward_cpu(dx.data(), dy.data(), y.data(), 257);
+    sigmoid_backward_cpu(Exec::current(), dx.data(), dy.data(), y.data(), 257);
     std::vector<float> expect(257);
     for (size_t i = 0; i < 257; ++i) {
       const float u = 1.0f - y[i];
@@ -145,7 +145,7 @@ TEST_CASE("activation backward: documented special values", "[layers][activation
   }
   SECTION("gelu: tends to 1 and 0 for large |x|, finite everywhere, 0.5 at 0") {
     std::vector<float> x = {0.0f, 10.0f, -10.0f, 1e30f, -1e30f, 100.0f, -100.0f}, dy(7, 1.0f), dx(7);
-    gelu_backward_cpu(dx.data(), dy.data(), x.data(), 7);
+    gelu_backward_cpu(Exec::current(), dx.data(), dy.data(), x.data(), 7);
     REQUIRE(dx[0] == 0.5f);
     REQUIRE(dx[1] == Approx(1.0).epsilon(1e-6));
     REQUIRE(std::fabs(dx[2]) < 1e-6f);
@@ -164,17 +164,17 @@ TEST_CASE("activation backward: same bits for every thread count, 20 repeats",
   for (const Case& c : kCases) {
     INFO(c.name);
     std::vector<float> in(x);
-    if (c.from_output) unary_cpu(c.op, in.data(), x.data(), n);
+    if (c.from_output) unary_cpu(Exec::current(), c.op, in.data(), x.data(), n);
     std::vector<float> ref(n);
     {
       ThreadsGuard tg(1);
-      c.bwd32(ref.data(), dy.data(), in.data(), n);
+      c.bwd32(Exec::current(), ref.data(), dy.data(), in.data(), n);
     }
     for (int threads : {1, 2, 3, 8}) {
       ThreadsGuard tg(threads);
       for (int rep = 0; rep < 20; ++rep) {
         std::vector<float> dx(n, -7.0f);
-        c.bwd32(dx.data(), dy.data(), in.data(), n);
+        c.bwd32(Exec::current(), dx.data(), dy.data(), in.data(), n);
         REQUIRE_BITWISE_EQUAL(dx, ref);
       }
     }

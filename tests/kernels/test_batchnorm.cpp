@@ -109,8 +109,8 @@ TEST_CASE("batchnorm: training forward and backward follow the documented order 
     const float eps = 1e-5f, mom = 0.1f;
     Ref ref = reference_train(x, gamma, beta, rm, rv, N, C, eps, mom);
     std::vector<float> y(N * C), mean(C), rstd(C);
-    batchnorm_forward_cpu(y.data(), mean.data(), rstd.data(), rm.data(), rv.data(), x.data(), gamma.data(),
-                          beta.data(), N, C, true, eps, mom);
+    batchnorm_forward_cpu(Exec::current(), y.data(), mean.data(), rstd.data(), rm.data(), rv.data(), x.data(),
+                          gamma.data(), beta.data(), N, C, true, eps, mom);
     REQUIRE_BITWISE_EQUAL(mean, ref.mean);
     REQUIRE_BITWISE_EQUAL(rstd, ref.rstd);
     REQUIRE_BITWISE_EQUAL(y, ref.y);
@@ -118,8 +118,8 @@ TEST_CASE("batchnorm: training forward and backward follow the documented order 
     REQUIRE_BITWISE_EQUAL(rv, ref.rv);
 
     std::vector<float> dx(N * C), dg(C), db(C), rdx(N * C), rdg(C), rdb(C);
-    batchnorm_backward_cpu(dx.data(), dg.data(), db.data(), dy.data(), x.data(), mean.data(), rstd.data(),
-                           gamma.data(), N, C, true);
+    batchnorm_backward_cpu(Exec::current(), dx.data(), dg.data(), db.data(), dy.data(), x.data(), mean.data(),
+                           rstd.data(), gamma.data(), N, C, true);
     reference_backward(rdx, rdg, rdb, dy, x, ref, gamma, N, C);
     REQUIRE_BITWISE_EQUAL(db, rdb);
     REQUIRE_BITWISE_EQUAL(dg, rdg);
@@ -134,8 +134,8 @@ TEST_CASE("batchnorm: float32 matches a float64 reference", "[layers][batchnorm]
                      beta = random_floats(C, 13);
   const double eps = 1e-5;
   std::vector<float> y(N * C), mean(C), rstd(C);
-  batchnorm_forward_cpu(y.data(), mean.data(), rstd.data(), nullptr, nullptr, x.data(), gamma.data(), beta.data(),
-                        N, C, true, 1e-5f, 0.1f);
+  batchnorm_forward_cpu<float>(Exec::current(), y.data(), mean.data(), rstd.data(), nullptr, nullptr, x.data(),
+                               gamma.data(), beta.data(), N, C, true, 1e-5f, 0.1f);
   std::vector<double> ry(N * C), rmean(C), rrstd(C);
   for (int64_t c = 0; c < C; ++c) {
     double s = 0, q = 0;
@@ -156,8 +156,8 @@ TEST_CASE("batchnorm: running statistics follow PyTorch on a hand example", "[la
   // feature 1: 2 2 2 2 -> mean 2,   var 0
   const std::vector<float> x = {1, 2, 2, 2, 3, 2, 4, 2};
   std::vector<float> rm = {0.0f, 1.0f}, rv = {1.0f, 1.0f}, y(8), mean(2), rstd(2);
-  batchnorm_forward_cpu(y.data(), mean.data(), rstd.data(), rm.data(), rv.data(), x.data(), nullptr, nullptr, 4, 2,
-                        true, 1e-5f, 0.1f);
+  batchnorm_forward_cpu<float>(Exec::current(), y.data(), mean.data(), rstd.data(), rm.data(), rv.data(), x.data(),
+                               nullptr, nullptr, 4, 2, true, 1e-5f, 0.1f);
   // torch: running_mean = 0.9 * running_mean + 0.1 * mean, running_var likewise with the
   // unbiased variance; values computed by hand
   REQUIRE(rm[0] == Approx(0.25).epsilon(1e-7));
@@ -170,16 +170,16 @@ TEST_CASE("batchnorm: running statistics follow PyTorch on a hand example", "[la
   REQUIRE(y[0] == Approx(-1.5 / std::sqrt(1.25 + 1e-5)).epsilon(1e-6));
   REQUIRE(y[1] == 0.0f);
   // a second step with the same batch moves the running stats again by the same rule
-  batchnorm_forward_cpu(y.data(), mean.data(), rstd.data(), rm.data(), rv.data(), x.data(), nullptr, nullptr, 4, 2,
-                        true, 1e-5f, 0.1f);
+  batchnorm_forward_cpu<float>(Exec::current(), y.data(), mean.data(), rstd.data(), rm.data(), rv.data(), x.data(),
+                               nullptr, nullptr, 4, 2, true, 1e-5f, 0.1f);
   REQUIRE(rm[0] == Approx(0.9 * 0.25 + 0.25).epsilon(1e-6));
   REQUIRE(rv[1] == Approx(0.81).epsilon(1e-6));
 
   SECTION("eval mode normalises with the running stats and leaves them alone") {
     const std::vector<float> rm0 = rm, rv0 = rv;
     const std::vector<float> g = {2.0f, 3.0f}, b = {0.5f, -1.0f};
-    batchnorm_forward_cpu(y.data(), mean.data(), rstd.data(), rm.data(), rv.data(), x.data(), g.data(), b.data(),
-                          4, 2, false, 1e-5f, 0.1f);
+    batchnorm_forward_cpu(Exec::current(), y.data(), mean.data(), rstd.data(), rm.data(), rv.data(), x.data(), g.data(),
+                          b.data(), 4, 2, false, 1e-5f, 0.1f);
     REQUIRE_BITWISE_EQUAL(rm, rm0);
     REQUIRE_BITWISE_EQUAL(rv, rv0);
     for (int64_t r = 0; r < 4; ++r)
@@ -189,8 +189,8 @@ TEST_CASE("batchnorm: running statistics follow PyTorch on a hand example", "[la
       }
   }
   SECTION("var + eps == 0 gives rstd 0 (PyTorch's InvStd), not inf") {
-    batchnorm_forward_cpu(y.data(), mean.data(), rstd.data(), nullptr, nullptr, x.data(), nullptr, nullptr, 4, 2,
-                          true, 0.0f, 0.1f);
+    batchnorm_forward_cpu<float>(Exec::current(), y.data(), mean.data(), rstd.data(), nullptr, nullptr, x.data(),
+                                 nullptr, nullptr, 4, 2, true, 0.0f, 0.1f);
     REQUIRE(rstd[1] == 0.0f);
     REQUIRE(y[1] == 0.0f);
   }
@@ -213,18 +213,18 @@ TEST_CASE("batchnorm: float64 gradients match finite differences", "[layers][bat
     // L(x, gamma, beta) = sum(y * R); backward with dy = R gives its gradients
     auto loss = [&](const std::vector<double>& xx, const std::vector<double>& gg, const std::vector<double>& bb) {
       std::vector<double> y(N * C), m(C), s(C), rm_copy(rm), rv_copy(rv);
-      batchnorm_forward_cpu(y.data(), m.data(), s.data(), training ? nullptr : rm_copy.data(),
-                            training ? nullptr : rv_copy.data(), xx.data(), gg.data(), bb.data(), N, C, training,
-                            eps, 0.1);
+      batchnorm_forward_cpu(Exec::current(), y.data(), m.data(), s.data(), training ? nullptr : rm_copy.data(),
+                            training ? nullptr : rv_copy.data(), xx.data(), gg.data(), bb.data(), N, C, training, eps,
+                            0.1);
       return weighted(y, R);
     };
     std::vector<double> y(N * C), m(C), s(C), rm_copy(rm), rv_copy(rv);
-    batchnorm_forward_cpu(y.data(), m.data(), s.data(), training ? nullptr : rm_copy.data(),
-                          training ? nullptr : rv_copy.data(), x.data(), gamma.data(), beta.data(), N, C, training,
-                          eps, 0.1);
+    batchnorm_forward_cpu(Exec::current(), y.data(), m.data(), s.data(), training ? nullptr : rm_copy.data(),
+                          training ? nullptr : rv_copy.data(), x.data(), gamma.data(), beta.data(), N, C, training, eps,
+                          0.1);
     std::vector<double> dx(N * C), dg(C), db(C);
-    batchnorm_backward_cpu(dx.data(), dg.data(), db.data(), R.data(), x.data(), m.data(), s.data(), gamma.data(), N,
-                           C, training);
+    batchnorm_backward_cpu(Exec::current(), dx.data(), dg.data(), db.data(), R.data(), x.data(), m.data(), s.data(),
+                           gamma.data(), N, C, training);
     auto fd = [&](std::vector<double>& v, int64_t i, const std::function<double()>& f) {
       const double saved = v[i];
       v[i] = saved + h;
@@ -245,14 +245,15 @@ TEST_CASE("batchnorm: float64 gradients match finite differences", "[layers][bat
   SECTION("without affine parameters the gradient is that of gamma = 1, beta = 0") {
     std::vector<double> ones(C, 1.0), zeros(C, 0.0);
     std::vector<double> y1(N * C), y2(N * C), m(C), s(C), dx1(N * C), dx2(N * C);
-    batchnorm_forward_cpu(y1.data(), m.data(), s.data(), nullptr, nullptr, x.data(), nullptr, nullptr, N, C, true,
-                          eps, 0.1);
-    batchnorm_forward_cpu(y2.data(), m.data(), s.data(), nullptr, nullptr, x.data(), ones.data(), zeros.data(), N, C,
-                          true, eps, 0.1);
+    batchnorm_forward_cpu<double>(Exec::current(), y1.data(), m.data(), s.data(), nullptr, nullptr, x.data(), nullptr,
+                                  nullptr, N, C, true, eps, 0.1);
+    batchnorm_forward_cpu<double>(Exec::current(), y2.data(), m.data(), s.data(), nullptr, nullptr, x.data(),
+                                  ones.data(), zeros.data(), N, C, true, eps, 0.1);
     REQUIRE_BITWISE_EQUAL(y1, y2);
-    batchnorm_backward_cpu(dx1.data(), nullptr, nullptr, R.data(), x.data(), m.data(), s.data(), nullptr, N, C, true);
-    batchnorm_backward_cpu(dx2.data(), nullptr, nullptr, R.data(), x.data(), m.data(), s.data(), ones.data(), N, C,
-                           true);
+    batchnorm_backward_cpu<double>(Exec::current(), dx1.data(), nullptr, nullptr, R.data(), x.data(), m.data(),
+                                   s.data(), nullptr, N, C, true);
+    batchnorm_backward_cpu<double>(Exec::current(), dx2.data(), nullptr, nullptr, R.data(), x.data(), m.data(),
+                                   s.data(), ones.data(), N, C, true);
     REQUIRE_BITWISE_EQUAL(dx1, dx2);
   }
 }
@@ -264,10 +265,10 @@ TEST_CASE("batchnorm: same bits for every thread count, 20 repeats", "[layers][b
                      rv0 = random_floats(C, 36, 0.5f, 2.f);
   auto run = [&](bool training, std::vector<std::vector<float>>& out) {
     std::vector<float> y(N * C), mean(C), rstd(C), rm(rm0), rv(rv0), dx(N * C), dg(C), db(C);
-    batchnorm_forward_cpu(y.data(), mean.data(), rstd.data(), rm.data(), rv.data(), x.data(), gamma.data(),
-                          beta.data(), N, C, training, 1e-5f, 0.1f);
-    batchnorm_backward_cpu(dx.data(), dg.data(), db.data(), dy.data(), x.data(), mean.data(), rstd.data(),
-                           gamma.data(), N, C, training);
+    batchnorm_forward_cpu(Exec::current(), y.data(), mean.data(), rstd.data(), rm.data(), rv.data(), x.data(),
+                          gamma.data(), beta.data(), N, C, training, 1e-5f, 0.1f);
+    batchnorm_backward_cpu(Exec::current(), dx.data(), dg.data(), db.data(), dy.data(), x.data(), mean.data(),
+                           rstd.data(), gamma.data(), N, C, training);
     out = {y, mean, rstd, rm, rv, dx, dg, db};
   };
   for (bool training : {true, false}) {
@@ -296,14 +297,16 @@ TEST_CASE("batchnorm: AVX2 and portable loops give the same bits", "[layers][bat
   auto run = [&](auto zero, bool training, bool affine, bool simd) {
     using T = decltype(zero);
     SimdGuard sg(simd);
+    const Exec ex = Exec::current();  // the kernels run at the level the guard set
+    REQUIRE(ex.avx2() == simd);
     std::vector<T> x(N * C), dy(N * C), g(C), b(C), rm(C, T(0.1)), rv(C, T(1.5));
     for (int64_t i = 0; i < N * C; ++i) x[i] = T(std::sin(0.37 * i) * 3 + 0.5), dy[i] = T(std::cos(0.11 * i));
     for (int64_t c = 0; c < C; ++c) g[c] = T(0.5 + 0.01 * c), b[c] = T(-0.2 + 0.03 * c);
     std::vector<T> y(N * C), mean(C), rstd(C), dx(N * C), dg(C), db(C);
-    batchnorm_forward_cpu(y.data(), mean.data(), rstd.data(), rm.data(), rv.data(), x.data(),
+    batchnorm_forward_cpu(ex, y.data(), mean.data(), rstd.data(), rm.data(), rv.data(), x.data(),
                           affine ? g.data() : nullptr, affine ? b.data() : nullptr, N, C, training, T(1e-5), T(0.1));
-    batchnorm_backward_cpu(dx.data(), affine ? dg.data() : nullptr, affine ? db.data() : nullptr, dy.data(), x.data(),
-                           mean.data(), rstd.data(), affine ? g.data() : nullptr, N, C, training);
+    batchnorm_backward_cpu(ex, dx.data(), affine ? dg.data() : nullptr, affine ? db.data() : nullptr, dy.data(),
+                           x.data(), mean.data(), rstd.data(), affine ? g.data() : nullptr, N, C, training);
     std::vector<T> all;
     for (const auto* v : {&y, &mean, &rstd, &rm, &rv, &dx, &dg, &db}) all.insert(all.end(), v->begin(), v->end());
     return all;

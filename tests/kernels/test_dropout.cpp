@@ -24,7 +24,7 @@ const uint64_t kSeed = 0x5eed1234abcdULL, kStream = 77;
 std::vector<uint8_t> run_mask(int64_t n, float p, uint64_t seed, uint64_t stream, uint64_t step) {
   std::vector<float> x(n, 1.0f), y(n);
   std::vector<uint8_t> mask(n, 2);
-  dropout_forward_cpu(y.data(), mask.data(), x.data(), n, p, seed, stream, step);
+  dropout_forward_cpu(Exec::current(), y.data(), mask.data(), x.data(), n, p, seed, stream, step);
   return mask;
 }
 
@@ -64,8 +64,8 @@ TEST_CASE("dropout: values and gradients are x * m and dy * m", "[layers][dropou
   const float p = 0.3f;
   std::vector<float> x = random_floats(n, 1, -4.f, 4.f), dy = random_floats(n, 2), y(n), dx(n);
   std::vector<uint8_t> mask(n);
-  dropout_forward_cpu(y.data(), mask.data(), x.data(), n, p, kSeed, kStream, 5);
-  dropout_backward_cpu(dx.data(), dy.data(), mask.data(), n, p);
+  dropout_forward_cpu(Exec::current(), y.data(), mask.data(), x.data(), n, p, kSeed, kStream, 5);
+  dropout_backward_cpu(Exec::current(), dx.data(), dy.data(), mask.data(), n, p);
   const float scale = 1.0f / (1.0f - p);
   std::vector<float> ey(n), edx(n);
   for (int64_t i = 0; i < n; ++i) {
@@ -81,7 +81,7 @@ TEST_CASE("dropout: values and gradients are x * m and dy * m", "[layers][dropou
     std::vector<float> xs(64), ys(64);
     for (int64_t i = 0; i < 64; ++i) xs[i] = i % 3 == 0 ? -2.0f : i % 3 == 1 ? inf : std::nanf("");
     std::vector<uint8_t> ms(64);
-    dropout_forward_cpu(ys.data(), ms.data(), xs.data(), 64, 0.5f, kSeed, kStream, 9);
+    dropout_forward_cpu(Exec::current(), ys.data(), ms.data(), xs.data(), 64, 0.5f, kSeed, kStream, 9);
     int dropped = 0;
     for (int64_t i = 0; i < 64; ++i) {
       if (ms[i]) continue;
@@ -134,17 +134,17 @@ TEST_CASE("dropout: p = 0 is the identity, p = 1 drops everything", "[layers][dr
   x[0] = -0.0f, x[1] = inf, x[2] = std::nanf("");
   std::vector<float> y(x.size()), dy = random_floats(x.size(), 4), dx(x.size());
   std::vector<uint8_t> mask(x.size(), 7);
-  dropout_forward_cpu(y.data(), mask.data(), x.data(), x.size(), 0.0f, kSeed, kStream, 1);
+  dropout_forward_cpu(Exec::current(), y.data(), mask.data(), x.data(), x.size(), 0.0f, kSeed, kStream, 1);
   REQUIRE(std::memcmp(y.data(), x.data(), x.size() * sizeof(float)) == 0);
   REQUIRE(count_kept(mask) == static_cast<int64_t>(x.size()));
-  dropout_backward_cpu(dx.data(), dy.data(), mask.data(), x.size(), 0.0f);
+  dropout_backward_cpu(Exec::current(), dx.data(), dy.data(), mask.data(), x.size(), 0.0f);
   REQUIRE_BITWISE_EQUAL(dx, dy);
 
-  dropout_forward_cpu(y.data(), mask.data(), x.data(), x.size(), 1.0f, kSeed, kStream, 1);
+  dropout_forward_cpu(Exec::current(), y.data(), mask.data(), x.data(), x.size(), 1.0f, kSeed, kStream, 1);
   REQUIRE(count_kept(mask) == 0);
   for (size_t i = 3; i < x.size(); ++i) REQUIRE(y[i] == 0.0f);
   REQUIRE(std::isnan(y[1]));  // inf * 0
-  dropout_backward_cpu(dx.data(), dy.data(), mask.data(), x.size(), 1.0f);
+  dropout_backward_cpu(Exec::current(), dx.data(), dy.data(), mask.data(), x.size(), 1.0f);
   for (float v : dx) REQUIRE(v == 0.0f);
 }
 
@@ -154,19 +154,19 @@ TEST_CASE("dropout: float64 draws the same mask, its gradient matches finite dif
   const float p = 0.25f;
   std::vector<double> x = random_doubles(n, 5), dy = random_doubles(n, 6), y(n), dx(n);
   std::vector<uint8_t> mask(n);
-  dropout_forward_cpu(y.data(), mask.data(), x.data(), n, p, kSeed, kStream, 11);
+  dropout_forward_cpu(Exec::current(), y.data(), mask.data(), x.data(), n, p, kSeed, kStream, 11);
   REQUIRE(std::memcmp(mask.data(), run_mask(n, p, kSeed, kStream, 11).data(), n) == 0);
   for (int64_t i = 0; i < n; ++i) REQUIRE(y[i] == x[i] * (mask[i] ? 1.0 / (1.0 - 0.25) : 0.0));
-  dropout_backward_cpu(dx.data(), dy.data(), mask.data(), n, p);
+  dropout_backward_cpu(Exec::current(), dx.data(), dy.data(), mask.data(), n, p);
   // L = sum(dy * y): central differences, one element at a time
   const double h = 1e-6;
   std::vector<double> fd(n), yp(n), ym(n);
   for (int64_t i = 0; i < n; ++i) {
     const double saved = x[i];
     x[i] = saved + h;
-    dropout_forward_cpu(yp.data(), nullptr, x.data(), n, p, kSeed, kStream, 11);
+    dropout_forward_cpu(Exec::current(), yp.data(), nullptr, x.data(), n, p, kSeed, kStream, 11);
     x[i] = saved - h;
-    dropout_forward_cpu(ym.data(), nullptr, x.data(), n, p, kSeed, kStream, 11);
+    dropout_forward_cpu(Exec::current(), ym.data(), nullptr, x.data(), n, p, kSeed, kStream, 11);
     x[i] = saved;
     fd[i] = dy[i] * (yp[i] - ym[i]) / (2 * h);
   }
@@ -178,8 +178,8 @@ TEST_CASE("dropout: same bits for every thread count, 20 repeats", "[layers][dro
   std::vector<float> x = random_floats(n, 7), dy = random_floats(n, 8);
   auto run = [&](std::vector<float>& y, std::vector<uint8_t>& mask, std::vector<float>& dx) {
     y.assign(n, -1.0f), mask.assign(n, 9), dx.assign(n, -1.0f);
-    dropout_forward_cpu(y.data(), mask.data(), x.data(), n, 0.2f, kSeed, kStream, 42);
-    dropout_backward_cpu(dx.data(), dy.data(), mask.data(), n, 0.2f);
+    dropout_forward_cpu(Exec::current(), y.data(), mask.data(), x.data(), n, 0.2f, kSeed, kStream, 42);
+    dropout_backward_cpu(Exec::current(), dx.data(), dy.data(), mask.data(), n, 0.2f);
   };
   std::vector<float> ry, rdx, y, dx;
   std::vector<uint8_t> rmask, mask;
@@ -211,16 +211,18 @@ TEST_CASE("dropout: AVX2 and portable loops give the same y, mask and dx bits", 
         std::vector<uint8_t> mask[2];
         for (int simd = 0; simd < 2; ++simd) {
           SimdGuard sg(simd == 1);
+          const Exec ex = Exec::current();  // the kernel runs at the level the guard set
+          REQUIRE(ex.avx2() == (simd == 1 && simd_available()));
           y[simd].assign(n, 0.f), dx[simd].assign(n, 0.f), mask[simd].assign(n, 2);
-          dropout_forward_cpu(y[simd].data(), mask[simd].data(), x.data(), n, p, kSeed, kStream, step);
-          dropout_backward_cpu(dx[simd].data(), dy.data(), mask[simd].data(), n, p);
+          dropout_forward_cpu(ex, y[simd].data(), mask[simd].data(), x.data(), n, p, kSeed, kStream, step);
+          dropout_backward_cpu(ex, dx[simd].data(), dy.data(), mask[simd].data(), n, p);
         }
         REQUIRE_BITWISE_EQUAL(y[1], y[0]);
         REQUIRE_BITWISE_EQUAL(mask[1], mask[0]);
         REQUIRE_BITWISE_EQUAL(dx[1], dx[0]);
         // and without a mask buffer (inference-style call): the same values
         std::vector<float> y_nomask(n);
-        dropout_forward_cpu(y_nomask.data(), nullptr, x.data(), n, p, kSeed, kStream, step);
+        dropout_forward_cpu(Exec::current(), y_nomask.data(), nullptr, x.data(), n, p, kSeed, kStream, step);
         REQUIRE_BITWISE_EQUAL(y_nomask, y[0]);
       }
     }

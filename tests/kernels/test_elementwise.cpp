@@ -131,7 +131,7 @@ TEST_CASE("binary_cpu: every op and broadcast shape, any threads", "[elementwise
       for (int t : kThreadCounts) {
         ThreadsGuard tg(t);
         std::vector<float> got(n, -7.0f);
-        binary_cpu(op, got.data(), a.data(), b.data(), bc);
+        binary_cpu(Exec::current(), op, got.data(), a.data(), b.data(), bc);
         INFO(binary_op_name(op) << " " << shape_str(c.a) << " with " << shape_str(c.b) << ", threads " << t);
         REQUIRE_BITWISE_EQUAL(got, want);
       }
@@ -143,8 +143,8 @@ TEST_CASE("binary_cpu: float64 add and div against long double", "[elementwise][
   std::vector<double> a = lockstep_test::random_doubles(1000, 1), b = lockstep_test::random_doubles(1000, 2);
   std::vector<double> sum(1000), quo(1000);
   const Broadcast bc = box({1000}, {1000}, {1000});
-  binary_cpu(BinaryOp::add, sum.data(), a.data(), b.data(), bc);
-  binary_cpu(BinaryOp::div, quo.data(), a.data(), b.data(), bc);
+  binary_cpu(Exec::current(), BinaryOp::add, sum.data(), a.data(), b.data(), bc);
+  binary_cpu(Exec::current(), BinaryOp::div, quo.data(), a.data(), b.data(), bc);
   for (int i = 0; i < 1000; ++i) {
     REQUIRE(sum[i] == static_cast<double>(static_cast<long double>(a[i]) + b[i]));
     REQUIRE(std::fabs(quo[i] - static_cast<long double>(a[i]) / b[i]) <= 1.2e-16 * std::fabs(quo[i]));
@@ -155,8 +155,8 @@ TEST_CASE("maximum/minimum: NaN propagates, ties give b", "[elementwise][determi
   std::vector<float> a = {1, kNan, 2, -0.0f, 0.0f, -kInf}, b = {kNan, 3, 2, 0.0f, -0.0f, 5};
   std::vector<float> mx(6), mn(6);
   const Broadcast bc = box({6}, {6}, {6});
-  binary_cpu(BinaryOp::maximum, mx.data(), a.data(), b.data(), bc);
-  binary_cpu(BinaryOp::minimum, mn.data(), a.data(), b.data(), bc);
+  binary_cpu(Exec::current(), BinaryOp::maximum, mx.data(), a.data(), b.data(), bc);
+  binary_cpu(Exec::current(), BinaryOp::minimum, mn.data(), a.data(), b.data(), bc);
   REQUIRE(std::isnan(mx[0]));
   REQUIRE(std::isnan(mx[1]));
   REQUIRE(std::isnan(mn[0]));
@@ -176,18 +176,18 @@ TEST_CASE("binary_scalar_cpu, compare_cpu and where_cpu", "[elementwise][determi
   b[1] = kNan;
   a[2] = b[2];
   std::vector<float> out(n);
-  binary_scalar_cpu(BinaryOp::sub, out.data(), a.data(), 0.25f, n);
+  binary_scalar_cpu(Exec::current(), BinaryOp::sub, out.data(), a.data(), 0.25f, n);
   for (int64_t i = 0; i < n; ++i) REQUIRE(bits(out[i]) == bits(a[i] - 0.25f));
   // in place
   std::vector<float> c = a;
-  binary_scalar_cpu(BinaryOp::mul, c.data(), c.data(), 3.0f, n);
+  binary_scalar_cpu(Exec::current(), BinaryOp::mul, c.data(), c.data(), 3.0f, n);
   for (int64_t i = 0; i < n; ++i) REQUIRE(bits(c[i]) == bits(a[i] * 3.0f));
 
   const Broadcast bc = box({n}, {n}, {n});
   std::vector<uint8_t> r(n);
   const CompareOp ops[] = {CompareOp::gt, CompareOp::lt, CompareOp::ge, CompareOp::le, CompareOp::eq, CompareOp::ne};
   for (CompareOp op : ops) {
-    compare_cpu(op, r.data(), a.data(), b.data(), bc);
+    compare_cpu(Exec::current(), op, r.data(), a.data(), b.data(), bc);
     for (int64_t i = 0; i < n; ++i) {
       const float x = a[i], y = b[i];
       const bool want = op == CompareOp::gt ? x > y : op == CompareOp::lt ? x < y : op == CompareOp::ge ? x >= y
@@ -195,20 +195,20 @@ TEST_CASE("binary_scalar_cpu, compare_cpu and where_cpu", "[elementwise][determi
       REQUIRE(r[i] == (want ? 1 : 0));
     }
   }
-  compare_cpu(CompareOp::ne, r.data(), a.data(), b.data(), bc);
+  compare_cpu(Exec::current(), CompareOp::ne, r.data(), a.data(), b.data(), bc);
   REQUIRE(r[0] == 1);  // NaN != anything
-  compare_cpu(CompareOp::eq, r.data(), a.data(), b.data(), bc);
+  compare_cpu(Exec::current(), CompareOp::eq, r.data(), a.data(), b.data(), bc);
   REQUIRE(r[2] == 1);
 
   // where with a broadcast condition column: 3 x 5, cond 3 x 1, a 5, b scalar
   std::vector<uint8_t> cond = {1, 0, 7};
   std::vector<float> wa = {1, 2, 3, 4, 5}, wb = {-1};
   std::vector<float> w(15);
-  where_cpu(w.data(), cond.data(), wa.data(), wb.data(), box({3, 5}, {5}, {}, {3, 1}));
+  where_cpu(Exec::current(), w.data(), cond.data(), wa.data(), wb.data(), box({3, 5}, {5}, {}, {3, 1}));
   REQUIRE(w == std::vector<float>{1, 2, 3, 4, 5, -1, -1, -1, -1, -1, 1, 2, 3, 4, 5});
   std::vector<int64_t> ia = {10, 20}, ib = {30, 40}, iw(2);
   std::vector<uint8_t> c2 = {0, 1};
-  where_cpu(iw.data(), c2.data(), ia.data(), ib.data(), box({2}, {2}, {2}, {2}));
+  where_cpu(Exec::current(), iw.data(), c2.data(), ia.data(), ib.data(), box({2}, {2}, {2}, {2}));
   REQUIRE(iw == std::vector<int64_t>{30, 20});
 }
 
@@ -225,16 +225,18 @@ TEST_CASE("axpy_cpu: one rounding, SIMD and scalar agree", "[elementwise][determ
   REQUIRE(differs_from_two_roundings);  // so the check below can tell fma from mul + add
   for (bool simd : {false, true}) {
     SimdGuard sg(simd);
+    const Exec ex = Exec::current();  // the kernel runs at the level the guard set
+    REQUIRE(ex.avx2() == (simd && simd_available()));
     for (int t : kThreadCounts) {
       ThreadsGuard tg(t);
       std::vector<float> got(n);
-      axpy_cpu(got.data(), alpha, x.data(), y.data(), box({n}, {n}, {n}));
+      axpy_cpu(ex, got.data(), alpha, x.data(), y.data(), box({n}, {n}, {n}));
       INFO("simd " << simd << ", threads " << t);
       REQUIRE_BITWISE_EQUAL(got, want);
     }
     // broadcast: x a row vector over 3 rows of y
     std::vector<float> got(3 * 1000);
-    axpy_cpu(got.data(), alpha, x.data(), y.data(), box({3, 1000}, {1000}, {3, 1000}));
+    axpy_cpu(ex, got.data(), alpha, x.data(), y.data(), box({3, 1000}, {1000}, {3, 1000}));
     for (int64_t i = 0; i < 3000; ++i) REQUIRE(bits(got[i]) == bits(std::fma(alpha, x[i % 1000], y[i])));
   }
 }
@@ -275,7 +277,7 @@ TEST_CASE("unary_cpu: accurate against float64", "[elementwise][deterministic]")
   const int64_t n = static_cast<int64_t>(x.size());
   for (UnaryOp op : kUnaryOps) {
     std::vector<float> got(n);
-    unary_cpu(op, got.data(), x.data(), n);
+    unary_cpu(Exec::current(), op, got.data(), x.data(), n);
     std::vector<double> ref(n);
     for (int64_t i = 0; i < n; ++i) ref[i] = unary_ref(op, x[i]);
     // neg/abs/sqrt/relu are exact (sqrt correctly rounded); the ls_* functions are <= 2 ulp,
@@ -326,10 +328,12 @@ TEST_CASE("unary_cpu: the documented formulas, bit for bit, SIMD and scalar", "[
     }
     for (bool simd : {false, true}) {
       SimdGuard sg(simd);
+      const Exec ex = Exec::current();
+      REQUIRE(ex.avx2() == (simd && simd_available()));
       for (int t : kThreadCounts) {
         ThreadsGuard tg(t);
         std::vector<float> got(n);
-        unary_cpu(op, got.data(), x.data(), n);
+        unary_cpu(ex, op, got.data(), x.data(), n);
         INFO(unary_op_name(op) << ", simd " << simd << ", threads " << t);
         REQUIRE_BITWISE_EQUAL(got, want);
       }
@@ -348,11 +352,15 @@ TEST_CASE("unary_cpu: float64, SIMD and scalar agree", "[elementwise][determinis
     std::vector<double> s(x.size()), v(x.size());
     {
       SimdGuard sg(false);
-      unary_cpu(op, s.data(), x.data(), x.size());
+      const Exec ex = Exec::current();
+      REQUIRE(!ex.avx2());
+      unary_cpu(ex, op, s.data(), x.data(), x.size());
     }
     {
       SimdGuard sg(true);
-      unary_cpu(op, v.data(), x.data(), x.size());
+      const Exec ex = Exec::current();
+      REQUIRE(ex.avx2() == simd_available());
+      unary_cpu(ex, op, v.data(), x.data(), x.size());
     }
     INFO(unary_op_name(op));
     REQUIRE_BITWISE_EQUAL(s, v);

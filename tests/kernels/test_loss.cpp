@@ -92,7 +92,7 @@ TEST_CASE("cross_entropy: float32 matches a float64 reference", "[layers][loss]"
     for (Reduction r : kReductions) {
       INFO("eps " << eps << ", reduction " << name(r));
       std::vector<float> out(out_size(r, N));
-      cross_entropy_forward_cpu(out.data(), x.data(), t.data(), N, C, eps, r);
+      cross_entropy_forward_cpu(Exec::current(), out.data(), x.data(), t.data(), N, C, eps, r);
       std::vector<double> expect = r == Reduction::none ? ref : std::vector<double>{reduce_ref(ref, r)};
       REQUIRE_ALLCLOSE(out, expect, 1e-5, 1e-6);
     }
@@ -123,9 +123,9 @@ TEST_CASE("cross_entropy: forward and backward follow the documented order bit f
         }
       }
       std::vector<float> none(N), sum(1), mean(1);
-      cross_entropy_forward_cpu(none.data(), x.data(), t.data(), N, C, eps, Reduction::none);
-      cross_entropy_forward_cpu(sum.data(), x.data(), t.data(), N, C, eps, Reduction::sum);
-      cross_entropy_forward_cpu(mean.data(), x.data(), t.data(), N, C, eps, Reduction::mean);
+      cross_entropy_forward_cpu(Exec::current(), none.data(), x.data(), t.data(), N, C, eps, Reduction::none);
+      cross_entropy_forward_cpu(Exec::current(), sum.data(), x.data(), t.data(), N, C, eps, Reduction::sum);
+      cross_entropy_forward_cpu(Exec::current(), mean.data(), x.data(), t.data(), N, C, eps, Reduction::mean);
       REQUIRE_BITWISE_EQUAL(none, expect);
       const float total = batch_sum(expect);
       REQUIRE_BITWISE_EQUAL(sum, std::vector<float>{total});
@@ -135,7 +135,7 @@ TEST_CASE("cross_entropy: forward and backward follow the documented order bit f
         INFO("reduction " << name(r));
         std::vector<float> g(N * C), ge(N * C);
         const float* d = r == Reduction::none ? dout.data() : &dout[7];
-        cross_entropy_backward_cpu(g.data(), d, x.data(), t.data(), N, C, eps, r);
+        cross_entropy_backward_cpu(Exec::current(), g.data(), d, x.data(), t.data(), N, C, eps, r);
         for (int64_t i = 0; i < N; ++i) {
           const float w = r == Reduction::none ? d[i] : r == Reduction::sum ? d[0] : d[0] / static_cast<float>(N);
           for (int64_t j = 0; j < C; ++j) {
@@ -160,13 +160,13 @@ TEST_CASE("cross_entropy: float64 gradient matches finite differences", "[layers
       // L = sum_i dout_i loss_i (none) or dout_0 * out
       auto L = [&]() {
         std::vector<double> out(out_size(r, N));
-        cross_entropy_forward_cpu(out.data(), x.data(), t.data(), N, C, eps, r);
+        cross_entropy_forward_cpu(Exec::current(), out.data(), x.data(), t.data(), N, C, eps, r);
         double s = 0;
         for (size_t i = 0; i < out.size(); ++i) s += dout[i] * out[i];
         return s;
       };
       std::vector<double> g(N * C), fd(N * C);
-      cross_entropy_backward_cpu(g.data(), dout.data(), x.data(), t.data(), N, C, eps, r);
+      cross_entropy_backward_cpu(Exec::current(), g.data(), dout.data(), x.data(), t.data(), N, C, eps, r);
       for (int64_t k = 0; k < N * C; ++k) {
         const double saved = x[k];
         x[k] = saved + h;
@@ -188,26 +188,26 @@ TEST_CASE("cross_entropy: extreme logits stay finite", "[layers][loss]") {
                                 -inf, 3.0f,  -inf,  -1e4f, -inf, 1e4f};  // -inf away from the target
   const std::vector<int64_t> t = {0, 1, 1, 0};
   std::vector<float> loss(N), g(N * C), ones(N, 1.0f);
-  cross_entropy_forward_cpu(loss.data(), x.data(), t.data(), N, C, 0.0f, Reduction::none);
+  cross_entropy_forward_cpu(Exec::current(), loss.data(), x.data(), t.data(), N, C, 0.0f, Reduction::none);
   REQUIRE(loss[0] == 0.0f);
   REQUIRE(loss[1] == 2e4f);
   REQUIRE(loss[2] == 0.0f);
   REQUIRE(loss[3] == 2e4f);
   std::vector<float> mean(1);
-  cross_entropy_forward_cpu(mean.data(), x.data(), t.data(), N, C, 0.0f, Reduction::mean);
+  cross_entropy_forward_cpu(Exec::current(), mean.data(), x.data(), t.data(), N, C, 0.0f, Reduction::mean);
   REQUIRE(mean[0] == 1e4f);
-  cross_entropy_backward_cpu(g.data(), ones.data(), x.data(), t.data(), N, C, 0.0f, Reduction::none);
+  cross_entropy_backward_cpu(Exec::current(), g.data(), ones.data(), x.data(), t.data(), N, C, 0.0f, Reduction::none);
   for (float v : g) REQUIRE(std::isfinite(v));
   REQUIRE(g[3] == 1.0f);   // row 1: softmax is (1, 0, 0), target 1
   REQUIRE(g[4] == -1.0f);
   REQUIRE(g[6] == 0.0f);   // row 2: the -inf entries get exactly 0
 
   SECTION("with label smoothing a -inf logit makes the loss +inf (as in PyTorch), the gradient stays finite") {
-    cross_entropy_forward_cpu(loss.data(), x.data(), t.data(), N, C, 0.1f, Reduction::none);
+    cross_entropy_forward_cpu(Exec::current(), loss.data(), x.data(), t.data(), N, C, 0.1f, Reduction::none);
     REQUIRE(std::isfinite(loss[0]));
     REQUIRE(loss[0] == Approx(0.1 / 3 * 3e4).epsilon(1e-6));  // eps/C * (0 + 2e4 + 1e4)
     REQUIRE(loss[2] == inf);
-    cross_entropy_backward_cpu(g.data(), ones.data(), x.data(), t.data(), N, C, 0.1f, Reduction::none);
+    cross_entropy_backward_cpu(Exec::current(), g.data(), ones.data(), x.data(), t.data(), N, C, 0.1f, Reduction::none);
     for (float v : g) REQUIRE(std::isfinite(v));
   }
 }
@@ -226,9 +226,9 @@ TEST_CASE("mse: float32 matches float64, the documented order bit for bit", "[la
       sq[k] = d * d;
       sq_ref[k] = (static_cast<double>(x[k]) - y[k]) * (static_cast<double>(x[k]) - y[k]);
     }
-    mse_forward_cpu(none.data(), x.data(), y.data(), N, D, Reduction::none);
-    mse_forward_cpu(sum.data(), x.data(), y.data(), N, D, Reduction::sum);
-    mse_forward_cpu(mean.data(), x.data(), y.data(), N, D, Reduction::mean);
+    mse_forward_cpu(Exec::current(), none.data(), x.data(), y.data(), N, D, Reduction::none);
+    mse_forward_cpu(Exec::current(), sum.data(), x.data(), y.data(), N, D, Reduction::sum);
+    mse_forward_cpu(Exec::current(), mean.data(), x.data(), y.data(), N, D, Reduction::mean);
     REQUIRE_BITWISE_EQUAL(none, sq);
     std::vector<float> rows(N);
     for (int64_t i = 0; i < N; ++i) rows[i] = contiguous_sum(&sq[i * D], D);
@@ -243,7 +243,7 @@ TEST_CASE("mse: float32 matches float64, the documented order bit for bit", "[la
     for (Reduction r : kReductions) {
       INFO("reduction " << name(r));
       std::vector<float> dx(N * D), dy(N * D), ex(N * D);
-      mse_backward_cpu(dx.data(), dy.data(), dout.data(), x.data(), y.data(), N, D, r);
+      mse_backward_cpu(Exec::current(), dx.data(), dy.data(), dout.data(), x.data(), y.data(), N, D, r);
       const float norm = r == Reduction::mean ? 2.0f / static_cast<float>(N * D) : 2.0f;
       for (int64_t k = 0; k < N * D; ++k) {
         const float v = norm * (x[k] - y[k]);
@@ -264,13 +264,13 @@ TEST_CASE("mse: float64 gradient matches finite differences", "[layers][loss]") 
     INFO("reduction " << name(r));
     auto L = [&]() {
       std::vector<double> out(out_size(r, N * D));
-      mse_forward_cpu(out.data(), x.data(), y.data(), N, D, r);
+      mse_forward_cpu(Exec::current(), out.data(), x.data(), y.data(), N, D, r);
       double s = 0;
       for (size_t i = 0; i < out.size(); ++i) s += dout[i] * out[i];
       return s;
     };
     std::vector<double> dx(N * D), dy(N * D), fx(N * D), fy(N * D);
-    mse_backward_cpu(dx.data(), dy.data(), dout.data(), x.data(), y.data(), N, D, r);
+    mse_backward_cpu(Exec::current(), dx.data(), dy.data(), dout.data(), x.data(), y.data(), N, D, r);
     for (auto* v : {&x, &y}) {
       std::vector<double>& f = v == &x ? fx : fy;
       for (int64_t k = 0; k < N * D; ++k) {
@@ -295,12 +295,13 @@ TEST_CASE("losses: same bits for every thread count, 20 repeats, SIMD on and off
   std::vector<int64_t> t = random_targets(N, C, 44);
   auto run = [&](std::vector<std::vector<float>>& out) {
     out.clear();
+    const Exec ex = Exec::current();  // the SIMD level of the guard below, when one is set
     for (Reduction r : kReductions) {
       std::vector<float> ce(out_size(r, N)), g(N * C), mse(out_size(r, N * C)), dx(N * C), dy(N * C);
-      cross_entropy_forward_cpu(ce.data(), x.data(), t.data(), N, C, 0.1f, r);
-      cross_entropy_backward_cpu(g.data(), dout.data(), x.data(), t.data(), N, C, 0.1f, r);
-      mse_forward_cpu(mse.data(), x.data(), y.data(), N, C, r);
-      mse_backward_cpu(dx.data(), dy.data(), dout.data(), x.data(), y.data(), N, C, r);
+      cross_entropy_forward_cpu(ex, ce.data(), x.data(), t.data(), N, C, 0.1f, r);
+      cross_entropy_backward_cpu(ex, g.data(), dout.data(), x.data(), t.data(), N, C, 0.1f, r);
+      mse_forward_cpu(ex, mse.data(), x.data(), y.data(), N, C, r);
+      mse_backward_cpu(ex, dx.data(), dy.data(), dout.data(), x.data(), y.data(), N, C, r);
       for (auto* v : {&ce, &g, &mse, &dx, &dy}) out.push_back(*v);
     }
   };
@@ -322,6 +323,7 @@ TEST_CASE("losses: same bits for every thread count, 20 repeats, SIMD on and off
   // the row sums go through sum_serial_cpu / sum_rows_cpu, which have an AVX2 path
   for (bool simd : {false, true}) {
     SimdGuard sg(simd);
+    REQUIRE(Exec::current().avx2() == (simd && simd_available()));  // run() passes this level on
     run(got);
     for (size_t k = 0; k < ref.size(); ++k) {
       INFO("output " << k << ", simd " << simd);
