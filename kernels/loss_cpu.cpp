@@ -28,7 +28,7 @@ int64_t row_grain(int64_t cols) {
 template <typename T>
 void reduce_rows(T* out, const T* v, int64_t n, Reduction reduction, T div) {
   T total;
-  sum_cols_cpu(&total, v, n, 1, false);
+  sum_cols_cpu(Exec::current(), &total, v, n, 1, false);
   out[0] = reduction == Reduction::mean ? total / div : total;
 }
 
@@ -87,7 +87,7 @@ void mse_forward(T* out, const T* x, const T* y, int64_t N, int64_t D, Reduction
   });
   if (red == Reduction::none) return;
   std::vector<T> row_sum(static_cast<size_t>(N));
-  sum_rows_cpu(row_sum.data(), sq, N, D);
+  sum_rows_cpu(Exec::current(), row_sum.data(), sq, N, D);
   reduce_rows(out, row_sum.data(), N, red, static_cast<T>(N * D));
 }
 

@@ -118,9 +118,9 @@ void mse_forward(T* out, const T* x, const T* y, int64_t N, int64_t D, Reduction
   if (red == Reduction::none) return;
   DeviceBuffer<T> row_sum(N);
   if (mode() == Mode::fast)
-    sum_rows_fast_cuda(row_sum.get(), sq, N, D);
+    sum_rows_fast_cuda(Exec::current(), row_sum.get(), sq, N, D);
   else
-    sum_rows_cuda(row_sum.get(), sq, N, D);
+    sum_rows_cuda(Exec::current(), row_sum.get(), sq, N, D);
   reduce_rows(out, row_sum.get(), N, red, static_cast<T>(N * D));
 }
 

@@ -8,11 +8,8 @@
 #include "kernels/batchnorm.h"
 #include "kernels/dropout.h"
 #include "kernels/elementwise.h"
-#include "kernels/gemm.h"
 #include "kernels/loss.h"
 #include "kernels/memory.h"
-#include "kernels/optim.h"
-#include "kernels/reduce.h"
 #include "kernels/softmax.h"
 #include "lockstep/config.h"
 
@@ -34,34 +31,7 @@ void cuda_synchronize() {}
 CudaMemoryStats cuda_memory_stats() { return CudaMemoryStats(); }
 void cuda_empty_cache() {}
 
-void gemm_cuda(const GemmArgs&) { LS_NO_CUDA("gemm"); }
-void gemm_cuda_with(GemmCudaTile, const GemmArgs&) { LS_NO_CUDA("gemm"); }
-void gemm_cuda_ref(const GemmArgs&) { LS_NO_CUDA("gemm"); }
-void gemm_fast_cuda(const GemmArgs&) { LS_NO_CUDA("gemm"); }
-const char* gemm_cuda_algo_name(GemmCudaAlgo a) { return a == GemmCudaAlgo::tiled ? "tiled" : "cublas"; }
-void gemm_fast_cuda_with(GemmCudaAlgo, const GemmArgs&) { LS_NO_CUDA("gemm"); }
-GemmCudaAlgo gemm_cuda_autotune_choice(const GemmArgs&) { LS_NO_CUDA("gemm"); }
-void gemm_cuda_autotune_reset() {}
-
-// reductions, elementwise, softmax (kernels/reduce.h, elementwise.h, softmax.h)
-void sum_cuda(float*, const float*, int64_t) { LS_NO_CUDA("sum"); }
-void sum_cuda(double*, const double*, int64_t) { LS_NO_CUDA("sum"); }
-void sum_rows_cuda(float*, const float*, int64_t, int64_t) { LS_NO_CUDA("sum"); }
-void sum_rows_cuda(double*, const double*, int64_t, int64_t) { LS_NO_CUDA("sum"); }
-void sum_cols_cuda(float*, const float*, int64_t, int64_t, bool) { LS_NO_CUDA("sum"); }
-void sum_cols_cuda(double*, const double*, int64_t, int64_t, bool) { LS_NO_CUDA("sum"); }
-void sum_mid_cuda(float*, const float*, int64_t, int64_t, int64_t) { LS_NO_CUDA("sum"); }
-void sum_mid_cuda(double*, const double*, int64_t, int64_t, int64_t) { LS_NO_CUDA("sum"); }
-void max_cuda(float*, const float*, int64_t, int64_t, int64_t) { LS_NO_CUDA("max"); }
-void max_cuda(double*, const double*, int64_t, int64_t, int64_t) { LS_NO_CUDA("max"); }
-void argmax_cuda(int64_t*, const float*, int64_t, int64_t, int64_t) { LS_NO_CUDA("argmax"); }
-void argmax_cuda(int64_t*, const double*, int64_t, int64_t, int64_t) { LS_NO_CUDA("argmax"); }
-void sum_fast_cuda(float*, const float*, int64_t) { LS_NO_CUDA("sum"); }
-void sum_fast_cuda(double*, const double*, int64_t) { LS_NO_CUDA("sum"); }
-void sum_rows_fast_cuda(float*, const float*, int64_t, int64_t) { LS_NO_CUDA("sum"); }
-void sum_rows_fast_cuda(double*, const double*, int64_t, int64_t) { LS_NO_CUDA("sum"); }
-void sum_mid_fast_cuda(float*, const float*, int64_t, int64_t, int64_t) { LS_NO_CUDA("sum"); }
-void sum_mid_fast_cuda(double*, const double*, int64_t, int64_t, int64_t) { LS_NO_CUDA("sum"); }
+// elementwise, softmax (kernels/elementwise.h, softmax.h)
 void binary_cuda(BinaryOp, float*, const float*, const float*, const Broadcast&) { LS_NO_CUDA("elementwise"); }
 void binary_cuda(BinaryOp, double*, const double*, const double*, const Broadcast&) { LS_NO_CUDA("elementwise"); }
 void binary_scalar_cuda(BinaryOp, float*, const float*, float, int64_t) { LS_NO_CUDA("elementwise"); }
@@ -107,13 +77,6 @@ void mse_forward_cuda(float*, const float*, const float*, int64_t, int64_t, Redu
 void mse_forward_cuda(double*, const double*, const double*, int64_t, int64_t, Reduction) { LS_NO_CUDA("mse_loss"); }
 void mse_backward_cuda(float*, float*, const float*, const float*, const float*, int64_t, int64_t, Reduction) { LS_NO_CUDA("mse_loss_backward"); }
 void mse_backward_cuda(double*, double*, const double*, const double*, const double*, int64_t, int64_t, Reduction) { LS_NO_CUDA("mse_loss_backward"); }
-
-void sgd_step_cuda(float*, float*, const float*, int64_t, const SgdStep&) { LS_NO_CUDA("sgd_step"); }
-void sgd_step_cuda(double*, double*, const double*, int64_t, const SgdStep&) { LS_NO_CUDA("sgd_step"); }
-void adam_step_cuda(float*, float*, float*, float*, const float*, int64_t, const AdamStep&) { LS_NO_CUDA("adam_step"); }
-void adam_step_cuda(double*, double*, double*, double*, const double*, int64_t, const AdamStep&) { LS_NO_CUDA("adam_step"); }
-void norm_reduce_cuda(float*, const float*, int64_t, NormKind) { LS_NO_CUDA("clip_grad_norm"); }
-void norm_reduce_cuda(double*, const double*, int64_t, NormKind) { LS_NO_CUDA("clip_grad_norm"); }
 
 }  // namespace lockstep
 
