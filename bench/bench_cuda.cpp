@@ -40,7 +40,8 @@ void run_gemm(benchmark::State& state, int64_t M, int64_t N, int64_t K, bool ta,
   GemmArgs g;
   g.trans_a = ta, g.trans_b = tb, g.M = M, g.N = N, g.K = K, g.order = order;
   g.A = a.data<float>(), g.lda = ta ? M : K, g.B = b.data<float>(), g.ldb = tb ? K : N, g.C = c.data<float>(), g.ldc = N;
-  auto once = [&] { cublas ? gemm_fast_cuda_with(GemmCudaAlgo::cublas, g) : gemm_cuda(g); };
+  const Exec ex = Exec::current();
+  auto once = [&] { cublas ? gemm_fast_cuda_with(ex, GemmCudaAlgo::cublas, g) : gemm_cuda(ex, g); };
   once();
   cuda_synchronize();
   for (auto _ : state) {

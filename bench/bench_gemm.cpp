@@ -115,13 +115,13 @@ const char* const kLibNames[kLibs] = {"lockstep", "eigen", "openblas", "lockstep
 double call_gemm(Lib lib, Operands& op, Shape s) {
   using lockstep::SimdLevel;
   bool avx2 = lib == Lib::lockstep_avx2 || lib == Lib::eigen_avx2;
-  lockstep::SimdLevelGuard level(avx2 ? SimdLevel::avx2 : lockstep::simd_level_available());
+  const lockstep::Exec ex{lockstep::Mode::deterministic, avx2 ? SimdLevel::avx2 : lockstep::simd_level_available()};
   auto t0 = std::chrono::steady_clock::now();
   switch (lib) {
     case Lib::lockstep:
-    case Lib::lockstep_avx2: lockstep::gemm_cpu(op.g); break;
+    case Lib::lockstep_avx2: lockstep::gemm_cpu(ex, op.g); break;
     case Lib::eigen:
-    case Lib::eigen_avx2: lockstep::gemm_fast_cpu_with(lockstep::GemmAlgo::eigen, op.g); break;
+    case Lib::eigen_avx2: lockstep::gemm_fast_cpu_with(ex, lockstep::GemmAlgo::eigen, op.g); break;
     case Lib::openblas:
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s.M, s.N, s.K, 1.0f, op.A.data(), s.K,
                   op.B.data(), s.N, 0.0f, op.C.data(), s.N);

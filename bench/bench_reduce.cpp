@@ -75,7 +75,7 @@ void BM_sum_det(benchmark::State& state) {
   const float* x = sum_input().data();
   float out = 0;
   for (auto _ : state) {
-    sum_cpu(&out, x, kN);
+    sum_cpu(Exec::current(), &out, x, kN);
     benchmark::DoNotOptimize(out);
   }
   set_rate(state, 1.0 * kN * sizeof(float));
@@ -86,7 +86,7 @@ void BM_sum_fast(benchmark::State& state) {
   const float* x = sum_input().data();
   float out = 0;
   for (auto _ : state) {
-    sum_fast_cpu(&out, x, kN);
+    sum_fast_cpu(Exec::current(), &out, x, kN);
     benchmark::DoNotOptimize(out);
   }
   set_rate(state, 1.0 * kN * sizeof(float));

@@ -16,75 +16,70 @@
 #pragma once
 #include <cstdint>
 
+#include "base/exec.h"
+
 namespace lockstep {
 
 enum class KOrder { sequential, batch_chunked };
 
-struct GemmArgs {
+// One product in element type T (float or double).
+template <typename T>
+struct GemmArgsT {
   bool trans_a = false, trans_b = false;
   int64_t M = 0, N = 0, K = 0;
-  const float* A = nullptr;
+  const T* A = nullptr;
   int64_t lda = 0;
-  const float* B = nullptr;
+  const T* B = nullptr;
   int64_t ldb = 0;
-  float* C = nullptr;
+  T* C = nullptr;
   int64_t ldc = 0;
-  const float* bias = nullptr;  // length N, or null
-  bool accumulate = false;      // add into C instead of overwriting it
+  const T* bias = nullptr;  // length N, or null
+  bool accumulate = false;  // add into C instead of overwriting it
   KOrder order = KOrder::sequential;
 };
+using GemmArgs = GemmArgsT<float>;
+using GemmArgsF64 = GemmArgsT<double>;  // reference checks and float64 gradient checks
 
-// The same contract in float64 (reference checks and float64 gradient checks).
-struct GemmArgsF64 {
-  bool trans_a = false, trans_b = false;
-  int64_t M = 0, N = 0, K = 0;
-  const double* A = nullptr;
-  int64_t lda = 0;
-  const double* B = nullptr;
-  int64_t ldb = 0;
-  double* C = nullptr;
-  int64_t ldc = 0;
-  const double* bias = nullptr;
-  bool accumulate = false;
-  KOrder order = KOrder::sequential;
-};
+// Every entry point that runs a product takes the Exec first; the plain-loop references
+// (*_ref) read no setting and take none.
 
-// Deterministic: packed, cache-blocked, register-tiled (AVX-512 group kernel or AVX2+FMA
-// micro-kernel by simd_level(), portable scalar otherwise); threads split the output
-// tiles, never K.
-void gemm_cpu(const GemmArgs& g);
-void gemm_cpu(const GemmArgsF64& g);
+// Deterministic, float and double. float: packed, cache-blocked, register-tiled (the
+// AVX-512 group kernel when ex.avx512(), the AVX2+FMA micro-kernel when ex.avx2(), portable
+// scalar otherwise); double: plain blocked loops. Threads split the output tiles, never K.
+template <typename T> void gemm_cpu(const Exec& ex, const GemmArgsT<T>& g);
 
 // Reference: the canonical order as plain loops (for tests; slow).
 void gemm_cpu_ref(const GemmArgs& g);
 
-// Fast mode: the variant an autotuner picked for this (shape, thread count) by timing,
-// Eigen's multi-threaded GEMM among them. Same math, rounding order not guaranteed.
-void gemm_fast_cpu(const GemmArgs& g);
+// Fast mode. float: the variant an autotuner picked for this (shape, thread count,
+// ex.simd) by timing, Eigen's multi-threaded GEMM among them; same math, rounding order not
+// guaranteed. double: gemm_cpu (there is no tuned float64 variant).
+template <typename T> void gemm_fast_cpu(const Exec& ex, const GemmArgsT<T>& g);
 
 // Fast-mode variants, exposed for benchmarks and tests.
 enum class GemmAlgo { canonical, eigen, split_k };
 const char* gemm_algo_name(GemmAlgo a);
-void gemm_fast_cpu_with(GemmAlgo algo, const GemmArgs& g);
-GemmAlgo gemm_autotune_choice(const GemmArgs& g);  // times the variants once per shape
-void gemm_autotune_reset();                        // forget all choices
+void gemm_fast_cpu_with(const Exec& ex, GemmAlgo algo, const GemmArgs& g);
+GemmAlgo gemm_autotune_choice(const Exec& ex, const GemmArgs& g);  // times the variants once per key
+void gemm_autotune_reset();                                        // forget all choices
 
 // ---- CUDA, device pointers (gemm_cuda.cu, gemm_fast_cuda.cu; docs/cuda.md) ----
-// Deterministic: a register-tiled shared-memory kernel whose every output follows the
-// canonical order above, so the same bits as gemm_cpu. The block tile (128x128 or 64x64)
-// is chosen from the shapes alone; both tiles give the same bits.
-void gemm_cuda(const GemmArgs& g);
+// Deterministic, float and double: a register-tiled shared-memory kernel whose every
+// output follows the canonical order above, so the same bits as gemm_cpu. The block tile
+// (128x128 or 64x64) is chosen from the shapes alone; both tiles give the same bits.
+template <typename T> void gemm_cuda(const Exec& ex, const GemmArgsT<T>& g);
 enum class GemmCudaTile { large, small };
-void gemm_cuda_with(GemmCudaTile tile, const GemmArgs& g);
+template <typename T> void gemm_cuda_with(const Exec& ex, GemmCudaTile tile, const GemmArgsT<T>& g);
 // Reference: one thread per output running the plain canonical loop (tests; slow).
-void gemm_cuda_ref(const GemmArgs& g);
-// Fast mode: the variant an autotuner picked for this shape by timing (cached per shape),
-// cuBLAS SGEMM among them; TF32 tensor cores only when allow_tf32() (base/mode.h).
-void gemm_fast_cuda(const GemmArgs& g);
+template <typename T> void gemm_cuda_ref(const GemmArgsT<T>& g);
+// Fast mode. float: the variant an autotuner picked for this shape by timing (cached per
+// shape and ex.allow_tf32), cuBLAS SGEMM among them; TF32 tensor cores only when
+// ex.allow_tf32. double: gemm_cuda (no tuned float64 variant).
+template <typename T> void gemm_fast_cuda(const Exec& ex, const GemmArgsT<T>& g);
 enum class GemmCudaAlgo { tiled, cublas };
 const char* gemm_cuda_algo_name(GemmCudaAlgo a);
-void gemm_fast_cuda_with(GemmCudaAlgo algo, const GemmArgs& g);
-GemmCudaAlgo gemm_cuda_autotune_choice(const GemmArgs& g);  // times the variants once per shape
+void gemm_fast_cuda_with(const Exec& ex, GemmCudaAlgo algo, const GemmArgs& g);
+GemmCudaAlgo gemm_cuda_autotune_choice(const Exec& ex, const GemmArgs& g);  // times the variants once per key
 void gemm_cuda_autotune_reset();
 
 }  // namespace lockstep

@@ -1,5 +1,5 @@
 // AVX2+FMA micro-kernel of the deterministic GEMM (compiled with -mavx2 -mfma; called only
-// when simd_enabled()). Layouts and the driver are in gemm_cpu.cpp / gemm_internal.h.
+// when ex.avx2()). Layouts and the driver are in gemm_cpu.cpp / gemm_internal.h.
 //
 // Register tile: kMR x kNR = 6 x 16 outputs in 12 ymm accumulators, acc[2r + h] holding
 // row r, columns 8h .. 8h+7. Per k: two aligned loads of the packed B row (16 floats),

@@ -1,5 +1,5 @@
 // AVX-512F micro-kernel of the deterministic GEMM (compiled with -mavx512f; called only
-// when simd_level() is avx512). Layouts and the driver are in gemm_cpu.cpp / gemm_internal.h.
+// when ex.avx512()). Layouts and the driver are in gemm_cpu.cpp / gemm_internal.h.
 //
 // One call computes a group of n = 2..kGroupA full tiles that share their B strip: n
 // consecutive packed A strips (6 rows each) times one packed B strip (16 columns, one zmm

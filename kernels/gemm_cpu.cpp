@@ -30,10 +30,10 @@
 #include <cstring>
 #include <memory>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "base/parallel.h"
-#include "base/simd.h"
 #include "kernels/gemm.h"
 #include "kernels/gemm_internal.h"
 #include "kernels/memory.h"
@@ -83,6 +83,7 @@ int64_t ceil_log2(int64_t n) {
 // and the shared packed B with its claim flags.
 struct Plan {
   const GemmArgs* g;
+  bool avx2;         // ex.avx2(): the AVX2 A-strip packing
   bool chunked;
   int64_t kc;        // k block size: all blocks but the last have kc values of k
   int64_t nk;        // number of k blocks
@@ -186,7 +187,8 @@ void pack_b_panel(const GemmArgs& g, int64_t jc, int64_t n_jr, int64_t kb, int64
 
 // Packs op(A)[i0..i0+mc, k0..k0+kc) as ceil(mc / kMR) strips of kc x kMR, zero rows past
 // mc. Reads run along the stored rows (1.8x faster than row by row on 2048^2).
-void pack_a_block(const GemmArgs& g, int64_t i0, int64_t mc, int64_t k0, int64_t kc, float* dst) {
+void pack_a_block(const Plan& p, int64_t i0, int64_t mc, int64_t k0, int64_t kc, float* dst) {
+  const GemmArgs& g = *p.g;
   int64_t n_ir = ceil_div(mc, kMR);
   if (g.trans_a) {
     // A is K x M: stored row k holds the kMR values of every strip for that k.
@@ -215,7 +217,7 @@ void pack_a_block(const GemmArgs& g, int64_t i0, int64_t mc, int64_t k0, int64_t
     }
 #if LOCKSTEP_HAVE_AVX2
     // Full strip: 6 x 8 register transposes (measured: 3x the scalar loop below).
-    if (simd_enabled()) {
+    if (p.avx2) {
       gemm_pack_a_strip_avx2(src, g.lda, kc, dst);
       continue;
     }
@@ -277,7 +279,7 @@ void compute_panel(const Plan& p, int64_t s0, int64_t s1, int64_t i0, int64_t i1
     for (int64_t pc = 0; pc < p.nk; ++pc) {
       int64_t k0 = pc * p.kc, kc = std::min(p.kc, g.K - k0);
       if (ic == i0) ensure_b_packed(p, s0, s1, pc, k0, kc);
-      pack_a_block(g, ic, mc, k0, kc, a_pack);
+      pack_a_block(p, ic, mc, k0, kc, a_pack);
       // Tiles go to the micro-kernel in groups of up to group_a consecutive row strips
       // (AVX-512; one tile per call otherwise).
       int64_t n_groups = ceil_div(n_ir, p.group_a);
@@ -362,9 +364,7 @@ void gemm_empty_k(const GemmArgs& g) {
     }
 }
 
-}  // namespace
-
-void gemm_cpu(const GemmArgs& g) {
+void gemm_float(const Exec& ex, const GemmArgs& g) {
   // Arguments were checked by the op (core/ops); here only asserted.
   assert(g.M >= 0 && g.N >= 0 && g.K >= 0 && g.ldc >= g.N);
   assert(g.lda >= (g.trans_a ? g.M : g.K) && g.ldb >= (g.trans_b ? g.K : g.N));
@@ -374,6 +374,7 @@ void gemm_cpu(const GemmArgs& g) {
   // The k blocking. It decides where partial sums wait, never their order.
   Plan p;
   p.g = &g;
+  p.avx2 = ex.avx2();
   p.chunked = g.order == KOrder::batch_chunked;
   if (p.chunked) {
     p.kc = kKC;  // fixed: a block must be an aligned subtree of kGroupChunks chunks
@@ -383,7 +384,7 @@ void gemm_cpu(const GemmArgs& g) {
     // Sequential: any split continues the same chain, so balance the blocks. The AVX-512
     // group kernel takes deeper blocks: fewer partials between blocks (measured, best of
     // 300 interleaved calls at 512^3: +4%; 1024^3 and 2048^3 within 2%).
-    int64_t kc_max = simd_level() == SimdLevel::avx512 ? kKC512 : kKC;
+    int64_t kc_max = ex.avx512() ? kKC512 : kKC;
     p.nk = ceil_div(g.K, kc_max);
     p.kc = ceil_div(g.K, p.nk);
     p.slots = p.nk > 1 ? 1 : 0;  // the running partial between blocks
@@ -393,10 +394,10 @@ void gemm_cpu(const GemmArgs& g) {
   p.group_a = 1;
   p.mc = kMC;
 #if LOCKSTEP_HAVE_AVX2
-  if (simd_enabled()) p.kernel = gemm_tile_avx2;
+  if (ex.avx2()) p.kernel = gemm_tile_avx2;
 #endif
 #if LOCKSTEP_HAVE_AVX512
-  if (simd_level() == SimdLevel::avx512) {
+  if (ex.avx512()) {
     p.group_a = kGroupA;
     p.mc = kMC512;
   }
@@ -434,7 +435,7 @@ void gemm_cpu(const GemmArgs& g) {
 // need it exact, not fast). Each thread owns whole rows of C (static partition); within a
 // row, kCols outputs advance together through k, each its own fma chain in increasing k,
 // or, batch-chunked, one chunk partial per kBatchChunk values of k combined by TreeStack.
-void gemm_cpu(const GemmArgsF64& g) {
+void gemm_double(const GemmArgsF64& g) {
   assert(g.M >= 0 && g.N >= 0 && g.K >= 0 && g.ldc >= g.N);
   if (g.M == 0 || g.N == 0) return;
   constexpr int64_t kCols = 64;  // columns summed side by side
@@ -481,6 +482,19 @@ void gemm_cpu(const GemmArgsF64& g) {
       }
   });
 }
+
+}  // namespace
+
+// float64 has no SIMD path: nothing in ex applies to it.
+template <typename T>
+void gemm_cpu(const Exec& ex, const GemmArgsT<T>& g) {
+  if constexpr (std::is_same_v<T, float>)
+    gemm_float(ex, g);
+  else
+    gemm_double(g);
+}
+template void gemm_cpu<float>(const Exec&, const GemmArgs&);
+template void gemm_cpu<double>(const Exec&, const GemmArgsF64&);
 
 // The contract as plain loops, one output at a time; std::fma is one correctly rounded
 // fused multiply-add on every machine, so this is the bit pattern everything else matches.

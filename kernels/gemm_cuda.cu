@@ -9,6 +9,8 @@
 // a time and every accumulator takes one fmaf per k. So each output is exactly
 //   acc = +0.0f; for k = 0 .. K-1: acc = fmaf(opA[i,k], opB[k,j], acc)
 // then the epilogue out = acc (+ bias[j]) (C[i,j] +) -- gemm_cpu's order, bit for bit.
+// float64 runs the same kernels with double elements (fma_t is fma there): gemm_cpu's
+// float64 order, bit for bit.
 // The last k tile runs only its valid k (never a padded k: fmaf(0, 0, -0.0f) would turn
 // an underflowed -0 into +0). Rows and columns past M, N are computed from zeros and not
 // stored. The block tile (128x128, 8x8 per thread; or 64x64, 4x4 per thread) is picked
@@ -35,39 +37,42 @@ constexpr int64_t kMaxGridZ = 65535;
 // The large tile when it still gives this many blocks (a constant: same on every GPU).
 constexpr int64_t kLargeTileMinBlocks = 256;
 
+template <typename T>
 struct KernelArgs {
   bool trans_a, trans_b;
   int64_t M, N, K;
-  const float* A;
+  const T* A;
   int64_t lda;
-  const float* B;
+  const T* B;
   int64_t ldb;
-  float* C;
+  T* C;
   int64_t ldc;
-  const float* bias;
+  const T* bias;
   bool accumulate;
   // chunk > 0: slice z sums k in [z * chunk, min(K, (z + 1) * chunk)) into P + z * M * N
   int64_t chunk;
   int64_t nz;
-  float* P;
+  T* P;
 };
 
-__device__ __forceinline__ float load_a(const KernelArgs& g, int64_t i, int64_t k, int64_t k_end) {
-  if (i >= g.M || k >= k_end) return 0.0f;
+template <typename T>
+__device__ __forceinline__ T load_a(const KernelArgs<T>& g, int64_t i, int64_t k, int64_t k_end) {
+  if (i >= g.M || k >= k_end) return T(0);
   return g.trans_a ? g.A[k * g.lda + i] : g.A[i * g.lda + k];
 }
-__device__ __forceinline__ float load_b(const KernelArgs& g, int64_t k, int64_t j, int64_t k_end) {
-  if (j >= g.N || k >= k_end) return 0.0f;
+template <typename T>
+__device__ __forceinline__ T load_b(const KernelArgs<T>& g, int64_t k, int64_t j, int64_t k_end) {
+  if (j >= g.N || k >= k_end) return T(0);
   return g.trans_b ? g.B[j * g.ldb + k] : g.B[k * g.ldb + j];
 }
 
-template <int BM, int BN, int TM, int TN>
-__global__ void __launch_bounds__(kGemmThreads) gemm_tiled_kernel(KernelArgs g) {
+template <typename T, int BM, int BN, int TM, int TN>
+__global__ void __launch_bounds__(kGemmThreads) gemm_tiled_kernel(KernelArgs<T> g) {
   constexpr int LA = BM * kBK / kGemmThreads;  // A values each thread stages per k tile
   constexpr int LB = BN * kBK / kGemmThreads;
   static_assert(BM == 16 * TM && BN == 16 * TN, "16 x 16 threads cover the tile");
-  __shared__ __align__(16) float As[2][kBK][BM];
-  __shared__ __align__(16) float Bs[2][kBK][BN];
+  __shared__ __align__(16) T As[2][kBK][BM];
+  __shared__ __align__(16) T Bs[2][kBK][BN];
   const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
   const int64_t m0 = static_cast<int64_t>(blockIdx.y) * BM, n0 = static_cast<int64_t>(blockIdx.x) * BN;
 
@@ -84,13 +89,13 @@ __global__ void __launch_bounds__(kGemmThreads) gemm_tiled_kernel(KernelArgs g) 
     const int64_t k_end = g.chunk > 0 ? (k_begin + g.chunk < g.K ? k_begin + g.chunk : g.K) : g.K;
     const int64_t ntiles = (k_end - k_begin + kBK - 1) / kBK;
 
-    float acc[TM][TN];
+    T acc[TM][TN];
 #pragma unroll
     for (int i = 0; i < TM; ++i)
 #pragma unroll
-      for (int j = 0; j < TN; ++j) acc[i][j] = 0.0f;
+      for (int j = 0; j < TN; ++j) acc[i][j] = T(0);
 
-    float ra[LA], rb[LB];
+    T ra[LA], rb[LB];
     auto fetch = [&](int64_t k0) {
 #pragma unroll
       for (int q = 0; q < LA; ++q) ra[q] = load_a(g, m0 + a_i + q * a_di, k0 + a_k + q * a_dk, k_end);
@@ -114,9 +119,9 @@ __global__ void __launch_bounds__(kGemmThreads) gemm_tiled_kernel(KernelArgs g) 
       const int64_t k0 = k_begin + t * kBK;
       if (t + 1 < ntiles) fetch(k0 + kBK);  // in flight while this tile is used
       const int klen = k_end - k0 < kBK ? static_cast<int>(k_end - k0) : kBK;
-      // one k at a time: every accumulator advances by one fmaf per k, in increasing k
+      // one k at a time: every accumulator advances by one fma per k, in increasing k
       auto step = [&](int kk) {
-        float a[TM], b[TN];
+        T a[TM], b[TN];
 #pragma unroll
         for (int i = 0; i < TM / 2; ++i) {
           a[i] = As[cur][kk][ty * (TM / 2) + i];
@@ -130,7 +135,7 @@ __global__ void __launch_bounds__(kGemmThreads) gemm_tiled_kernel(KernelArgs g) 
 #pragma unroll
         for (int i = 0; i < TM; ++i)
 #pragma unroll
-          for (int j = 0; j < TN; ++j) acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
+          for (int j = 0; j < TN; ++j) acc[i][j] = fma_t(a[i], b[j], acc[i][j]);
       };
       if (klen == kBK) {
 #pragma unroll
@@ -155,9 +160,9 @@ __global__ void __launch_bounds__(kGemmThreads) gemm_tiled_kernel(KernelArgs g) 
           g.P[(z * g.M + gi) * g.N + gj] = acc[i][j];
           continue;
         }
-        float out = acc[i][j];
+        T out = acc[i][j];
         if (g.bias) out = out + g.bias[gj];
-        float* c = g.C + gi * g.ldc + gj;
+        T* c = g.C + gi * g.ldc + gj;
         if (g.accumulate) out = *c + out;
         *c = out;
       }
@@ -166,56 +171,60 @@ __global__ void __launch_bounds__(kGemmThreads) gemm_tiled_kernel(KernelArgs g) 
 }
 
 // Thread (i, j): the tree over the chunk partials P[0 .. nz)[i][j], then the epilogue.
-__global__ void gemm_chunk_tree_kernel(KernelArgs g) {
+template <typename T>
+__global__ void gemm_chunk_tree_kernel(KernelArgs<T> g) {
   LS_CUDA_FOR(t, g.M * g.N) {
     const int64_t i = t / g.N, j = t % g.N;
-    float out = tree_sum_strided(g.P + t, g.nz, g.M * g.N);
+    T out = tree_sum_strided(g.P + t, g.nz, g.M * g.N);
     if (g.bias) out = out + g.bias[j];
-    float* c = g.C + i * g.ldc + j;
+    T* c = g.C + i * g.ldc + j;
     if (g.accumulate) out = *c + out;
     *c = out;
   }
 }
 
 // K == 0: every output is the epilogue applied to +0.0f.
-__global__ void gemm_empty_k_kernel(KernelArgs g) {
+template <typename T>
+__global__ void gemm_empty_k_kernel(KernelArgs<T> g) {
   LS_CUDA_FOR(t, g.M * g.N) {
     const int64_t i = t / g.N, j = t % g.N;
-    float out = 0.0f;
+    T out = T(0);
     if (g.bias) out = out + g.bias[j];
-    float* c = g.C + i * g.ldc + j;
+    T* c = g.C + i * g.ldc + j;
     if (g.accumulate) out = *c + out;
     *c = out;
   }
 }
 
 // The plain loops, one thread per output: the reference every other kernel must match.
-__global__ void gemm_ref_kernel(KernelArgs g, bool chunked) {
+template <typename T>
+__global__ void gemm_ref_kernel(KernelArgs<T> g, bool chunked) {
   LS_CUDA_FOR(t, g.M * g.N) {
     const int64_t i = t / g.N, j = t % g.N;
-    float acc = 0.0f;
+    T acc = T(0);
     if (!chunked || g.K == 0) {
-      for (int64_t k = 0; k < g.K; ++k) acc = fmaf(load_a(g, i, k, g.K), load_b(g, k, j, g.K), acc);
+      for (int64_t k = 0; k < g.K; ++k) acc = fma_t(load_a(g, i, k, g.K), load_b(g, k, j, g.K), acc);
     } else {
-      TreeStack1<float> stack;
+      TreeStack1<T> stack;
       for (int64_t k0 = 0; k0 < g.K; k0 += kBatchChunk) {
-        float part = 0.0f;
+        T part = T(0);
         const int64_t k1 = k0 + kBatchChunk < g.K ? k0 + kBatchChunk : g.K;
-        for (int64_t k = k0; k < k1; ++k) part = fmaf(load_a(g, i, k, g.K), load_b(g, k, j, g.K), part);
+        for (int64_t k = k0; k < k1; ++k) part = fma_t(load_a(g, i, k, g.K), load_b(g, k, j, g.K), part);
         stack.push(part);
       }
       acc = stack.finish();
     }
-    float out = acc;
+    T out = acc;
     if (g.bias) out = out + g.bias[j];
-    float* c = g.C + i * g.ldc + j;
+    T* c = g.C + i * g.ldc + j;
     if (g.accumulate) out = *c + out;
     *c = out;
   }
 }
 
-KernelArgs kernel_args(const GemmArgs& a) {
-  KernelArgs g;
+template <typename T>
+KernelArgs<T> kernel_args(const GemmArgsT<T>& a) {
+  KernelArgs<T> g;
   g.trans_a = a.trans_a, g.trans_b = a.trans_b;
   g.M = a.M, g.N = a.N, g.K = a.K;
   g.A = a.A, g.lda = a.lda, g.B = a.B, g.ldb = a.ldb, g.C = a.C, g.ldc = a.ldc;
@@ -224,17 +233,18 @@ KernelArgs kernel_args(const GemmArgs& a) {
   return g;
 }
 
-template <int BM, int BN, int TM, int TN>
-void launch_tiled(const KernelArgs& g) {
+template <typename T, int BM, int BN, int TM, int TN>
+void launch_tiled(const KernelArgs<T>& g) {
   const dim3 grid(static_cast<unsigned>(ceil_div(g.N, BN)), static_cast<unsigned>(ceil_div(g.M, BM)),
                   static_cast<unsigned>(g.nz < kMaxGridZ ? g.nz : kMaxGridZ));
-  gemm_tiled_kernel<BM, BN, TM, TN><<<grid, kGemmThreads, 0, cuda_stream()>>>(g);
+  gemm_tiled_kernel<T, BM, BN, TM, TN><<<grid, kGemmThreads, 0, cuda_stream()>>>(g);
   CUDA_CHECK_LAUNCH("gemm_tiled_kernel");
 }
 
-void run_tiled(GemmCudaTile tile, const GemmArgs& a) {
+template <typename T>
+void run_tiled(GemmCudaTile tile, const GemmArgsT<T>& a) {
   if (a.M == 0 || a.N == 0) return;
-  KernelArgs g = kernel_args(a);
+  KernelArgs<T> g = kernel_args(a);
   cudaStream_t s = cuda_stream();
   if (a.K == 0) {
     gemm_empty_k_kernel<<<grid_for(a.M * a.N), kThreads, 0, s>>>(g);
@@ -242,12 +252,12 @@ void run_tiled(GemmCudaTile tile, const GemmArgs& a) {
     return;
   }
   const bool chunked = a.order == KOrder::batch_chunked && a.K > kBatchChunk;
-  DeviceBuffer<float> work(chunked ? ceil_div(a.K, kBatchChunk) * a.M * a.N : 1);
+  DeviceBuffer<T> work(chunked ? ceil_div(a.K, kBatchChunk) * a.M * a.N : 1);
   if (chunked) g.chunk = kBatchChunk, g.nz = ceil_div(a.K, kBatchChunk), g.P = work.get();
   if (tile == GemmCudaTile::large)
-    launch_tiled<128, 128, 8, 8>(g);
+    launch_tiled<T, 128, 128, 8, 8>(g);
   else
-    launch_tiled<64, 64, 4, 4>(g);
+    launch_tiled<T, 64, 64, 4, 4>(g);
   if (chunked) {
     gemm_chunk_tree_kernel<<<grid_for(a.M * a.N), kThreads, 0, s>>>(g);
     CUDA_CHECK_LAUNCH("gemm_chunk_tree_kernel");
@@ -256,20 +266,34 @@ void run_tiled(GemmCudaTile tile, const GemmArgs& a) {
 
 }  // namespace
 
-void gemm_cuda_with(GemmCudaTile tile, const GemmArgs& g) { run_tiled(tile, g); }
+// The deterministic kernels read nothing from ex.
+template <typename T>
+void gemm_cuda_with(const Exec&, GemmCudaTile tile, const GemmArgsT<T>& g) {
+  run_tiled(tile, g);
+}
 
-void gemm_cuda(const GemmArgs& g) {
+template <typename T>
+void gemm_cuda(const Exec&, const GemmArgsT<T>& g) {
   // With a single chunk (K <= 32) the batch-chunked order is the sequential one.
   const int64_t nz = g.order == KOrder::batch_chunked && g.K > kBatchChunk ? ceil_div(g.K, kBatchChunk) : 1;
   const int64_t large_blocks = ceil_div(g.M, 128) * ceil_div(g.N, 128) * nz;
   run_tiled(large_blocks >= kLargeTileMinBlocks ? GemmCudaTile::large : GemmCudaTile::small, g);
 }
 
-void gemm_cuda_ref(const GemmArgs& a) {
+template <typename T>
+void gemm_cuda_ref(const GemmArgsT<T>& a) {
   if (a.M == 0 || a.N == 0) return;
-  KernelArgs g = kernel_args(a);
+  KernelArgs<T> g = kernel_args(a);
   gemm_ref_kernel<<<grid_for(a.M * a.N), kThreads, 0, cuda_stream()>>>(g, a.order == KOrder::batch_chunked);
   CUDA_CHECK_LAUNCH("gemm_ref_kernel");
 }
+
+#define LS_GEMM_CUDA(T)                                                         \
+  template void gemm_cuda<T>(const Exec&, const GemmArgsT<T>&);                 \
+  template void gemm_cuda_with<T>(const Exec&, GemmCudaTile, const GemmArgsT<T>&); \
+  template void gemm_cuda_ref<T>(const GemmArgsT<T>&);
+LS_GEMM_CUDA(float)
+LS_GEMM_CUDA(double)
+#undef LS_GEMM_CUDA
 
 }  // namespace lockstep

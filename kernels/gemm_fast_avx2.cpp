@@ -1,5 +1,5 @@
 // Fast mode: Eigen's GEMM compiled for AVX2+FMA (this file gets -mavx2 -mfma), called by
-// gemm_fast_cpu.cpp when simd_level() is avx2 (or avx512 where the AVX-512 build cannot
+// gemm_fast_cpu.cpp when ex.simd is avx2 (or avx512 where the AVX-512 build cannot
 // take the shape). Eigen cuts K into its own blocks and splits the output over OpenMP
 // threads; its rounding order is Eigen's, not the canonical one.
 //

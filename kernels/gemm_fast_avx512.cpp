@@ -1,6 +1,6 @@
 // Fast mode: Eigen's GEMM compiled for AVX-512 (this file gets -mavx512f -mavx512dq, so
 // Eigen uses its 16-float packets and a 48 x 4 register tile), called by gemm_fast_cpu.cpp
-// when simd_level() is avx512. Everything else is as in gemm_fast_avx2.cpp.
+// when ex.simd is avx512. Everything else is as in gemm_fast_avx2.cpp.
 //
 // Eigen is header-only, and a build of it for one ISA must never be merged by the linker
 // with a build for another (the AVX2 one in gemm_fast_avx2.cpp, or baseline code):

@@ -3,7 +3,7 @@
 // cuBLAS is column-major: the row-major C = op(A) op(B) is the column-major
 // C^T = op(B)^T op(A)^T, so B goes first. The bias is written into C first (or added into
 // it when accumulating) and cuBLAS then adds the product with beta = 1. TF32 tensor-core
-// math only when allow_tf32() (base/mode.h), else CUBLAS_DEFAULT_MATH (full FP32 products).
+// math only when ex.allow_tf32 (base/exec.h), else CUBLAS_DEFAULT_MATH (full FP32 products).
 // cuBLAS picks its own algorithm per shape and GPU, may split K, and does not promise the
 // same bits across GPUs or library versions: that is what fast mode gives up.
 //
@@ -20,7 +20,6 @@
 #include <tuple>
 #include <type_traits>
 
-#include "base/mode.h"
 #include "kernels/cuda_common.cuh"
 #include "kernels/gemm.h"
 
@@ -95,9 +94,9 @@ __global__ void bias_rows_kernel(float* C, int64_t ldc, const float* bias, int64
   }
 }
 
-void gemm_cublas(const GemmArgs& g) {
+void gemm_cublas(const Exec& ex, const GemmArgs& g) {
   if (g.M == 0 || g.N == 0) return;
-  if (g.K == 0) return gemm_cuda(g);  // the epilogue on +0.0f; nothing for cuBLAS to do
+  if (g.K == 0) return gemm_cuda(ex, g);  // the epilogue on +0.0f; nothing for cuBLAS to do
   float beta = g.accumulate ? 1.0f : 0.0f;
   if (g.bias) {
     bias_rows_kernel<<<grid_for(g.M * g.N), kThreads, 0, cuda_stream()>>>(g.C, g.ldc, g.bias, g.M, g.N, g.accumulate);
@@ -105,7 +104,7 @@ void gemm_cublas(const GemmArgs& g) {
     beta = 1.0f;
   }
   cublasHandle_t h = cublas();
-  CUBLAS_CHECK(cublas_api().set_math_mode(h, allow_tf32() ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+  CUBLAS_CHECK(cublas_api().set_math_mode(h, ex.allow_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
   const float alpha = 1.0f;
   CUBLAS_CHECK(cublas_api().sgemm(h, g.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, g.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N,
                            static_cast<int>(g.N), static_cast<int>(g.M), static_cast<int>(g.K), &alpha, g.B,
@@ -124,22 +123,22 @@ Tuner& tuner() {
   return *t;
 }
 
-ShapeKey key_of(const GemmArgs& g) {
-  return ShapeKey(g.trans_a, g.trans_b, g.M, g.N, g.K, static_cast<int>(g.order), g.bias != nullptr, allow_tf32());
+ShapeKey key_of(const Exec& ex, const GemmArgs& g) {
+  return ShapeKey(g.trans_a, g.trans_b, g.M, g.N, g.K, static_cast<int>(g.order), g.bias != nullptr, ex.allow_tf32);
 }
 
 // Milliseconds of the best of 3 runs of algo on a scratch output of g's shape.
-float time_variant(GemmCudaAlgo algo, const GemmArgs& g, float* scratch) {
+float time_variant(const Exec& ex, GemmCudaAlgo algo, const GemmArgs& g, float* scratch) {
   GemmArgs t = g;
   t.C = scratch, t.ldc = g.N, t.accumulate = false;
   cudaEvent_t start, stop;
   CUDA_CHECK(cudaEventCreate(&start));
   CUDA_CHECK(cudaEventCreate(&stop));
-  gemm_fast_cuda_with(algo, t);  // warm-up (cuBLAS heuristics, first-launch costs)
+  gemm_fast_cuda_with(ex, algo, t);  // warm-up (cuBLAS heuristics, first-launch costs)
   float best = 1e30f;
   for (int rep = 0; rep < 3; ++rep) {
     CUDA_CHECK(cudaEventRecord(start, cuda_stream()));
-    gemm_fast_cuda_with(algo, t);
+    gemm_fast_cuda_with(ex, algo, t);
     CUDA_CHECK(cudaEventRecord(stop, cuda_stream()));
     CUDA_CHECK(cudaEventSynchronize(stop));
     float ms = 0;
@@ -155,16 +154,16 @@ float time_variant(GemmCudaAlgo algo, const GemmArgs& g, float* scratch) {
 
 const char* gemm_cuda_algo_name(GemmCudaAlgo a) { return a == GemmCudaAlgo::tiled ? "tiled" : "cublas"; }
 
-void gemm_fast_cuda_with(GemmCudaAlgo algo, const GemmArgs& g) {
+void gemm_fast_cuda_with(const Exec& ex, GemmCudaAlgo algo, const GemmArgs& g) {
   if (algo == GemmCudaAlgo::cublas)
-    gemm_cublas(g);
+    gemm_cublas(ex, g);
   else
-    gemm_cuda(g);
+    gemm_cuda(ex, g);
 }
 
-GemmCudaAlgo gemm_cuda_autotune_choice(const GemmArgs& g) {
+GemmCudaAlgo gemm_cuda_autotune_choice(const Exec& ex, const GemmArgs& g) {
   Tuner& t = tuner();
-  const ShapeKey key = key_of(g);
+  const ShapeKey key = key_of(ex, g);
   {
     std::lock_guard<std::mutex> lock(t.mu);
     auto it = t.choice.find(key);
@@ -173,8 +172,8 @@ GemmCudaAlgo gemm_cuda_autotune_choice(const GemmArgs& g) {
   GemmCudaAlgo best = GemmCudaAlgo::cublas;
   if (g.M > 0 && g.N > 0) {
     DeviceBuffer<float> scratch(g.M * g.N);
-    const float t_cublas = time_variant(GemmCudaAlgo::cublas, g, scratch.get());
-    const float t_tiled = time_variant(GemmCudaAlgo::tiled, g, scratch.get());
+    const float t_cublas = time_variant(ex, GemmCudaAlgo::cublas, g, scratch.get());
+    const float t_tiled = time_variant(ex, GemmCudaAlgo::tiled, g, scratch.get());
     best = t_tiled < t_cublas ? GemmCudaAlgo::tiled : GemmCudaAlgo::cublas;
   }
   std::lock_guard<std::mutex> lock(t.mu);
@@ -188,6 +187,14 @@ void gemm_cuda_autotune_reset() {
   t.choice.clear();
 }
 
-void gemm_fast_cuda(const GemmArgs& g) { gemm_fast_cuda_with(gemm_cuda_autotune_choice(g), g); }
+template <typename T>
+void gemm_fast_cuda(const Exec& ex, const GemmArgsT<T>& g) {
+  if constexpr (std::is_same_v<T, float>)
+    gemm_fast_cuda_with(ex, gemm_cuda_autotune_choice(ex, g), g);
+  else
+    gemm_cuda(ex, g);  // no tuned float64 variant
+}
+template void gemm_fast_cuda<float>(const Exec&, const GemmArgs&);
+template void gemm_fast_cuda<double>(const Exec&, const GemmArgsF64&);
 
 }  // namespace lockstep

@@ -73,9 +73,9 @@ inline void epilogue_scalar(const float* acc, float* c, int64_t ldc, int mr, int
 
 }  // namespace
 
-// Defined in gemm_avx2.cpp; call only when simd_enabled().
+// Defined in gemm_avx2.cpp; call only when ex.avx2().
 void gemm_tile_avx2(const TileArgs& t);
-// Defined in gemm_avx512.cpp; call only when simd_level() is avx512. One call computes
+// Defined in gemm_avx512.cpp; call only when ex.avx512(). One call computes
 // na (2 <= na <= kGroupA) full tiles t[0..na) of consecutive A strips and one B strip:
 // every t[i] has mr == kMR and nr == kNR, and the same b, kc, chunked, first and last.
 constexpr int kGroupA = 5;
@@ -84,8 +84,8 @@ void gemm_group_avx512(const TileArgs* t, int na);
 // dst[k * kMR + r]. A copy, so it gives the same bits as the scalar packing.
 void gemm_pack_a_strip_avx2(const float* src, int64_t lda, int64_t kc, float* dst);
 
-// Fast mode: Eigen's GEMM built for AVX2+FMA (gemm_fast_avx2.cpp; simd_enabled() only)
-// and for AVX-512 (gemm_fast_avx512.cpp; simd_level() avx512 only).
+// Fast mode: Eigen's GEMM built for AVX2+FMA (gemm_fast_avx2.cpp; ex.avx2() only)
+// and for AVX-512 (gemm_fast_avx512.cpp; ex.avx512() only).
 void gemm_eigen_avx2(const GemmArgs& g, int threads);
 void gemm_eigen_avx512(const GemmArgs& g, int threads);
 

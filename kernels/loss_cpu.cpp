@@ -26,9 +26,9 @@ int64_t row_grain(int64_t cols) {
 
 // out[0] = batch-order sum of v[0 .. n), divided by div when mean.
 template <typename T>
-void reduce_rows(T* out, const T* v, int64_t n, Reduction reduction, T div) {
+void reduce_rows(const Exec& ex, T* out, const T* v, int64_t n, Reduction reduction, T div) {
   T total;
-  sum_cols_cpu(&total, v, n, 1, false);
+  sum_cols_cpu(ex, &total, v, n, 1, false);
   out[0] = reduction == Reduction::mean ? total / div : total;
 }
 
@@ -54,7 +54,7 @@ void ce_forward(const Exec& ex, T* out, const T* logits, const int64_t* target, 
       }
     }
   });
-  if (red != Reduction::none) reduce_rows(out, loss, N, red, static_cast<T>(N));
+  if (red != Reduction::none) reduce_rows(ex, out, loss, N, red, static_cast<T>(N));
 }
 
 template <typename T>
@@ -77,7 +77,7 @@ void ce_backward(const Exec& ex, T* dlogits, const T* dout, const T* logits, con
 }
 
 template <typename T>
-void mse_forward(T* out, const T* x, const T* y, int64_t N, int64_t D, Reduction red) {
+void mse_forward(const Exec& ex, T* out, const T* x, const T* y, int64_t N, int64_t D, Reduction red) {
   std::vector<T> sq_buf(red == Reduction::none ? 0 : static_cast<size_t>(N * D));
   T* sq = red == Reduction::none ? out : sq_buf.data();
   parallel_for(N * D, kGrainElems, [&](int64_t b, int64_t e) {
@@ -88,8 +88,8 @@ void mse_forward(T* out, const T* x, const T* y, int64_t N, int64_t D, Reduction
   });
   if (red == Reduction::none) return;
   std::vector<T> row_sum(static_cast<size_t>(N));
-  sum_rows_cpu(row_sum.data(), sq, N, D);
-  reduce_rows(out, row_sum.data(), N, red, static_cast<T>(N * D));
+  sum_rows_cpu(ex, row_sum.data(), sq, N, D);
+  reduce_rows(ex, out, row_sum.data(), N, red, static_cast<T>(N * D));
 }
 
 template <typename T>
@@ -118,8 +118,8 @@ void cross_entropy_backward_cpu(const Exec& ex, T* dlogits, const T* dout, const
   ce_backward(ex, dlogits, dout, logits, target, N, C, label_smoothing, reduction);
 }
 template <typename T>
-void mse_forward_cpu(const Exec&, T* out, const T* x, const T* y, int64_t N, int64_t D, Reduction reduction) {
-  mse_forward(out, x, y, N, D, reduction);
+void mse_forward_cpu(const Exec& ex, T* out, const T* x, const T* y, int64_t N, int64_t D, Reduction reduction) {
+  mse_forward(ex, out, x, y, N, D, reduction);
 }
 template <typename T>
 void mse_backward_cpu(const Exec&, T* dx, T* dy, const T* dout, const T* x, const T* y, int64_t N, int64_t D,

@@ -106,7 +106,7 @@ __global__ void mse_backward_kernel(T* dx, T* dy, const T* dout, const T* x, con
 }
 
 template <typename T>
-void mse_forward(bool fast, T* out, const T* x, const T* y, int64_t N, int64_t D, Reduction red) {
+void mse_forward(const Exec& ex, T* out, const T* x, const T* y, int64_t N, int64_t D, Reduction red) {
   const int64_t n = N * D;
   DeviceBuffer<T> sq_buf(red == Reduction::none ? 1 : n);
   T* sq = red == Reduction::none ? out : sq_buf.get();
@@ -116,11 +116,11 @@ void mse_forward(bool fast, T* out, const T* x, const T* y, int64_t N, int64_t D
   }
   if (red == Reduction::none) return;
   DeviceBuffer<T> row_sum(N);
-  if (fast)
-    sum_rows_fast_cuda(row_sum.get(), sq, N, D);
+  if (ex.fast())
+    sum_rows_fast_cuda(ex, row_sum.get(), sq, N, D);
   else
-    sum_rows_cuda(row_sum.get(), sq, N, D);
-  reduce_rows(fast, out, row_sum.get(), N, red, static_cast<T>(N * D));
+    sum_rows_cuda(ex, row_sum.get(), sq, N, D);
+  reduce_rows(ex.fast(), out, row_sum.get(), N, red, static_cast<T>(N * D));
 }
 
 template <typename T>
@@ -147,7 +147,7 @@ void cross_entropy_backward_cuda(const Exec&, T* dlogits, const T* dout, const T
 }
 template <typename T>
 void mse_forward_cuda(const Exec& ex, T* out, const T* x, const T* y, int64_t N, int64_t D, Reduction reduction) {
-  mse_forward(ex.fast(), out, x, y, N, D, reduction);
+  mse_forward(ex, out, x, y, N, D, reduction);
 }
 template <typename T>
 void mse_backward_cuda(const Exec&, T* dx, T* dy, const T* dout, const T* x, const T* y, int64_t N, int64_t D,

@@ -6,7 +6,7 @@
 // ranges) and an element's update reads and writes that element only, so the bits are the
 // same for any thread count, with the AVX2 path on or off, and on CUDA once it is written.
 //
-// Scalars arrive as double, computed by the optimizer (optim/) in double exactly as
+// Scalars arrive as double, computed by the optimizer (optim/; base/optim_step.h) in double exactly as
 // PyTorch computes its Python floats, and are rounded to T once at the top of the kernel,
 // as PyTorch converts a Python scalar to the tensor's dtype. Each step below is one IEEE
 // operation rounded to T; fma(a, b, c) = a*b + c rounded once, written out (the build uses
@@ -30,7 +30,8 @@
 //   denom = sqrt(vhat) / sqrt(1 - beta2^t) + eps            (v.sqrt() / bc2_sqrt).add_(eps)
 //   p = p + ((-lr / (1 - beta1^t)) * m) / denom             p.addcdiv_(m, denom, -step_size)
 // The scalars 1 - tau, 1 - lr*wd, w, 1 - beta2, lr / (1 - beta1^t) and sqrt(1 - beta2^t) are
-// doubles (beta^t from optim_powi below), each rounded to T once; w - 1 is computed in T.
+// doubles (beta^t from optim_powi, base/optim_step.h), each rounded to T once; w - 1 is
+// computed in T.
 //
 // Norms (norm_reduce_*): sum_squares = sum of x[i]*x[i] (each square rounded to T),
 // sum_abs = sum of |x[i]|, both in the contiguous order of kernels/reduce_order.h, bit for
@@ -43,76 +44,24 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "base/exec.h"
+#include "base/optim_step.h"  // SgdStep, AdamStep, adam_step_args, NormKind, optim_powi
+
 namespace lockstep {
 
-// beta^t for t >= 0 by binary exponentiation in double: for each bit of t from the lowest,
-// result *= base when the bit is set, then base *= base. Only IEEE double multiplications,
-// each correctly rounded, in a sequence fixed by t: the same bits on every machine and
-// compiler (no libm pow, whose last bit varies between C libraries). Relative error about
-// t * 2^-53, far below a float32 ulp of the bias corrections built from it.
-inline double optim_powi(double base, int64_t t) {
-  double result = 1.0;
-  while (t > 0) {
-    if (t & 1) result *= base;
-    t >>= 1;
-    if (t > 0) base *= base;
-  }
-  return result;
-}
-
-// One SGD step's scalars (see the top of the file).
-struct SgdStep {
-  double lr = 0, momentum = 0, dampening = 0, weight_decay = 0;
-  bool nesterov = false;
-  bool first = false;  // the momentum buffer is new: b = g
-};
-
-// One Adam step's scalars, as adam_step_args computes them from the options.
-struct AdamStep {
-  double lerp_weight = 0;             // 1 - beta1
-  double beta2 = 0, one_minus_beta2 = 0;
-  double weight_decay = 0;            // coupled L2 (Adam); 0: none
-  bool decoupled = false;             // AdamW: p *= decay_factor first
-  double decay_factor = 1;            // 1 - lr*wd
-  double step_size = 0;               // lr / (1 - beta1^t)
-  double bias_correction2_sqrt = 1;   // sqrt(1 - beta2^t), IEEE sqrt
-  double eps = 0;
-  bool amsgrad = false;
-};
-
-// The doubles of step t >= 1, in PyTorch's order: bc1 = 1 - beta1^t, bc2 = 1 - beta2^t,
-// step_size = lr / bc1, bc2_sqrt = sqrt(bc2), decay_factor = 1 - lr*wd.
-inline AdamStep adam_step_args(double lr, double beta1, double beta2, double eps, double weight_decay,
-                               bool decoupled, bool amsgrad, int64_t t) {
-  AdamStep s;
-  s.lerp_weight = 1.0 - beta1;
-  s.beta2 = beta2;
-  s.one_minus_beta2 = 1.0 - beta2;
-  s.decoupled = decoupled && weight_decay != 0;
-  s.weight_decay = decoupled ? 0.0 : weight_decay;
-  s.decay_factor = 1.0 - lr * weight_decay;
-  s.step_size = lr / (1.0 - optim_powi(beta1, t));
-  s.bias_correction2_sqrt = std::sqrt(1.0 - optim_powi(beta2, t));
-  s.eps = eps;
-  s.amsgrad = amsgrad;
-  return s;
-}
-
-enum class NormKind : uint8_t { sum_squares, sum_abs, max_abs };
-
+// float and double. ex.simd picks the AVX2 loops (same bits at every level); the CUDA
+// kernels read nothing from ex.
 // param, grad: n elements; momentum_buffer: n, or null when s.momentum == 0.
-void sgd_step_cpu(float* param, float* momentum_buffer, const float* grad, int64_t n, const SgdStep& s);
-void sgd_step_cpu(double* param, double* momentum_buffer, const double* grad, int64_t n, const SgdStep& s);
+template <typename T>
+void sgd_step_cpu(const Exec& ex, T* param, T* momentum_buffer, const T* grad, int64_t n, const SgdStep& s);
 // exp_avg, exp_avg_sq: n; max_exp_avg_sq: n, or null unless s.amsgrad.
-void adam_step_cpu(float* param, float* exp_avg, float* exp_avg_sq, float* max_exp_avg_sq, const float* grad,
+template <typename T>
+void adam_step_cpu(const Exec& ex, T* param, T* exp_avg, T* exp_avg_sq, T* max_exp_avg_sq, const T* grad,
                    int64_t n, const AdamStep& s);
-void adam_step_cpu(double* param, double* exp_avg, double* exp_avg_sq, double* max_exp_avg_sq,
-                   const double* grad, int64_t n, const AdamStep& s);
 // *out = the reduction `kind` of x[0..n) (see the top of the file).
-void norm_reduce_cpu(float* out, const float* x, int64_t n, NormKind kind);
-void norm_reduce_cpu(double* out, const double* x, int64_t n, NormKind kind);
+template <typename T> void norm_reduce_cpu(const Exec& ex, T* out, const T* x, int64_t n, NormKind kind);
 
-// ---- AVX2 (kernels/optim_avx2.cpp; only with LOCKSTEP_HAVE_AVX2 and simd_enabled()) ----
+// ---- AVX2 (kernels/optim_avx2.cpp; only with LOCKSTEP_HAVE_AVX2, only when ex.avx2()) ----
 // The update loops of one thread's range, compiled for AVX2+FMA: the same operations.
 void sgd_step_avx2(float* param, float* momentum_buffer, const float* grad, int64_t n, const SgdStep& s);
 void sgd_step_avx2(double* param, double* momentum_buffer, const double* grad, int64_t n, const SgdStep& s);
@@ -122,14 +71,12 @@ void adam_step_avx2(double* param, double* exp_avg, double* exp_avg_sq, double* 
                     const double* grad, int64_t n, const AdamStep& s);
 
 // ---- CUDA: the same contracts with device pointers (kernels/optim_cuda.cu) ----
-void sgd_step_cuda(float* param, float* momentum_buffer, const float* grad, int64_t n, const SgdStep& s);
-void sgd_step_cuda(double* param, double* momentum_buffer, const double* grad, int64_t n, const SgdStep& s);
-void adam_step_cuda(float* param, float* exp_avg, float* exp_avg_sq, float* max_exp_avg_sq, const float* grad,
+template <typename T>
+void sgd_step_cuda(const Exec& ex, T* param, T* momentum_buffer, const T* grad, int64_t n, const SgdStep& s);
+template <typename T>
+void adam_step_cuda(const Exec& ex, T* param, T* exp_avg, T* exp_avg_sq, T* max_exp_avg_sq, const T* grad,
                     int64_t n, const AdamStep& s);
-void adam_step_cuda(double* param, double* exp_avg, double* exp_avg_sq, double* max_exp_avg_sq,
-                    const double* grad, int64_t n, const AdamStep& s);
-void norm_reduce_cuda(float* out, const float* x, int64_t n, NormKind kind);
-void norm_reduce_cuda(double* out, const double* x, int64_t n, NormKind kind);
+template <typename T> void norm_reduce_cuda(const Exec& ex, T* out, const T* x, int64_t n, NormKind kind);
 
 // ---- the update loops, shared by optim_cpu.cpp and optim_avx2.cpp ----
 // static: each translation unit keeps its own copy compiled with its own flags. The

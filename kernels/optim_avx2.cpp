@@ -1,5 +1,5 @@
 // The update loops of kernels/optim.h for AVX2+FMA (only when LOCKSTEP_HAVE_AVX2; called
-// only when simd_enabled()). The portable build calls libm's fma for every fma (correct,
+// only when ex.avx2()). The portable build calls libm's fma for every fma (correct,
 // but ~2 ns each), so this file is what lets the optimizer step run at memory speed.
 //
 // SGD: optim_elem::sgd_range, which GCC vectorises here (std::fma becomes vfmadd).

@@ -1,6 +1,6 @@
 // CPU optimizer kernels (kernels/optim.h). Updates: threads split the elements into static
 // ranges; each range runs the loop of optim_elem, compiled for AVX2+FMA (optim_avx2.cpp)
-// when simd_enabled(), else portably; the operations, and so the bits, are the same.
+// when ex.avx2(), else portably; the operations, and so the bits, are the same.
 // Norms: sum_squares and sum_abs reproduce sum_cpu's contiguous order over the transformed
 // values: each 4096-element block is transformed into a buffer on the stack and summed
 // by sum_serial_cpu (one block: its 32-lane partial), threads split the blocks, and the
@@ -12,7 +12,6 @@
 #include <vector>
 
 #include "base/parallel.h"
-#include "base/simd.h"
 #include "base/math.h"
 #include "kernels/reduce.h"
 #include "kernels/reduce_order.h"
@@ -25,9 +24,11 @@ namespace {
 // task to the pool ~5 us, so a task should hold tens of thousands of elements.
 constexpr int64_t kGrain = 1 << 15;
 
+}  // namespace
+
 template <typename T>
-void sgd_impl(T* p, T* b, const T* g, int64_t n, const SgdStep& s) {
-  const bool simd = simd_enabled();
+void sgd_step_cpu(const Exec& ex, T* p, T* b, const T* g, int64_t n, const SgdStep& s) {
+  const bool simd = ex.avx2();
   parallel_for(n, kGrain, [&](int64_t i0, int64_t i1) {
     T* bb = b ? b + i0 : nullptr;
 #if LOCKSTEP_HAVE_AVX2
@@ -39,8 +40,8 @@ void sgd_impl(T* p, T* b, const T* g, int64_t n, const SgdStep& s) {
 }
 
 template <typename T>
-void adam_impl(T* p, T* m, T* v, T* vmax, const T* g, int64_t n, const AdamStep& s) {
-  const bool simd = simd_enabled();
+void adam_step_cpu(const Exec& ex, T* p, T* m, T* v, T* vmax, const T* g, int64_t n, const AdamStep& s) {
+  const bool simd = ex.avx2();
   parallel_for(n, kGrain, [&](int64_t i0, int64_t i1) {
     T* vm = vmax ? vmax + i0 : nullptr;
 #if LOCKSTEP_HAVE_AVX2
@@ -51,15 +52,24 @@ void adam_impl(T* p, T* m, T* v, T* vmax, const T* g, int64_t n, const AdamStep&
   });
 }
 
+template void sgd_step_cpu<float>(const Exec&, float*, float*, const float*, int64_t, const SgdStep&);
+template void sgd_step_cpu<double>(const Exec&, double*, double*, const double*, int64_t, const SgdStep&);
+template void adam_step_cpu<float>(const Exec&, float*, float*, float*, float*, const float*, int64_t,
+                                   const AdamStep&);
+template void adam_step_cpu<double>(const Exec&, double*, double*, double*, double*, const double*, int64_t,
+                                    const AdamStep&);
+
+namespace {
+
 // The contiguous-order partial of one block of len <= kReduceBlock transformed elements.
 template <typename T>
-T block_partial(const T* x, int64_t len, NormKind kind) {
+T block_partial(const Exec& ex, const T* x, int64_t len, NormKind kind) {
   alignas(32) T buf[kReduceBlock];
   if (kind == NormKind::sum_squares)
     for (int64_t i = 0; i < len; ++i) buf[i] = x[i] * x[i];
   else
     for (int64_t i = 0; i < len; ++i) buf[i] = std::fabs(x[i]);
-  return sum_serial_cpu(Exec::current(), buf, len);
+  return sum_serial_cpu(ex, buf, len);
 }
 
 // max |x[i]| over [0, n) with NaN sticking: once m is NaN no comparison replaces it.
@@ -73,8 +83,10 @@ T max_abs_range(const T* x, int64_t n) {
   return m;
 }
 
+}  // namespace
+
 template <typename T>
-void norm_impl(T* out, const T* x, int64_t n, NormKind kind) {
+void norm_reduce_cpu(const Exec& ex, T* out, const T* x, int64_t n, NormKind kind) {
   if (n == 0) {
     *out = T(0);
     return;
@@ -98,29 +110,13 @@ void norm_impl(T* out, const T* x, int64_t n, NormKind kind) {
   parallel_for(blocks, std::max<int64_t>(1, kGrain / kReduceBlock), [&](int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; ++b) {
       const int64_t off = b * kReduceBlock;
-      part[b] = block_partial(x + off, std::min(kReduceBlock, n - off), kind);
+      part[b] = block_partial(ex, x + off, std::min(kReduceBlock, n - off), kind);
     }
   });
   *out = tree_sum_inplace(part.data(), blocks);
 }
 
-}  // namespace
-
-void sgd_step_cpu(float* param, float* momentum_buffer, const float* grad, int64_t n, const SgdStep& s) {
-  sgd_impl(param, momentum_buffer, grad, n, s);
-}
-void sgd_step_cpu(double* param, double* momentum_buffer, const double* grad, int64_t n, const SgdStep& s) {
-  sgd_impl(param, momentum_buffer, grad, n, s);
-}
-void adam_step_cpu(float* param, float* exp_avg, float* exp_avg_sq, float* max_exp_avg_sq, const float* grad,
-                   int64_t n, const AdamStep& s) {
-  adam_impl(param, exp_avg, exp_avg_sq, max_exp_avg_sq, grad, n, s);
-}
-void adam_step_cpu(double* param, double* exp_avg, double* exp_avg_sq, double* max_exp_avg_sq,
-                   const double* grad, int64_t n, const AdamStep& s) {
-  adam_impl(param, exp_avg, exp_avg_sq, max_exp_avg_sq, grad, n, s);
-}
-void norm_reduce_cpu(float* out, const float* x, int64_t n, NormKind kind) { norm_impl(out, x, n, kind); }
-void norm_reduce_cpu(double* out, const double* x, int64_t n, NormKind kind) { norm_impl(out, x, n, kind); }
+template void norm_reduce_cpu<float>(const Exec&, float*, const float*, int64_t, NormKind);
+template void norm_reduce_cpu<double>(const Exec&, double*, const double*, int64_t, NormKind);
 
 }  // namespace lockstep

@@ -109,21 +109,27 @@ void norm_impl(T* out, const T* x, int64_t n, NormKind kind) {
 
 }  // namespace
 
-void sgd_step_cuda(float* param, float* momentum_buffer, const float* grad, int64_t n, const SgdStep& s) {
+template <typename T>
+void sgd_step_cuda(const Exec&, T* param, T* momentum_buffer, const T* grad, int64_t n, const SgdStep& s) {
   sgd_impl(param, momentum_buffer, grad, n, s);
 }
-void sgd_step_cuda(double* param, double* momentum_buffer, const double* grad, int64_t n, const SgdStep& s) {
-  sgd_impl(param, momentum_buffer, grad, n, s);
-}
-void adam_step_cuda(float* param, float* exp_avg, float* exp_avg_sq, float* max_exp_avg_sq, const float* grad,
+template <typename T>
+void adam_step_cuda(const Exec&, T* param, T* exp_avg, T* exp_avg_sq, T* max_exp_avg_sq, const T* grad,
                     int64_t n, const AdamStep& s) {
   adam_impl(param, exp_avg, exp_avg_sq, max_exp_avg_sq, grad, n, s);
 }
-void adam_step_cuda(double* param, double* exp_avg, double* exp_avg_sq, double* max_exp_avg_sq,
-                    const double* grad, int64_t n, const AdamStep& s) {
-  adam_impl(param, exp_avg, exp_avg_sq, max_exp_avg_sq, grad, n, s);
+template <typename T>
+void norm_reduce_cuda(const Exec&, T* out, const T* x, int64_t n, NormKind kind) {
+  norm_impl(out, x, n, kind);
 }
-void norm_reduce_cuda(float* out, const float* x, int64_t n, NormKind kind) { norm_impl(out, x, n, kind); }
-void norm_reduce_cuda(double* out, const double* x, int64_t n, NormKind kind) { norm_impl(out, x, n, kind); }
+
+template void sgd_step_cuda<float>(const Exec&, float*, float*, const float*, int64_t, const SgdStep&);
+template void sgd_step_cuda<double>(const Exec&, double*, double*, const double*, int64_t, const SgdStep&);
+template void adam_step_cuda<float>(const Exec&, float*, float*, float*, float*, const float*, int64_t,
+                                    const AdamStep&);
+template void adam_step_cuda<double>(const Exec&, double*, double*, double*, double*, const double*, int64_t,
+                                     const AdamStep&);
+template void norm_reduce_cuda<float>(const Exec&, float*, const float*, int64_t, NormKind);
+template void norm_reduce_cuda<double>(const Exec&, double*, const double*, int64_t, NormKind);
 
 }  // namespace lockstep

@@ -35,74 +35,66 @@
 
 namespace lockstep {
 
+// Every kernel below exists for float and double (explicit instantiations in reduce_cpu.cpp
+// and reduce_cuda.cu). ex.simd picks the AVX2 block sum of the contiguous order (float; the
+// same bits at every level); nothing else reads ex: the op picks *_fast in fast mode.
+
 // ---- contiguous order ----
 // *out = sum of x[0..n) over all threads (block partials in parallel, then the tree serially).
-void sum_cpu(float* out, const float* x, int64_t n);
-void sum_cpu(double* out, const double* x, int64_t n);
+template <typename T> void sum_cpu(const Exec& ex, T* out, const T* x, int64_t n);
 // out[r] = sum of row r of x (rows x cols); threads over rows, or over blocks when rows are few.
-void sum_rows_cpu(float* out, const float* x, int64_t rows, int64_t cols);
-void sum_rows_cpu(double* out, const double* x, int64_t rows, int64_t cols);
+template <typename T> void sum_rows_cpu(const Exec& ex, T* out, const T* x, int64_t rows, int64_t cols);
 // The same order on the calling thread only, for kernels that sum inside their own parallel
-// loop (softmax). Uses AVX2 when simd_enabled(); same bits either way.
+// loop (softmax).
 template <typename T> T sum_serial_cpu(const Exec& ex, const T* x, int64_t n);
-// Reference: the contiguous order written as the plain element loop (tests).
-float sum_cpu_ref(const float* x, int64_t n);
-double sum_cpu_ref(const double* x, int64_t n);
+// Reference: the contiguous order written as the plain element loop (tests; reads no setting).
+template <typename T> T sum_cpu_ref(const T* x, int64_t n);
 
 // ---- batch order ----
 // out[j] (+)= sum over r of x[r, j], x: rows x cols. Threads split the columns (or, for
 // narrow matrices, the chunks, whose partials are then combined by the same tree).
 // With accumulate, out[j] = out[j] + sum (the old value first, as in the GEMM contract).
-void sum_cols_cpu(float* out, const float* x, int64_t rows, int64_t cols, bool accumulate);
-void sum_cols_cpu(double* out, const double* x, int64_t rows, int64_t cols, bool accumulate);
+template <typename T>
+void sum_cols_cpu(const Exec& ex, T* out, const T* x, int64_t rows, int64_t cols, bool accumulate);
 // out[o, j] = sum over k of x[o, k, j], x: outer x d x inner: sum_cols on every outer slice.
-void sum_mid_cpu(float* out, const float* x, int64_t outer, int64_t d, int64_t inner);
-void sum_mid_cpu(double* out, const double* x, int64_t outer, int64_t d, int64_t inner);
-// Reference: chunk partials as plain loops, then tree_sum_inplace per column (tests).
+template <typename T> void sum_mid_cpu(const Exec& ex, T* out, const T* x, int64_t outer, int64_t d, int64_t inner);
+// Reference: chunk partials as plain loops, then tree_sum_inplace per column (tests; float).
 void sum_cols_cpu_ref(float* out, const float* x, int64_t rows, int64_t cols);
 
 // ---- max / argmax over d of outer x d x inner (inner == 1: over the rows' last dim) ----
-void max_cpu(float* out, const float* x, int64_t outer, int64_t d, int64_t inner);
-void max_cpu(double* out, const double* x, int64_t outer, int64_t d, int64_t inner);
-void argmax_cpu(int64_t* out, const float* x, int64_t outer, int64_t d, int64_t inner);
-void argmax_cpu(int64_t* out, const double* x, int64_t outer, int64_t d, int64_t inner);
+template <typename T> void max_cpu(const Exec& ex, T* out, const T* x, int64_t outer, int64_t d, int64_t inner);
+template <typename T>
+void argmax_cpu(const Exec& ex, int64_t* out, const T* x, int64_t outer, int64_t d, int64_t inner);
 // The same rule for one row x[0..n), n >= 1, on the calling thread (softmax's row max).
-int64_t argmax_serial_cpu(const float* x, int64_t n);
-int64_t argmax_serial_cpu(const double* x, int64_t n);
+// Exact and scalar, so there is nothing for an Exec to choose.
+template <typename T> int64_t argmax_serial_cpu(const T* x, int64_t n);
 
 // ---- fast mode (see the top of this file for what they give up) ----
 inline constexpr int64_t kFastPiece = 16384;
-void sum_fast_cpu(float* out, const float* x, int64_t n);
-void sum_fast_cpu(double* out, const double* x, int64_t n);
-void sum_rows_fast_cpu(float* out, const float* x, int64_t rows, int64_t cols);
-void sum_rows_fast_cpu(double* out, const double* x, int64_t rows, int64_t cols);
-void sum_mid_fast_cpu(float* out, const float* x, int64_t outer, int64_t d, int64_t inner);
-void sum_mid_fast_cpu(double* out, const double* x, int64_t outer, int64_t d, int64_t inner);
+template <typename T> void sum_fast_cpu(const Exec& ex, T* out, const T* x, int64_t n);
+template <typename T> void sum_rows_fast_cpu(const Exec& ex, T* out, const T* x, int64_t rows, int64_t cols);
+template <typename T>
+void sum_mid_fast_cpu(const Exec& ex, T* out, const T* x, int64_t outer, int64_t d, int64_t inner);
 
-// ---- AVX2 (kernels/reduce_avx2.cpp; only with LOCKSTEP_HAVE_AVX2, only when simd_enabled()) ----
+// ---- AVX2 (kernels/reduce_avx2.cpp; only with LOCKSTEP_HAVE_AVX2, only when ex.avx2()) ----
 // The contiguous-order partial of one block, len <= kReduceBlock: the 32 lanes are four
 // ymm accumulators (lanes 0-7, 8-15, 16-23, 24-31), so the fold is ymm, ymm, 128-bit halves,
 // 64-bit halves, then lanes 0 and 1: the halving fold, bit for bit.
 float sum_block_avx2(const float* x, int64_t len);
 
 // ---- CUDA: the same contracts with device pointers (kernels/reduce_cuda.cu) ----
-void sum_cuda(float* out, const float* x, int64_t n);
-void sum_cuda(double* out, const double* x, int64_t n);
-void sum_rows_cuda(float* out, const float* x, int64_t rows, int64_t cols);
-void sum_rows_cuda(double* out, const double* x, int64_t rows, int64_t cols);
-void sum_cols_cuda(float* out, const float* x, int64_t rows, int64_t cols, bool accumulate);
-void sum_cols_cuda(double* out, const double* x, int64_t rows, int64_t cols, bool accumulate);
-void sum_mid_cuda(float* out, const float* x, int64_t outer, int64_t d, int64_t inner);
-void sum_mid_cuda(double* out, const double* x, int64_t outer, int64_t d, int64_t inner);
-void max_cuda(float* out, const float* x, int64_t outer, int64_t d, int64_t inner);
-void max_cuda(double* out, const double* x, int64_t outer, int64_t d, int64_t inner);
-void argmax_cuda(int64_t* out, const float* x, int64_t outer, int64_t d, int64_t inner);
-void argmax_cuda(int64_t* out, const double* x, int64_t outer, int64_t d, int64_t inner);
-void sum_fast_cuda(float* out, const float* x, int64_t n);
-void sum_fast_cuda(double* out, const double* x, int64_t n);
-void sum_rows_fast_cuda(float* out, const float* x, int64_t rows, int64_t cols);
-void sum_rows_fast_cuda(double* out, const double* x, int64_t rows, int64_t cols);
-void sum_mid_fast_cuda(float* out, const float* x, int64_t outer, int64_t d, int64_t inner);
-void sum_mid_fast_cuda(double* out, const double* x, int64_t outer, int64_t d, int64_t inner);
+template <typename T> void sum_cuda(const Exec& ex, T* out, const T* x, int64_t n);
+template <typename T> void sum_rows_cuda(const Exec& ex, T* out, const T* x, int64_t rows, int64_t cols);
+template <typename T>
+void sum_cols_cuda(const Exec& ex, T* out, const T* x, int64_t rows, int64_t cols, bool accumulate);
+template <typename T>
+void sum_mid_cuda(const Exec& ex, T* out, const T* x, int64_t outer, int64_t d, int64_t inner);
+template <typename T> void max_cuda(const Exec& ex, T* out, const T* x, int64_t outer, int64_t d, int64_t inner);
+template <typename T>
+void argmax_cuda(const Exec& ex, int64_t* out, const T* x, int64_t outer, int64_t d, int64_t inner);
+template <typename T> void sum_fast_cuda(const Exec& ex, T* out, const T* x, int64_t n);
+template <typename T> void sum_rows_fast_cuda(const Exec& ex, T* out, const T* x, int64_t rows, int64_t cols);
+template <typename T>
+void sum_mid_fast_cuda(const Exec& ex, T* out, const T* x, int64_t outer, int64_t d, int64_t inner);
 
 }  // namespace lockstep

@@ -1,5 +1,5 @@
 // AVX2 contiguous-order block partial (kernels/reduce.h). Compiled with -mavx2 -mfma only
-// when LOCKSTEP_HAVE_AVX2; called only when simd_enabled().
+// when LOCKSTEP_HAVE_AVX2; called only when ex.avx2().
 //
 // The canonical order's 32 lanes live in four ymm registers: acc0 holds lanes 0-7, acc1
 // lanes 8-15, acc2 lanes 16-23, acc3 lanes 24-31, so one 32-element step is four vector adds,

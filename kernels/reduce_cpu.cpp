@@ -10,7 +10,6 @@
 #include <vector>
 
 #include "base/parallel.h"
-#include "base/simd.h"
 #include "kernels/reduce_order.h"
 #include "lockstep/config.h"
 
@@ -72,9 +71,9 @@ T sum_serial_with(BlockFn<T> block, const T* x, int64_t n) {
 }
 
 template <typename T>
-void sum_rows_impl(T* out, const T* x, int64_t rows, int64_t cols) {
+void sum_rows_impl(const Exec& ex, T* out, const T* x, int64_t rows, int64_t cols) {
   if (rows <= 0) return;
-  const BlockFn<T> block = block_kernel_for(simd_enabled(), x);
+  const BlockFn<T> block = block_kernel_for(ex.avx2(), x);
   const int64_t nb = ceil_div(cols, kReduceBlock);
   if (nb <= 1 || rows >= num_threads()) {
     // enough rows to go round: each thread sums whole rows
@@ -355,29 +354,30 @@ void sum_mid_fast_impl(T* out, const T* x, int64_t outer, int64_t d, int64_t inn
 
 }  // namespace
 
-void sum_cpu(float* out, const float* x, int64_t n) { sum_rows_impl(out, x, 1, n); }
-void sum_cpu(double* out, const double* x, int64_t n) { sum_rows_impl(out, x, 1, n); }
-void sum_rows_cpu(float* out, const float* x, int64_t rows, int64_t cols) { sum_rows_impl(out, x, rows, cols); }
-void sum_rows_cpu(double* out, const double* x, int64_t rows, int64_t cols) { sum_rows_impl(out, x, rows, cols); }
+template <typename T>
+void sum_cpu(const Exec& ex, T* out, const T* x, int64_t n) {
+  sum_rows_impl(ex, out, x, 1, n);
+}
+template <typename T>
+void sum_rows_cpu(const Exec& ex, T* out, const T* x, int64_t rows, int64_t cols) {
+  sum_rows_impl(ex, out, x, rows, cols);
+}
 template <typename T>
 T sum_serial_cpu(const Exec& ex, const T* x, int64_t n) {
   return sum_serial_with(block_kernel_for(ex.avx2(), x), x, n);
 }
-template float sum_serial_cpu<float>(const Exec&, const float*, int64_t);
-template double sum_serial_cpu<double>(const Exec&, const double*, int64_t);
-float sum_cpu_ref(const float* x, int64_t n) { return sum_ref_impl(x, n); }
-double sum_cpu_ref(const double* x, int64_t n) { return sum_ref_impl(x, n); }
+template <typename T>
+T sum_cpu_ref(const T* x, int64_t n) {
+  return sum_ref_impl(x, n);
+}
 
-void sum_cols_cpu(float* out, const float* x, int64_t rows, int64_t cols, bool accumulate) {
+// The batch order has no SIMD path: the compiler vectorises the column loops as written.
+template <typename T>
+void sum_cols_cpu(const Exec&, T* out, const T* x, int64_t rows, int64_t cols, bool accumulate) {
   sum_mid_impl(out, x, 1, rows, cols, accumulate);
 }
-void sum_cols_cpu(double* out, const double* x, int64_t rows, int64_t cols, bool accumulate) {
-  sum_mid_impl(out, x, 1, rows, cols, accumulate);
-}
-void sum_mid_cpu(float* out, const float* x, int64_t outer, int64_t d, int64_t inner) {
-  sum_mid_impl(out, x, outer, d, inner, false);
-}
-void sum_mid_cpu(double* out, const double* x, int64_t outer, int64_t d, int64_t inner) {
+template <typename T>
+void sum_mid_cpu(const Exec&, T* out, const T* x, int64_t outer, int64_t d, int64_t inner) {
   sum_mid_impl(out, x, outer, d, inner, false);
 }
 
@@ -399,35 +399,48 @@ void sum_cols_cpu_ref(float* out, const float* x, int64_t rows, int64_t cols) {
   }
 }
 
-void max_cpu(float* out, const float* x, int64_t outer, int64_t d, int64_t inner) {
-  max_impl<float>(out, nullptr, x, outer, d, inner);
+template <typename T>
+void max_cpu(const Exec&, T* out, const T* x, int64_t outer, int64_t d, int64_t inner) {
+  max_impl<T>(out, nullptr, x, outer, d, inner);
 }
-void max_cpu(double* out, const double* x, int64_t outer, int64_t d, int64_t inner) {
-  max_impl<double>(out, nullptr, x, outer, d, inner);
+template <typename T>
+void argmax_cpu(const Exec&, int64_t* out, const T* x, int64_t outer, int64_t d, int64_t inner) {
+  max_impl<T>(nullptr, out, x, outer, d, inner);
 }
-void argmax_cpu(int64_t* out, const float* x, int64_t outer, int64_t d, int64_t inner) {
-  max_impl<float>(nullptr, out, x, outer, d, inner);
-}
-void argmax_cpu(int64_t* out, const double* x, int64_t outer, int64_t d, int64_t inner) {
-  max_impl<double>(nullptr, out, x, outer, d, inner);
+template <typename T>
+int64_t argmax_serial_cpu(const T* x, int64_t n) {
+  return argmax_row(x, n);
 }
 
-int64_t argmax_serial_cpu(const float* x, int64_t n) { return argmax_row(x, n); }
-int64_t argmax_serial_cpu(const double* x, int64_t n) { return argmax_row(x, n); }
+template <typename T>
+void sum_fast_cpu(const Exec&, T* out, const T* x, int64_t n) {
+  sum_rows_fast_impl(out, x, 1, n);
+}
+template <typename T>
+void sum_rows_fast_cpu(const Exec&, T* out, const T* x, int64_t rows, int64_t cols) {
+  sum_rows_fast_impl(out, x, rows, cols);
+}
+template <typename T>
+void sum_mid_fast_cpu(const Exec&, T* out, const T* x, int64_t outer, int64_t d, int64_t inner) {
+  sum_mid_fast_impl(out, x, outer, d, inner);
+}
 
-void sum_fast_cpu(float* out, const float* x, int64_t n) { sum_rows_fast_impl(out, x, 1, n); }
-void sum_fast_cpu(double* out, const double* x, int64_t n) { sum_rows_fast_impl(out, x, 1, n); }
-void sum_rows_fast_cpu(float* out, const float* x, int64_t rows, int64_t cols) {
-  sum_rows_fast_impl(out, x, rows, cols);
-}
-void sum_rows_fast_cpu(double* out, const double* x, int64_t rows, int64_t cols) {
-  sum_rows_fast_impl(out, x, rows, cols);
-}
-void sum_mid_fast_cpu(float* out, const float* x, int64_t outer, int64_t d, int64_t inner) {
-  sum_mid_fast_impl(out, x, outer, d, inner);
-}
-void sum_mid_fast_cpu(double* out, const double* x, int64_t outer, int64_t d, int64_t inner) {
-  sum_mid_fast_impl(out, x, outer, d, inner);
-}
+// float and double of every kernel above.
+#define LS_REDUCE_CPU(T)                                                                    \
+  template void sum_cpu<T>(const Exec&, T*, const T*, int64_t);                             \
+  template void sum_rows_cpu<T>(const Exec&, T*, const T*, int64_t, int64_t);               \
+  template T sum_serial_cpu<T>(const Exec&, const T*, int64_t);                             \
+  template T sum_cpu_ref<T>(const T*, int64_t);                                             \
+  template void sum_cols_cpu<T>(const Exec&, T*, const T*, int64_t, int64_t, bool);         \
+  template void sum_mid_cpu<T>(const Exec&, T*, const T*, int64_t, int64_t, int64_t);       \
+  template void max_cpu<T>(const Exec&, T*, const T*, int64_t, int64_t, int64_t);           \
+  template void argmax_cpu<T>(const Exec&, int64_t*, const T*, int64_t, int64_t, int64_t);  \
+  template int64_t argmax_serial_cpu<T>(const T*, int64_t);                                 \
+  template void sum_fast_cpu<T>(const Exec&, T*, const T*, int64_t);                        \
+  template void sum_rows_fast_cpu<T>(const Exec&, T*, const T*, int64_t, int64_t);          \
+  template void sum_mid_fast_cpu<T>(const Exec&, T*, const T*, int64_t, int64_t, int64_t);
+LS_REDUCE_CPU(float)
+LS_REDUCE_CPU(double)
+#undef LS_REDUCE_CPU
 
 }  // namespace lockstep

@@ -97,43 +97,57 @@ void sum_mid_fast(T* out, const T* x, int64_t outer, int64_t d, int64_t inner) {
 
 }  // namespace
 
-void sum_cuda(float* out, const float* x, int64_t n) { contig_rows(out, x, 1, n, Ident{}); }
-void sum_cuda(double* out, const double* x, int64_t n) { contig_rows(out, x, 1, n, Ident{}); }
-void sum_rows_cuda(float* out, const float* x, int64_t rows, int64_t cols) { contig_rows(out, x, rows, cols, Ident{}); }
-void sum_rows_cuda(double* out, const double* x, int64_t rows, int64_t cols) { contig_rows(out, x, rows, cols, Ident{}); }
-void sum_cols_cuda(float* out, const float* x, int64_t rows, int64_t cols, bool accumulate) {
+// The CUDA kernels read nothing from ex: the op picks *_fast in fast mode.
+template <typename T>
+void sum_cuda(const Exec&, T* out, const T* x, int64_t n) {
+  contig_rows(out, x, 1, n, Ident{});
+}
+template <typename T>
+void sum_rows_cuda(const Exec&, T* out, const T* x, int64_t rows, int64_t cols) {
+  contig_rows(out, x, rows, cols, Ident{});
+}
+template <typename T>
+void sum_cols_cuda(const Exec&, T* out, const T* x, int64_t rows, int64_t cols, bool accumulate) {
   sum_mid_det(out, x, 1, rows, cols, accumulate);
 }
-void sum_cols_cuda(double* out, const double* x, int64_t rows, int64_t cols, bool accumulate) {
-  sum_mid_det(out, x, 1, rows, cols, accumulate);
-}
-void sum_mid_cuda(float* out, const float* x, int64_t outer, int64_t d, int64_t inner) {
+template <typename T>
+void sum_mid_cuda(const Exec&, T* out, const T* x, int64_t outer, int64_t d, int64_t inner) {
   sum_mid_det(out, x, outer, d, inner, false);
 }
-void sum_mid_cuda(double* out, const double* x, int64_t outer, int64_t d, int64_t inner) {
-  sum_mid_det(out, x, outer, d, inner, false);
+template <typename T>
+void max_cuda(const Exec&, T* out, const T* x, int64_t outer, int64_t d, int64_t inner) {
+  max_impl<T>(out, nullptr, x, outer, d, inner);
 }
-void max_cuda(float* out, const float* x, int64_t outer, int64_t d, int64_t inner) {
-  max_impl<float>(out, nullptr, x, outer, d, inner);
+template <typename T>
+void argmax_cuda(const Exec&, int64_t* out, const T* x, int64_t outer, int64_t d, int64_t inner) {
+  max_impl<T>(nullptr, out, x, outer, d, inner);
 }
-void max_cuda(double* out, const double* x, int64_t outer, int64_t d, int64_t inner) {
-  max_impl<double>(out, nullptr, x, outer, d, inner);
+template <typename T>
+void sum_fast_cuda(const Exec&, T* out, const T* x, int64_t n) {
+  sum_rows_fast(out, x, 1, n);
 }
-void argmax_cuda(int64_t* out, const float* x, int64_t outer, int64_t d, int64_t inner) {
-  max_impl<float>(nullptr, out, x, outer, d, inner);
+template <typename T>
+void sum_rows_fast_cuda(const Exec&, T* out, const T* x, int64_t rows, int64_t cols) {
+  sum_rows_fast(out, x, rows, cols);
 }
-void argmax_cuda(int64_t* out, const double* x, int64_t outer, int64_t d, int64_t inner) {
-  max_impl<double>(nullptr, out, x, outer, d, inner);
-}
-void sum_fast_cuda(float* out, const float* x, int64_t n) { sum_rows_fast(out, x, 1, n); }
-void sum_fast_cuda(double* out, const double* x, int64_t n) { sum_rows_fast(out, x, 1, n); }
-void sum_rows_fast_cuda(float* out, const float* x, int64_t rows, int64_t cols) { sum_rows_fast(out, x, rows, cols); }
-void sum_rows_fast_cuda(double* out, const double* x, int64_t rows, int64_t cols) { sum_rows_fast(out, x, rows, cols); }
-void sum_mid_fast_cuda(float* out, const float* x, int64_t outer, int64_t d, int64_t inner) {
+template <typename T>
+void sum_mid_fast_cuda(const Exec&, T* out, const T* x, int64_t outer, int64_t d, int64_t inner) {
   sum_mid_fast(out, x, outer, d, inner);
 }
-void sum_mid_fast_cuda(double* out, const double* x, int64_t outer, int64_t d, int64_t inner) {
-  sum_mid_fast(out, x, outer, d, inner);
-}
+
+// float and double of every kernel above.
+#define LS_REDUCE_CUDA(T)                                                                    \
+  template void sum_cuda<T>(const Exec&, T*, const T*, int64_t);                             \
+  template void sum_rows_cuda<T>(const Exec&, T*, const T*, int64_t, int64_t);               \
+  template void sum_cols_cuda<T>(const Exec&, T*, const T*, int64_t, int64_t, bool);         \
+  template void sum_mid_cuda<T>(const Exec&, T*, const T*, int64_t, int64_t, int64_t);       \
+  template void max_cuda<T>(const Exec&, T*, const T*, int64_t, int64_t, int64_t);           \
+  template void argmax_cuda<T>(const Exec&, int64_t*, const T*, int64_t, int64_t, int64_t);  \
+  template void sum_fast_cuda<T>(const Exec&, T*, const T*, int64_t);                        \
+  template void sum_rows_fast_cuda<T>(const Exec&, T*, const T*, int64_t, int64_t);          \
+  template void sum_mid_fast_cuda<T>(const Exec&, T*, const T*, int64_t, int64_t, int64_t);
+LS_REDUCE_CUDA(float)
+LS_REDUCE_CUDA(double)
+#undef LS_REDUCE_CUDA
 
 }  // namespace lockstep

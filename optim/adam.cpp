@@ -1,10 +1,11 @@
-// Adam / AdamW: options, checks and the per-parameter dispatch to adam_step_{cpu,cuda}
-// (kernels/optim.h holds the formulas, the float operation order and adam_step_args, which
-// turns lr, betas and the step count into the doubles the kernel rounds once).
+// Adam / AdamW: options, checks and the per-parameter update adam_step_ (core/optim.h;
+// kernels/optim.h holds the formulas and the float operation order, base/optim_step.h
+// adam_step_args, which turns lr, betas and the step count into the doubles the kernel
+// rounds once).
 #include "optim/adam.h"
 
 #include "core/autograd.h"
-#include "kernels/optim.h"
+#include "core/optim.h"
 
 namespace lockstep::optim {
 
@@ -53,20 +54,6 @@ AdamW::AdamW(std::vector<Tensor> params, const AdamOptions& defaults)
 AdamW::AdamW(std::vector<ParamGroup> groups, const AdamOptions& defaults)
     : Adam("AdamW", std::move(groups), defaults, true) {}
 
-namespace {
-template <typename T>
-void run(const Tensor& p, const Tensor& m, const Tensor& v, const Tensor& vmax, const Tensor& grad,
-         const AdamStep& s) {
-  T* pp = static_cast<T*>(p.raw_data());
-  T* pm = static_cast<T*>(m.raw_data());
-  T* pv = static_cast<T*>(v.raw_data());
-  T* pvmax = vmax.defined() ? static_cast<T*>(vmax.raw_data()) : nullptr;
-  const T* pg = static_cast<const T*>(grad.raw_data());
-  if (p.device() == Device::cpu) adam_step_cpu(pp, pm, pv, pvmax, pg, p.numel(), s);
-  else adam_step_cuda(pp, pm, pv, pvmax, pg, p.numel(), s);
-}
-}  // namespace
-
 void Adam::step() {
   NoGradGuard ng;
   for (size_t g = 0; g < num_param_groups(); ++g) {
@@ -83,8 +70,7 @@ void Adam::step() {
       const int64_t t = ++step.data<int64_t>()[0];
       const AdamStep s = adam_step_args(o.lr(), o.betas().first, o.betas().second, o.eps(), o.weight_decay(),
                                         decoupled_, o.amsgrad(), t);
-      if (p.dtype() == DType::f32) run<float>(p, m, v, vmax, grad, s);
-      else run<double>(p, m, v, vmax, grad, s);
+      adam_step_(p, m, v, vmax, grad, s);
     }
   }
 }

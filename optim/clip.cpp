@@ -1,13 +1,13 @@
-// clip_grad_norm_ (optim/clip.h): per-parameter norm kernels, a fixed-order combine on the
-// host, and an in-place scale with the elementwise scalar kernel.
+// clip_grad_norm_ (optim/clip.h): per-parameter norms (norm_reduce, core/optim.h), a
+// fixed-order combine on the host, and each gradient scaled by the same factor (scale,
+// core/ops.h: g * coef rounded once per element, written back into the gradient).
 #include "optim/clip.h"
 
 #include <cmath>
 
 #include "core/autograd.h"
-#include "core/ops/dispatch.h"
-#include "kernels/elementwise.h"
-#include "kernels/optim.h"
+#include "core/ops.h"
+#include "core/optim.h"
 
 namespace lockstep::optim {
 
@@ -15,12 +15,7 @@ namespace {
 
 template <typename T>
 T partial(const Tensor& g, NormKind kind) {
-  Tensor out = Tensor::empty({}, g.dtype(), g.device());
-  T* po = static_cast<T*>(out.raw_data());
-  const T* pg = static_cast<const T*>(g.raw_data());
-  if (g.device() == Device::cpu) norm_reduce_cpu(po, pg, g.numel(), kind);
-  else norm_reduce_cuda(po, pg, g.numel(), kind);
-  return static_cast<T>(out.item());
+  return static_cast<T>(norm_reduce(g, kind).item());
 }
 
 template <typename T>
@@ -43,13 +38,8 @@ double clip_impl(const std::vector<Tensor>& grads, double max_norm, double norm_
   T coef = (T(1) / denom) * static_cast<T>(max_norm);
   if (coef > T(1)) coef = T(1);
   if (!(coef == T(1))) {
-    for (const Tensor& g : grads) {
-      dispatch_float("clip_grad_norm_", g.device(), g.dtype(), [&](auto on, auto t) {
-        using U = decltype(t);  // U is T: every gradient has the first one's dtype
-        U* pg = static_cast<U*>(g.raw_data());
-        LS_KERNEL(on, binary_scalar, BinaryOp::mul, pg, pg, static_cast<U>(coef), g.numel());
-      });
-    }
+    // coef is a T, so scale's rounding of it to the dtype is exact.
+    for (Tensor g : grads) g.copy_(scale(g, static_cast<double>(coef)));
   }
   return static_cast<double>(total);
 }

@@ -7,7 +7,7 @@
 #include <cmath>
 #include <set>
 
-#include "kernels/optim.h"
+#include "base/optim_step.h"  // optim_powi
 #include "optim/optimizer.h"
 
 namespace lockstep::optim {

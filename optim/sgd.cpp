@@ -1,9 +1,9 @@
-// SGD: options, checks and the per-parameter dispatch to sgd_step_{cpu,cuda}
-// (kernels/optim.h holds the formulas and their float operation order).
+// SGD: options, checks and the per-parameter update sgd_step_ (core/optim.h; the formulas
+// and their float operation order are in kernels/optim.h).
 #include "optim/sgd.h"
 
 #include "core/autograd.h"
-#include "kernels/optim.h"
+#include "core/optim.h"
 
 namespace lockstep::optim {
 
@@ -45,17 +45,6 @@ SGD::SGD(std::vector<Tensor> params, const SGDOptions& defaults)
 
 SGD::SGD(std::vector<ParamGroup> groups, const SGDOptions& defaults) : Optimizer("SGD", std::move(groups), defaults) {}
 
-namespace {
-template <typename T>
-void run(const Tensor& p, const Tensor& buf, const Tensor& grad, const SgdStep& s) {
-  T* pp = static_cast<T*>(p.raw_data());
-  T* pb = buf.defined() ? static_cast<T*>(buf.raw_data()) : nullptr;
-  const T* pg = static_cast<const T*>(grad.raw_data());
-  if (p.device() == Device::cpu) sgd_step_cpu(pp, pb, pg, p.numel(), s);
-  else sgd_step_cuda(pp, pb, pg, p.numel(), s);
-}
-}  // namespace
-
 void SGD::step() {
   NoGradGuard ng;
   for (size_t g = 0; g < num_param_groups(); ++g) {
@@ -76,8 +65,7 @@ void SGD::step() {
         s.first = !has_state(index, "momentum_buffer");
         buf = state_slot(index, "momentum_buffer", p);
       }
-      if (p.dtype() == DType::f32) run<float>(p, buf, grad, s);
-      else run<double>(p, buf, grad, s);
+      sgd_step_(p, buf, grad, s);
     }
   }
 }

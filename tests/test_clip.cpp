@@ -53,17 +53,17 @@ TEST_CASE("clip: norm kernels are sum_cpu over the squares / absolute values", "
     std::vector<float> sq(x.size()), ab(x.size());
     for (size_t i = 0; i < x.size(); ++i) sq[i] = x[i] * x[i], ab[i] = std::fabs(x[i]);
     float want_sq = 0, want_abs = 0, want_max = 0;
-    sum_cpu(&want_sq, sq.data(), n);
-    sum_cpu(&want_abs, ab.data(), n);
+    sum_cpu(Exec::current(), &want_sq, sq.data(), n);
+    sum_cpu(Exec::current(), &want_abs, ab.data(), n);
     for (float a : ab) want_max = std::max(want_max, a);
     for (bool simd : {false, true})
       for (int threads : {1, 2, 3, 8}) {
-        SimdGuard sg(simd);
+        const Exec ex{Mode::deterministic, simd ? simd_level_available() : SimdLevel::scalar};
         ThreadsGuard tg(threads);
         float got_sq = -1, got_abs = -1, got_max = -1;
-        norm_reduce_cpu(&got_sq, x.data(), n, NormKind::sum_squares);
-        norm_reduce_cpu(&got_abs, x.data(), n, NormKind::sum_abs);
-        norm_reduce_cpu(&got_max, x.data(), n, NormKind::max_abs);
+        norm_reduce_cpu(ex, &got_sq, x.data(), n, NormKind::sum_squares);
+        norm_reduce_cpu(ex, &got_abs, x.data(), n, NormKind::sum_abs);
+        norm_reduce_cpu(ex, &got_max, x.data(), n, NormKind::max_abs);
         INFO("simd " << simd << ", threads " << threads);
         REQUIRE(std::memcmp(&got_sq, &want_sq, 4) == 0);
         REQUIRE(std::memcmp(&got_abs, &want_abs, 4) == 0);
@@ -73,7 +73,7 @@ TEST_CASE("clip: norm kernels are sum_cpu over the squares / absolute values", "
   std::vector<float> x(9000, 1.f);
   x[8000] = std::nanf("");
   float m = 0;
-  norm_reduce_cpu(&m, x.data(), 9000, NormKind::max_abs);
+  norm_reduce_cpu(Exec::current(), &m, x.data(), 9000, NormKind::max_abs);
   uint32_t bits;
   std::memcpy(&bits, &m, 4);
   REQUIRE(bits == 0x7fc00000u);  // the canonical NaN, whichever thread saw it

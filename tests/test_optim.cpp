@@ -282,11 +282,11 @@ TEST_CASE("optim: the AVX2 kernels give the portable bits for every option combi
                                       (bits & 8) != 0, 1 + bits);
     std::vector<float> out[2][5];
     for (int simd = 0; simd < 2; ++simd) {
-      SimdGuard sg(simd == 1);
+      const Exec ex{Mode::deterministic, simd == 1 ? SimdLevel::avx2 : SimdLevel::scalar};
       std::vector<float> p = p0, b = m0, m = m0, v = v0, vmax = v0;
       std::vector<float> q = p0;
-      sgd_step_cpu(p.data(), b.data(), g.data(), n, s);
-      adam_step_cpu(q.data(), m.data(), v.data(), vmax.data(), g.data(), n, a);
+      sgd_step_cpu(ex, p.data(), b.data(), g.data(), n, s);
+      adam_step_cpu(ex, q.data(), m.data(), v.data(), vmax.data(), g.data(), n, a);
       out[simd][0] = p, out[simd][1] = b, out[simd][2] = q, out[simd][3] = m, out[simd][4] = vmax;
     }
     INFO("option bits " << bits);

@@ -5,7 +5,7 @@
 // Backward of linear (issue 3): dx = dY W (matmul), dW via linear_grad_weight, db = sum over
 // rows of dY (batch order).
 #include "core/autograd.h"
-#include "base/mode.h"
+#include "core/ops/dispatch.h"
 #include "core/tensor.h"
 #include "kernels/gemm.h"
 
@@ -21,33 +21,24 @@ void check_float_pair(const char* op, const Tensor& a, const Tensor& b, const ch
                bn, " is on ", device_name(b.device()));
 }
 
-// Runs one GEMM on contiguous operands, dispatching on dtype, device and mode.
+// Runs one GEMM on contiguous operands: float32 or float64, CPU or CUDA; fast mode takes
+// the autotuned variant (float64 has none and runs the deterministic kernel there too).
 void run_gemm(const char* op, const Tensor& a, const Tensor& b, Tensor& c, bool ta, bool tb, int64_t M,
               int64_t N, int64_t K, const Tensor& bias, bool accumulate, KOrder order) {
-  if (a.dtype() == DType::f64) {
-    LS_CHECK_ARG(a.device() == Device::cpu, op, "float64 is CPU-only");
-    GemmArgsF64 g;
+  dispatch_float(op, a.device(), a.dtype(), [&](auto on, auto t) {
+    using T = decltype(t);
+    GemmArgsT<T> g;
     g.trans_a = ta, g.trans_b = tb, g.M = M, g.N = N, g.K = K;
-    g.A = a.data<double>(), g.lda = a.size(1);
-    g.B = b.data<double>(), g.ldb = b.size(1);
-    g.C = c.data<double>(), g.ldc = N;
-    g.bias = bias.defined() ? bias.data<double>() : nullptr;
+    g.A = a.data<T>(), g.lda = a.size(1);
+    g.B = b.data<T>(), g.ldb = b.size(1);
+    g.C = c.data<T>(), g.ldc = N;
+    g.bias = bias.defined() ? bias.data<T>() : nullptr;
     g.accumulate = accumulate, g.order = order;
-    gemm_cpu(g);
-    return;
-  }
-  GemmArgs g;
-  g.trans_a = ta, g.trans_b = tb, g.M = M, g.N = N, g.K = K;
-  g.A = a.data<float>(), g.lda = a.size(1);
-  g.B = b.data<float>(), g.ldb = b.size(1);
-  g.C = c.data<float>(), g.ldc = N;
-  g.bias = bias.defined() ? bias.data<float>() : nullptr;
-  g.accumulate = accumulate, g.order = order;
-  const bool fast = mode() == Mode::fast;
-  if (a.device() == Device::cuda)
-    fast ? gemm_fast_cuda(g) : gemm_cuda(g);
-  else
-    fast ? gemm_fast_cpu(g) : gemm_cpu(g);
+    if (on.exec.fast())
+      LS_KERNEL(on, gemm_fast, g);
+    else
+      LS_KERNEL(on, gemm, g);
+  });
 }
 
 // C = op(A) op(B) on contiguous operands with the given K order (no recording).

@@ -12,7 +12,6 @@
 
 #include "core/autograd.h"
 #include "core/ops/dispatch.h"
-#include "base/mode.h"
 #include "core/tensor.h"
 #include "kernels/elementwise.h"
 #include "kernels/reduce.h"
@@ -65,38 +64,17 @@ void divide_by(Tensor& out, int64_t n) {
   });
 }
 
-template <typename T>
-void run_sum_all(T* out, const T* x, int64_t n, bool cuda, bool fast) {
-  if (cuda)
-    fast ? sum_fast_cuda(out, x, n) : sum_cuda(out, x, n);
-  else
-    fast ? sum_fast_cpu(out, x, n) : sum_cpu(out, x, n);
-}
-
-template <typename T>
-void run_sum_dim(T* out, const T* x, const DimSplit& s, bool cuda, bool fast) {
-  if (s.last) {
-    if (cuda)
-      fast ? sum_rows_fast_cuda(out, x, s.outer, s.d) : sum_rows_cuda(out, x, s.outer, s.d);
-    else
-      fast ? sum_rows_fast_cpu(out, x, s.outer, s.d) : sum_rows_cpu(out, x, s.outer, s.d);
-  } else {
-    if (cuda)
-      fast ? sum_mid_fast_cuda(out, x, s.outer, s.d, s.inner) : sum_mid_cuda(out, x, s.outer, s.d, s.inner);
-    else
-      fast ? sum_mid_fast_cpu(out, x, s.outer, s.d, s.inner) : sum_mid_cpu(out, x, s.outer, s.d, s.inner);
-  }
-}
-
 Tensor sum_all(const char* op, const Tensor& x_in) {
   check_float(op, x_in);
   const Tensor x = x_in.contiguous();
   Tensor out = Tensor::empty({}, x.dtype(), x.device());
-  const bool cuda = x.device() == Device::cuda, fast = mode() == Mode::fast;
-  if (x.dtype() == DType::f32)
-    run_sum_all(out.data<float>(), x.data<float>(), x.numel(), cuda, fast);
-  else
-    run_sum_all(out.data<double>(), x.data<double>(), x.numel(), cuda, fast);
+  dispatch_float(op, x.device(), x.dtype(), [&](auto on, auto t) {
+    using T = decltype(t);
+    if (on.exec.fast())
+      LS_KERNEL(on, sum_fast, out.data<T>(), x.data<T>(), x.numel());
+    else
+      LS_KERNEL(on, sum, out.data<T>(), x.data<T>(), x.numel());
+  });
   return out;
 }
 
@@ -107,11 +85,20 @@ Tensor sum_over(const char* op, const Tensor& x_in, int64_t dim, bool keepdim, i
   Tensor out = Tensor::empty(s.out_shape, x_in.dtype(), x_in.device());
   if (out.numel() == 0) return out;
   const Tensor x = x_in.contiguous();
-  const bool cuda = x.device() == Device::cuda, fast = mode() == Mode::fast;
-  if (x.dtype() == DType::f32)
-    run_sum_dim(out.data<float>(), x.data<float>(), s, cuda, fast);
-  else
-    run_sum_dim(out.data<double>(), x.data<double>(), s, cuda, fast);
+  dispatch_float(op, x.device(), x.dtype(), [&](auto on, auto t) {
+    using T = decltype(t);
+    T* y = out.data<T>();
+    const T* px = x.data<T>();
+    // The last dim: rows in the contiguous order; any other dim: the batch order.
+    if (s.last && on.exec.fast())
+      LS_KERNEL(on, sum_rows_fast, y, px, s.outer, s.d);
+    else if (s.last)
+      LS_KERNEL(on, sum_rows, y, px, s.outer, s.d);
+    else if (on.exec.fast())
+      LS_KERNEL(on, sum_mid_fast, y, px, s.outer, s.d, s.inner);
+    else
+      LS_KERNEL(on, sum_mid, y, px, s.outer, s.d, s.inner);
+  });
   return out;
 }
 
@@ -123,20 +110,13 @@ Tensor max_over(const char* op, const Tensor& x_in, int64_t dim, bool keepdim, b
   Tensor out = Tensor::empty(s.out_shape, want_index ? DType::i64 : x_in.dtype(), x_in.device());
   if (out.numel() == 0) return out;
   const Tensor x = x_in.contiguous();
-  const bool cuda = x.device() == Device::cuda;
-  auto run = [&](auto tag) {
-    using T = decltype(tag);
-    const T* px = x.data<T>();
+  dispatch_float(op, x.device(), x.dtype(), [&](auto on, auto t) {
+    using T = decltype(t);
     if (want_index)
-      cuda ? argmax_cuda(out.data<int64_t>(), px, s.outer, s.d, s.inner)
-           : argmax_cpu(out.data<int64_t>(), px, s.outer, s.d, s.inner);
+      LS_KERNEL(on, argmax, out.data<int64_t>(), x.data<T>(), s.outer, s.d, s.inner);
     else
-      cuda ? max_cuda(out.data<T>(), px, s.outer, s.d, s.inner) : max_cpu(out.data<T>(), px, s.outer, s.d, s.inner);
-  };
-  if (x.dtype() == DType::f32)
-    run(float{});
-  else
-    run(double{});
+      LS_KERNEL(on, max, out.data<T>(), x.data<T>(), s.outer, s.d, s.inner);
+  });
   return out;
 }
 

@@ -51,9 +51,13 @@ struct Case {
   }
 };
 
-void tiled_large(const GemmArgs& g) { gemm_cuda_with(GemmCudaTile::large, g); }
-void tiled_small(const GemmArgs& g) { gemm_cuda_with(GemmCudaTile::small, g); }
-void cublas(const GemmArgs& g) { gemm_fast_cuda_with(GemmCudaAlgo::cublas, g); }
+// The kernels with the settings in force now (set_allow_tf32 reaches cuBLAS through the Exec).
+void cpu_det(const GemmArgs& g) { gemm_cpu(Exec::current(), g); }
+void cuda_det(const GemmArgs& g) { gemm_cuda(Exec::current(), g); }
+void cuda_fast(const GemmArgs& g) { gemm_fast_cuda(Exec::current(), g); }
+void tiled_large(const GemmArgs& g) { gemm_cuda_with(Exec::current(), GemmCudaTile::large, g); }
+void tiled_small(const GemmArgs& g) { gemm_cuda_with(Exec::current(), GemmCudaTile::small, g); }
+void cublas(const GemmArgs& g) { gemm_fast_cuda_with(Exec::current(), GemmCudaAlgo::cublas, g); }
 
 const Shape3 kShapes[] = {{1, 1, 1},   {3, 7, 17},   {17, 129, 3},  {129, 33, 1000}, {1000, 17, 129},
                           {7, 1000, 65}, {130, 257, 300}, {64, 64, 8}, {128, 10, 33}, {5, 3, 0}};
@@ -90,27 +94,27 @@ TEST_CASE("cuda gemm: tiled and reference kernels equal gemm_cpu bit for bit", "
             Case cs(s, ta, tb, with_bias, acc, order, seed++);
             INFO(s.M << "x" << s.N << "x" << s.K << " ta " << ta << " tb " << tb << " bias " << with_bias
                      << " acc " << acc << " chunked " << (order == KOrder::batch_chunked));
-            const std::vector<float> want = cs.cpu(gemm_cpu);
+            const std::vector<float> want = cs.cpu(cpu_det);
             REQUIRE_BITWISE_EQUAL(cs.cpu(gemm_cpu_ref), want);  // the CPU's own contract
-            REQUIRE_BITWISE_EQUAL(cs.gpu(gemm_cuda_ref), want);
+            REQUIRE_BITWISE_EQUAL(cs.gpu(gemm_cuda_ref<float>), want);
             REQUIRE_BITWISE_EQUAL(cs.gpu(tiled_small), want);
             REQUIRE_BITWISE_EQUAL(cs.gpu(tiled_large), want);
-            REQUIRE_BITWISE_EQUAL(cs.gpu(gemm_cuda), want);
+            REQUIRE_BITWISE_EQUAL(cs.gpu(cuda_det), want);
           }
 }
 
 TEST_CASE("cuda gemm: a large batch-chunked product with many chunks", "[cuda][gemm][deterministic]") {
   // K = 4096: 128 chunk partials per output, the grad-weight shape of the MLP at batch 4096.
   Case cs({256, 784, 4096}, true, false, false, true, KOrder::batch_chunked, 99);
-  const std::vector<float> want = cs.cpu(gemm_cpu);
-  REQUIRE_BITWISE_EQUAL(cs.gpu(gemm_cuda), want);
+  const std::vector<float> want = cs.cpu(cpu_det);
+  REQUIRE_BITWISE_EQUAL(cs.gpu(cuda_det), want);
   REQUIRE_BITWISE_EQUAL(cs.gpu(tiled_large), want);
 }
 
 TEST_CASE("cuda gemm: repeated runs give the same bits", "[cuda][gemm][deterministic]") {
   Case cs({513, 300, 777}, false, true, true, false, KOrder::sequential, 5);
-  const std::vector<float> first = cs.gpu(gemm_cuda);
-  for (int rep = 0; rep < 5; ++rep) REQUIRE_BITWISE_EQUAL(cs.gpu(gemm_cuda), first);
+  const std::vector<float> first = cs.gpu(cuda_det);
+  for (int rep = 0; rep < 5; ++rep) REQUIRE_BITWISE_EQUAL(cs.gpu(cuda_det), first);
 }
 
 TEST_CASE("cuda gemm: cuBLAS within the K eps bound of the canonical result", "[cuda][gemm][fast]") {
@@ -120,7 +124,7 @@ TEST_CASE("cuda gemm: cuBLAS within the K eps bound of the canonical result", "[
     for (int ta = 0; ta < 2; ++ta)
       for (int tb = 0; tb < 2; ++tb) {
         Case cs(s, ta, tb, true, ta == tb, KOrder::sequential, seed++);
-        require_within(cs, cs.gpu(cublas), cs.cpu(gemm_cpu), 0.0);
+        require_within(cs, cs.gpu(cublas), cs.cpu(cpu_det), 0.0);
       }
 }
 
@@ -129,7 +133,7 @@ TEST_CASE("cuda gemm: TF32 opt-in within its 2^-10 relative product error", "[cu
   Case cs({257, 129, 1000}, false, true, true, false, KOrder::sequential, 77);
   const std::vector<float> got = cs.gpu(cublas);
   set_allow_tf32(false);
-  require_within(cs, got, cs.cpu(gemm_cpu), std::ldexp(1.0, -10));
+  require_within(cs, got, cs.cpu(cpu_det), std::ldexp(1.0, -10));
 }
 
 TEST_CASE("cuda gemm: the autotuner keeps one choice per shape", "[cuda][gemm][fast]") {
@@ -137,10 +141,10 @@ TEST_CASE("cuda gemm: the autotuner keeps one choice per shape", "[cuda][gemm][f
   Case cs({300, 200, 500}, false, false, true, false, KOrder::sequential, 31);
   GemmArgs d = cs.g;
   d.A = cs.da.data<float>(), d.B = cs.db.data<float>(), d.C = cs.dc.data<float>(), d.bias = cs.dbias.data<float>();
-  const GemmCudaAlgo first = gemm_cuda_autotune_choice(d);
-  for (int rep = 0; rep < 3; ++rep) REQUIRE(gemm_cuda_autotune_choice(d) == first);
+  const GemmCudaAlgo first = gemm_cuda_autotune_choice(Exec::current(), d);
+  for (int rep = 0; rep < 3; ++rep) REQUIRE(gemm_cuda_autotune_choice(Exec::current(), d) == first);
   WARN("autotuner picked " << gemm_cuda_algo_name(first) << " for 300x200x500");
-  require_within(cs, cs.gpu(gemm_fast_cuda), cs.cpu(gemm_cpu), 0.0);
+  require_within(cs, cs.gpu(cuda_fast), cs.cpu(cpu_det), 0.0);
 }
 
 TEST_CASE("cuda gemm: matmul and linear ops on the device equal the CPU", "[cuda][gemm][deterministic]") {
@@ -157,4 +161,33 @@ TEST_CASE("cuda gemm: matmul and linear ops on the device equal the CPU", "[cuda
   REQUIRE(equal_bits(x.grad(), xd.grad()));
   REQUIRE(equal_bits(w.grad(), wd.grad()));
   REQUIRE(equal_bits(b.grad(), bd.grad()));
+}
+
+TEST_CASE("cuda gemm: float64 equals gemm_cpu's float64 bit for bit", "[cuda][gemm][deterministic]") {
+  const Exec ex = Exec::current();
+  uint32_t seed = 900;
+  for (const Shape3& s : {Shape3{3, 7, 17}, Shape3{129, 33, 1000}, Shape3{130, 257, 300}, Shape3{5, 3, 0}})
+    for (int t = 0; t < 4; ++t)
+      for (KOrder order : {KOrder::sequential, KOrder::batch_chunked}) {
+        const bool ta = t & 1, tb = t & 2;
+        GemmArgsF64 g;
+        g.trans_a = ta, g.trans_b = tb, g.M = s.M, g.N = s.N, g.K = s.K, g.order = order, g.accumulate = true;
+        g.lda = ta ? s.M : s.K, g.ldb = tb ? s.K : s.N, g.ldc = s.N;
+        const auto a = lockstep_test::random_doubles(static_cast<size_t>(s.M * s.K), seed++);
+        const auto b = lockstep_test::random_doubles(static_cast<size_t>(s.K * s.N), seed++);
+        const auto bias = lockstep_test::random_doubles(static_cast<size_t>(s.N), seed++);
+        const auto c0 = lockstep_test::random_doubles(static_cast<size_t>(s.M * s.N), seed++);
+        std::vector<double> want = c0;
+        g.A = a.data(), g.B = b.data(), g.bias = bias.data(), g.C = want.data();
+        gemm_cpu(ex, g);
+        Tensor da = dev(a), db = dev(b), dbias = dev(bias), dc = dev(c0), dref = dev(c0);
+        g.A = da.data<double>(), g.B = db.data<double>(), g.bias = dbias.data<double>(), g.C = dc.data<double>();
+        gemm_cuda(ex, g);
+        g.C = dref.data<double>();
+        gemm_cuda_ref(g);
+        INFO(s.M << "x" << s.N << "x" << s.K << " ta " << ta << " tb " << tb << " chunked "
+                 << (order == KOrder::batch_chunked));
+        REQUIRE_BITWISE_EQUAL(host<double>(dc, s.M * s.N), want);
+        REQUIRE_BITWISE_EQUAL(host<double>(dref, s.M * s.N), want);
+      }
 }

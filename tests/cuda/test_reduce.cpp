@@ -27,9 +27,9 @@ void check_sums() {
     INFO("n " << n);
     auto x = values<T>(static_cast<size_t>(n), static_cast<uint32_t>(n) + 1);
     T want;
-    sum_cpu(&want, x.data(), n);
+    sum_cpu(Exec::current(), &want, x.data(), n);
     Tensor dx = dev(x), out = dev_empty<T>(1);
-    sum_cuda(out.data<T>(), dx.data<T>(), n);
+    sum_cuda(Exec::current(), out.data<T>(), dx.data<T>(), n);
     REQUIRE_BITWISE_EQUAL(host<T>(out, 1), std::vector<T>{want});
   }
   const int64_t shapes[][2] = {{1, 1}, {3, 4097}, {129, 17}, {7, 9000}, {1000, 10}, {2, 12289}, {5, 0}};
@@ -38,9 +38,9 @@ void check_sums() {
     INFO("rows " << rows << " cols " << cols);
     auto x = values<T>(static_cast<size_t>(rows * cols), 11);
     std::vector<T> want(static_cast<size_t>(rows));
-    sum_rows_cpu(want.data(), x.data(), rows, cols);
+    sum_rows_cpu(Exec::current(), want.data(), x.data(), rows, cols);
     Tensor dx = dev(x), out = dev_empty<T>(rows);
-    sum_rows_cuda(out.data<T>(), dx.data<T>(), rows, cols);
+    sum_rows_cuda(Exec::current(), out.data<T>(), dx.data<T>(), rows, cols);
     REQUIRE_BITWISE_EQUAL(host<T>(out, rows), want);
   }
 }
@@ -55,9 +55,9 @@ void check_batch_sums() {
       auto x = values<T>(static_cast<size_t>(rows * cols), 21);
       auto init = values<T>(static_cast<size_t>(cols), 22);
       std::vector<T> want = init;
-      sum_cols_cpu(want.data(), x.data(), rows, cols, acc);
+      sum_cols_cpu(Exec::current(), want.data(), x.data(), rows, cols, acc);
       Tensor dx = dev(x), out = dev(init);
-      sum_cols_cuda(out.data<T>(), dx.data<T>(), rows, cols, acc);
+      sum_cols_cuda(Exec::current(), out.data<T>(), dx.data<T>(), rows, cols, acc);
       REQUIRE_BITWISE_EQUAL(host<T>(out, cols), want);
     }
   // outer x d x inner
@@ -66,9 +66,9 @@ void check_batch_sums() {
     INFO("outer " << m[0] << " d " << m[1] << " inner " << m[2]);
     auto x = values<T>(static_cast<size_t>(m[0] * m[1] * m[2]), 31);
     std::vector<T> want(static_cast<size_t>(m[0] * m[2]));
-    sum_mid_cpu(want.data(), x.data(), m[0], m[1], m[2]);
+    sum_mid_cpu(Exec::current(), want.data(), x.data(), m[0], m[1], m[2]);
     Tensor dx = dev(x), out = dev_empty<T>(m[0] * m[2]);
-    sum_mid_cuda(out.data<T>(), dx.data<T>(), m[0], m[1], m[2]);
+    sum_mid_cuda(Exec::current(), out.data<T>(), dx.data<T>(), m[0], m[1], m[2]);
     REQUIRE_BITWISE_EQUAL(host<T>(out, m[0] * m[2]), want);
   }
 }
@@ -85,11 +85,11 @@ void check_max() {
     INFO("outer " << outer << " d " << d << " inner " << inner);
     std::vector<T> want(static_cast<size_t>(outer * inner));
     std::vector<int64_t> want_i(want.size());
-    max_cpu(want.data(), x.data(), outer, d, inner);
-    argmax_cpu(want_i.data(), x.data(), outer, d, inner);
+    max_cpu(Exec::current(), want.data(), x.data(), outer, d, inner);
+    argmax_cpu(Exec::current(), want_i.data(), x.data(), outer, d, inner);
     Tensor dx = dev(x), out = dev_empty<T>(outer * inner), idx = dev_empty<int64_t>(outer * inner);
-    max_cuda(out.data<T>(), dx.data<T>(), outer, d, inner);
-    argmax_cuda(idx.data<int64_t>(), dx.data<T>(), outer, d, inner);
+    max_cuda(Exec::current(), out.data<T>(), dx.data<T>(), outer, d, inner);
+    argmax_cuda(Exec::current(), idx.data<int64_t>(), dx.data<T>(), outer, d, inner);
     REQUIRE_BITWISE_EQUAL(host<T>(out, outer * inner), want);
     REQUIRE(host<int64_t>(idx, outer * inner) == want_i);
   }
@@ -131,14 +131,14 @@ TEST_CASE("cuda reduce: fast-mode atomic sums within 1e-5 sum|x|", "[cuda][reduc
     double ref = 0, mag = 0;
     for (float v : x) ref += v, mag += std::fabs(v);
     Tensor dx = dev(x), out = dev_empty<float>(1);
-    sum_fast_cuda(out.data<float>(), dx.data<float>(), n);
+    sum_fast_cuda(Exec::current(), out.data<float>(), dx.data<float>(), n);
     REQUIRE(std::fabs(host<float>(out, 1)[0] - ref) <= 1e-5 * mag);
   }
   const int64_t rows = 300, cols = 70;
   auto x = lockstep_test::random_floats(rows * cols, 4);
   Tensor dx = dev(x), out = dev_empty<float>(cols), out_r = dev_empty<float>(rows);
-  sum_mid_fast_cuda(out.data<float>(), dx.data<float>(), 1, rows, cols);
-  sum_rows_fast_cuda(out_r.data<float>(), dx.data<float>(), rows, cols);
+  sum_mid_fast_cuda(Exec::current(), out.data<float>(), dx.data<float>(), 1, rows, cols);
+  sum_rows_fast_cuda(Exec::current(), out_r.data<float>(), dx.data<float>(), rows, cols);
   auto got = host<float>(out, cols), got_r = host<float>(out_r, rows);
   for (int64_t j = 0; j < cols; ++j) {
     double ref = 0, mag = 0;

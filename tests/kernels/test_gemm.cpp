@@ -14,6 +14,7 @@
 #include "kernels/reduce_order.h"
 #include "test_util.h"
 
+using lockstep::Exec;
 using lockstep::GemmAlgo;
 using lockstep::GemmArgs;
 using lockstep::GemmArgsF64;
@@ -73,7 +74,10 @@ struct Problem {
     fn(x);
     return C;
   }
-  std::vector<float> det() const { return run([](const GemmArgs& x) { lockstep::gemm_cpu(x); }); }
+  // The deterministic kernel with the given settings (default: those in force now).
+  std::vector<float> det(const Exec& ex = Exec::current()) const {
+    return run([&](const GemmArgs& x) { lockstep::gemm_cpu(ex, x); });
+  }
   std::vector<float> ref() const { return run([](const GemmArgs& x) { lockstep::gemm_cpu_ref(x); }); }
 
   // The exact result in double (products of floats are exact in double) and, per
@@ -254,21 +258,15 @@ TEST_CASE("gemm_cpu: every SIMD level gives the scalar path's bits", "[gemm][det
     for (KOrder order : {KOrder::sequential, KOrder::batch_chunked})
       for (int ta = 0; ta < 2; ++ta) {
         Problem p(ta, !ta, s, true, ta, order, 31);
-        std::vector<float> scalar;
-        {
-          lockstep::SimdGuard off(false);
-          REQUIRE_FALSE(lockstep::simd_enabled());
-          scalar = p.det();
-        }
+        // The level reaches the kernel only through its Exec.
+        const std::vector<float> scalar = p.det(Exec{lockstep::Mode::deterministic, SimdLevel::scalar});
         for (SimdLevel level : {SimdLevel::avx2, SimdLevel::avx512}) {
           if (static_cast<int>(level) > static_cast<int>(lockstep::simd_level_available())) continue;
           for (int threads : {1, 3}) {
             INFO("M=" << s.M << " N=" << s.N << " K=" << s.K << " order=" << int(order) << " trans_a=" << ta
                       << " level=" << lockstep::simd_level_name(level) << " threads=" << threads);
-            lockstep::SimdLevelGuard guard(level);
-            REQUIRE(lockstep::simd_level() == level);
             lockstep::ThreadsGuard tg(threads);
-            REQUIRE_BITWISE_EQUAL(p.det(), scalar);
+            REQUIRE_BITWISE_EQUAL(p.det(Exec{lockstep::Mode::deterministic, level}), scalar);
           }
         }
       }
@@ -290,7 +288,7 @@ TEST_CASE("gemm_cpu: row i of C does not depend on the batch size (1, 7 or 512 r
           sub.A = ta ? full.A.data() + i0 : full.A.data() + i0 * full.g.lda;
           std::vector<float> C(rows * full.g.ldc, 0.0f);
           sub.C = C.data();
-          lockstep::gemm_cpu(sub);
+          lockstep::gemm_cpu(Exec::current(), sub);
           std::vector<float> want(all.begin() + i0 * full.g.ldc, all.begin() + (i0 + rows) * full.g.ldc);
           INFO("trans_a=" << ta << " order=" << int(order) << " rows=" << rows << " from row " << i0);
           REQUIRE_BITWISE_EQUAL(C, want);
@@ -406,7 +404,7 @@ TEST_CASE("gemm_cpu float64: bitwise equal to the canonical loops written here",
             lockstep::ThreadsGuard threads(t);
             std::vector<double> C = C0;
             g.C = C.data();
-            lockstep::gemm_cpu(g);
+            lockstep::gemm_cpu(Exec::current(), g);
             REQUIRE_BITWISE_EQUAL(C, want);
           }
         }
@@ -447,7 +445,7 @@ TEST_CASE("gemm_fast_cpu_with: every variant within the rounding bound of gemm_c
   auto check = [](const Problem& p, const Expected& e, const std::string& what, int threads) {
     lockstep::ThreadsGuard guard(threads);
     for (GemmAlgo algo : {GemmAlgo::canonical, GemmAlgo::eigen, GemmAlgo::split_k}) {
-      auto fast = p.run([&](const GemmArgs& x) { lockstep::gemm_fast_cpu_with(algo, x); });
+      auto fast = p.run([&](const GemmArgs& x) { lockstep::gemm_fast_cpu_with(Exec::current(), algo, x); });
       require_fast_close(p, e, fast, what + " algo=" + lockstep::gemm_algo_name(algo) +
                                          " threads=" + std::to_string(threads));
       // canonical is gemm_cpu itself.
@@ -486,11 +484,11 @@ TEST_CASE("gemm_fast_cpu: autotuned choice is valid, cached, and never writes th
     GemmArgs g = p.g;
     g.C = C.data();
     // Tuning runs every variant several times on scratch memory: C must stay C0.
-    GemmAlgo choice = lockstep::gemm_autotune_choice(g);
+    GemmAlgo choice = lockstep::gemm_autotune_choice(Exec::current(), g);
     REQUIRE_BITWISE_EQUAL(C, p.C0);
-    REQUIRE(lockstep::gemm_autotune_choice(g) == choice);
+    REQUIRE(lockstep::gemm_autotune_choice(Exec::current(), g) == choice);
     // One accumulation into C, not one per timed variant.
-    lockstep::gemm_fast_cpu(g);
+    lockstep::gemm_fast_cpu(Exec::current(), g);
     require_fast_close(p, e, C, std::string("autotuned ") + lockstep::gemm_algo_name(choice));
     WARN("M=" << s.M << " N=" << s.N << " K=" << s.K << " threads=" << lockstep::num_threads()
               << ": autotuner chose " << lockstep::gemm_algo_name(choice));
@@ -508,8 +506,8 @@ TEST_CASE("gemm_fast_cpu: concurrent callers tune once and all get correct resul
     callers.emplace_back([&, t] {
       GemmArgs g = p.g;
       g.C = results[t].data();
-      lockstep::gemm_fast_cpu(g);
-      choices[t] = lockstep::gemm_autotune_choice(g);
+      lockstep::gemm_fast_cpu(Exec::current(), g);
+      choices[t] = lockstep::gemm_autotune_choice(Exec::current(), g);
     });
   for (auto& c : callers) c.join();
   for (int t = 0; t < 4; ++t) {
@@ -530,7 +528,7 @@ TEST_CASE("gemm_fast_cpu: reports whether fast mode changed bits (informational)
       lockstep::ThreadsGuard guard(threads);
       std::vector<float> first;
       for (int run = 0; run < 4; ++run) {
-        auto got = p.run([&](const GemmArgs& x) { lockstep::gemm_fast_cpu_with(algo, x); });
+        auto got = p.run([&](const GemmArgs& x) { lockstep::gemm_fast_cpu_with(Exec::current(), algo, x); });
         require_fast_close(p, e, got, lockstep::gemm_algo_name(algo));
         if (first.empty()) first = got;
         runs_differ |= !lockstep_test::first_bitwise_difference(got.data(), first.data(), got.size()).empty();

@@ -24,6 +24,10 @@ namespace {
 const int64_t kSizes[] = {0, 1, 3, 7, 17, 129, 1000, 4095, 4096, 4097, 100003};
 const int kThreadCounts[] = {1, 2, 3, 8};
 
+// The Exec of a deterministic kernel call on the SIMD path (the highest level available
+// here) or the portable one.
+Exec simd_exec(bool simd) { return Exec{Mode::deterministic, simd ? simd_level_available() : SimdLevel::scalar}; }
+
 // Values over many binades, so that a change of summation order changes the rounding.
 std::vector<float> spread_floats(size_t n, uint32_t seed) {
   std::vector<float> v = random_floats(n, seed);
@@ -114,7 +118,7 @@ TEST_CASE("sum_cpu: accurate and bitwise equal to the contiguous order", "[reduc
     const float want = canonical_sum(x.data(), n);
     INFO("n = " << n);
     float got = -1.0f;
-    sum_cpu(&got, x.data(), n);
+    sum_cpu(Exec::current(), &got, x.data(), n);
     REQUIRE(bits(got) == bits(want));
     REQUIRE(bits(sum_cpu_ref(x.data(), n)) == bits(want));
     REQUIRE(bits(sum_serial_cpu(Exec::current(), x.data(), n)) == bits(want));
@@ -122,7 +126,7 @@ TEST_CASE("sum_cpu: accurate and bitwise equal to the contiguous order", "[reduc
     REQUIRE(err <= contiguous_bound(n) * sum_abs(x.data(), n));
   }
   float z = -1.0f;
-  sum_cpu(&z, static_cast<const float*>(nullptr), 0);
+  sum_cpu(Exec::current(), &z, static_cast<const float*>(nullptr), 0);
   REQUIRE(bits(z) == bits(0.0f));  // an empty sum is +0
 }
 
@@ -131,12 +135,11 @@ TEST_CASE("sum_cpu: same bits for every thread count, SIMD path and run", "[redu
     std::vector<float> x = spread_floats(static_cast<size_t>(n), 5);
     const float want = canonical_sum(x.data(), n);
     for (bool simd : {false, true}) {
-      SimdGuard sg(simd);
       for (int t : kThreadCounts) {
         ThreadsGuard tg(t);
         for (int rep = 0; rep < 20; ++rep) {
           float got;
-          sum_cpu(&got, x.data(), n);
+          sum_cpu(simd_exec(simd), &got, x.data(), n);
           INFO("n = " << n << ", simd " << simd << ", threads " << t << ", run " << rep);
           REQUIRE(bits(got) == bits(want));
         }
@@ -170,11 +173,10 @@ TEST_CASE("sum_rows_cpu: each row in the contiguous order, any threads", "[reduc
     std::vector<float> want(rows);
     for (int64_t r = 0; r < rows; ++r) want[r] = canonical_sum(x.data() + r * cols, cols);
     for (bool simd : {false, true}) {
-      SimdGuard sg(simd);
       for (int t : kThreadCounts) {
         ThreadsGuard tg(t);
         std::vector<float> got(rows, -1.0f);
-        sum_rows_cpu(got.data(), x.data(), rows, cols);
+        sum_rows_cpu(simd_exec(simd), got.data(), x.data(), rows, cols);
         INFO(rows << "x" << cols << ", simd " << simd << ", threads " << t);
         REQUIRE_BITWISE_EQUAL(got, want);
       }
@@ -185,7 +187,7 @@ TEST_CASE("sum_rows_cpu: each row in the contiguous order, any threads", "[reduc
 TEST_CASE("sum_rows_cpu: float64 rows are accurate", "[reduce][deterministic]") {
   std::vector<double> x = lockstep_test::random_doubles(3 * 100003, 3);
   std::vector<double> got(3);
-  sum_rows_cpu(got.data(), x.data(), 3, 100003);
+  sum_rows_cpu(Exec::current(), got.data(), x.data(), 3, 100003);
   for (int r = 0; r < 3; ++r) {
     long double ref = 0;
     for (int64_t i = 0; i < 100003; ++i) ref += x[r * 100003 + i];
@@ -232,7 +234,7 @@ TEST_CASE("sum_cols_cpu: batch order, accurate, any threads", "[reduce][determin
       ThreadsGuard tg(t);
       for (int rep = 0; rep < 20; ++rep) {
         std::vector<float> got(cols, -1.0f);
-        sum_cols_cpu(got.data(), x.data(), rows, cols, false);
+        sum_cols_cpu(Exec::current(), got.data(), x.data(), rows, cols, false);
         INFO(rows << "x" << cols << ", threads " << t << ", run " << rep);
         REQUIRE_BITWISE_EQUAL(got, want);
       }
@@ -244,7 +246,7 @@ TEST_CASE("sum_cols_cpu: equals chunk partials combined by tree_sum_inplace", "[
   const int64_t rows = 1000, cols = 37;  // 32 chunks, the last one 8 rows
   std::vector<float> x = spread_floats(rows * cols, 31);
   std::vector<float> got(cols);
-  sum_cols_cpu(got.data(), x.data(), rows, cols, false);
+  sum_cols_cpu(Exec::current(), got.data(), x.data(), rows, cols, false);
   for (int64_t j = 0; j < cols; ++j) {
     std::vector<float> part;
     for (int64_t c = 0; c < rows; c += kBatchChunk) {
@@ -272,7 +274,7 @@ TEST_CASE("sum_cols_cpu: accumulate adds the old value first", "[reduce][determi
   for (int t : kThreadCounts) {
     ThreadsGuard tg(t);
     std::vector<float> got = old;
-    sum_cols_cpu(got.data(), x.data(), rows, cols, true);
+    sum_cols_cpu(Exec::current(), got.data(), x.data(), rows, cols, true);
     for (int64_t j = 0; j < cols; ++j) REQUIRE(bits(got[j]) == bits(old[j] + s[j]));
   }
 }
@@ -291,7 +293,7 @@ TEST_CASE("sum_mid_cpu: batch order over the middle dim", "[reduce][deterministi
     for (int t : kThreadCounts) {
       ThreadsGuard tg(t);
       std::vector<float> got(outer * inner, -1.0f);
-      sum_mid_cpu(got.data(), x.data(), outer, d, inner);
+      sum_mid_cpu(Exec::current(), got.data(), x.data(), outer, d, inner);
       INFO(outer << "x" << d << "x" << inner << ", threads " << t);
       REQUIRE_BITWISE_EQUAL(got, want);
     }
@@ -304,16 +306,16 @@ TEST_CASE("max_cpu / argmax_cpu: first maximum, NaN propagates", "[reduce][deter
   std::vector<float> x = {1, 3, 3, 2,  -0.0f, 0.0f, -1, -2,  -inf, -inf, -inf, -inf,  1, nan, 5, nan};
   std::vector<float> mx(4);
   std::vector<int64_t> am(4);
-  max_cpu(mx.data(), x.data(), 4, 4, 1);
-  argmax_cpu(am.data(), x.data(), 4, 4, 1);
+  max_cpu(Exec::current(), mx.data(), x.data(), 4, 4, 1);
+  argmax_cpu(Exec::current(), am.data(), x.data(), 4, 4, 1);
   REQUIRE(am == std::vector<int64_t>{1, 0, 0, 1});
   REQUIRE(mx[0] == 3);
   REQUIRE(bits(mx[1]) == bits(-0.0f));
   REQUIRE(mx[2] == -inf);
   REQUIRE(std::isnan(mx[3]));
   // the same data as 4 x 4 reduced over the first dim (columns)
-  max_cpu(mx.data(), x.data(), 1, 4, 4);
-  argmax_cpu(am.data(), x.data(), 1, 4, 4);
+  max_cpu(Exec::current(), mx.data(), x.data(), 1, 4, 4);
+  argmax_cpu(Exec::current(), am.data(), x.data(), 1, 4, 4);
   REQUIRE(am == std::vector<int64_t>{0, 3, 3, 3});
   REQUIRE(mx[0] == 1);
   REQUIRE(std::isnan(mx[1]));
@@ -341,8 +343,8 @@ TEST_CASE("max_cpu / argmax_cpu: against plain loops, any threads", "[reduce][de
       ThreadsGuard tg(t);
       std::vector<float> got(outer * inner);
       std::vector<int64_t> got_i(outer * inner);
-      max_cpu(got.data(), x.data(), outer, d, inner);
-      argmax_cpu(got_i.data(), x.data(), outer, d, inner);
+      max_cpu(Exec::current(), got.data(), x.data(), outer, d, inner);
+      argmax_cpu(Exec::current(), got_i.data(), x.data(), outer, d, inner);
       REQUIRE_BITWISE_EQUAL(got, want);
       REQUIRE(got_i == want_i);
     }
@@ -356,7 +358,7 @@ TEST_CASE("fast sums: within tolerance of a float64 reference", "[reduce][fast]"
     for (int t : kThreadCounts) {
       ThreadsGuard tg(t);
       float got = -1.0f;
-      sum_fast_cpu(&got, x.data(), n);
+      sum_fast_cpu(Exec::current(), &got, x.data(), n);
       INFO("n = " << n << ", threads " << t);
       REQUIRE(std::fabs(got - sum_f64(x.data(), n)) <= tol * sum_abs(x.data(), n));
     }
@@ -366,19 +368,19 @@ TEST_CASE("fast sums: within tolerance of a float64 reference", "[reduce][fast]"
   for (int t : kThreadCounts) {
     ThreadsGuard tg(t);
     std::vector<float> got(rows);
-    sum_rows_fast_cpu(got.data(), x.data(), rows, cols);
+    sum_rows_fast_cpu(Exec::current(), got.data(), x.data(), rows, cols);
     for (int64_t r = 0; r < rows; ++r)
       REQUIRE(std::fabs(got[r] - sum_f64(&x[r * cols], cols)) <= tol * sum_abs(&x[r * cols], cols));
     // the same data as 3 x 100003 x 1 and 1 x 3 x 100003 over the middle dim
     std::vector<float> cols_out(cols);
-    sum_mid_fast_cpu(cols_out.data(), x.data(), 1, rows, cols);
+    sum_mid_fast_cpu(Exec::current(), cols_out.data(), x.data(), 1, rows, cols);
     for (int64_t j = 0; j < cols; ++j) {
       double ref = 0, mag = 0;
       for (int64_t r = 0; r < rows; ++r) ref += x[r * cols + j], mag += std::fabs(x[r * cols + j]);
       REQUIRE(std::fabs(cols_out[j] - ref) <= tol * mag);
     }
     std::vector<float> tall(1);
-    sum_mid_fast_cpu(tall.data(), x.data(), 1, rows * cols, 1);
+    sum_mid_fast_cpu(Exec::current(), tall.data(), x.data(), 1, rows * cols, 1);
     REQUIRE(std::fabs(tall[0] - sum_f64(x.data(), rows * cols)) <= tol * sum_abs(x.data(), rows * cols));
   }
 }
@@ -394,7 +396,7 @@ TEST_CASE("fast sums: report whether the bits moved (informational)", "[reduce][
     ThreadsGuard tg(2);
     for (int rep = 0; rep < 20; ++rep) {
       float got;
-      sum_fast_cpu(&got, x.data(), n);
+      sum_fast_cpu(Exec::current(), &got, x.data(), n);
       REQUIRE(std::fabs(got - ref) <= 1e-5 * mag);
       across_runs.insert(bits(got));
     }
@@ -402,7 +404,7 @@ TEST_CASE("fast sums: report whether the bits moved (informational)", "[reduce][
   for (int t : kThreadCounts) {
     ThreadsGuard tg(t);
     float got;
-    sum_fast_cpu(&got, x.data(), n);
+    sum_fast_cpu(Exec::current(), &got, x.data(), n);
     REQUIRE(std::fabs(got - ref) <= 1e-5 * mag);
     across_threads.insert(bits(got));
   }
@@ -410,7 +412,7 @@ TEST_CASE("fast sums: report whether the bits moved (informational)", "[reduce][
   for (int t : kThreadCounts) {
     ThreadsGuard tg(t);
     float got;
-    sum_cpu(&got, x.data(), n);
+    sum_cpu(Exec::current(), &got, x.data(), n);
     det.insert(bits(got));
   }
   REQUIRE(det.size() == 1);

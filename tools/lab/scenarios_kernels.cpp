@@ -29,7 +29,7 @@ std::string autotune_choices() {
     g.trans_b = true, g.M = kBatch, g.N = s[1], g.K = s[0];
     g.A = a.data(), g.lda = s[0], g.B = b.data(), g.ldb = s[0], g.C = c.data(), g.ldc = s[1];
     if (!out.empty()) out += "/";
-    out += gemm_algo_name(gemm_autotune_choice(g));
+    out += gemm_algo_name(gemm_autotune_choice(Exec::current(), g));
   }
   return out;
 }
@@ -61,7 +61,7 @@ std::vector<float> layer1_product(GemmAlgo algo) {
   g.trans_b = true, g.M = kBatch, g.N = 128, g.K = 784;
   g.A = a.data<float>(), g.lda = 784, g.B = b.data<float>(), g.ldb = 784, g.C = c.data(), g.ldc = 128;
   ThreadsGuard tg(1);
-  gemm_fast_cpu_with(algo, g);
+  gemm_fast_cpu_with(Exec::current(), algo, g);
   return c;
 }
 
