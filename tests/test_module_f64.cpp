@@ -89,7 +89,7 @@ TEST_CASE("module f64: parameter and input gradients match central finite differ
                            inputs);
 }
 
-TEST_CASE("module f64: state dicts round-trip in float64; dtype mismatches are refused", "[module][f64][errors]") {
+TEST_CASE("module f64: state dicts round-trip in float64 and dtype mismatches are refused", "[module][f64][errors]") {
   auto a = net(4), b = net(5);
   a->to(DType::f64), b->to(DType::f64);
   a->forward(input(DType::f64));  // running statistics and num_batches_tracked move
