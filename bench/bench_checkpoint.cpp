@@ -28,9 +28,9 @@ std::string bench_path(const char* name) {
 }
 
 // 25,000,000 floats = 100 MB: two large layers, a smaller one and a bias.
-const nn::StateDict& model_100mb() {
-  static nn::StateDict sd = [] {
-    nn::StateDict s;
+const StateDict& model_100mb() {
+  static StateDict sd = [] {
+    StateDict s;
     const std::vector<std::pair<std::string, Shape>> shapes = {
         {"0.weight", {4000, 3000}}, {"1.weight", {3000, 3000}}, {"2.weight", {1000, 3999}}, {"2.bias", {1000}}};
     uint64_t stream = 0;
@@ -148,7 +148,7 @@ static void BM_load_state_dict_file(benchmark::State& state) {
   const std::string path = bench_path("save");
   save_state_dict(path, model_100mb(), {}, SaveOptions{});
   for (auto _ : state) {
-    nn::StateDict sd = load_state_dict_file(path, LoadOptions{true});  // checksums verified
+    StateDict sd = load_state_dict_file(path, LoadOptions{true});  // checksums verified
     benchmark::DoNotOptimize(sd.size());
   }
   state.SetBytesProcessed(static_cast<int64_t>(model_bytes()) * state.iterations());

@@ -1,5 +1,6 @@
 #include "data/loader.h"
 
+#include <cstring>
 #include <random>
 
 #include "core/random.h"
@@ -39,6 +40,36 @@ void DataLoader::load_state(const LoaderState& s) {
   stop_workers();
   epoch_ = s.epoch;
   next_ = s.next_batch;
+}
+
+StateDict DataLoader::state_dict() const {
+  int64_t seed;
+  std::memcpy(&seed, &opt_.seed, 8);
+  StateDict sd;
+  sd.insert("state", Tensor::from_vector(std::vector<int64_t>{epoch_, next_}, {2}));
+  sd.insert("config", Tensor::from_vector(std::vector<int64_t>{seed, opt_.batch_size, num_batches_}, {3}));
+  return sd;
+}
+
+void DataLoader::load_state_dict(const StateDict& sd) {
+  const char* op = "DataLoader.load_state_dict";
+  for (auto& k : sd.keys()) LS_CHECK_ARG(k == "state" || k == "config", op, "unexpected key '", k, "'");
+  auto get = [&](const char* key, int64_t n) {
+    LS_CHECK_ARG(sd.contains(key), op, "missing key '", key, "'");
+    const Tensor& t = sd.at(key);
+    LS_CHECK_ARG(t.dtype() == DType::i64 && t.shape() == Shape{n}, op, "'", key, "': expected int64 [", n, "], got ",
+                 t.str());
+    return t.to(Device::cpu).to_vector<int64_t>();
+  };
+  const std::vector<int64_t> s = get("state", 2), c = get("config", 3);
+  uint64_t seed;
+  std::memcpy(&seed, &c[0], 8);
+  LS_CHECK_ARG(seed == opt_.seed, op, "'config': seed ", seed, ", the loader has ", opt_.seed);
+  LS_CHECK_ARG(c[1] == opt_.batch_size, op, "'config': batch_size ", c[1], ", the loader has ", opt_.batch_size);
+  LS_CHECK_ARG(c[2] == num_batches_, op, "'config': ", c[2], " batches per epoch, the loader has ", num_batches_);
+  LS_CHECK_ARG(s[0] >= 0 && s[0] < (int64_t{1} << 32) && s[1] >= 0 && s[1] <= c[2], op, "'state': epoch ", s[0],
+               ", next_batch ", s[1], " is not a valid position");
+  load_state(LoaderState{s[0], s[1]});
 }
 
 // Builds the order for (epoch_, next_) and launches the workers; they only read order_,

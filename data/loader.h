@@ -30,6 +30,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/state_dict.h"
 #include "data/dataset.h"
 #include "data/transforms.h"
 
@@ -74,7 +75,7 @@ struct LoaderState {
 
 // One consumer thread drives a loader; its workers are internal. A new loader stands at
 // epoch 0, batch 0.
-class DataLoader {
+class DataLoader : public Stateful {
  public:
   DataLoader(std::shared_ptr<const Dataset> dataset, LoaderOptions options);
   ~DataLoader();  // stops and joins the workers, mid-epoch too
@@ -93,6 +94,11 @@ class DataLoader {
 
   LoaderState state() const { return LoaderState{epoch_, next_}; }
   void load_state(const LoaderState& s);
+  // The position as a state dict (checkpoints): "state" int64 [2] epoch, next_batch;
+  // "config" int64 [3] seed (u64 bits), batch_size, num_batches. load_state_dict() refuses
+  // a config other than this loader's, or an invalid position, and then changes nothing.
+  StateDict state_dict() const override;
+  void load_state_dict(const StateDict& sd) override;
 
   // The sample order of an epoch (dataset indices), as the deterministic loader uses it.
   std::vector<int64_t> epoch_order(int64_t epoch) const;

@@ -1,7 +1,9 @@
 // Dropout: inverted dropout in train mode, identity in eval mode. The mask of the k-th
 // training forward is a pure function of (seed, stream, k, element index): the layer's
 // stream is keyed by its full name, so masks do not depend on other layers, on threads, or
-// on the device. `step()` is the layer's only state (saved in checkpoints).
+// on the device. `step()` is the layer's only state: with the seed and the stream it is the
+// layer's random state, rng_state_dict() key "dropout.<module name>" (int64 [3]: seed,
+// stream, step, u64 bits), which checkpoints save; a load must match the stream.
 #pragma once
 #include "nn/module.h"
 
@@ -26,6 +28,8 @@ class Dropout : public Module {
  protected:
   void reset_own(uint64_t seed, const std::string& prefix) override;
   std::string extra_repr() const override;
+  std::pair<std::string, Tensor> own_rng_state() const override;
+  void load_own_rng_state(const Tensor& t) override;
 
  private:
   double p_;

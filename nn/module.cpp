@@ -1,38 +1,11 @@
 #include "nn/module.h"
 
-#include "core/sha256.h"
-
-#include <set>
 #include <sstream>
+#include <stdexcept>
 
 #include "core/autograd.h"
 
 namespace lockstep::nn {
-
-// ---- StateDict ----
-
-void StateDict::insert(const std::string& name, const Tensor& t) {
-  LS_CHECK_ARG(!contains(name), "state_dict", "duplicate key '", name, "'");
-  items_.emplace_back(name, t);
-}
-
-bool StateDict::contains(const std::string& name) const {
-  for (auto& kv : items_)
-    if (kv.first == name) return true;
-  return false;
-}
-
-const Tensor& StateDict::at(const std::string& name) const {
-  for (auto& kv : items_)
-    if (kv.first == name) return kv.second;
-  throw std::invalid_argument("[state_dict] no key '" + name + "'");
-}
-
-std::vector<std::string> StateDict::keys() const {
-  std::vector<std::string> k;
-  for (auto& kv : items_) k.push_back(kv.first);
-  return k;
-}
 
 // ---- Module ----
 
@@ -93,6 +66,33 @@ void Module::to(Device device) {
     if (is_floating(b.second.dtype())) move(b.second);
 }
 
+void Module::to(DType dtype) {
+  LS_CHECK_ARG(dtype == DType::f32 || dtype == DType::f64, type_name_, "expected float32 or float64, got ",
+               dtype_name(dtype));
+  std::vector<std::pair<std::string, Tensor>> params, buffers;
+  collect("", &params, &buffers);
+  auto convert = [dtype](const Tensor& t) {
+    if (!t.defined() || t.dtype() == dtype) return;
+    Tensor converted = t.detach().to(dtype).contiguous();
+    // As in to(Device): every handle shares the TensorImpl, so re-point it.
+    TensorImpl& impl = *t.impl();
+    impl.storage = converted.impl()->storage;
+    impl.offset = converted.impl()->offset;
+    impl.strides = converted.impl()->strides;
+    impl.dtype = dtype;
+    impl.contiguous = true;
+    impl.autograd.grad.reset();
+  };
+  for (auto& p : params) convert(p.second);
+  for (auto& b : buffers)
+    if (is_floating(b.second.dtype())) convert(b.second);
+}
+
+DType Module::dtype() const {
+  const auto params = named_parameters();
+  return params.empty() ? DType::f32 : params.front().second.dtype();
+}
+
 std::vector<std::pair<std::string, Tensor>> Module::named_parameters() const {
   std::vector<std::pair<std::string, Tensor>> out;
   collect("", &out, nullptr);
@@ -136,7 +136,10 @@ void Module::load_state_dict(const StateDict& sd, bool strict) {
       continue;
     }
     const Tensor& src = sd.at(kv.first);
-    if (!src.defined() || src.shape() != kv.second.shape() || src.dtype() != kv.second.dtype())
+    if (src.defined() && src.shape() == kv.second.shape() && src.dtype() != kv.second.dtype())
+      problems.push_back(str_cat("'", kv.first, "': expected ", dtype_name(kv.second.dtype()), ", got ",
+                                 dtype_name(src.dtype())));  // e.g. float64 weights into a float32 model
+    else if (!src.defined() || src.shape() != kv.second.shape() || src.dtype() != kv.second.dtype())
       problems.push_back(str_cat("'", kv.first, "': expected ", kv.second.str(), ", got ", src.str()));
   }
   for (auto& kv : sd.items())
@@ -159,6 +162,50 @@ void Module::load_state_dict(const StateDict& sd, bool strict) {
     }
 }
 
+// ---- random state of the tree ----
+
+void Module::walk(const std::string& name, std::vector<std::pair<std::string, const Module*>>* out) const {
+  out->push_back({name, this});
+  for (auto& c : children_) c.second->walk(name.empty() ? c.first : name + "." + c.first, out);
+}
+
+StateDict Module::rng_state_dict() const {
+  std::vector<std::pair<std::string, const Module*>> all;
+  walk("", &all);
+  StateDict sd;
+  for (auto& [name, m] : all) {
+    auto [kind, t] = m->own_rng_state();
+    if (!kind.empty()) sd.insert(name.empty() ? kind : kind + "." + name, t);
+  }
+  return sd;
+}
+
+void Module::load_rng_state_dict(const StateDict& sd) {
+  const char* op = "load_rng_state_dict";
+  std::vector<std::pair<std::string, const Module*>> all;
+  walk("", &all);
+  // The keys first: exactly those of this tree.
+  const StateDict mine = rng_state_dict();
+  for (auto& k : mine.keys()) LS_CHECK_ARG(sd.contains(k), op, "'", k, "': missing");
+  for (auto& k : sd.keys()) LS_CHECK_ARG(mine.contains(k), op, "'", k, "': unexpected (no such layer)");
+  // Then layer by layer; each checks before it changes, and a later failure puts the
+  // earlier layers back, so the tree changes all or nothing.
+  std::vector<std::pair<Module*, Tensor>> done;
+  for (auto& [name, cm] : all) {
+    auto* m = const_cast<Module*>(cm);  // walk() is const; `this` is not
+    auto [kind, before] = m->own_rng_state();
+    if (kind.empty()) continue;
+    const std::string key = name.empty() ? kind : kind + "." + name;
+    try {
+      m->load_own_rng_state(sd.at(key));
+    } catch (const std::exception& e) {
+      for (auto it = done.rbegin(); it != done.rend(); ++it) it->first->load_own_rng_state(it->second);
+      throw std::invalid_argument(str_cat("[", op, "] '", key, "': ", e.what()));
+    }
+    done.push_back({m, before});
+  }
+}
+
 std::string Module::describe(int indent) const {
   std::ostringstream os;
   os << type_name_ << "(" << extra_repr();
@@ -170,15 +217,6 @@ std::string Module::describe(int indent) const {
   }
   os << ")";
   return os.str();
-}
-
-std::string state_dict_sha256(const StateDict& sd) {
-  Sha256 h;
-  for (const auto& [name, t] : sd.items()) {
-    h.update(name.data(), name.size() + 1);  // with the terminating '\0'
-    sha256_update(h, t);
-  }
-  return h.hex_digest();
 }
 
 }  // namespace lockstep::nn

@@ -1,5 +1,7 @@
 // Module: named parameters, buffers and children, train/eval, state dicts with PyTorch's
-// key names ("0.weight", "1.running_mean", "1.num_batches_tracked").
+// key names ("0.weight", "1.running_mean", "1.num_batches_tracked"), and the random state of
+// layers such as Dropout in a state dict of its own (core/state_dict.h: StatefulModel).
+// Parameters and floating buffers are float32 by default; to(DType::f64) converts a model.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -7,25 +9,16 @@
 #include <utility>
 #include <vector>
 
+#include "core/state_dict.h"
 #include "core/tensor.h"
 
 namespace lockstep::nn {
 
-// An ordered name -> tensor map (PyTorch's OrderedDict state dict).
-class StateDict {
- public:
-  void insert(const std::string& name, const Tensor& t);  // throws on a duplicate name
-  bool contains(const std::string& name) const;
-  const Tensor& at(const std::string& name) const;        // throws naming the key
-  const std::vector<std::pair<std::string, Tensor>>& items() const { return items_; }
-  size_t size() const { return items_.size(); }
-  std::vector<std::string> keys() const;
+// The core state-dict types under their former names (nn::StateDict, nn::state_dict_sha256).
+using ::lockstep::StateDict;
+using ::lockstep::state_dict_sha256;
 
- private:
-  std::vector<std::pair<std::string, Tensor>> items_;
-};
-
-class Module : public std::enable_shared_from_this<Module> {
+class Module : public std::enable_shared_from_this<Module>, public StatefulModel {
  public:
   explicit Module(std::string type_name) : type_name_(std::move(type_name)) {}
   virtual ~Module() = default;
@@ -54,12 +47,27 @@ class Module : public std::enable_shared_from_this<Module> {
   // are cleared. Integer buffers (BatchNorm's num_batches_tracked) stay on the CPU, where
   // the layer counts batches. Call it before creating the optimizer.
   void to(Device device);
+  // Converts every parameter and floating-point buffer to `dtype` (f32 or f64) in place, with
+  // the same identity rules as to(Device); integer buffers are kept. Forward then runs in
+  // that dtype, and load_state_dict expects it.
+  void to(DType dtype);
+  // The dtype of the parameters (f32 for a model without any).
+  DType dtype() const;
 
   // Parameters then buffers of each module, depth first in registration order (PyTorch's).
-  StateDict state_dict() const;
+  // Aliases of the tensors, not copies. Exactly PyTorch's keys: no random state here.
+  StateDict state_dict() const override;
   // Copies values in place. strict: missing or unexpected keys are an error. Every key,
   // shape and dtype is checked before anything is copied, so a failed load changes nothing.
-  void load_state_dict(const StateDict& sd, bool strict = true);
+  void load_state_dict(const StateDict& sd, bool strict);
+  void load_state_dict(const StateDict& sd) override { load_state_dict(sd, true); }
+
+  // Random state of the layers in the tree, "<kind>.<module name>" -> tensor (Dropout:
+  // "dropout.3" -> int64 [3] seed, stream, step; the root module's key is "<kind>"). Fresh
+  // tensors, a snapshot. load_rng_state_dict needs exactly these keys and checks every value
+  // before changing anything.
+  StateDict rng_state_dict() const override;
+  void load_rng_state_dict(const StateDict& sd) override;
 
   const std::string& type_name() const { return type_name_; }
   std::string describe(int indent = 0) const;  // the module tree, like PyTorch's repr
@@ -75,10 +83,17 @@ class Module : public std::enable_shared_from_this<Module> {
   // Layers with random state override this; `prefix` is the module's full name plus ".".
   virtual void reset_own(uint64_t /*seed*/, const std::string& /*prefix*/) {}
   virtual std::string extra_repr() const { return ""; }
+  // Layers with random state outside their weights override both: the state as (kind,
+  // tensor), kind empty for none; and a load that checks `t` (throwing std::invalid_argument
+  // with the reason) before changing anything.
+  virtual std::pair<std::string, Tensor> own_rng_state() const { return {}; }
+  virtual void load_own_rng_state(const Tensor& /*t*/) {}
 
  private:
   void add_child(const std::string& name, std::shared_ptr<Module> m);
   void reset_parameters_named(uint64_t seed, const std::string& prefix);
+  // Every module of the tree with its full name ("" for the root, "block.1"), depth first.
+  void walk(const std::string& name, std::vector<std::pair<std::string, const Module*>>* out) const;
   void collect(const std::string& prefix, std::vector<std::pair<std::string, Tensor>>* params,
                std::vector<std::pair<std::string, Tensor>>* buffers) const;
   std::string type_name_;
@@ -88,10 +103,5 @@ class Module : public std::enable_shared_from_this<Module> {
 };
 
 using ModulePtr = std::shared_ptr<Module>;
-
-// SHA-256 of a state dict, the "weights hash" lockstep prints: for each entry in order, the
-// key's bytes, a '\0', then the tensor as sha256_update (core/sha256.h) writes it. Equal
-// hashes mean equal keys, order, dtypes, shapes and bits.
-std::string state_dict_sha256(const StateDict& sd);
 
 }  // namespace lockstep::nn

@@ -24,7 +24,7 @@ std::vector<std::string> AdamOptions::state_names() const {
   return {"step", "exp_avg", "exp_avg_sq"};
 }
 
-void AdamOptions::save(const std::string& prefix, nn::StateDict& sd) const {
+void AdamOptions::save(const std::string& prefix, StateDict& sd) const {
   detail::put_f64(sd, prefix + "lr", lr_);
   sd.insert(prefix + "betas", Tensor::from_vector(std::vector<double>{beta1_, beta2_}, {2}));
   detail::put_f64(sd, prefix + "eps", eps_);
@@ -32,7 +32,7 @@ void AdamOptions::save(const std::string& prefix, nn::StateDict& sd) const {
   detail::put_bool(sd, prefix + "amsgrad", amsgrad_);
 }
 
-void AdamOptions::load(const std::string& prefix, const nn::StateDict& sd, const std::string& op) {
+void AdamOptions::load(const std::string& prefix, const StateDict& sd, const std::string& op) {
   lr_ = detail::get_f64(sd, prefix + "lr", op);
   const std::vector<double> b = detail::get_f64_vec(sd, prefix + "betas", 2, op);
   beta1_ = b[0];

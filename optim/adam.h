@@ -33,8 +33,8 @@ class AdamOptions : public OptimizerOptions {
   double get_lr() const override { return lr_; }
   void set_lr(double v) override { lr_ = v; }
   void validate(const std::string& op) const override;
-  void save(const std::string& prefix, nn::StateDict& sd) const override;
-  void load(const std::string& prefix, const nn::StateDict& sd, const std::string& op) override;
+  void save(const std::string& prefix, StateDict& sd) const override;
+  void load(const std::string& prefix, const StateDict& sd, const std::string& op) override;
   std::vector<std::string> keys() const override;
   std::vector<std::string> state_names() const override;
 

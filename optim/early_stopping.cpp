@@ -14,9 +14,9 @@ namespace {
 constexpr const char* kOp = "EarlyStopping";
 constexpr const char* kBest = "best_state.";
 
-nn::StateDict deep_copy(const nn::StateDict& sd, const std::string& prefix) {
+StateDict deep_copy(const StateDict& sd, const std::string& prefix) {
   NoGradGuard ng;
-  nn::StateDict out;
+  StateDict out;
   for (auto& kv : sd.items()) out.insert(prefix + kv.first, kv.second.detach().clone());
   return out;
 }
@@ -34,7 +34,7 @@ bool EarlyStopping::improves(double metric) const {
   return metric > best_ + opt_.min_delta_;
 }
 
-bool EarlyStopping::step(double metric, nn::Module* model) {
+bool EarlyStopping::step(double metric, Stateful* model) {
   LS_CHECK_ARG(!opt_.restore_ || model != nullptr, kOp,
                "restore_best_weights is on: expected the model as step()'s second argument");
   const int64_t epoch = epoch_++;
@@ -53,27 +53,27 @@ bool EarlyStopping::step(double metric, nn::Module* model) {
   return stopped_;
 }
 
-void EarlyStopping::restore_best(nn::Module& model) const {
+void EarlyStopping::restore_best(Stateful& model) const {
   LS_CHECK_ARG(has_best_state(), kOp, "no best weights were kept (restore_best_weights off, or no improving epoch)");
   model.load_state_dict(best_state_);
 }
 
-nn::StateDict EarlyStopping::state_dict() const {
-  nn::StateDict sd;
+StateDict EarlyStopping::state_dict() const {
+  StateDict sd;
   sd.insert("epoch", Tensor::scalar(static_cast<double>(epoch_), DType::i64));
   sd.insert("best_epoch", Tensor::scalar(static_cast<double>(best_epoch_), DType::i64));
   sd.insert("num_bad_epochs", Tensor::scalar(static_cast<double>(bad_), DType::i64));
   sd.insert("stopped", Tensor::scalar(stopped_ ? 1.0 : 0.0, DType::i64));
   sd.insert("best", Tensor::scalar(best_, DType::f64));
-  const nn::StateDict copy = deep_copy(best_state_, kBest);
+  const StateDict copy = deep_copy(best_state_, kBest);
   for (auto& kv : copy.items()) sd.insert(kv.first, kv.second);
   return sd;
 }
 
-void EarlyStopping::load_state_dict(const nn::StateDict& sd) {
+void EarlyStopping::load_state_dict(const StateDict& sd) {
   const std::string op = std::string(kOp) + ".load_state_dict";
   const std::string prefix = kBest;
-  nn::StateDict best_state;
+  StateDict best_state;
   for (auto& kv : sd.items()) {
     const std::string& k = kv.first;
     if (k == "epoch" || k == "best_epoch" || k == "num_bad_epochs" || k == "stopped" || k == "best") continue;

@@ -16,7 +16,7 @@
 #pragma once
 #include <cstdint>
 
-#include "nn/module.h"
+#include "core/state_dict.h"
 
 namespace lockstep::optim {
 
@@ -35,14 +35,15 @@ struct EarlyStoppingOptions {
   bool check_finite_ = true;
 };
 
-class EarlyStopping {
+class EarlyStopping : public Stateful {
  public:
   // Throws std::invalid_argument naming a bad option (patience < 0, min_delta < 0 or NaN).
   explicit EarlyStopping(EarlyStoppingOptions options = EarlyStoppingOptions());
 
   // Records the metric of the epoch just finished; returns true when training should stop.
-  // With restore_best_weights, `model` is required (its state is copied / restored).
-  bool step(double metric, nn::Module* model = nullptr);
+  // With restore_best_weights, `model` (any Stateful: an nn::Module) is required; its
+  // state_dict() is copied at the best epoch and loaded back when training stops.
+  bool step(double metric, Stateful* model = nullptr);
 
   bool should_stop() const { return stopped_; }
   int64_t epochs() const { return epoch_; }          // step() calls so far
@@ -51,10 +52,10 @@ class EarlyStopping {
   int64_t num_bad_epochs() const { return bad_; }
   bool has_best_state() const { return best_state_.size() > 0; }
   // Loads the kept copy into `model` (throws if none was kept).
-  void restore_best(nn::Module& model) const;
+  void restore_best(Stateful& model) const;
 
-  nn::StateDict state_dict() const;
-  void load_state_dict(const nn::StateDict& sd);  // checks everything before changing anything
+  StateDict state_dict() const override;
+  void load_state_dict(const StateDict& sd) override;  // checks everything before changing anything
 
  private:
   bool improves(double metric) const;
@@ -62,7 +63,7 @@ class EarlyStopping {
   int64_t epoch_ = 0, best_epoch_ = -1, bad_ = 0;
   double best_;
   bool stopped_ = false;
-  nn::StateDict best_state_;
+  StateDict best_state_;
 };
 
 }  // namespace lockstep::optim

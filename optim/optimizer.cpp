@@ -15,7 +15,7 @@ namespace lockstep::optim {
 namespace detail {
 
 namespace {
-const Tensor& need(const nn::StateDict& sd, const std::string& key, const std::string& op) {
+const Tensor& need(const StateDict& sd, const std::string& key, const std::string& op) {
   LS_CHECK_ARG(sd.contains(key), op, "missing key '", key, "'");
   const Tensor& t = sd.at(key);
   LS_CHECK_ARG(t.defined(), op, "'", key, "' is an undefined tensor");
@@ -28,18 +28,18 @@ void need_scalar(const Tensor& t, DType dtype, const std::string& key, const std
 }
 }  // namespace
 
-void put_f64(nn::StateDict& sd, const std::string& key, double v) { sd.insert(key, Tensor::scalar(v, DType::f64)); }
-void put_bool(nn::StateDict& sd, const std::string& key, bool v) {
+void put_f64(StateDict& sd, const std::string& key, double v) { sd.insert(key, Tensor::scalar(v, DType::f64)); }
+void put_bool(StateDict& sd, const std::string& key, bool v) {
   sd.insert(key, Tensor::scalar(v ? 1.0 : 0.0, DType::u8));
 }
 
-double get_f64(const nn::StateDict& sd, const std::string& key, const std::string& op) {
+double get_f64(const StateDict& sd, const std::string& key, const std::string& op) {
   const Tensor& t = need(sd, key, op);
   need_scalar(t, DType::f64, key, op);
   return t.item();
 }
 
-bool get_bool(const nn::StateDict& sd, const std::string& key, const std::string& op) {
+bool get_bool(const StateDict& sd, const std::string& key, const std::string& op) {
   const Tensor& t = need(sd, key, op);
   need_scalar(t, DType::u8, key, op);
   const double v = t.item();
@@ -47,13 +47,13 @@ bool get_bool(const nn::StateDict& sd, const std::string& key, const std::string
   return v == 1.0;
 }
 
-int64_t get_i64(const nn::StateDict& sd, const std::string& key, const std::string& op) {
+int64_t get_i64(const StateDict& sd, const std::string& key, const std::string& op) {
   const Tensor& t = need(sd, key, op);
   need_scalar(t, DType::i64, key, op);
   return t.to_vector<int64_t>()[0];
 }
 
-std::vector<double> get_f64_vec(const nn::StateDict& sd, const std::string& key, int64_t n, const std::string& op) {
+std::vector<double> get_f64_vec(const StateDict& sd, const std::string& key, int64_t n, const std::string& op) {
   const Tensor& t = need(sd, key, op);
   LS_CHECK_ARG(t.dtype() == DType::f64 && t.shape() == Shape{n}, op, "expected '", key, "' to be a float64 tensor of shape [",
                n, "], got ", t.str());
@@ -179,9 +179,9 @@ Tensor Optimizer::state_slot(size_t index, const std::string& name, const Tensor
   return t;
 }
 
-nn::StateDict Optimizer::state_dict() const {
+StateDict Optimizer::state_dict() const {
   NoGradGuard ng;
-  nn::StateDict sd;
+  StateDict sd;
   for (size_t i = 0; i < state_.size(); ++i)
     for (auto& kv : state_[i]) sd.insert(str_cat("state.", i, ".", kv.first), kv.second.clone());
   for (size_t g = 0; g < groups_.size(); ++g) {
@@ -195,7 +195,7 @@ nn::StateDict Optimizer::state_dict() const {
   return sd;
 }
 
-void Optimizer::load_state_dict(const nn::StateDict& sd) {
+void Optimizer::load_state_dict(const StateDict& sd) {
   const std::string op = name_ + ".load_state_dict";
   const size_t ngroups = groups_.size();
 

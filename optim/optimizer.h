@@ -9,7 +9,7 @@
 // index names a parameter's state. A parameter whose grad is undefined is skipped by step()
 // and gets no state, as in PyTorch.
 //
-// State dict (an ordered nn::StateDict; scalars are 0-d tensors):
+// State dict (core/state_dict.h: Optimizer is Stateful; scalars are 0-d tensors):
 //   state.<i>.<name>             per-parameter state, only for parameters stepped at least
 //                                once: step (int64), momentum_buffer, exp_avg, exp_avg_sq,
 //                                max_exp_avg_sq (the parameter's shape and dtype)
@@ -29,7 +29,7 @@
 #include <vector>
 
 #include "core/tensor.h"
-#include "nn/module.h"
+#include "core/state_dict.h"
 
 namespace lockstep::optim {
 
@@ -45,8 +45,8 @@ class OptimizerOptions {
   virtual void validate(const std::string& op) const = 0;
   // Writes the options as prefix + name; reads them back, throwing naming a missing key
   // or a tensor of the wrong dtype or shape (values are checked by validate()).
-  virtual void save(const std::string& prefix, nn::StateDict& sd) const = 0;
-  virtual void load(const std::string& prefix, const nn::StateDict& sd, const std::string& op) = 0;
+  virtual void save(const std::string& prefix, StateDict& sd) const = 0;
+  virtual void load(const std::string& prefix, const StateDict& sd, const std::string& op) = 0;
   virtual std::vector<std::string> keys() const = 0;
   // The per-parameter state these options create (e.g. max_exp_avg_sq only with amsgrad).
   virtual std::vector<std::string> state_names() const = 0;
@@ -60,7 +60,7 @@ struct ParamGroup {
   std::shared_ptr<OptimizerOptions> options;
 };
 
-class Optimizer {
+class Optimizer : public Stateful {
  public:
   virtual ~Optimizer() = default;
   Optimizer(const Optimizer&) = delete;
@@ -84,8 +84,8 @@ class Optimizer {
   // Parameter `index`'s state tensor `name`, or an undefined tensor.
   Tensor state(size_t index, const std::string& name) const;
 
-  nn::StateDict state_dict() const;
-  void load_state_dict(const nn::StateDict& sd);
+  StateDict state_dict() const override;
+  void load_state_dict(const StateDict& sd) override;
 
  protected:
   // Checks the parameters (defined, floating, contiguous leaves, each in one group) and
@@ -133,13 +133,13 @@ std::vector<ParamGroup> weight_decay_groups(const std::vector<std::pair<std::str
 
 namespace detail {
 // State-dict helpers for the options classes: 0-d float64 / uint8 tensors and checked reads.
-void put_f64(nn::StateDict& sd, const std::string& key, double v);
-void put_bool(nn::StateDict& sd, const std::string& key, bool v);
-double get_f64(const nn::StateDict& sd, const std::string& key, const std::string& op);
-bool get_bool(const nn::StateDict& sd, const std::string& key, const std::string& op);
+void put_f64(StateDict& sd, const std::string& key, double v);
+void put_bool(StateDict& sd, const std::string& key, bool v);
+double get_f64(const StateDict& sd, const std::string& key, const std::string& op);
+bool get_bool(const StateDict& sd, const std::string& key, const std::string& op);
 // A float64 tensor of shape [n]: its values.
-std::vector<double> get_f64_vec(const nn::StateDict& sd, const std::string& key, int64_t n, const std::string& op);
-int64_t get_i64(const nn::StateDict& sd, const std::string& key, const std::string& op);
+std::vector<double> get_f64_vec(const StateDict& sd, const std::string& key, int64_t n, const std::string& op);
+int64_t get_i64(const StateDict& sd, const std::string& key, const std::string& op);
 // Throws naming the option unless ok.
 void check_option(bool ok, const std::string& op, const char* option, const std::string& expected, double got);
 }  // namespace detail

@@ -86,8 +86,8 @@ void LRScheduler::step_to(int64_t epoch) {
   apply(closed_form_lr());
 }
 
-nn::StateDict LRScheduler::state_dict() const {
-  nn::StateDict sd;
+StateDict LRScheduler::state_dict() const {
+  StateDict sd;
   const int64_t n = static_cast<int64_t>(base_lrs_.size());
   sd.insert("last_epoch", Tensor::scalar(static_cast<double>(last_epoch_), DType::i64));
   sd.insert("_step_count", Tensor::scalar(static_cast<double>(step_count_), DType::i64));
@@ -96,7 +96,7 @@ nn::StateDict LRScheduler::state_dict() const {
   return sd;
 }
 
-void LRScheduler::load_state_dict(const nn::StateDict& sd) {
+void LRScheduler::load_state_dict(const StateDict& sd) {
   const std::string op = name_ + ".load_state_dict";
   const int64_t n = static_cast<int64_t>(base_lrs_.size());
   const std::set<std::string> known = {"last_epoch", "_step_count", "base_lrs", "_last_lr"};
@@ -243,20 +243,20 @@ std::vector<double> SequentialLR::closed_form_lr() const {
   throw std::invalid_argument("[SequentialLR] step_to is not supported; call step() once per epoch");
 }
 
-nn::StateDict SequentialLR::state_dict() const {
-  nn::StateDict sd;
+StateDict SequentialLR::state_dict() const {
+  StateDict sd;
   sd.insert("last_epoch", Tensor::scalar(static_cast<double>(last_epoch_), DType::i64));
   sd.insert("_last_lr", Tensor::from_vector(last_lr_, {static_cast<int64_t>(last_lr_.size())}));
   for (size_t i = 0; i < scheds_.size(); ++i) {
-    const nn::StateDict child = scheds_[i]->state_dict();
+    const StateDict child = scheds_[i]->state_dict();
     for (auto& kv : child.items()) sd.insert(str_cat("_schedulers.", i, ".", kv.first), kv.second);
   }
   return sd;
 }
 
-void SequentialLR::load_state_dict(const nn::StateDict& sd) {
+void SequentialLR::load_state_dict(const StateDict& sd) {
   const std::string op = name_ + ".load_state_dict";
-  std::vector<nn::StateDict> child(scheds_.size());
+  std::vector<StateDict> child(scheds_.size());
   for (auto& kv : sd.items()) {
     const std::string& k = kv.first;
     if (k == "last_epoch" || k == "_last_lr") continue;
@@ -273,7 +273,7 @@ void SequentialLR::load_state_dict(const nn::StateDict& sd) {
   const int64_t last_epoch = detail::get_i64(sd, "last_epoch", op);
   std::vector<double> last = detail::get_f64_vec(sd, "_last_lr", static_cast<int64_t>(last_lr_.size()), op);
   // Check every child on a scratch copy of its state before loading any.
-  std::vector<nn::StateDict> saved;
+  std::vector<StateDict> saved;
   for (auto& s : scheds_) saved.push_back(s->state_dict());
   size_t i = 0;
   try {

@@ -33,7 +33,7 @@
 #include <string>
 #include <vector>
 
-#include "nn/module.h"
+#include "core/state_dict.h"
 #include "optim/optimizer.h"
 
 namespace lockstep::optim {
@@ -44,7 +44,7 @@ namespace lockstep::optim {
 // (tests/test_scheduler.cpp measures it against libm), clamped to [-1, 1].
 double sched_cos(double x);
 
-class LRScheduler {
+class LRScheduler : public Stateful {
  public:
   virtual ~LRScheduler() = default;
   LRScheduler(const LRScheduler&) = delete;
@@ -56,9 +56,9 @@ class LRScheduler {
   const std::vector<double>& get_last_lr() const { return last_lr_; }
   const std::vector<double>& base_lrs() const { return base_lrs_; }
 
-  virtual nn::StateDict state_dict() const;
+  StateDict state_dict() const override;
   // Checks every key first and changes nothing on error (std::invalid_argument naming it).
-  virtual void load_state_dict(const nn::StateDict& sd);
+  void load_state_dict(const StateDict& sd) override;
 
  protected:
   // Records initial_lr in groups that have none and takes base_lrs from it; the derived
@@ -124,8 +124,8 @@ class SequentialLR : public LRScheduler {
   SequentialLR(Optimizer& optimizer, std::vector<std::shared_ptr<LRScheduler>> schedulers,
                std::vector<int64_t> milestones);
   void step() override;
-  nn::StateDict state_dict() const override;
-  void load_state_dict(const nn::StateDict& sd) override;
+  StateDict state_dict() const override;
+  void load_state_dict(const StateDict& sd) override;
 
  protected:
   std::vector<double> get_lr() const override;

@@ -24,7 +24,7 @@ std::vector<std::string> SGDOptions::state_names() const {
   return {"momentum_buffer"};
 }
 
-void SGDOptions::save(const std::string& prefix, nn::StateDict& sd) const {
+void SGDOptions::save(const std::string& prefix, StateDict& sd) const {
   detail::put_f64(sd, prefix + "lr", lr_);
   detail::put_f64(sd, prefix + "momentum", momentum_);
   detail::put_f64(sd, prefix + "dampening", dampening_);
@@ -32,7 +32,7 @@ void SGDOptions::save(const std::string& prefix, nn::StateDict& sd) const {
   detail::put_bool(sd, prefix + "nesterov", nesterov_);
 }
 
-void SGDOptions::load(const std::string& prefix, const nn::StateDict& sd, const std::string& op) {
+void SGDOptions::load(const std::string& prefix, const StateDict& sd, const std::string& op) {
   lr_ = detail::get_f64(sd, prefix + "lr", op);
   momentum_ = detail::get_f64(sd, prefix + "momentum", op);
   dampening_ = detail::get_f64(sd, prefix + "dampening", op);

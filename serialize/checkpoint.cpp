@@ -11,7 +11,6 @@
 #include "base/error.h"
 #include "base/mode.h"
 #include "lockstep/config.h"
-#include "nn/dropout.h"
 
 namespace lockstep::serialize {
 
@@ -37,25 +36,16 @@ uint64_t as_u64(int64_t v) {
 
 Tensor i64_vec(const std::vector<int64_t>& v) { return Tensor::from_vector(v, {static_cast<int64_t>(v.size())}); }
 
-// Every Dropout under `m`, with its full name ("3", "block.1").
-void find_dropouts(nn::Module& m, const std::string& prefix, std::vector<std::pair<std::string, nn::Dropout*>>* out) {
-  for (const auto& [name, child] : m.children()) {
-    const std::string full = prefix.empty() ? name : prefix + "." + name;
-    if (auto* d = dynamic_cast<nn::Dropout*>(child.get())) out->push_back({full, d});
-    find_dropouts(*child, full, out);
-  }
-}
-
 // The tensors of `all` whose key starts with `prefix`, with the prefix removed.
-nn::StateDict section(const nn::StateDict& all, const std::string& prefix) {
-  nn::StateDict sd;
+StateDict section(const StateDict& all, const std::string& prefix) {
+  StateDict sd;
   for (const auto& kv : all.items())
     if (starts_with(kv.first, prefix)) sd.insert(kv.first.substr(prefix.size()), kv.second);
   return sd;
 }
 
 // The int64 values of tensor `key`, which must have shape [n] (n < 0: 0-d).
-std::vector<int64_t> get_i64(const nn::StateDict& all, const std::string& key, int64_t n, const std::string& file) {
+std::vector<int64_t> get_i64(const StateDict& all, const std::string& key, int64_t n, const std::string& file) {
   if (!all.contains(key)) fail(file, key, "missing");
   const Tensor& t = all.at(key);
   const Shape want = n < 0 ? Shape{} : Shape{n};
@@ -76,25 +66,17 @@ void save_checkpoint(const std::string& path, const TrainingState& state, const 
   if (state.model == nullptr)
     throw std::invalid_argument(str_cat("[save_checkpoint] ", path, ": expected a model, got none"));
   NamedTensors all;
-  auto add = [&](const std::string& prefix, const nn::StateDict& sd) {
+  auto add = [&](const std::string& prefix, const StateDict& sd) {
     for (const auto& kv : sd.items()) all.push_back({prefix + kv.first, kv.second});
   };
   add("model.", state.model->state_dict());
   if (state.optimizer) add("optimizer.", state.optimizer->state_dict());
   if (state.scheduler) add("scheduler.", state.scheduler->state_dict());
   if (state.early_stopping) add("early_stopping.", state.early_stopping->state_dict());
-  std::vector<std::pair<std::string, nn::Dropout*>> drops;
-  find_dropouts(*state.model, "", &drops);
-  for (const auto& [name, d] : drops)
-    all.push_back({"rng.dropout." + name, i64_vec({as_i64(d->seed()), as_i64(d->stream()), as_i64(d->step())})});
+  add("rng.", state.model->rng_state_dict());  // rng.dropout.<module name>
   for (const auto& [name, g] : state.generators)
     all.push_back({"rng.generator." + name, i64_vec({as_i64(g->seed()), as_i64(g->offset())})});
-  if (state.loader) {
-    const data::LoaderState ls = state.loader->state();
-    const data::LoaderOptions& lo = state.loader->options();
-    all.push_back({"loader.state", i64_vec({ls.epoch, ls.next_batch})});
-    all.push_back({"loader.config", i64_vec({as_i64(lo.seed), lo.batch_size, state.loader->num_batches()})});
-  }
+  if (state.loader) add("loader.", state.loader->state_dict());
   all.push_back({"counters.step", Tensor::from_vector(std::vector<int64_t>{state.step}, {})});  // exact beyond 2^53
   all.push_back({"counters.epoch", Tensor::from_vector(std::vector<int64_t>{state.epoch}, {})});
 
@@ -116,7 +98,7 @@ CheckpointInfo load_checkpoint(const std::string& path, TrainingState& state) {
   LoadOptions lo;
   lo.require_checksum = true;
   SafetensorsContents file = load_safetensors(path, lo);
-  const nn::StateDict& all = file.tensors;
+  const StateDict& all = file.tensors;
   const Metadata& meta = file.metadata;
 
   // ---- 1. checks that change nothing ----
@@ -131,8 +113,7 @@ CheckpointInfo load_checkpoint(const std::string& path, TrainingState& state) {
          mode_name(mode()), " mode (set TrainingState::allow_mode_change to accept)");
 
   // Every tensor must belong to a known section, and sections must match the components.
-  const char* sections[] = {"model.",       "optimizer.",    "scheduler.", "early_stopping.", "rng.dropout.",
-                            "rng.generator.", "loader.",       "counters."};
+  const char* sections[] = {"model.", "optimizer.", "scheduler.", "early_stopping.", "rng.", "loader.", "counters."};
   for (const auto& kv : all.items())
     if (std::none_of(std::begin(sections), std::end(sections), [&](const char* s) { return starts_with(kv.first, s); }))
       fail(path, kv.first, "unexpected tensor (no such checkpoint section)");
@@ -152,64 +133,59 @@ CheckpointInfo load_checkpoint(const std::string& path, TrainingState& state) {
   check_section("early_stopping.", state.early_stopping != nullptr, "early stopping");
   check_section("loader.", state.loader != nullptr, "loader");
 
-  const nn::StateDict model_sd = section(all, "model.");
+  const StateDict model_sd = section(all, "model.");
   check_state_dict_matches(model_sd, state.model->state_dict(), path, "load_checkpoint", true);
 
-  // Dropouts: the same set of layers with the same streams (keyed by their names); each
-  // layer's seed and step are restored as saved.
-  std::vector<std::pair<std::string, nn::Dropout*>> drops;
-  find_dropouts(*state.model, "", &drops);
-  std::vector<std::vector<int64_t>> drop_vals;
-  for (const auto& [name, d] : drops) {
-    const std::string key = "rng.dropout." + name;
-    drop_vals.push_back(get_i64(all, key, 3, path));
-    const auto& v = drop_vals.back();
-    if (as_u64(v[1]) != d->stream()) fail(path, key, "stream ", as_u64(v[1]), " does not match the layer's ", d->stream());
+  // The model's random state ("rng." except the generators): the same keys, dtypes and
+  // shapes as the model's own; its values (a Dropout's stream) are checked by the model.
+  StateDict model_rng;
+  const StateDict rng_all = section(all, "rng.");
+  for (const auto& kv : rng_all.items())
+    if (!starts_with(kv.first, "generator.")) model_rng.insert(kv.first, kv.second);
+  const StateDict rng_ref = state.model->rng_state_dict();
+  for (const auto& [key, ref] : rng_ref.items()) {
+    if (!model_rng.contains(key)) fail(path, "rng." + key, "missing");
+    const Tensor& t = model_rng.at(key);
+    if (t.dtype() != ref.dtype() || t.shape() != ref.shape())
+      fail(path, "rng." + key, "expected ", dtype_name(ref.dtype()), " ", shape_str(ref.shape()), ", got ",
+           dtype_name(t.dtype()), " ", shape_str(t.shape()));
   }
-  const nn::StateDict drop_sd = section(all, "rng.dropout.");
-  if (drop_sd.size() != drops.size())
-    for (const auto& kv : drop_sd.items())
-      if (std::none_of(drops.begin(), drops.end(), [&](auto& d) { return d.first == kv.first; }))
-        fail(path, "rng.dropout." + kv.first, "unexpected: the model has no Dropout of that name");
+  for (const auto& kv : model_rng.items())
+    if (!rng_ref.contains(kv.first))
+      fail(path, "rng." + kv.first, "unexpected: the model has no layer with random state of that name");
 
   std::vector<std::vector<int64_t>> gen_vals;
   for (const auto& [name, g] : state.generators) gen_vals.push_back(get_i64(all, "rng.generator." + name, 2, path));
-  const nn::StateDict gen_sd = section(all, "rng.generator.");
+  const StateDict gen_sd = section(all, "rng.generator.");
   for (const auto& kv : gen_sd.items())
     if (std::none_of(state.generators.begin(), state.generators.end(), [&](auto& g) { return g.first == kv.first; }))
       fail(path, "rng.generator." + kv.first, "unexpected: no Generator of that name in the TrainingState");
 
-  data::LoaderState loader_state;
-  if (state.loader) {
-    const auto s = get_i64(all, "loader.state", 2, path);
-    const auto c = get_i64(all, "loader.config", 3, path);
-    const data::LoaderOptions& o = state.loader->options();
-    if (as_u64(c[0]) != o.seed) fail(path, "loader.config", "seed ", as_u64(c[0]), ", the loader has ", o.seed);
-    if (c[1] != o.batch_size) fail(path, "loader.config", "batch_size ", c[1], ", the loader has ", o.batch_size);
-    if (c[2] != state.loader->num_batches())
-      fail(path, "loader.config", c[2], " batches per epoch, the loader has ", state.loader->num_batches());
-    if (s[0] < 0 || s[0] >= (int64_t{1} << 32) || s[1] < 0 || s[1] > c[2])
-      fail(path, "loader.state", "epoch ", s[0], ", next_batch ", s[1], " is not a valid position");
-    loader_state = {s[0], s[1]};
-    const nn::StateDict loader_sd = section(all, "loader.");
-    for (const auto& kv : loader_sd.items())
-      if (kv.first != "state" && kv.first != "config") fail(path, "loader." + kv.first, "unexpected tensor");
-  }
   const int64_t step = get_i64(all, "counters.step", -1, path)[0];
   const int64_t epoch = get_i64(all, "counters.epoch", -1, path)[0];
-  const nn::StateDict counters_sd = section(all, "counters.");
+  const StateDict counters_sd = section(all, "counters.");
   for (const auto& kv : counters_sd.items())
     if (kv.first != "step" && kv.first != "epoch") fail(path, "counters." + kv.first, "unexpected tensor");
 
   // ---- 2. the components that check themselves; undo on a later failure ----
   std::vector<std::function<void()>> undo;
-  auto load_part = [&](const char* prefix, auto* obj) {
+  auto undo_all = [&] {
+    for (auto it = undo.rbegin(); it != undo.rend(); ++it) (*it)();
+  };
+  try {
+    const StateDict before = state.model->rng_state_dict();
+    state.model->load_rng_state_dict(model_rng);
+    undo.push_back([&state, before] { state.model->load_rng_state_dict(before); });
+  } catch (const std::exception& e) {
+    fail(path, "rng.*", e.what());
+  }
+  auto load_part = [&](const char* prefix, Stateful* obj) {
     if (obj == nullptr) return;
-    nn::StateDict before = obj->state_dict();
+    StateDict before = obj->state_dict();
     try {
       obj->load_state_dict(section(all, prefix));
     } catch (const std::exception& e) {
-      for (auto it = undo.rbegin(); it != undo.rend(); ++it) (*it)();
+      undo_all();
       fail(path, std::string(prefix) + "*", e.what());
     }
     undo.push_back([obj, before] { obj->load_state_dict(before); });
@@ -217,14 +193,12 @@ CheckpointInfo load_checkpoint(const std::string& path, TrainingState& state) {
   load_part("optimizer.", state.optimizer);
   load_part("scheduler.", state.scheduler);
   load_part("early_stopping.", state.early_stopping);
+  load_part("loader.", state.loader);
 
   // ---- 3. the rest, which cannot fail any more ----
-  state.model->load_state_dict(model_sd, true);
-  for (size_t i = 0; i < drops.size(); ++i)
-    drops[i].second->set_state(as_u64(drop_vals[i][0]), as_u64(drop_vals[i][2]));
+  state.model->load_state_dict(model_sd);
   for (size_t i = 0; i < state.generators.size(); ++i)
     state.generators[i].second->set_state(as_u64(gen_vals[i][0]), as_u64(gen_vals[i][1]));
-  if (state.loader) state.loader->load_state(loader_state);
   state.step = step;
   state.epoch = epoch;
   state.user.clear();

@@ -8,26 +8,32 @@
 //   ... in a new process, with freshly built objects of the same configuration:
 //   serialize::load_checkpoint("run/ckpt.safetensors", st);  // st.step, st.epoch restored
 //
-// Tensors of the file (all lockstep tensors; u64 values are stored bit for bit as int64):
-//   model.<key>                 Module::state_dict(): parameters and buffers, PyTorch names
-//   optimizer.<key>             Optimizer::state_dict()
-//   scheduler.<key>             LRScheduler::state_dict()
-//   early_stopping.<key>        EarlyStopping::state_dict()
-//   rng.dropout.<module name>   int64 [3]: seed, stream, step of each Dropout of the model
+// Every component is reached through core/state_dict.h (Stateful, StatefulModel), so this
+// file knows no layer, optimizer or loader type. Tensors of the file (u64 values are stored
+// bit for bit as int64):
+//   model.<key>                 model->state_dict(): parameters and buffers, PyTorch names
+//   optimizer.<key>             optimizer->state_dict()
+//   scheduler.<key>             scheduler->state_dict()
+//   early_stopping.<key>        early_stopping->state_dict()
+//   rng.<kind>.<module name>    model->rng_state_dict(): rng.dropout.<name>, int64 [3]: seed,
+//                               stream, step of each Dropout of the model
 //   rng.generator.<name>        int64 [2]: seed, offset of each registered Generator
-//   loader.state                int64 [2]: epoch, next_batch
-//   loader.config               int64 [3]: seed, batch_size, num_batches (checked on load)
+//   loader.<key>                loader->state_dict(): loader.state int64 [2] (epoch,
+//                               next_batch), loader.config int64 [3] (seed, batch_size,
+//                               num_batches; the loader refuses another config)
 //   counters.step, counters.epoch   int64 0-d
 // __metadata__: format "lockstep.checkpoint", format_version "1", lockstep_version, mode,
 // step, epoch (as text, for tools), user.<key> for TrainingState::user, and the checksums.
 //
 // load_checkpoint checks everything before changing anything: the file (header, ranges,
 // checksums: required here), the format, the mode, the sections present against the state's
-// components, every model key/shape/dtype, the Dropout streams, the loader's configuration
-// and position. The optimizer, scheduler and early-stopping state dicts are then loaded in
-// that order (each checks itself and changes nothing on error); if a later one fails the
-// earlier ones are put back. The model, Dropout steps, generators, loader and counters are
-// set last, when nothing can fail any more. Every error names the file and the field.
+// components, every model key/shape/dtype, the model's random-state keys, the generators and
+// counters. The model's random state (which checks, e.g., each Dropout's stream), the
+// optimizer, scheduler, early-stopping and loader state dicts are then loaded in that order
+// (each checks itself and changes nothing on error); if a later one fails the earlier ones
+// are put back. The model weights, generators and counters are set last, when nothing can
+// fail any more. Every error names the file and the field (section.* and the component's
+// own message naming its key, for errors found by a component).
 #pragma once
 #include <cstdint>
 #include <optional>
@@ -36,11 +42,7 @@
 #include <vector>
 
 #include "core/random.h"
-#include "data/loader.h"
-#include "nn/module.h"
-#include "optim/early_stopping.h"
-#include "optim/optimizer.h"
-#include "optim/scheduler.h"
+#include "core/state_dict.h"
 #include "serialize/safetensors.h"
 
 namespace lockstep::serialize {
@@ -49,13 +51,16 @@ inline constexpr const char* kCheckpointFormat = "lockstep.checkpoint";
 inline constexpr const char* kCheckpointFormatVersion = "1";
 
 // What a checkpoint holds. Pointers are not owned; all but `model` may be null, and a
-// checkpoint loads only into a state with the same components present.
+// checkpoint loads only into a state with the same components present. model is an
+// nn::Module, optimizer an optim::Optimizer, scheduler an optim::LRScheduler,
+// early_stopping an optim::EarlyStopping, loader a data::DataLoader (or anything else with
+// the same state dicts).
 struct TrainingState {
-  nn::Module* model = nullptr;
-  optim::Optimizer* optimizer = nullptr;
-  optim::LRScheduler* scheduler = nullptr;
-  optim::EarlyStopping* early_stopping = nullptr;
-  data::DataLoader* loader = nullptr;
+  StatefulModel* model = nullptr;
+  Stateful* optimizer = nullptr;
+  Stateful* scheduler = nullptr;
+  Stateful* early_stopping = nullptr;
+  Stateful* loader = nullptr;
   std::vector<std::pair<std::string, Generator*>> generators;  // by name
   int64_t step = 0;   // restored by load_checkpoint
   int64_t epoch = 0;  // restored by load_checkpoint

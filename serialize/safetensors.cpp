@@ -406,16 +406,16 @@ SafetensorsContents load_safetensors(const std::string& path, const LoadOptions&
 
 // ---- weights only ------------------------------------------------------------------------
 
-void save_state_dict(const std::string& path, const nn::StateDict& sd, const Metadata& metadata,
+void save_state_dict(const std::string& path, const StateDict& sd, const Metadata& metadata,
                      const SaveOptions& options) {
   save_safetensors(path, sd.items(), metadata, options);
 }
 
-nn::StateDict load_state_dict_file(const std::string& path, const LoadOptions& options) {
+StateDict load_state_dict_file(const std::string& path, const LoadOptions& options) {
   return load_safetensors(path, options).tensors;
 }
 
-void check_state_dict_matches(const nn::StateDict& sd, const nn::StateDict& reference, const std::string& file,
+void check_state_dict_matches(const StateDict& sd, const StateDict& reference, const std::string& file,
                               const std::string& op, bool strict) {
   for (const auto& [key, ref] : reference.items()) {
     if (!sd.contains(key)) {
@@ -434,10 +434,15 @@ void check_state_dict_matches(const nn::StateDict& sd, const nn::StateDict& refe
         throw std::runtime_error(str_cat("[", op, "] ", file, ": key '", kv.first, "': unexpected (not in the model)"));
 }
 
-void load_weights(const std::string& path, nn::Module& model, bool strict) {
-  nn::StateDict sd = load_state_dict_file(path);
-  check_state_dict_matches(sd, model.state_dict(), path, "load_weights", strict);
-  model.load_state_dict(sd, strict);
+void load_weights(const std::string& path, Stateful& model, bool strict) {
+  StateDict sd = load_state_dict_file(path);
+  const StateDict current = model.state_dict();
+  check_state_dict_matches(sd, current, path, "load_weights", strict);
+  if (strict) return model.load_state_dict(sd);
+  // Stateful loads are whole: complete the file's keys with the model's own values.
+  StateDict full;
+  for (const auto& [key, t] : current.items()) full.insert(key, sd.contains(key) ? sd.at(key) : t.detach().clone());
+  model.load_state_dict(full);
 }
 
 }  // namespace lockstep::serialize

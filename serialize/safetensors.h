@@ -31,7 +31,7 @@
 #include <vector>
 
 #include "core/tensor.h"
-#include "nn/module.h"
+#include "core/state_dict.h"
 #include "serialize/atomic_file.h"
 
 namespace lockstep::serialize {
@@ -76,7 +76,7 @@ struct LoadOptions {
 // A loaded file: tensors in data order (as PyTorch writes state dicts, that is key order
 // for files written here), and the metadata without the checksum keys.
 struct SafetensorsContents {
-  nn::StateDict tensors;
+  StateDict tensors;
   Metadata metadata;
 };
 
@@ -96,17 +96,18 @@ SafetensorsContents decode_safetensors(const void* data, size_t size, const std:
                                        const LoadOptions& options = {});
 
 // ---- weights only, with PyTorch's state-dict names ("0.weight", "1.running_mean") ----
-void save_state_dict(const std::string& path, const nn::StateDict& sd, const Metadata& metadata = {},
+void save_state_dict(const std::string& path, const StateDict& sd, const Metadata& metadata = {},
                      const SaveOptions& options = {});
-nn::StateDict load_state_dict_file(const std::string& path, const LoadOptions& options = {});
+StateDict load_state_dict_file(const std::string& path, const LoadOptions& options = {});
 // Loads the file into `model`: keys (strict: none missing or unexpected), shapes and dtypes
 // are checked against the model first, naming the file and the key; a failed load leaves
-// the model unchanged.
-void load_weights(const std::string& path, nn::Module& model, bool strict = true);
+// the model unchanged. Not strict: keys missing from the file keep their values, keys the
+// model lacks are ignored.
+void load_weights(const std::string& path, Stateful& model, bool strict = true);
 
 // Throws "[<op>] <file>: <key>: ..." unless `sd` matches `reference` (the model's own state
 // dict): every key of reference present (strict), no other key (strict), same shape and dtype.
-void check_state_dict_matches(const nn::StateDict& sd, const nn::StateDict& reference, const std::string& file,
+void check_state_dict_matches(const StateDict& sd, const StateDict& reference, const std::string& file,
                               const std::string& op, bool strict = true);
 
 }  // namespace lockstep::serialize

@@ -207,6 +207,14 @@ TEST_CASE("checkpoint: round trip restores every component", "[checkpoint]") {
   auto* db = dynamic_cast<nn::Dropout*>((*b.model)[2].get());
   REQUIRE(db->seed() == da->seed());  // restored although b was built from another seed
   REQUIRE(db->step() == 3);
+  // The file format: each Dropout's position under rng.dropout.<module name> (seed,
+  // stream, step as int64 bits), the generators under rng.generator.<name>.
+  const SafetensorsContents file = load_safetensors(path);
+  const Tensor drop = file.tensors.at("rng.dropout.2");
+  REQUIRE(drop.to_vector<int64_t>() == std::vector<int64_t>{static_cast<int64_t>(da->seed()),
+                                                            static_cast<int64_t>(da->stream()), 3});
+  REQUIRE(file.tensors.contains("rng.generator.noise"));
+  REQUIRE(file.tensors.contains("model.1.num_batches_tracked"));
   remove_dir(dir);
 }
 
@@ -272,6 +280,18 @@ TEST_CASE("checkpoint: a failed load leaves model and optimizer unchanged", "[ch
   SECTION("bad scheduler state, after the optimizer loaded: the optimizer is put back") {
     rewrite([&](NamedTensors& t, Metadata&) { replace(t, "scheduler.last_epoch", Tensor::scalar(1.0, DType::f64)); });
     require_load_fails(bad, b, "scheduler.");
+  }
+  SECTION("Dropout random state: missing, unexpected, of another layer's stream") {
+    rewrite([&](NamedTensors& t, Metadata&) { erase(t, "rng.dropout.2"); });
+    require_load_fails(bad, b, "rng.dropout.2");
+    rewrite([&](NamedTensors& t, Metadata&) { t.push_back({"rng.dropout.9", Tensor::zeros({3}, DType::i64)}); });
+    require_load_fails(bad, b, "rng.dropout.9");
+    rewrite([&](NamedTensors& t, Metadata&) { replace(t, "rng.dropout.2", Tensor::zeros({3}, DType::f32)); });
+    require_load_fails(bad, b, "rng.dropout.2");
+    // A value only the layer can judge: checked before anything changes all the same.
+    rewrite([&](NamedTensors& t, Metadata&) { replace(t, "rng.dropout.2", Tensor::zeros({3}, DType::i64)); });
+    require_load_fails(bad, b, "'dropout.2'");
+    require_load_fails(bad, b, "does not match the layer's");
   }
   SECTION("missing generator, wrong format, other mode") {
     rewrite([&](NamedTensors& t, Metadata&) { erase(t, "rng.generator.noise"); });

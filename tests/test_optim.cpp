@@ -250,7 +250,7 @@ TEST_CASE("optim: updates are bitwise identical across threads and SIMD paths", 
         auto opt = make(p);
         run_steps(*opt, p, 9, 0, 4, 0.1f);
         std::vector<std::vector<float>> state;
-        const nn::StateDict sd = opt->state_dict();
+        const StateDict sd = opt->state_dict();
         for (auto& kv : sd.items())
           if (kv.second.dtype() == DType::f32 && kv.second.dim() == 1) state.push_back(kv.second.to_vector<float>());
         if (want.empty()) {
@@ -320,7 +320,7 @@ TEST_CASE("optim: state dict round trip continues bit for bit", "[optim][determi
     std::vector<Tensor> a = make_params(w0, b0, b0);
     auto opt_a = make(a);
     for (int k = 0; k < 3; ++k) set_grads(a, k), opt_a->step();
-    const nn::StateDict sd = opt_a->state_dict();
+    const StateDict sd = opt_a->state_dict();
     // A fresh optimizer over copies of the parameters, loaded from the dict.
     std::vector<Tensor> b = make_params(a[0].to_vector<float>(), a[1].to_vector<float>(), b0);
     auto opt_b = make(b);
@@ -330,7 +330,7 @@ TEST_CASE("optim: state dict round trip continues bit for bit", "[optim][determi
       set_grads(b, k), opt_b->step();
     }
     for (size_t i = 0; i < 2; ++i) REQUIRE(equal_bits(a[i], b[i]));
-    const nn::StateDict sa = opt_a->state_dict(), sb = opt_b->state_dict();
+    const StateDict sa = opt_a->state_dict(), sb = opt_b->state_dict();
     REQUIRE(sa.keys() == sb.keys());
     for (auto& kv : sa.items()) {
       INFO(kv.first);
@@ -376,15 +376,15 @@ TEST_CASE("optim: load_state_dict checks every key and changes nothing on error"
     b.set_grad(Tensor::from_vector(grads_at(2, 3, k), {2}));
     src.step();
   }
-  const nn::StateDict good = src.state_dict();
+  const StateDict good = src.state_dict();
   // The target has its own, different history.
   optim::Adam dst({w, b}, optim::AdamOptions(1e-2).amsgrad(true));
   w.set_grad(Tensor::from_vector(grads_at(6, 7, 0), {2, 3}));
   dst.step();
-  const nn::StateDict before = dst.state_dict();
+  const StateDict before = dst.state_dict();
 
   auto edited = [&](const std::string& key, const Tensor& value, bool drop) {
-    nn::StateDict sd;
+    StateDict sd;
     for (auto& kv : good.items())
       if (kv.first != key) sd.insert(kv.first, kv.second);
       else if (!drop) sd.insert(kv.first, value);
@@ -409,7 +409,7 @@ TEST_CASE("optim: load_state_dict checks every key and changes nothing on error"
     INFO(key);
     REQUIRE_THROWS_AS(dst.load_state_dict(edited(key, value, drop)), std::invalid_argument);
     REQUIRE_THROWS_WITH(dst.load_state_dict(edited(key, value, drop)), Contains(msg) && Contains("[Adam.load_state_dict]"));
-    const nn::StateDict now = dst.state_dict();
+    const StateDict now = dst.state_dict();
     REQUIRE(now.keys() == before.keys());
     for (auto& kv : before.items()) REQUIRE(equal_bits(kv.second, now.at(kv.first)));
   }
@@ -549,10 +549,10 @@ TEST_CASE("optim: a training step of the MLP is bitwise identical across threads
     }
     return model->state_dict();
   };
-  const nn::StateDict want = train(1, false);
+  const StateDict want = train(1, false);
   for (auto [threads, simd] : {std::pair<int, bool>{3, false}, {1, true}, {2, true}, {8, true}}) {
     INFO("threads " << threads << ", simd " << simd);
-    const nn::StateDict got = train(threads, simd);
+    const StateDict got = train(threads, simd);
     for (auto& kv : want.items()) {
       INFO(kv.first);
       REQUIRE(equal_bits(kv.second, got.at(kv.first)));

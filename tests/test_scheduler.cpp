@@ -204,7 +204,7 @@ TEST_CASE("scheduler: optimizer + scheduler state dicts resume bit for bit", "[o
   auto sched_a = optim::make_warmup_cosine(opt_a, 4, 20, 0.01, 1e-4);
   std::vector<double> lr_a, lr_b;
   run(opt_a, *sched_a, pa, 0, 6, lr_a);
-  const nn::StateDict opt_sd = opt_a.state_dict(), sched_sd = sched_a->state_dict();
+  const StateDict opt_sd = opt_a.state_dict(), sched_sd = sched_a->state_dict();
   REQUIRE(sched_sd.keys() == std::vector<std::string>{"last_epoch", "_last_lr", "_schedulers.0.last_epoch",
                                                       "_schedulers.0._step_count", "_schedulers.0.base_lrs",
                                                       "_schedulers.0._last_lr", "_schedulers.1.last_epoch",
@@ -224,13 +224,13 @@ TEST_CASE("scheduler: optimizer + scheduler state dicts resume bit for bit", "[o
   REQUIRE_BITWISE_EQUAL(std::vector<double>(lr_a.begin() + 6, lr_a.end()), lr_b);
   REQUIRE(equal_bits(pa, pb));
   // checked loading: a missing key is named, nothing changes
-  nn::StateDict bad;
+  StateDict bad;
   for (auto& kv : sched_sd.items())
     if (kv.first != "_schedulers.1._step_count") bad.insert(kv.first, kv.second);
   const int64_t before = sched_b->last_epoch();
   REQUIRE_THROWS_WITH(sched_b->load_state_dict(bad), Contains("_schedulers.1") && Contains("'_step_count'"));
   REQUIRE(sched_b->last_epoch() == before);
-  nn::StateDict extra = sched_a->state_dict();
+  StateDict extra = sched_a->state_dict();
   extra.insert("T_max", Tensor::scalar(3.0, DType::i64));
   REQUIRE_THROWS_WITH(sched_b->load_state_dict(extra), Contains("unexpected key 'T_max'"));
 }

@@ -3,7 +3,7 @@
 // file first -- header, bounds, and lockstep's checksums (serialize/safetensors.h) -- and
 // exit 1 with the reader's message on any corruption.
 //
-// The weights hash is nn::state_dict_sha256 of the "model.*" tensors with the prefix
+// The weights hash is state_dict_sha256 of the "model.*" tensors with the prefix
 // removed, in file order (a checkpoint), or of all tensors (a plain state dict such as
 // `train --export-init` writes): for a checkpoint of the final step it equals the
 // weights_sha256 that `train --json` printed.
@@ -35,8 +35,8 @@ serialize::SafetensorsContents load_checked(const InspectFlags& f) {
 }
 
 // The weights: model.* without the prefix, or every tensor when there is no model section.
-nn::StateDict weights_of(const serialize::SafetensorsContents& c) {
-  nn::StateDict model, all;
+StateDict weights_of(const serialize::SafetensorsContents& c) {
+  StateDict model, all;
   for (const auto& [name, t] : c.tensors.items()) {
     all.insert(name, t);
     if (name.compare(0, 6, "model.") == 0) model.insert(name.substr(6), t);
@@ -56,14 +56,14 @@ int run_inspect(const InspectFlags& f) {
   for (const auto& [name, t] : c.tensors.items())
     std::printf("  %-34s %-8s %-12s %10zu bytes  sha256 %.16s\n", name.c_str(), dtype_name(t.dtype()),
                 shape_str(t.shape()).c_str(), t.nbytes(), sha256_hex(t).c_str());
-  const nn::StateDict w = weights_of(c);
-  std::printf("weights_sha256 %s (%zu tensors)\n", nn::state_dict_sha256(w).c_str(), w.size());
+  const StateDict w = weights_of(c);
+  std::printf("weights_sha256 %s (%zu tensors)\n", state_dict_sha256(w).c_str(), w.size());
   return 0;
 }
 
 int run_hash(const InspectFlags& f) {
   const serialize::SafetensorsContents c = load_checked(f);
-  std::printf("%s  %s\n", nn::state_dict_sha256(weights_of(c)).c_str(), f.file.c_str());
+  std::printf("%s  %s\n", state_dict_sha256(weights_of(c)).c_str(), f.file.c_str());
   return 0;
 }
 

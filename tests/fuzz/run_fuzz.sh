@@ -19,10 +19,10 @@ fi
 version="$(sed -n 's/^project(lockstep VERSION \([0-9.]*\).*/\1/p' "$root/CMakeLists.txt")"
 sed -e "s/@PROJECT_VERSION@/${version:-0}/" -e 's/#cmakedefine01 \(.*\)/#define \1 0/' \
   "$root/core/config.h.in" > "$out/include/lockstep/config.h"
-# The reader needs the tensor core only (allocation, dtype, shapes); the glob is the
-# library's own minus kernels, nn layers, optimizers and data.
-srcs=("$root"/core/*.cpp "$root"/core/ops/*.cpp "$root"/kernels/*_cpu.cpp "$root"/kernels/no_cuda.cpp
-      "$root"/nn/module.cpp "$root"/serialize/safetensors.cpp "$root"/serialize/atomic_file.cpp)
+# The reader needs the tensor core only (allocation, dtype, shapes, StateDict): the layers
+# base, kernels (portable files) and core, and the two serialize files; no nn, optim or data.
+srcs=("$root"/base/*.cpp "$root"/core/*.cpp "$root"/core/ops/*.cpp "$root"/kernels/*_cpu.cpp
+      "$root"/kernels/no_cuda.cpp "$root"/serialize/safetensors.cpp "$root"/serialize/atomic_file.cpp)
 flags=(-std=c++17 -O1 -g -fsanitize=fuzzer,address -ffp-contract=off -I"$root" -I"$out/include")
 if [ ! -x "$out/fuzz_safetensors" ] || [ -n "$(find "${srcs[@]}" "$here/fuzz_safetensors.cpp" -newer "$out/fuzz_safetensors" 2>/dev/null)" ]; then
   echo "run_fuzz: building $out/fuzz_safetensors"
