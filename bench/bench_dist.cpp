@@ -15,6 +15,7 @@
 #include "core/random.h"
 #include "dist/data_parallel.h"
 #include "dist/mpi_communicator.h"
+#include "nn/models.h"
 #include "optim/adam.h"
 
 using namespace lockstep;
@@ -28,7 +29,9 @@ void BM_dist_step(benchmark::State& state) {
   const int64_t batch = state.range(0);  // the global batch
   ModeGuard mg(Mode::deterministic);
   auto sync = std::make_shared<nn::BatchSync>();
-  auto model = dist::make_sync_mlp(1, 0.2, sync);
+  nn::MlpOptions mo;  // 784-256-128-10, Dropout 0.2, SyncBatchNorm
+  mo.sync = sync;
+  auto model = nn::make_mlp(1, mo);
   model->train();
   optim::AdamW opt(model->parameters(), optim::AdamWOptions().lr(1e-3).weight_decay(0.05));
   dist::DataParallel dp(comm, *model, sync);
