@@ -1,4 +1,4 @@
-// One data-parallel training step (dist/data_parallel.h) of the 784-256-128-10 MLP with
+// One data-parallel training step (distributed/data_parallel.h) of the 784-256-128-10 MLP with
 // SyncBatchNorm and Dropout, AdamW, deterministic mode, under mpirun: each process is a rank
 // and the world size is mpirun's -np. Reports steps/s and samples/s (wall clock, rank 0) and
 // the bytes each rank moves per step (sent + received through the collectives).
@@ -13,8 +13,8 @@
 #include "core/autograd.h"
 #include "base/mode.h"
 #include "core/random.h"
-#include "dist/data_parallel.h"
-#include "dist/mpi_communicator.h"
+#include "distributed/data_parallel.h"
+#include "distributed/mpi_communicator.h"
 #include "nn/models.h"
 #include "optim/adam.h"
 

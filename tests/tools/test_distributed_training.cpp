@@ -1,6 +1,6 @@
 // Data-parallel training through the tools' training loop (tools/train/distributed.h) at
 // world sizes 1-4 on threads (LocalGroup) against the plain single-process Trainer. The
-// same checks under mpirun: tests/dist/.
+// same checks under mpirun: tests/distributed/.
 #include <catch2/catch.hpp>
 
 #include "data/mnist.h"

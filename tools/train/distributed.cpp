@@ -4,8 +4,8 @@
 
 #include "base/error.h"
 #include "core/ops.h"
-#include "dist/batch_tree.h"
-#include "dist/local_group.h"
+#include "distributed/batch_tree.h"
+#include "distributed/local_group.h"
 
 namespace lockstep::tools {
 

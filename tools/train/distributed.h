@@ -1,5 +1,5 @@
 // Data-parallel training through the one training loop (tools/train/trainer.h): the
-// Trainer's forward_backward seam becomes the data-parallel step of dist/data_parallel.h.
+// Trainer's forward_backward seam becomes the data-parallel step of distributed/data_parallel.h.
 //
 //   auto sync = std::make_shared<nn::BatchSync>();
 //   Trainer t(cfg, sync);                               // SyncBatchNorm layers
@@ -17,8 +17,8 @@
 #pragma once
 #include <memory>
 
-#include "dist/communicator.h"
-#include "dist/data_parallel.h"
+#include "distributed/communicator.h"
+#include "distributed/data_parallel.h"
 #include "train/trainer.h"
 
 namespace lockstep::tools {
@@ -45,7 +45,7 @@ class DistributedTraining {
   int64_t fail_step_;
 };
 
-// A whole data-parallel run, as the tests, the lab and tests/dist/dist_check.cpp make it.
+// A whole data-parallel run, as the tests, the lab and tests/distributed/dist_check.cpp make it.
 struct DistributedOptions {
   bool sync_batchnorm = true;   // false: per-rank BatchNorm
   bool check_replicas = false;  // compare every rank's state-dict hash after each step

@@ -1,6 +1,6 @@
 // lockstep_dist_check: data-parallel training through the tools' training loop
 // (tools/train/distributed.h) as a program, for the tests under mpirun
-// (tests/dist/run_dist_check.sh) and the throughput numbers.
+// (tests/distributed/run_dist_check.sh) and the throughput numbers.
 //   lockstep_dist_check reference [flags]   the plain single-process Trainer
 //   lockstep_dist_check train [flags]       data-parallel over MPI_COMM_WORLD
 // flags: --steps N --batch N --subset N --seed N --per-rank-bn --check --save DIR
@@ -17,7 +17,7 @@
 
 #include "base/mode.h"
 #include "data/mnist.h"
-#include "dist/mpi_communicator.h"
+#include "distributed/mpi_communicator.h"
 #include "train/distributed.h"
 
 using namespace lockstep;

@@ -19,16 +19,16 @@
 #include "commands.h"
 #include "base/error.h"
 #include "base/parallel.h"
-#include "base/simd.h"
 #include "base/mode.h"
+#include "base/simd.h"
 #include "nn/sync_batchnorm.h"
 #include "serialize/safetensors.h"
 #include "train/distributed.h"
-#if defined(LOCKSTEP_HAS_MPI)
-#include "dist/mpi_communicator.h"
-#endif
 #include "train/trace.h"
 #include "train/trainer.h"
+#if defined(LOCKSTEP_HAS_MPI)
+#include "distributed/mpi_communicator.h"
+#endif
 
 namespace lockstep_cli {
 namespace {

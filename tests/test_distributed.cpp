@@ -1,6 +1,6 @@
-// dist/: the batch tree, the cut BatchNorm kernels through SyncBatchNorm and Dropout row
+// distributed/: the batch tree, the cut BatchNorm kernels through SyncBatchNorm and Dropout row
 // offsets. Whole data-parallel runs against the plain trainer: tests/tools/
-// test_distributed_training.cpp (threads) and tests/dist/ (mpirun).
+// test_distributed_training.cpp (threads) and tests/distributed/ (mpirun).
 #include <catch2/catch.hpp>
 
 #include <cstdio>
@@ -10,8 +10,8 @@
 #include "core/ops.h"
 #include "core/random.h"
 #include "core/tensor.h"
-#include "dist/data_parallel.h"
-#include "dist/local_group.h"
+#include "distributed/data_parallel.h"
+#include "distributed/local_group.h"
 #include "kernels/reduce_order.h"
 #include "nn/models.h"
 #include "nn/nn.h"

@@ -21,7 +21,7 @@
 #include <optional>
 #include <utility>
 
-#include "dist/communicator.h"
+#include "distributed/communicator.h"
 #include "nn/module.h"
 #include "nn/sequential.h"
 #include "nn/sync_batchnorm.h"
