@@ -80,12 +80,11 @@ Session::Session(const TrainSpec& sp, const LabOptions& o) : spec(sp) {
   cfg.mode = spec.mode, cfg.device = spec.device, cfg.threads = spec.threads;
   cfg.batch_size = kBatch, cfg.drop_last = true, cfg.workers = spec.workers, cfg.augment = spec.augment;
   cfg.epochs = 1;  // step() runs on through the epochs; only run() stops at the planned ones
-  trainer = std::make_unique<tools::Trainer>(cfg, nullptr,
-                                             tools::TrainData{spec.train_set ? spec.train_set : lab_data(o).train, nullptr});
+  const auto train = spec.train_set ? spec.train_set : lab_data(o).train;
+  trainer = std::make_unique<tools::Trainer>(cfg, nullptr, tools::TrainData{train, nullptr});
   model = trainer->model_ptr();
   if (spec.loader_bugs.any()) {
-    broken_loader = std::make_unique<BrokenLoader>(spec.train_set ? spec.train_set : lab_data(o).train,
-                                                   trainer->loader().options(), spec.loader_bugs);
+    broken_loader = std::make_unique<BrokenLoader>(train, trainer->loader().options(), spec.loader_bugs);
     trainer->set_batch_source({[this] { return broken_loader->next(); },
                                [this](int64_t e) { broken_loader->begin_epoch(e); }});
   }
