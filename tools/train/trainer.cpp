@@ -142,7 +142,9 @@ std::shared_ptr<const data::Dataset> train_images_or_synthetic(const std::string
   return std::make_shared<data::TensorDataset>(images, Tensor::from_vector(labels, {n}), 10);
 }
 
-serialize::Metadata meaning_flags(const TrainConfig& c) {
+namespace {
+
+serialize::Metadata recipe_flags(const TrainConfig& c) {
   return {{"recipe", "mlp-fashion-mnist"},
           {"hidden", join(c.hidden)},
           {"dropout", fmt_double(c.dropout)},
@@ -154,6 +156,21 @@ serialize::Metadata meaning_flags(const TrainConfig& c) {
           {"seed", std::to_string(c.seed)},
           {"subset", std::to_string(c.subset)},
           {"augment", c.augment ? "1" : "0"}};
+}
+
+// The lab's knobs, recorded only when they differ from the recipe's defaults (so `lockstep
+// train` checkpoints keep their metadata); resume() refuses a mismatch either way.
+constexpr const char* kLabKnobs[] = {"init_seed", "batchnorm", "drop_last", "schedule"};
+
+}  // namespace
+
+serialize::Metadata meaning_flags(const TrainConfig& c) {
+  serialize::Metadata m = recipe_flags(c);
+  if (c.init_seed) m["init_seed"] = std::to_string(*c.init_seed);
+  if (!c.batchnorm) m["batchnorm"] = "0";
+  if (c.drop_last) m["drop_last"] = "1";
+  if (c.schedule != "cosine") m["schedule"] = c.schedule;
+  return m;
 }
 
 Trainer::Trainer(TrainConfig cfg, std::shared_ptr<nn::BatchSync> sync, TrainData data)
@@ -254,7 +271,10 @@ void Trainer::resume() {
                                        " missing (not a checkpoint written by lockstep train)"));
     return it->second;
   };
-  for (const auto& [key, value] : meaning_flags(cfg_))
+  serialize::Metadata flags = meaning_flags(cfg_);
+  for (const char* knob : kLabKnobs)  // a lab knob the checkpoint has and this run leaves at its default
+    if (meta.count(str_cat("user.", knob)) && !flags.count(knob)) flags[knob] = "(default)";
+  for (const auto& [key, value] : flags)
     if (user(key) != value)
       throw std::runtime_error(str_cat("[train] --resume ", *path, ": the checkpoint was trained with ", key, "=",
                                        user(key), ", this run asks for ", key, "=", value,
