@@ -1,4 +1,4 @@
-// One data-parallel training step (dist/data_parallel.h) of the 784-256-128-10 MLP with
+// One data-parallel training step (distributed/data_parallel.h) of the 784-256-128-10 MLP with
 // SyncBatchNorm and Dropout, AdamW, deterministic mode, under mpirun: each process is a rank
 // and the world size is mpirun's -np. Reports steps/s and samples/s (wall clock, rank 0) and
 // the bytes each rank moves per step (sent + received through the collectives).
@@ -13,8 +13,9 @@
 #include "core/autograd.h"
 #include "base/mode.h"
 #include "core/random.h"
-#include "dist/data_parallel.h"
-#include "dist/mpi_communicator.h"
+#include "distributed/data_parallel.h"
+#include "distributed/mpi_communicator.h"
+#include "nn/models.h"
 #include "optim/adam.h"
 
 using namespace lockstep;
@@ -28,7 +29,9 @@ void BM_dist_step(benchmark::State& state) {
   const int64_t batch = state.range(0);  // the global batch
   ModeGuard mg(Mode::deterministic);
   auto sync = std::make_shared<nn::BatchSync>();
-  auto model = dist::make_sync_mlp(1, 0.2, sync);
+  nn::MlpOptions mo;  // 784-256-128-10, Dropout 0.2, SyncBatchNorm
+  mo.sync = sync;
+  auto model = nn::make_mlp(1, mo);
   model->train();
   optim::AdamW opt(model->parameters(), optim::AdamWOptions().lr(1e-3).weight_decay(0.05));
   dist::DataParallel dp(comm, *model, sync);

@@ -92,7 +92,7 @@ Tensor dropout(const Tensor& x, double p, bool training, uint64_t seed, uint64_t
 // Training-mode batch_norm over this process's rows of a batch of global_rows rows split
 // across processes at kBatchChunk boundaries. `combine` maps this process's batch-order
 // partial sums (float32 [k]) to the whole batch's sums, identically on every process
-// (dist/batch_tree.h). y, dx and the running statistics then equal batch_norm(training) on
+// (distributed/batch_tree.h). y, dx and the running statistics then equal batch_norm(training) on
 // the whole batch bit for bit; the weight and bias gradients are this process's partial
 // sums, combined afterwards like every other gradient. float32, CPU.
 using BatchSumCombine = std::function<Tensor(const Tensor& local_sums)>;

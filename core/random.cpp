@@ -1,7 +1,5 @@
 #include "core/random.h"
 
-#include <mutex>
-
 #include "base/parallel.h"
 #include "base/philox.h"
 
@@ -62,35 +60,6 @@ void fill_normal(Tensor& t, double mean, double std, uint64_t seed, uint64_t str
     for_each_position(t.numel(),
                       [&](int64_t i) { p[i] = mean + std * static_cast<double>(normal_f32(seed, stream, position + i)); });
   }
-}
-
-// ---- the stateful global generator (for demonstrations only) ----
-namespace {
-std::mutex g_mu;
-uint64_t g_seed = 0, g_position = 0;
-constexpr uint64_t kGlobalStream = 0x676c6f62616cull;  // "global"
-}  // namespace
-
-void manual_seed(uint64_t seed) {
-  std::lock_guard<std::mutex> lk(g_mu);
-  g_seed = seed;
-  g_position = 0;
-}
-
-float global_uniform() {
-  std::lock_guard<std::mutex> lk(g_mu);
-  return uniform_f32(g_seed, kGlobalStream, g_position++);
-}
-
-void global_fill_uniform(Tensor& t, double lo, double hi) {
-  uint64_t seed, start;
-  {
-    std::lock_guard<std::mutex> lk(g_mu);
-    seed = g_seed;
-    start = g_position;
-    g_position += static_cast<uint64_t>(t.numel());
-  }
-  fill_uniform(t, lo, hi, seed, kGlobalStream, start);
 }
 
 }  // namespace lockstep

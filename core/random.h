@@ -48,12 +48,4 @@ class Generator {
   uint64_t seed_, offset_;
 };
 
-// The classic *stateful* global generator (like torch.manual_seed), kept for the
-// demonstrations of why it breaks reproducibility: every draw advances one shared
-// position, so one extra draw anywhere shifts every value drawn after it. lockstep's own
-// layers never use it.
-void manual_seed(uint64_t seed);
-float global_uniform();                          // next value in [0, 1)
-void global_fill_uniform(Tensor& t, double lo, double hi);  // t.numel() next values
-
 }  // namespace lockstep

@@ -1,7 +1,6 @@
 #include "data/loader.h"
 
 #include <cstring>
-#include <random>
 
 #include "core/random.h"
 
@@ -75,13 +74,7 @@ void DataLoader::load_state_dict(const StateDict& sd) {
 // Builds the order for (epoch_, next_) and launches the workers; they only read order_,
 // which stays unchanged until stop_workers() has joined them.
 void DataLoader::start() {
-  if (opt_.broken_unseeded_shuffle && opt_.shuffle) {
-    std::random_device rd;  // the bug: a seed nobody recorded
-    order_ = permutation(n_, (static_cast<uint64_t>(rd()) << 32) | rd(), stream_id("shuffle"),
-                         static_cast<uint64_t>(epoch_));
-  } else {
-    order_ = epoch_order(epoch_);
-  }
+  order_ = epoch_order(epoch_);
   running_ = true;
   for (int w = 0; w < opt_.num_workers; ++w) workers_.emplace_back(&DataLoader::worker_loop, this, w, next_);
 }
@@ -97,20 +90,13 @@ void DataLoader::stop_workers() {
   stop_ = false;
   in_flight_ = 0;
   ready_.clear();
-  completed_.clear();
   running_ = false;
 }
 
-bool DataLoader::may_start(int64_t k) const {
-  if (opt_.broken_completion_order) return in_flight_ < opt_.prefetch_depth;
-  return k < next_ + opt_.prefetch_depth;
-}
+bool DataLoader::may_start(int64_t k) const { return k < next_ + opt_.prefetch_depth; }
 
 void DataLoader::worker_loop(int w, int64_t first) {
   const int64_t W = opt_.num_workers;
-  // The broken variant's per-worker generator, "copied from the parent" at epoch start:
-  // every worker starts from the same state.
-  uint64_t rng_counter = 0;
   int64_t k = first + ((w - first % W) % W + W) % W;  // first k >= first with k mod W == w
   for (; k < num_batches_; k += W) {
     {
@@ -121,7 +107,7 @@ void DataLoader::worker_loop(int w, int64_t first) {
     }
     Slot slot;
     try {
-      slot.batch = make_batch(k, opt_.broken_shared_worker_rng ? &rng_counter : nullptr);
+      slot.batch = make_batch(k);
     } catch (...) {
       slot.error = std::current_exception();
     }
@@ -129,14 +115,12 @@ void DataLoader::worker_loop(int w, int64_t first) {
       std::lock_guard<std::mutex> lk(mu_);
       if (stop_) return;
       ready_.emplace(k, std::move(slot));
-      completed_.push_back(k);
     }
     cv_.notify_all();
   }
 }
 
-Batch DataLoader::make_batch(int64_t k, uint64_t* shared_rng_counter) const {
-  if (opt_.test_before_batch) opt_.test_before_batch(k);
+Batch DataLoader::make_batch(int64_t k) const {
   const int64_t begin = k * opt_.batch_size, b = std::min(opt_.batch_size, n_ - begin);
   Shape shape = sample_shape_;
   shape.insert(shape.begin(), b);
@@ -149,12 +133,10 @@ Batch DataLoader::make_batch(int64_t k, uint64_t* shared_rng_counter) const {
     float* dst = img + j * sample_numel_;
     indices[j] = idx;
     labels[j] = dataset_->read_into(idx, dst);
-    if (!opt_.transform) continue;
-    // The correct key names the sample; the broken one names "the next draw of this
-    // worker's generator", which is the same for every worker.
-    SampleKey key = shared_rng_counter ? SampleKey{opt_.seed, 0, (*shared_rng_counter)++}
-                                       : SampleKey{opt_.seed, static_cast<uint64_t>(epoch_), static_cast<uint64_t>(idx)};
-    opt_.transform->apply(dst, sample_shape_, key);
+    // The key names the sample, never the thread or the draws before it.
+    if (opt_.transform)
+      opt_.transform->apply(dst, sample_shape_,
+                            SampleKey{opt_.seed, static_cast<uint64_t>(epoch_), static_cast<uint64_t>(idx)});
   }
   return batch;
 }
@@ -166,25 +148,16 @@ std::optional<Batch> DataLoader::next() {
   }
   if (!running_) start();
   if (opt_.num_workers == 0) {
-    Batch b = make_batch(next_, opt_.broken_shared_worker_rng ? &main_rng_counter_ : nullptr);
+    Batch b = make_batch(next_);
     ++next_;
     return b;
   }
   Slot slot;
   {
     std::unique_lock<std::mutex> lk(mu_);
-    if (opt_.broken_completion_order) {
-      cv_.wait(lk, [&] { return !completed_.empty(); });
-      int64_t k = completed_.front();
-      completed_.pop_front();
-      slot = std::move(ready_.at(k));
-      ready_.erase(k);
-    } else {
-      cv_.wait(lk, [&] { return ready_.count(next_) > 0; });
-      completed_.clear();  // unused in index order; keep it from growing
-      slot = std::move(ready_.at(next_));
-      ready_.erase(next_);
-    }
+    cv_.wait(lk, [&] { return ready_.count(next_) > 0; });
+    slot = std::move(ready_.at(next_));
+    ready_.erase(next_);
     if (!slot.error) {
       ++next_;
       --in_flight_;

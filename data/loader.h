@@ -14,15 +14,10 @@
 // Worker w of W makes the batches k with k mod W == w; it may start batch k only when
 // k < next + prefetch_depth (next = the batch the consumer takes next), so at most
 // prefetch_depth batches exist (made or being made) at once, however slow the consumer.
-//
-// The broken_* options reproduce classic loader bugs for the demonstrations; each one
-// breaks the promise on purpose (docs/data.md).
 #pragma once
 #include <condition_variable>
 #include <cstdint>
-#include <deque>
 #include <exception>
-#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -44,20 +39,6 @@ struct LoaderOptions {
   int prefetch_depth = 2;   // >= 1: most batches in flight at once (workers only)
   uint64_t seed = 0;        // shuffle and augmentation
   std::shared_ptr<const Transform> transform;  // applied to each sample; null = none
-
-  // ---- deliberately broken variants (demonstrations only) ----
-  // The shuffle seed comes from std::random_device at each begin_epoch/load_state, so
-  // orders differ from run to run and a restored loader replays a different order.
-  bool broken_unseeded_shuffle = false;
-  // Batches are handed out in the order workers finish them, not in index order.
-  bool broken_completion_order = false;
-  // Each worker augments with its own stateful generator copied from one parent state at
-  // the start of every epoch (the forked-worker RNG bug): worker w's j-th sample gets the
-  // same draws as every other worker's j-th sample, and the draws depend on num_workers.
-  bool broken_shared_worker_rng = false;
-
-  // Test hook: called with k just before batch k is made (on the thread that makes it).
-  std::function<void(int64_t)> test_before_batch;
 };
 
 struct Batch {
@@ -112,7 +93,7 @@ class DataLoader : public Stateful {
   void stop_workers();
   void worker_loop(int w, int64_t first);  // first: the batch the consumer takes next
   bool may_start(int64_t k) const;  // under mu_
-  Batch make_batch(int64_t k, uint64_t* shared_rng_counter) const;
+  Batch make_batch(int64_t k) const;
 
   std::shared_ptr<const Dataset> dataset_;
   LoaderOptions opt_;
@@ -122,7 +103,6 @@ class DataLoader : public Stateful {
   int64_t epoch_ = 0, next_ = 0;
   bool running_ = false;           // order_ and workers set up for (epoch_, next_)
   std::vector<int64_t> order_;
-  uint64_t main_rng_counter_ = 0;  // broken_shared_worker_rng with no workers
 
   std::vector<std::thread> workers_;
   std::mutex mu_;
@@ -130,7 +110,6 @@ class DataLoader : public Stateful {
   bool stop_ = false;
   int64_t in_flight_ = 0;            // started, not yet taken by the consumer
   std::map<int64_t, Slot> ready_;    // finished batches by index
-  std::deque<int64_t> completed_;    // finished batch indices in completion order
 };
 
 }  // namespace lockstep::data

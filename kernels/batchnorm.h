@@ -65,7 +65,7 @@ void batchnorm_backward_cpu(const Exec& ex, T* dx, T* dgamma, T* dbeta, const T*
 // ---- the training kernels cut where data-parallel workers combine sums (float32) ----
 // A worker holding rows [b, e) of a batch of N rows, b a multiple of kBatchChunk, gets from
 // batchnorm_sum_cpu / batchnorm_sqdev_sum_cpu / batchnorm_backward_sums_cpu the node of the
-// batch tree over its chunks. Combining the workers' nodes by that tree (dist/batch_tree.h)
+// batch tree over its chunks. Combining the workers' nodes by that tree (distributed/batch_tree.h)
 // and finishing with the whole batch's N gives, row for row, the bits of the fused kernels
 // above on the whole batch: the expressions are the same, in the same order. CPU only, float
 // only (no overloads to choose between); they take the Exec like every kernel but have one

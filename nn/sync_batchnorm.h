@@ -12,7 +12,7 @@
 
 namespace lockstep::nn {
 
-// Shared by the SyncBatchNorm layers of a model; the data-parallel driver (dist/) sets it
+// Shared by the SyncBatchNorm layers of a model; the data-parallel driver (distributed/) sets it
 // before each step: the global batch's row count and how partial sums are combined.
 struct BatchSync {
   int64_t global_rows = 0;

@@ -8,7 +8,7 @@
 #   core       base kernels core         (Tensor, autograd, ops and their dispatch)
 #   nn optim data                        base core and themselves (optim and data never nn)
 #   serialize  base core serialize       (state-dict interfaces only)
-#   dist       everything above          (the data-parallel step)
+#   distributed  everything above        (the data-parallel step)
 #
 # usage: layering.sh SOURCE_DIR
 set -euo pipefail
@@ -21,7 +21,7 @@ declare -A allowed=(
   [optim]="base core optim"
   [data]="base core data"
   [serialize]="base core serialize"
-  [dist]="base kernels core nn optim data serialize dist"
+  [distributed]="base kernels core nn optim data serialize distributed"
 )
 bad=0
 for layer in "${!allowed[@]}"; do
@@ -33,7 +33,7 @@ for layer in "${!allowed[@]}"; do
       *" $target "*) ;;
       *) echo "layering: $file includes $target/ (${layer}/ may include: ${allowed[$layer]})"; bad=1 ;;
     esac
-  done < <(grep -rnE '^\s*#\s*include "(base|kernels|core|nn|optim|data|serialize|dist|tools)/' "$layer" || true)
+  done < <(grep -rnE '^\s*#\s*include "(base|kernels|core|nn|optim|data|serialize|distributed|tools)/' "$layer" || true)
 done
 [ $bad -eq 0 ] && echo "layering: every include runs down the layers"
 exit $bad

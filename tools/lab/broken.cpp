@@ -1,20 +1,49 @@
 #include "broken.h"
 
 #include <atomic>
+#include <mutex>
 #include <thread>
 
+#include "base/philox.h"
 #include "core/random.h"
-#include "core/tensor.h"
 
 namespace lockstep_cli::lab {
 
 using lockstep::Tensor;
 
+namespace {
+std::mutex g_mu;
+uint64_t g_seed = 0, g_position = 0;
+constexpr uint64_t kGlobalStream = 0x676c6f62616cull;  // "global"
+}  // namespace
+
+void manual_seed(uint64_t seed) {
+  std::lock_guard<std::mutex> lk(g_mu);
+  g_seed = seed;
+  g_position = 0;
+}
+
+float global_uniform() {
+  std::lock_guard<std::mutex> lk(g_mu);
+  return lockstep::uniform_f32(g_seed, kGlobalStream, g_position++);
+}
+
+void global_fill_uniform(Tensor& t, double lo, double hi) {
+  uint64_t seed, start;
+  {
+    std::lock_guard<std::mutex> lk(g_mu);
+    seed = g_seed;
+    start = g_position;
+    g_position += static_cast<uint64_t>(t.numel());
+  }
+  lockstep::fill_uniform(t, lo, hi, seed, kGlobalStream, start);
+}
+
 Tensor GlobalRngDropout::forward(const Tensor& x) {
   if (!is_training() || p_ == 0.0) return x;
   // keep = (u >= p) with u the next x.numel() values of the global generator.
   Tensor u = Tensor::empty(x.shape());
-  lockstep::global_fill_uniform(u, 0.0, 1.0);
+  global_fill_uniform(u, 0.0, 1.0);
   Tensor keep = lockstep::ge(u, Tensor::full({1}, p_)).to(lockstep::DType::f32);
   return x * keep * (1.0 / (1.0 - p_));
 }

@@ -5,11 +5,20 @@
 #include <string>
 #include <vector>
 
+#include "core/tensor.h"
 #include "nn/module.h"
 
 namespace lockstep_cli::lab {
 
-// Dropout whose mask comes from the stateful global generator (lockstep::global_uniform, as
+// The classic *stateful* global generator (like torch.manual_seed): every draw advances one
+// shared position, so one extra draw anywhere shifts every value drawn after it. Draws are
+// Philox values of (seed, a fixed "global" stream, position), as lockstep's keyed streams
+// are; what breaks reproducibility is the shared position, not the generator.
+void manual_seed(uint64_t seed);
+float global_uniform();                                               // next value in [0, 1)
+void global_fill_uniform(lockstep::Tensor& t, double lo, double hi);  // t.numel() next values
+
+// Dropout whose mask comes from the stateful global generator (global_uniform above, as
 // torch.manual_seed's generator): every mask depends on how many numbers anyone drew from
 // that generator before, so one extra draw anywhere shifts every later mask.
 class GlobalRngDropout : public lockstep::nn::Module {

@@ -9,7 +9,6 @@
 #include <filesystem>
 #include <stdexcept>
 
-#include "broken.h"
 #include "core/autograd.h"
 #include "base/parallel.h"
 #include "data/mnist.h"
@@ -66,23 +65,6 @@ const LabData& lab_data(const LabOptions& o) {
 
 int64_t lab_steps(const LabOptions& o) { return sizes(o).steps; }
 
-std::shared_ptr<nn::Sequential> make_lab_model(uint64_t seed, const ModelSpec& spec) {
-  auto m = std::make_shared<nn::Sequential>();
-  const int64_t widths[] = {784, 128, 64};
-  for (int l = 0; l < 2; ++l) {
-    m->push_back(std::make_shared<nn::Linear>(widths[l], widths[l + 1]));
-    if (spec.batchnorm) m->push_back(std::make_shared<nn::BatchNorm1d>(widths[l + 1]));
-    m->push_back(std::make_shared<nn::ReLU>());
-    if (spec.global_rng_dropout)
-      m->push_back(std::make_shared<GlobalRngDropout>(spec.dropout));
-    else
-      m->push_back(std::make_shared<nn::Dropout>(spec.dropout));
-  }
-  m->push_back(std::make_shared<nn::Linear>(64, 10));
-  m->reset_parameters(seed);
-  return m;
-}
-
 TrainSpec default_spec(const LabOptions& o) {
   TrainSpec s;
   s.threads = o.threads;
@@ -91,29 +73,41 @@ TrainSpec default_spec(const LabOptions& o) {
 
 Session::Session(const TrainSpec& sp, const LabOptions& o) : spec(sp) {
   ThreadsGuard tg(spec.threads);
-  model = make_lab_model(spec.init_seed.value_or(spec.seed), spec.model);
-  model->to(spec.device);  // before the optimizer, so its state is created on the device
-  opt = std::make_unique<optim::AdamW>(model->parameters(),
-                                       optim::AdamWOptions(spec.lr).weight_decay(spec.weight_decay));
-  data::LoaderOptions lo = spec.loader;
-  lo.batch_size = kBatch, lo.shuffle = true, lo.drop_last = true, lo.seed = spec.seed;
-  loader = std::make_unique<data::DataLoader>(lab_data(o).train, lo);
-  loader->begin_epoch(0);
+  tools::TrainConfig cfg;
+  cfg.seed = spec.seed, cfg.init_seed = spec.init_seed;
+  cfg.hidden = {128, 64}, cfg.batchnorm = spec.model.batchnorm, cfg.dropout = spec.model.dropout;
+  cfg.optimizer = "adamw", cfg.lr = spec.lr, cfg.weight_decay = spec.weight_decay, cfg.schedule = "constant";
+  cfg.mode = spec.mode, cfg.device = spec.device, cfg.threads = spec.threads;
+  cfg.batch_size = kBatch, cfg.drop_last = true, cfg.workers = spec.workers, cfg.augment = spec.augment;
+  cfg.epochs = 1;  // step() runs on through the epochs; only run() stops at the planned ones
+  const auto train = spec.train_set ? spec.train_set : lab_data(o).train;
+  trainer = std::make_unique<tools::Trainer>(cfg, nullptr, tools::TrainData{train, nullptr});
+  model = trainer->model_ptr();
+  if (spec.loader_bugs.any()) {
+    broken_loader = std::make_unique<BrokenLoader>(train, trainer->loader().options(), spec.loader_bugs);
+    trainer->set_batch_source({[this] { return broken_loader->next(); },
+                               [this](int64_t e) { broken_loader->begin_epoch(e); }});
+  }
+  if (spec.model.global_rng_dropout) {
+    // The model's own forward, each Dropout layer replaced by the broken one.
+    global_dropout = std::make_unique<GlobalRngDropout>(spec.model.dropout);
+    trainer->set_forward_backward([this](const data::Batch& b, std::vector<std::pair<std::string, Tensor>>*) {
+      Tensor h = b.images.reshape({b.images.size(0), 784}).to(spec.device);
+      for (size_t i = 0; i < model->size(); ++i) {
+        nn::Module& layer = *(*model)[i];
+        h = dynamic_cast<nn::Dropout*>(&layer) ? global_dropout->forward(h) : layer.forward(h);
+      }
+      Tensor loss = cross_entropy(h, b.labels.to(spec.device));
+      loss.backward();
+      return loss;
+    });
+  }
 }
 
 double Session::step() {
   ModeGuard mg(spec.mode);
   ThreadsGuard tg(spec.threads);
-  model->train();
-  std::optional<data::Batch> b = loader->next();
-  if (!b) loader->begin_epoch(++epoch), b = loader->next();
-  Tensor x = b->images.reshape({b->images.size(0), 784}).to(spec.device);
-  opt->zero_grad();
-  Tensor loss = cross_entropy(model->forward(x), b->labels.to(spec.device));
-  loss.backward();
-  opt->step();
-  ++steps_done;
-  losses.push_back(loss.item());
+  losses.push_back(trainer->step());
   return losses.back();
 }
 

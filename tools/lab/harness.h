@@ -1,6 +1,7 @@
 // The lab's experiment harness: a small MLP trained on a Fashion-MNIST subset for a few
-// dozen steps, with the knobs the scenarios turn. Everything not turned is fixed, so two
-// runs of one configuration differ only by what a scenario changes on purpose.
+// dozen steps by the tools' one training loop (tools/train/trainer.h), with the knobs the
+// scenarios turn. Everything not turned is fixed, so two runs of one configuration differ
+// only by what a scenario changes on purpose.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -13,9 +14,11 @@
 #include "core/tensor.h"
 #include "data/dataset.h"
 #include "data/loader.h"
+#include "broken.h"
+#include "broken_loader.h"
 #include "lab.h"
 #include "nn/sequential.h"
-#include "optim/adam.h"
+#include "train/trainer.h"
 
 namespace lockstep_cli::lab {
 
@@ -32,15 +35,15 @@ const LabData& lab_data(const LabOptions& o);
 int64_t lab_steps(const LabOptions& o);  // training steps of a standard run
 inline constexpr int64_t kBatch = 64;
 
-// The lab's model: 784-128-64-10 with BatchNorm (optional), ReLU and Dropout(p) after each
-// hidden Linear. With global_rng_dropout the Dropout layers are the lab's broken one that
-// draws from the stateful global generator (broken.h). Children are named as in Sequential.
+// The lab's model: nn::make_mlp 784-128-64-10 with BatchNorm (optional), ReLU and
+// Dropout(p) after each hidden Linear. With global_rng_dropout the training forward pass
+// runs the lab's broken Dropout, which draws from the stateful global generator (broken.h),
+// in place of each Dropout layer.
 struct ModelSpec {
   bool batchnorm = true;
   double dropout = 0.2;
   bool global_rng_dropout = false;
 };
-std::shared_ptr<lockstep::nn::Sequential> make_lab_model(uint64_t seed, const ModelSpec& spec = {});
 
 // One training run's configuration.
 struct TrainSpec {
@@ -51,11 +54,15 @@ struct TrainSpec {
   lockstep::Mode mode = lockstep::Mode::deterministic;
   lockstep::Device device = lockstep::Device::cpu;  // the model is initialised on the CPU, then moved
   int threads = 2;
-  lockstep::data::LoaderOptions loader;  // batch_size and seed are set from this spec; shuffle on
+  int workers = 0;       // loader workers; batches of kBatch, shuffled by `seed`, drop_last
+  bool augment = false;  // RandomCrop(2) then RandomHorizontalFlip(0.5)
+  LoaderBugs loader_bugs;  // any set: the lab's BrokenLoader instead of the DataLoader
+  std::shared_ptr<const lockstep::data::Dataset> train_set;  // null: lab_data(o).train
 };
 TrainSpec default_spec(const LabOptions& o);
 
-// A training run in progress: the objects, and the loss of every step taken.
+// A training run in progress: the Trainer (AdamW, constant lr, no evaluation), and the
+// loss of every step taken.
 struct Session {
   explicit Session(const TrainSpec& spec, const LabOptions& o);
   // One step on the next batch (a new epoch starts when the loader runs dry); returns the loss.
@@ -65,10 +72,10 @@ struct Session {
   }
 
   TrainSpec spec;
-  std::shared_ptr<lockstep::nn::Sequential> model;
-  std::unique_ptr<lockstep::optim::AdamW> opt;
-  std::unique_ptr<lockstep::data::DataLoader> loader;
-  int64_t steps_done = 0, epoch = 0;
+  std::unique_ptr<lockstep::tools::Trainer> trainer;
+  std::shared_ptr<lockstep::nn::Sequential> model;  // the trainer's
+  std::unique_ptr<BrokenLoader> broken_loader;      // the batch source when spec.loader_bugs.any()
+  std::unique_ptr<GlobalRngDropout> global_dropout;  // with spec.model.global_rng_dropout
   std::vector<double> losses;
 };
 

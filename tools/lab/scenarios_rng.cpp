@@ -1,8 +1,7 @@
 // stateful-rng and augment-rng: random streams that depend on who drew before.
 #include <memory>
 
-#include "core/random.h"
-#include "data/transforms.h"
+#include "broken.h"
 #include "harness.h"
 #include "scenarios.h"
 
@@ -45,10 +44,9 @@ ScenarioResult run_stateful_rng(const LabOptions& o) {
 // per-worker copies of one generator state (problem) or per-sample keys (fix).
 std::vector<float> train_augmented(const LabOptions& o, bool shared_rng, int workers, std::vector<double>* losses) {
   TrainSpec spec = default_spec(o);
-  spec.loader.num_workers = workers;
-  spec.loader.broken_shared_worker_rng = shared_rng;
-  spec.loader.transform = std::make_shared<data::Compose>(std::vector<std::shared_ptr<const data::Transform>>{
-      std::make_shared<data::RandomCrop>(2), std::make_shared<data::RandomHorizontalFlip>(0.5f)});
+  spec.workers = workers;
+  spec.loader_bugs.shared_worker_rng = shared_rng;
+  spec.augment = true;  // RandomCrop(2) then RandomHorizontalFlip(0.5)
   Session s(spec, o);
   s.train_steps(lab_steps(o));
   *losses = s.losses;

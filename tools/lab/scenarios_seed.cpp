@@ -41,7 +41,7 @@ ScenarioResult run_shuffle_seed(const LabOptions& o) {
   const int64_t steps = lab_steps(o);
   auto run = [&](bool broken, std::vector<double>* losses) {
     TrainSpec spec = default_spec(o);
-    spec.loader.broken_unseeded_shuffle = broken;
+    spec.loader_bugs.unseeded_shuffle = broken;
     Session s(spec, o);
     s.train_steps(steps);
     *losses = s.losses;

@@ -70,9 +70,7 @@ std::vector<float> train_saving(const LabOptions& o, Save mode, std::vector<doub
   std::unique_ptr<Session> b;
   try {
     if (mode == Save::weights_only || mode == Save::full_state) {
-      serialize::TrainingState st;
-      st.model = a.model.get(), st.optimizer = a.opt.get(), st.loader = a.loader.get();
-      st.step = a.steps_done, st.epoch = a.epoch;
+      serialize::TrainingState st = a.trainer->training_state();
       if (mode == Save::full_state)
         serialize::save_checkpoint(path, st);
       else
@@ -80,10 +78,9 @@ std::vector<float> train_saving(const LabOptions& o, Save mode, std::vector<doub
       // A new process would build everything afresh from the configuration.
       b = std::make_unique<Session>(spec, o);
       if (mode == Save::full_state) {
-        serialize::TrainingState sb;
-        sb.model = b->model.get(), sb.optimizer = b->opt.get(), sb.loader = b->loader.get();
+        serialize::TrainingState sb = b->trainer->training_state();
         serialize::load_checkpoint(path, sb);
-        b->steps_done = sb.step, b->epoch = sb.epoch;
+        b->trainer->set_position(sb.step, sb.epoch);
       } else {
         serialize::load_weights(path, *b->model);
       }

@@ -31,7 +31,7 @@ SeedRun train_seed(const LabOptions& o, uint64_t seed, bool regularised) {
   Session s(spec, o);
   const LabData& d = lab_data(o);
   optim::EarlyStopping es(optim::EarlyStoppingOptions().patience(1).restore_best_weights(true));
-  const int64_t epochs = o.quick ? 3 : 5, per_epoch = s.loader->num_batches();
+  const int64_t epochs = o.quick ? 3 : 5, per_epoch = s.trainer->batches_per_epoch();
   SeedRun r;
   for (int64_t e = 0; e < epochs; ++e) {
     s.train_steps(per_epoch);

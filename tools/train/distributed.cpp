@@ -4,22 +4,10 @@
 
 #include "base/error.h"
 #include "core/ops.h"
-#include "dist/batch_tree.h"
-#if defined(LOCKSTEP_HAS_MPI)
-#include "dist/mpi_communicator.h"
-#endif
+#include "distributed/batch_tree.h"
+#include "distributed/local_group.h"
 
 namespace lockstep::tools {
-
-std::unique_ptr<dist::Communicator> open_mpi_world() {
-#if defined(LOCKSTEP_HAS_MPI)
-  return std::make_unique<dist::MpiCommunicator>();
-#else
-  throw std::runtime_error(
-      "[train] --distributed: this lockstep was built without MPI (CMake found no MPI when it was configured); "
-      "install OpenMPI (libopenmpi-dev) and rebuild, or train without --distributed");
-#endif
-}
 
 namespace {
 
@@ -51,7 +39,7 @@ DistributedTraining::DistributedTraining(dist::Communicator& comm, Trainer& trai
   // The data-parallel step replaces the Trainer's forward/backward; the layer outputs a
   // trace would want are this rank's rows only, so none are reported.
   trainer.set_forward_backward([this](const data::Batch& b, std::vector<std::pair<std::string, Tensor>>*) {
-    const int64_t step = trainer_.step() + 1;
+    const int64_t step = trainer_.global_step() + 1;
     if (comm_.rank() == fail_rank_ && step == fail_step_)
       throw std::runtime_error(str_cat("injected failure before step ", step));
     const int64_t rows = b.images.size(0);
@@ -63,6 +51,36 @@ DistributedTraining::DistributedTraining(dist::Communicator& comm, Trainer& trai
     dp_.combine_gradients();
     return Tensor::scalar(static_cast<double>(loss));
   });
+}
+
+DistributedResult train_distributed(dist::Communicator& comm, TrainConfig cfg, const TrainData& data,
+                                    const DistributedOptions& o) {
+  DistributedResult res;
+  res.world = comm.size();
+  try {
+    if (comm.rank() != 0) cfg.save_dir.clear(), cfg.save_every = 0;
+    auto sync = std::make_shared<nn::BatchSync>();
+    Trainer trainer(cfg, o.sync_batchnorm ? sync : nullptr, data);
+    DistributedTraining dt(comm, trainer, o.sync_batchnorm ? sync : nullptr, o.fail_rank, o.fail_step);
+    if (o.check_replicas) trainer.set_observer([&](const StepRecord&) { dt.check_replicas(); });
+    res.gradient_floats = dt.gradient_floats();
+    res.train = trainer.run();
+    comm.barrier();
+    res.bytes_moved = comm.bytes_moved();
+  } catch (const std::exception& e) {
+    comm.abort(e.what());
+  }
+  return res;
+}
+
+DistributedResult train_at_world_size(int world, const TrainConfig& cfg, const TrainData& data,
+                                      const DistributedOptions& o) {
+  DistributedResult out;
+  dist::run_local_group(world, [&](dist::Communicator& comm) {
+    DistributedResult r = train_distributed(comm, cfg, data, o);
+    if (comm.rank() == 0) out = std::move(r);
+  });
+  return out;
 }
 
 }  // namespace lockstep::tools

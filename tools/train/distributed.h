@@ -1,31 +1,27 @@
-// `lockstep train --distributed`: the Trainer driven data-parallel, one MPI process per rank.
+// Data-parallel training through the one training loop (tools/train/trainer.h): the
+// Trainer's forward_backward seam becomes the data-parallel step of distributed/data_parallel.h.
 //
-//   auto comm = open_mpi_world();                       // MPI_COMM_WORLD, or a clear error
 //   auto sync = std::make_shared<nn::BatchSync>();
 //   Trainer t(cfg, sync);                               // SyncBatchNorm layers
-//   DistributedTraining d(*comm, t, sync);              // rank 0's weights on every rank
+//   DistributedTraining d(comm, t, sync);               // rank 0's weights on every rank
 //   t.run();                                            // each step through dist::DataParallel
 //
 // Every rank builds the same Trainer (same data, loader order, optimizer, schedule) and
-// reads the same checkpoint when resuming; the Trainer's forward_backward seam becomes the
-// data-parallel step of dist/data_parallel.h: this rank's rows of the global batch
-// (--batch-size is the global batch), SyncBatchNorm statistics, Dropout rows keyed by the
-// global row, the loss as the global sum / N, gradients combined in the batch order.
+// reads the same checkpoint when resuming; each step runs this rank's rows of the global
+// batch (cfg.batch_size is the global batch), SyncBatchNorm statistics, Dropout rows keyed
+// by the global row, the loss as the global sum / N, gradients combined in the batch order.
 // Promise (deterministic mode): the weights after every step are, bit for bit, those of the
-// plain `lockstep train` with the same flags, for any world size, and a checkpoint written
-// at one world size (or by the plain trainer) resumes at any other.
+// plain Trainer with the same config, for any world size, and a checkpoint written at one
+// world size (or by the plain trainer) resumes at any other. Without a sync (per-rank
+// BatchNorm, as common data-parallel trainers do) the result depends on the world size.
 #pragma once
 #include <memory>
 
-#include "dist/communicator.h"
-#include "dist/data_parallel.h"
+#include "distributed/communicator.h"
+#include "distributed/data_parallel.h"
 #include "train/trainer.h"
 
 namespace lockstep::tools {
-
-// The MPI world this process belongs to (a world of 1 outside mpirun). Throws
-// std::runtime_error "[train] --distributed: ... built without MPI" in a build without it.
-std::unique_ptr<dist::Communicator> open_mpi_world();
 
 class DistributedTraining {
  public:
@@ -39,6 +35,7 @@ class DistributedTraining {
   // Throws naming the first rank whose model state differs from rank 0's (debug check).
   void check_replicas() { dp_.check_replicas(); }
   dist::Communicator& comm() { return comm_; }
+  int64_t gradient_floats() const { return dp_.gradient_floats(); }
 
  private:
   dist::Communicator& comm_;
@@ -47,5 +44,28 @@ class DistributedTraining {
   int fail_rank_;
   int64_t fail_step_;
 };
+
+// A whole data-parallel run, as the tests, the lab and tests/distributed/dist_check.cpp make it.
+struct DistributedOptions {
+  bool sync_batchnorm = true;   // false: per-rank BatchNorm
+  bool check_replicas = false;  // compare every rank's state-dict hash after each step
+  int fail_rank = -1;           // failure injection (DistributedTraining)
+  int64_t fail_step = -1;
+};
+struct DistributedResult {
+  TrainResult train;
+  int world = 1;
+  uint64_t bytes_moved = 0;      // this rank's collective traffic (sent + received)
+  int64_t gradient_floats = 0;   // floats in one gradient message
+};
+
+// Every rank calls it with the same arguments; rank 0 alone writes checkpoints. A rank that
+// throws calls comm.abort() with the error (an MPI job ends naming the rank).
+DistributedResult train_distributed(dist::Communicator& comm, TrainConfig cfg, const TrainData& data,
+                                    const DistributedOptions& o = {});
+// train_distributed on `world` ranks that are threads of this process (dist::LocalGroup);
+// returns rank 0's result.
+DistributedResult train_at_world_size(int world, const TrainConfig& cfg, const TrainData& data,
+                                      const DistributedOptions& o = {});
 
 }  // namespace lockstep::tools

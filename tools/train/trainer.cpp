@@ -11,16 +11,14 @@
 #include <stdexcept>
 
 #include "core/autograd.h"
-#include "base/parallel.h"
+#include "core/random.h"
 #include "core/sha256.h"
 #include "data/mnist.h"
 #include "data/transforms.h"
 #include "nn/models.h"
 #include "nn/nn.h"
-#include "nn/sync_batchnorm.h"
 #include "optim/adam.h"
 #include "optim/sgd.h"
-#include "serialize/checkpoint.h"
 
 namespace lockstep::tools {
 
@@ -125,9 +123,28 @@ void validate(const TrainConfig& c) {
   need(c.save_every == 0 || !c.save_dir.empty(), "--save-every", "to be used with --save DIR", "no --save");
   need(c.keep_last >= 0, "--keep", "an integer >= 0 (0: keep all)", std::to_string(c.keep_last));
   need(c.eval_batch_size >= 1, "--eval-batch-size", "an integer >= 1", std::to_string(c.eval_batch_size));
+  need(c.schedule == "cosine" || c.schedule == "constant", "schedule", "cosine or constant", "'" + c.schedule + "'");
 }
 
-serialize::Metadata meaning_flags(const TrainConfig& c) {
+std::shared_ptr<const data::Dataset> train_images_or_synthetic(const std::string& dir, int64_t n, uint64_t seed,
+                                                               std::string* source) {
+  LS_CHECK_ARG(n >= 1, "train", "expected at least one training image, got ", n);
+  if (data::mnist_available(dir)) {
+    if (source) *source = "fashion-mnist";
+    return first_n(data::load_mnist(dir, data::MnistSplit::train, data::kFashionMnistNormalize), n, "--subset");
+  }
+  // Synthetic: standard-normal images, labels i mod 10, all keyed by the seed.
+  Tensor images = Tensor::empty({n, 1, 28, 28});
+  fill_normal(images, 0.0, 1.0, seed, stream_id("dist:synthetic"));
+  std::vector<int64_t> labels(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) labels[static_cast<size_t>(i)] = i % 10;
+  if (source) *source = "synthetic";
+  return std::make_shared<data::TensorDataset>(images, Tensor::from_vector(labels, {n}), 10);
+}
+
+namespace {
+
+serialize::Metadata recipe_flags(const TrainConfig& c) {
   return {{"recipe", "mlp-fashion-mnist"},
           {"hidden", join(c.hidden)},
           {"dropout", fmt_double(c.dropout)},
@@ -141,27 +158,22 @@ serialize::Metadata meaning_flags(const TrainConfig& c) {
           {"augment", c.augment ? "1" : "0"}};
 }
 
-std::shared_ptr<nn::Sequential> make_train_mlp(uint64_t seed, const std::vector<int64_t>& hidden, double dropout,
-                                               std::shared_ptr<nn::BatchSync> sync) {
-  if (!sync && hidden == std::vector<int64_t>{256, 128}) return nn::make_mlp(seed, dropout);
-  auto m = std::make_shared<nn::Sequential>();
-  int64_t in = 784;
-  for (int64_t h : hidden) {
-    m->push_back(std::make_shared<nn::Linear>(in, h));
-    if (sync)
-      m->push_back(std::make_shared<nn::SyncBatchNorm>(h, sync));
-    else
-      m->push_back(std::make_shared<nn::BatchNorm1d>(h));
-    m->push_back(std::make_shared<nn::ReLU>());
-    m->push_back(std::make_shared<nn::Dropout>(dropout));
-    in = h;
-  }
-  m->push_back(std::make_shared<nn::Linear>(in, 10));
-  m->reset_parameters(seed);
+// The lab's knobs, recorded only when they differ from the recipe's defaults (so `lockstep
+// train` checkpoints keep their metadata); resume() refuses a mismatch either way.
+constexpr const char* kLabKnobs[] = {"init_seed", "batchnorm", "drop_last", "schedule"};
+
+}  // namespace
+
+serialize::Metadata meaning_flags(const TrainConfig& c) {
+  serialize::Metadata m = recipe_flags(c);
+  if (c.init_seed) m["init_seed"] = std::to_string(*c.init_seed);
+  if (!c.batchnorm) m["batchnorm"] = "0";
+  if (c.drop_last) m["drop_last"] = "1";
+  if (c.schedule != "cosine") m["schedule"] = c.schedule;
   return m;
 }
 
-Trainer::Trainer(TrainConfig cfg, std::shared_ptr<nn::BatchSync> sync)
+Trainer::Trainer(TrainConfig cfg, std::shared_ptr<nn::BatchSync> sync, TrainData data)
     : cfg_(std::move(cfg)), sync_(std::move(sync)) {
   validate(cfg_);
   if (cfg_.device == Device::cuda) {
@@ -175,9 +187,9 @@ Trainer::Trainer(TrainConfig cfg, std::shared_ptr<nn::BatchSync> sync)
                                   "the CPU only)");
   }
   if (!cfg_.save_dir.empty()) make_dirs(cfg_.save_dir);
-  set_mode(cfg_.mode);
-  if (cfg_.threads > 0) set_num_threads(cfg_.threads);
-  if (!data::mnist_available(cfg_.data_dir)) {
+  if (data.train) {
+    train_set_ = std::move(data.train), test_set_ = std::move(data.test);
+  } else if (!data::mnist_available(cfg_.data_dir)) {
     std::string missing;
     for (auto split : {data::MnistSplit::train, data::MnistSplit::test})
       for (bool labels : {false, true}) {
@@ -188,16 +200,17 @@ Trainer::Trainer(TrainConfig cfg, std::shared_ptr<nn::BatchSync> sync)
     throw std::runtime_error(str_cat("[train] --data ", cfg_.data_dir,
                                      ": expected the four Fashion-MNIST IDX files (train/t10k images and labels, "
                                      "gzipped or not); missing:", missing));
+  } else {
+    train_set_ = first_n(data::load_mnist(cfg_.data_dir, data::MnistSplit::train, data::kFashionMnistNormalize),
+                         cfg_.subset, "--subset");
+    test_set_ = first_n(data::load_mnist(cfg_.data_dir, data::MnistSplit::test, data::kFashionMnistNormalize),
+                        cfg_.test_subset, "--test-subset");
   }
-  train_set_ = first_n(data::load_mnist(cfg_.data_dir, data::MnistSplit::train, data::kFashionMnistNormalize),
-                       cfg_.subset, "--subset");
-  test_set_ = first_n(data::load_mnist(cfg_.data_dir, data::MnistSplit::test, data::kFashionMnistNormalize),
-                      cfg_.test_subset, "--test-subset");
   forward_backward_ = [this](const data::Batch& b, std::vector<std::pair<std::string, Tensor>>* outputs) {
     return local_forward_backward(b, outputs);
   };
   data::LoaderOptions lo;
-  lo.batch_size = cfg_.batch_size, lo.shuffle = true, lo.drop_last = false;
+  lo.batch_size = cfg_.batch_size, lo.shuffle = true, lo.drop_last = cfg_.drop_last;
   lo.num_workers = cfg_.workers, lo.seed = cfg_.seed;
   if (cfg_.augment)
     lo.transform = std::make_shared<data::Compose>(std::vector<std::shared_ptr<const data::Transform>>{
@@ -216,7 +229,12 @@ Trainer::~Trainer() = default;
 
 // Model, optimizer (one group with every parameter) and the cosine schedule over t_max_.
 void Trainer::build() {
-  model_ = make_train_mlp(cfg_.seed, cfg_.hidden, cfg_.dropout, sync_);
+  nn::MlpOptions mo;
+  mo.sizes = cfg_.hidden;
+  mo.sizes.insert(mo.sizes.begin(), 784);
+  mo.sizes.push_back(10);
+  mo.batchnorm = cfg_.batchnorm, mo.dropout = cfg_.dropout, mo.sync = sync_;
+  model_ = nn::make_mlp(cfg_.init_seed.value_or(cfg_.seed), mo);
   // Initialised on the CPU (the same bits on every device), then moved before the optimizer
   // sees the parameters, so its state is created on the model's device.
   model_->to(cfg_.device);
@@ -230,7 +248,7 @@ void Trainer::build() {
   else
     opt_ = std::make_unique<optim::AdamW>(model_->parameters(),
                                           optim::AdamWOptions(cfg_.lr).weight_decay(cfg_.weight_decay));
-  sched_ = std::make_unique<optim::CosineAnnealingLR>(*opt_, t_max_, 0.0);
+  if (cfg_.schedule == "cosine") sched_ = std::make_unique<optim::CosineAnnealingLR>(*opt_, t_max_, 0.0);
 }
 
 // Loads the latest checkpoint of resume_dir after checking that its recorded flags match.
@@ -253,7 +271,10 @@ void Trainer::resume() {
                                        " missing (not a checkpoint written by lockstep train)"));
     return it->second;
   };
-  for (const auto& [key, value] : meaning_flags(cfg_))
+  serialize::Metadata flags = meaning_flags(cfg_);
+  for (const char* knob : kLabKnobs)  // a lab knob the checkpoint has and this run leaves at its default
+    if (meta.count(str_cat("user.", knob)) && !flags.count(knob)) flags[knob] = "(default)";
+  for (const auto& [key, value] : flags)
     if (user(key) != value)
       throw std::runtime_error(str_cat("[train] --resume ", *path, ": the checkpoint was trained with ", key, "=",
                                        user(key), ", this run asks for ", key, "=", value,
@@ -262,8 +283,7 @@ void Trainer::resume() {
   // The schedule is the one planned when training started.
   t_max_ = parse_i64(user("t_max"), "user.t_max");
   build();
-  serialize::TrainingState st;
-  st.model = model_.get(), st.optimizer = opt_.get(), st.scheduler = sched_.get(), st.loader = loader_.get();
+  serialize::TrainingState st = training_state();
   serialize::load_checkpoint(*path, st);
   step_ = st.step, epoch_ = st.epoch;
   epoch_loss_sum_ = bits_double(user("epoch_loss_sum"), "user.epoch_loss_sum");
@@ -271,10 +291,15 @@ void Trainer::resume() {
   resumed_from_ = step_;
 }
 
-std::string Trainer::save() {
+serialize::TrainingState Trainer::training_state() {
   serialize::TrainingState st;
   st.model = model_.get(), st.optimizer = opt_.get(), st.scheduler = sched_.get(), st.loader = loader_.get();
   st.step = step_, st.epoch = epoch_;
+  return st;
+}
+
+std::string Trainer::save() {
+  serialize::TrainingState st = training_state();
   st.user = meaning_flags(cfg_);
   st.user["t_max"] = std::to_string(t_max_);
   st.user["epoch_loss_sum"] = double_bits(epoch_loss_sum_);
@@ -297,6 +322,7 @@ Tensor Trainer::local_forward_backward(const data::Batch& b, std::vector<std::pa
 }
 
 double Trainer::evaluate() {
+  if (!test_set_) return 0.0;
   NoGradGuard ng;
   model_->eval();
   int64_t correct = 0;
@@ -317,9 +343,40 @@ double Trainer::evaluate() {
   return n == 0 ? 0.0 : static_cast<double>(correct) / static_cast<double>(n);
 }
 
+float Trainer::train_step(const data::Batch& b, StepRecord* rec) {
+  opt_->zero_grad();
+  Tensor loss = forward_backward_(b, rec ? &rec->outputs : nullptr);
+  if (rec)
+    for (const auto& [name, p] : model_->named_parameters()) rec->grads.push_back({"grad." + name, p.grad()});
+  opt_->step();
+  if (sched_) sched_->step();
+  const float lv = static_cast<float>(loss.item());  // the one scalar copied back per step
+  ++step_;
+  losses_.push_back(lv);
+  epoch_loss_sum_ += static_cast<double>(lv);
+  ++epoch_loss_count_;
+  return lv;
+}
+
+float Trainer::step() {
+  auto next = [&] { return source_.next ? source_.next() : loader_->next(); };
+  std::optional<data::Batch> b = next();
+  if (!b) {
+    ++epoch_;
+    source_.next ? source_.begin_epoch(epoch_) : loader_->begin_epoch(epoch_);
+    epoch_loss_sum_ = 0.0, epoch_loss_count_ = 0;
+    b = next();
+    LS_CHECK_ARG(b.has_value(), "train", "expected an epoch with at least one batch, got none");
+  }
+  model_->train();
+  return train_step(*b, nullptr);
+}
+
 TrainResult Trainer::run() {
   using clock = std::chrono::steady_clock;
+  LS_CHECK_ARG(!source_.next, "train", "expected no batch source in run() (the lab's loaders are for step())");
   TrainResult res;
+  const size_t first_loss = losses_.size();
   res.resumed_from = resumed_from_;
   model_->train();
   double seconds = 0.0;
@@ -340,21 +397,12 @@ TrainResult Trainer::run() {
     rec.epoch = epoch_, rec.batch = b->index, rec.lr = opt_->lr(0), rec.batch_data = &*b;
 
     const auto t0 = clock::now();
-    opt_->zero_grad();
-    Tensor loss = forward_backward_(*b, capture_ ? &rec.outputs : nullptr);
-    if (capture_)
-      for (const auto& [name, p] : model_->named_parameters()) rec.grads.push_back({"grad." + name, p.grad()});
-    opt_->step();
-    sched_->step();
-    const float lv = static_cast<float>(loss.item());  // the one scalar copied back per step
+    const float lv = train_step(*b, capture_ ? &rec : nullptr);
     seconds += std::chrono::duration<double>(clock::now() - t0).count();
 
-    ++step_;
     ++res.steps_this_run;
     res.samples += b->images.size(0);
     last_loss = lv;
-    epoch_loss_sum_ += static_cast<double>(lv);
-    ++epoch_loss_count_;
     if (observer_) {
       rec.step = step_, rec.loss = lv;
       if (capture_) {
@@ -384,6 +432,7 @@ TrainResult Trainer::run() {
   res.weights_sha256 = nn::state_dict_sha256(model_->state_dict());  // hashed from CPU copies: same bits
   res.train_seconds = seconds;
   res.samples_per_sec = seconds > 0 ? static_cast<double>(res.samples) / seconds : 0.0;
+  res.losses.assign(losses_.begin() + static_cast<std::ptrdiff_t>(first_loss), losses_.end());
   return res;
 }
 

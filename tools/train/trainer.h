@@ -1,18 +1,22 @@
-// The training loop behind `lockstep train`, reusable by other subcommands.
+// The one training loop of the tools: `lockstep train`, the lab's runs (tools/lab/harness.h)
+// and data-parallel training (tools/train/distributed.h) all step through it.
 //
 //   TrainConfig cfg;  cfg.subset = 1024;  cfg.max_steps = 30;
 //   Trainer t(cfg);                 // loads the data, builds model/optimizer/schedule/loader
 //   t.set_observer([](const StepRecord& r) { ... });   // optional, once per optimizer step
 //   TrainResult r = t.run();        // resumes, trains, saves, evaluates
+// or, step by step (the lab): Trainer t(cfg, nullptr, data); t.step(); t.step(); ...
 //
-// The recipe (what the PyTorch twin reproduces): nn::make_mlp-shaped MLP 784-h1-...-10 with
-// BatchNorm1d + ReLU + Dropout after each hidden Linear; one parameter group holding all
-// parameters; AdamW (default), Adam or SGD; CosineAnnealingLR(T_max = planned steps,
-// eta_min 0) stepped after every optimizer step; cross_entropy (mean); the loader shuffles
-// with permutation(seed, epoch), drop_last = false. One step is:
+// The recipe (what the PyTorch twin reproduces): nn::make_mlp, 784-h1-...-10 with
+// BatchNorm1d (optional) + ReLU + Dropout after each hidden Linear; one parameter group
+// holding all parameters; AdamW (default), Adam or SGD; CosineAnnealingLR(T_max = planned
+// steps, eta_min 0) stepped after every optimizer step, or a constant lr; cross_entropy
+// (mean); the loader shuffles with permutation(seed, epoch), drop_last as configured. One
+// step is:
 //   opt.zero_grad(); loss = forward_backward(batch); opt.step(); sched.step();
 // where forward_backward is a replaceable seam (set_forward_backward): a data-parallel mode
 // swaps in its own "loss and gradients of this batch" and keeps everything else.
+// The Trainer leaves the process-wide mode and thread count alone: its callers set them.
 //
 // Promise (deterministic mode): the same config gives the same weights, bit for bit, for any
 // `threads` and `workers`, for a run resumed from any checkpoint it saved, and on either
@@ -36,6 +40,7 @@
 #include "nn/sequential.h"
 #include "optim/optimizer.h"
 #include "optim/scheduler.h"
+#include "serialize/checkpoint.h"
 #include "serialize/safetensors.h"
 
 namespace lockstep::nn {
@@ -70,7 +75,24 @@ struct TrainConfig {
   int keep_last = 3;                // checkpoints kept by the rotation (0: all)
   std::string resume_dir;           // resume from the latest checkpoint there
   bool fsync = true;                // durable checkpoint writes
+  // Knobs the lab turns (no `lockstep train` flag):
+  std::optional<uint64_t> init_seed;  // model init and Dropout only, when set
+  bool batchnorm = true;            // BatchNorm1d after each hidden Linear
+  bool drop_last = false;           // the loader leaves out a short last batch
+  std::string schedule = "cosine";  // cosine | constant
 };
+
+// The data a Trainer trains and evaluates on, when the caller has it already; test may be
+// null (no evaluation: test_accuracy stays 0).
+struct TrainData {
+  std::shared_ptr<const data::Dataset> train, test;
+};
+
+// The first n training images of the Fashion-MNIST files in `dir` (normalised as the recipe
+// does), or, where those files are absent, n standard-normal images keyed by `seed` with
+// labels i mod 10. *source: "fashion-mnist" or "synthetic".
+std::shared_ptr<const data::Dataset> train_images_or_synthetic(const std::string& dir, int64_t n, uint64_t seed,
+                                                               std::string* source = nullptr);
 
 // Checks ranges and choices; throws std::invalid_argument naming the flag ("--batch-size").
 void validate(const TrainConfig& cfg);
@@ -116,6 +138,7 @@ struct TrainResult {
   double samples_per_sec = 0.0;    // forward+backward+update time only
   double train_seconds = 0.0;
   int64_t samples = 0;
+  std::vector<float> losses;       // the loss of every step run by this process
   std::string last_checkpoint;     // empty when nothing was saved
   std::optional<int64_t> resumed_from;  // the step of the checkpoint resumed from
 };
@@ -129,10 +152,10 @@ class Trainer {
   using Observer = std::function<void(const StepRecord&)>;
   using EpochObserver = std::function<void(const EpochRecord&)>;
 
-  // Validates cfg, loads the data (std::runtime_error naming a missing/malformed file) and
-  // builds everything. With cfg.resume_dir set the checkpoint is loaded here. With `sync`
-  // the model's BatchNorm layers are SyncBatchNorm sharing it (make_train_mlp).
-  explicit Trainer(TrainConfig cfg, std::shared_ptr<nn::BatchSync> sync = nullptr);
+  // Validates cfg, loads the data unless `data` has it (std::runtime_error naming a
+  // missing/malformed file) and builds everything. With cfg.resume_dir set the checkpoint is
+  // loaded here. With `sync` the model's BatchNorm layers are SyncBatchNorm sharing it.
+  explicit Trainer(TrainConfig cfg, std::shared_ptr<nn::BatchSync> sync = nullptr, TrainData data = {});
   ~Trainer();
 
   // capture: fill StepRecord outputs/grads/params (costly; for tracing).
@@ -144,6 +167,23 @@ class Trainer {
 
   // Trains until max_steps or the end of the last epoch; saves at save_every and at the end.
   TrainResult run();
+  // One step on the next batch (a new epoch begins when the loader runs dry), for callers
+  // that drive the loop themselves; no evaluation, checkpoint or observer. Returns the loss.
+  float step();
+
+  // Replaces the DataLoader as step()'s source of batches (the lab's deliberately broken
+  // loaders): next() gives the epoch's next batch or nullopt at its end, begin_epoch(e)
+  // starts epoch e. run() refuses a Trainer with a batch source.
+  struct BatchSource {
+    std::function<std::optional<data::Batch>()> next;
+    std::function<void(int64_t)> begin_epoch;
+  };
+  void set_batch_source(BatchSource source) { source_ = std::move(source); }
+
+  // Model, optimizer, scheduler, loader and position, for serialize::save_checkpoint and
+  // load_checkpoint; after a load, set_position(st.step, st.epoch) continues from there.
+  serialize::TrainingState training_state();
+  void set_position(int64_t step, int64_t epoch) { step_ = step, epoch_ = epoch; }
 
   // The default seam: forward through the model, cross_entropy mean, backward.
   Tensor local_forward_backward(const data::Batch& batch, std::vector<std::pair<std::string, Tensor>>* outputs);
@@ -152,9 +192,12 @@ class Trainer {
 
   const TrainConfig& config() const { return cfg_; }
   nn::Sequential& model() { return *model_; }
+  const std::shared_ptr<nn::Sequential>& model_ptr() const { return model_; }
   optim::Optimizer& optimizer() { return *opt_; }
   data::DataLoader& loader() { return *loader_; }
-  int64_t step() const { return step_; }
+  int64_t global_step() const { return step_; }
+  int64_t epoch() const { return epoch_; }
+  const std::vector<float>& losses() const { return losses_; }  // every step of this process
   int64_t planned_steps() const { return t_max_; }
   int64_t batches_per_epoch() const { return loader_->num_batches(); }
   int64_t train_size() const { return train_set_->size(); }  // training images used
@@ -163,6 +206,7 @@ class Trainer {
   void build();
   void resume();
   std::string save();
+  float train_step(const data::Batch& b, StepRecord* rec);  // the step both run() and step() take
 
   TrainConfig cfg_;
   std::shared_ptr<const data::Dataset> train_set_, test_set_;
@@ -175,17 +219,13 @@ class Trainer {
   double epoch_loss_sum_ = 0.0;    // the current epoch's losses, restored on resume
   int64_t epoch_loss_count_ = 0;
   std::optional<int64_t> resumed_from_;
+  std::vector<float> losses_;
+  BatchSource source_;
   Observer observer_;
   bool capture_ = false;
   EpochObserver epoch_observer_;
   ForwardBackward forward_backward_;
   std::function<void(int64_t, int64_t, float)> progress_;
 };
-
-// Builds the MLP 784-hidden...-10 with BatchNorm1d + ReLU + Dropout(p) after each hidden
-// Linear (nn::make_mlp's layout and initialisation for hidden = {256, 128}). With `sync` the
-// BatchNorm layers are nn::SyncBatchNorm sharing it: same keys, same initial bits.
-std::shared_ptr<nn::Sequential> make_train_mlp(uint64_t seed, const std::vector<int64_t>& hidden, double dropout,
-                                               std::shared_ptr<nn::BatchSync> sync = nullptr);
 
 }  // namespace lockstep::tools

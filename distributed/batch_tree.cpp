@@ -1,4 +1,4 @@
-#include "dist/batch_tree.h"
+#include "distributed/batch_tree.h"
 
 #include <algorithm>
 

@@ -1,4 +1,4 @@
-#include "dist/data_parallel.h"
+#include "distributed/data_parallel.h"
 
 #include <cstring>
 
@@ -93,16 +93,6 @@ void DataParallel::combine_gradients() {
 
 void DataParallel::check_replicas() {
   check_same_on_all_ranks(comm_, nn::state_dict_sha256(model_.state_dict()), "the model's state-dict hash");
-}
-
-std::shared_ptr<nn::Sequential> make_sync_mlp(uint64_t seed, double dropout_p, std::shared_ptr<nn::BatchSync> sync) {
-  auto m = std::make_shared<nn::Sequential>(
-      std::make_shared<nn::Linear>(784, 256), std::make_shared<nn::SyncBatchNorm>(256, sync),
-      std::make_shared<nn::ReLU>(), std::make_shared<nn::Dropout>(dropout_p), std::make_shared<nn::Linear>(256, 128),
-      std::make_shared<nn::SyncBatchNorm>(128, sync), std::make_shared<nn::ReLU>(),
-      std::make_shared<nn::Dropout>(dropout_p), std::make_shared<nn::Linear>(128, 10));
-  m->reset_parameters(seed);
-  return m;
 }
 
 Tensor take_rows(const Tensor& t_in, int64_t begin, int64_t end) {

@@ -10,7 +10,7 @@
 #pragma once
 #include <memory>
 
-#include "dist/mpi_communicator.h"
+#include "distributed/mpi_communicator.h"
 
 namespace lockstep::dist {
 

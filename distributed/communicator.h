@@ -1,7 +1,7 @@
 // Communicator: the collective operations data parallelism needs, over a fixed group of
 // `size()` processes (ranks 0 .. size-1). Backends: SingleCommunicator (world 1, here),
-// LocalGroup (threads of one process, dist/local_group.h: tests and the lab), MPI
-// (dist/mpi_communicator.h) and NCCL (dist/nccl_communicator.h), built when found.
+// LocalGroup (threads of one process, distributed/local_group.h: tests and the lab), MPI
+// (distributed/mpi_communicator.h) and NCCL (distributed/nccl_communicator.h), built when found.
 //
 // The collectives move bytes only; no floating-point arithmetic happens inside them.
 // Sums are made by all_gather followed by the same local combination on every rank
@@ -16,7 +16,7 @@
 #include <string>
 
 #include "core/tensor.h"
-#include "dist/batch_tree.h"
+#include "distributed/batch_tree.h"
 
 namespace lockstep::dist {
 

@@ -19,12 +19,16 @@
 #include "commands.h"
 #include "base/error.h"
 #include "base/parallel.h"
+#include "base/mode.h"
 #include "base/simd.h"
 #include "nn/sync_batchnorm.h"
 #include "serialize/safetensors.h"
 #include "train/distributed.h"
 #include "train/trace.h"
 #include "train/trainer.h"
+#if defined(LOCKSTEP_HAS_MPI)
+#include "distributed/mpi_communicator.h"
+#endif
 
 namespace lockstep_cli {
 namespace {
@@ -60,6 +64,18 @@ void check_distributed_flags(const TrainFlags& f) {
                                 "layer outputs); trace the same flags without --distributed, the weights are the same");
 }
 
+// The MPI world this process belongs to (a world of 1 outside mpirun), or an error saying
+// this build has no MPI.
+std::unique_ptr<dist::Communicator> open_mpi_world() {
+#if defined(LOCKSTEP_HAS_MPI)
+  return std::make_unique<dist::MpiCommunicator>();
+#else
+  throw std::runtime_error(
+      "[train] --distributed: this lockstep was built without MPI (CMake found no MPI when it was configured); "
+      "install OpenMPI (libopenmpi-dev) and rebuild, or train without --distributed");
+#endif
+}
+
 // A failure planted for the tests: LOCKSTEP_DIST_FAIL_RANK=r LOCKSTEP_DIST_FAIL_STEP=s
 // makes rank r throw before step s.
 int env_int(const char* name) {
@@ -86,6 +102,9 @@ int run_train(const TrainFlags& f, dist::Communicator* comm) {
     cfg.save_dir.clear(), cfg.save_every = 0;
     if (!std::freopen("/dev/null", "w", stdout)) throw std::runtime_error("[train] cannot silence stdout of this rank");
   }
+  tools::validate(cfg);  // before the process-wide settings take the values
+  set_mode(cfg.mode);
+  if (cfg.threads > 0) set_num_threads(cfg.threads);
   auto sync = comm ? std::make_shared<nn::BatchSync>() : nullptr;
   tools::Trainer trainer(cfg, sync);
   std::unique_ptr<tools::DistributedTraining> dt;
@@ -101,7 +120,8 @@ int run_train(const TrainFlags& f, dist::Communicator* comm) {
               c.workers, static_cast<unsigned long long>(c.seed),
               static_cast<long long>(trainer.batches_per_epoch()), static_cast<long long>(trainer.planned_steps()),
               world.c_str(),
-              trainer.step() > 0 ? (" (resumed at step " + std::to_string(trainer.step()) + ")").c_str() : "");
+              trainer.global_step() > 0 ? (" (resumed at step " + std::to_string(trainer.global_step()) + ")").c_str()
+                                        : "");
 
   if (!f.export_init.empty() && rank0) serialize::save_state_dict(f.export_init, trainer.model().state_dict());
 
@@ -231,7 +251,7 @@ void add_train(CLI::App& app, int* rc) {
       *rc = run_train(*f, nullptr);
       return;
     }
-    std::unique_ptr<dist::Communicator> comm = tools::open_mpi_world();
+    std::unique_ptr<dist::Communicator> comm = open_mpi_world();
     try {
       *rc = run_train(*f, comm.get());
     } catch (const std::exception& e) {

@@ -1,5 +1,5 @@
 // NCCL backend: see nccl_communicator.h. Byte collectives only.
-#include "dist/nccl_communicator.h"
+#include "distributed/nccl_communicator.h"
 
 #include <cuda_runtime.h>
 #include <nccl.h>

@@ -1,6 +1,6 @@
-// dist/: the batch tree, the cut BatchNorm kernels through SyncBatchNorm, Dropout row
-// offsets, and data-parallel training at world sizes 1-4 on threads (LocalGroup) against
-// the plain single-process trainer. The same checks under mpirun: tests/dist/.
+// distributed/: the batch tree, the cut BatchNorm kernels through SyncBatchNorm and Dropout row
+// offsets. Whole data-parallel runs against the plain trainer: tests/tools/
+// test_distributed_training.cpp (threads) and tests/distributed/ (mpirun).
 #include <catch2/catch.hpp>
 
 #include <cstdio>
@@ -10,9 +10,8 @@
 #include "core/ops.h"
 #include "core/random.h"
 #include "core/tensor.h"
-#include "dist/data_parallel.h"
-#include "dist/local_group.h"
-#include "dist/train.h"
+#include "distributed/data_parallel.h"
+#include "distributed/local_group.h"
 #include "kernels/reduce_order.h"
 #include "nn/models.h"
 #include "nn/nn.h"
@@ -23,22 +22,6 @@ using namespace lockstep;
 using namespace lockstep_test;
 
 namespace {
-
-// Small, fast runs that still cross an epoch and hold a short last batch (616 = 4 x 128 + 104:
-// four chunks, the last of 8 rows).
-dist::TrainConfig small_config() {
-  dist::TrainConfig cfg;
-  cfg.steps = 6;
-  cfg.batch_size = 128;
-  cfg.subset = 616;
-  cfg.seed = 11;
-  return cfg;
-}
-
-std::shared_ptr<const data::Dataset> small_set() {
-  static auto set = dist::make_train_set(small_config());
-  return set;
-}
 
 }  // namespace
 
@@ -136,56 +119,12 @@ TEST_CASE("SyncBatchNorm on 1-4 workers equals BatchNorm1d on the whole batch", 
   }
 }
 
-TEST_CASE("make_sync_mlp has make_mlp's keys and initial bits", "[deterministic][dist]") {
+TEST_CASE("make_mlp with SyncBatchNorm has the plain model's keys and initial bits", "[deterministic][dist]") {
   auto a = nn::make_mlp(3, 0.2);
-  auto b = dist::make_sync_mlp(3, 0.2, std::make_shared<nn::BatchSync>());
+  nn::MlpOptions o;
+  o.sync = std::make_shared<nn::BatchSync>();
+  auto b = nn::make_mlp(3, o);
+  REQUIRE(dynamic_cast<nn::SyncBatchNorm*>((*b)[1].get()) != nullptr);
   REQUIRE(a->state_dict().keys() == b->state_dict().keys());
   REQUIRE(nn::state_dict_sha256(a->state_dict()) == nn::state_dict_sha256(b->state_dict()));
-}
-
-TEST_CASE("data-parallel training on 1-4 workers gives the single-process bits", "[deterministic][dist]") {
-  const auto cfg = small_config();
-  const dist::TrainResult ref = dist::train_reference(cfg, small_set());
-  REQUIRE(ref.steps == cfg.steps);
-  for (int W = 1; W <= 4; ++W) {
-    auto c = cfg;
-    c.check_replicas = true;
-    const dist::TrainResult r = dist::train_at_world_size(W, c, small_set());
-    INFO("world " << W);
-    REQUIRE(r.weights_sha256 == ref.weights_sha256);
-    REQUIRE_BITWISE_EQUAL(r.losses, ref.losses);
-  }
-}
-
-TEST_CASE("per-rank BatchNorm changes the result with the world size", "[deterministic][dist]") {
-  auto cfg = small_config();
-  cfg.steps = 2;
-  cfg.sync_batchnorm = false;
-  const std::string ref = dist::train_reference(cfg, small_set()).weights_sha256;
-  REQUIRE(dist::train_at_world_size(1, cfg, small_set()).weights_sha256 == ref);  // one rank: the whole batch
-  REQUIRE(dist::train_at_world_size(2, cfg, small_set()).weights_sha256 != ref);
-}
-
-TEST_CASE("a checkpoint written at world 2 resumes bit-exactly at world 3 and 1", "[deterministic][dist]") {
-  const std::string dir = make_temp_dir("dist_resume");
-  auto cfg = small_config();
-  const std::string want = dist::train_reference(cfg, small_set()).weights_sha256;
-  auto first = cfg;
-  first.steps = cfg.steps;
-  first.checkpoint_path = dir + "/ckpt.safetensors";
-  first.checkpoint_every = 3;
-  first.fail_rank = 1, first.fail_step = 5;  // the job dies after the step-3 checkpoint
-  REQUIRE_THROWS_WITH(dist::train_at_world_size(2, first, small_set()),
-                      Catch::Contains("rank 1") && Catch::Contains("injected failure before step 5"));
-  for (int W : {3, 1}) {
-    auto next = cfg;
-    next.resume_path = first.checkpoint_path;
-    const dist::TrainResult r = dist::train_at_world_size(W, next, small_set());
-    INFO("resumed at world " << W);
-    REQUIRE(r.losses.size() == 3);
-    REQUIRE(r.weights_sha256 == want);
-  }
-  auto plain = cfg;
-  plain.resume_path = first.checkpoint_path;
-  REQUIRE(dist::train_reference(plain, small_set()).weights_sha256 == want);
 }

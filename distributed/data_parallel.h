@@ -21,7 +21,7 @@
 #include <optional>
 #include <utility>
 
-#include "dist/communicator.h"
+#include "distributed/communicator.h"
 #include "nn/module.h"
 #include "nn/sequential.h"
 #include "nn/sync_batchnorm.h"
@@ -59,10 +59,6 @@ class DataParallel {
   std::shared_ptr<nn::BatchSync> sync_;
   std::optional<BatchTree> tree_;
 };
-
-// nn::make_mlp (784-256-128-10, BatchNorm, ReLU, Dropout) with SyncBatchNorm layers sharing
-// `sync`: the same keys and the same initial bits as make_mlp(seed, dropout_p).
-std::shared_ptr<nn::Sequential> make_sync_mlp(uint64_t seed, double dropout_p, std::shared_ptr<nn::BatchSync> sync);
 
 // Rows [begin, end) of t along dim 0, copied (contiguous CPU tensors).
 Tensor take_rows(const Tensor& t, int64_t begin, int64_t end);

@@ -6,7 +6,7 @@
 #pragma once
 #include <functional>
 
-#include "dist/communicator.h"
+#include "distributed/communicator.h"
 
 namespace lockstep::dist {
 

@@ -1,4 +1,4 @@
-#include "dist/local_group.h"
+#include "distributed/local_group.h"
 
 #include <condition_variable>
 #include <cstring>

@@ -1,7 +1,7 @@
 // MPI backend: byte collectives only (MPI_Bcast, MPI_Allgather on MPI_BYTE); sums are
 // made by the caller from all-gathered partials, never by MPI_Allreduce, whose order is
 // the implementation's.
-#include "dist/mpi_communicator.h"
+#include "distributed/mpi_communicator.h"
 
 #include <mpi.h>
 

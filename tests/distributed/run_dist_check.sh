@@ -31,13 +31,13 @@ case "$CASE" in
   resume)
     DIR=$(mktemp -d); trap 'rm -rf "$DIR"' EXIT
     OUT=$(LOCKSTEP_DIST_FAIL_RANK=1 LOCKSTEP_DIST_FAIL_STEP=8 "${MPI[@]}" -x LOCKSTEP_DIST_FAIL_RANK \
-          -x LOCKSTEP_DIST_FAIL_STEP -np 2 "$BIN" train --checkpoint "$DIR/ckpt.safetensors" --every 3 2>&1)
+          -x LOCKSTEP_DIST_FAIL_STEP -np 2 "$BIN" train --save "$DIR" --every 3 2>&1)
     RC=$?
     echo "$OUT" | grep -q "rank 1 aborted the job: injected failure before step 8" || { echo "$OUT"; fail "no message naming rank 1"; }
     [ $RC -ne 0 ] || fail "the failed job exited 0"
     echo "failed job: exit $RC, message names rank 1"
     for np in 3 1; do
-      H=$("${MPI[@]}" -np $np "$BIN" train --resume "$DIR/ckpt.safetensors" | hash_of)
+      H=$("${MPI[@]}" -np $np "$BIN" train --resume "$DIR" | hash_of)
       echo "resumed from step 6 at np $np: $H"
       [ "$H" = "$REF" ] || fail "resume at np $np gave $H, expected $REF"
     done ;;
