@@ -22,10 +22,10 @@ using namespace lockstep;
 
 namespace {
 
-dist::Communicator* g_comm = nullptr;
+distributed::Communicator* g_comm = nullptr;
 
 void BM_dist_step(benchmark::State& state) {
-  dist::Communicator& comm = *g_comm;
+  distributed::Communicator& comm = *g_comm;
   const int64_t batch = state.range(0);  // the global batch
   ModeGuard mg(Mode::deterministic);
   auto sync = std::make_shared<nn::BatchSync>();
@@ -34,7 +34,7 @@ void BM_dist_step(benchmark::State& state) {
   auto model = nn::make_mlp(1, mo);
   model->train();
   optim::AdamW opt(model->parameters(), optim::AdamWOptions().lr(1e-3).weight_decay(0.05));
-  dist::DataParallel dp(comm, *model, sync);
+  distributed::DataParallel dp(comm, *model, sync);
   dp.broadcast_state(0);
   Tensor x = Tensor::empty({batch, 784});
   fill_uniform(x, 0.0, 1.0, 2, 0);
@@ -42,7 +42,7 @@ void BM_dist_step(benchmark::State& state) {
   for (int64_t i = 0; i < batch; ++i) labels[static_cast<size_t>(i)] = (i * 7) % 10;
   const Tensor y = Tensor::from_vector(labels, {batch});
   const auto [first, last] = dp.begin_step(batch);
-  const Tensor x_local = dist::take_rows(x, first, last), y_local = dist::take_rows(y, first, last);
+  const Tensor x_local = distributed::take_rows(x, first, last), y_local = distributed::take_rows(y, first, last);
   comm.barrier();
   const uint64_t bytes0 = comm.bytes_moved();
   for (auto _ : state) {
@@ -73,7 +73,7 @@ class SilentReporter : public benchmark::BenchmarkReporter {
 }  // namespace
 
 int main(int argc, char** argv) {
-  dist::MpiCommunicator comm;
+  distributed::MpiCommunicator comm;
   g_comm = &comm;
   benchmark::Initialize(&argc, argv);
   if (comm.rank() == 0) {

@@ -57,8 +57,9 @@ void fill_normal(Tensor& t, double mean, double std, uint64_t seed, uint64_t str
     for_each_position(t.numel(), [&](int64_t i) { p[i] = m + s * normal_f32(seed, stream, position + i); });
   } else {
     double* p = t.data<double>();
-    for_each_position(t.numel(),
-                      [&](int64_t i) { p[i] = mean + std * static_cast<double>(normal_f32(seed, stream, position + i)); });
+    for_each_position(t.numel(), [&](int64_t i) {
+      p[i] = mean + std * static_cast<double>(normal_f32(seed, stream, position + i));
+    });
   }
 }
 

@@ -5,7 +5,7 @@
 #include "base/error.h"
 #include "kernels/reduce_order.h"
 
-namespace lockstep::dist {
+namespace lockstep::distributed {
 
 BatchTree::Node BatchTree::make_node(int level, int64_t index) const {
   // A node whose right child is empty is its left child carried up: use the lowest form.
@@ -63,4 +63,4 @@ void BatchTree::combine(const float* gathered, int64_t width, float* out) const 
   eval(top, 0, gathered, width, out, scratch);
 }
 
-}  // namespace lockstep::dist
+}  // namespace lockstep::distributed

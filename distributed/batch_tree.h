@@ -19,7 +19,7 @@
 #include <utility>
 #include <vector>
 
-namespace lockstep::dist {
+namespace lockstep::distributed {
 
 class BatchTree {
  public:
@@ -52,4 +52,4 @@ class BatchTree {
   std::vector<Node> nodes_;  // in rank order
 };
 
-}  // namespace lockstep::dist
+}  // namespace lockstep::distributed

@@ -7,7 +7,7 @@
 #include "base/error.h"
 #include "kernels/reduce_order.h"
 
-namespace lockstep::dist {
+namespace lockstep::distributed {
 
 void SingleCommunicator::broadcast(void*, size_t, int root) {
   LS_CHECK_ARG(root == 0, "broadcast", "root ", root, " is outside a world of 1");
@@ -56,4 +56,4 @@ void check_same_on_all_ranks(Communicator& comm, const std::string& digest, cons
   }
 }
 
-}  // namespace lockstep::dist
+}  // namespace lockstep::distributed

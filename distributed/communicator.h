@@ -18,7 +18,7 @@
 #include "core/tensor.h"
 #include "distributed/batch_tree.h"
 
-namespace lockstep::dist {
+namespace lockstep::distributed {
 
 class Communicator {
  public:
@@ -71,4 +71,4 @@ void all_reduce_tree(Communicator& comm, float* data, int64_t n);
 // says what was compared.
 void check_same_on_all_ranks(Communicator& comm, const std::string& digest, const std::string& what);
 
-}  // namespace lockstep::dist
+}  // namespace lockstep::distributed

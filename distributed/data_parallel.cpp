@@ -6,7 +6,7 @@
 #include "base/error.h"
 #include "nn/nn.h"
 
-namespace lockstep::dist {
+namespace lockstep::distributed {
 namespace {
 
 void set_dropout_offsets(nn::Module& m, int64_t first_row) {
@@ -111,4 +111,4 @@ Tensor take_rows(const Tensor& t_in, int64_t begin, int64_t end) {
   return out;
 }
 
-}  // namespace lockstep::dist
+}  // namespace lockstep::distributed

@@ -26,7 +26,7 @@
 #include "nn/sequential.h"
 #include "nn/sync_batchnorm.h"
 
-namespace lockstep::dist {
+namespace lockstep::distributed {
 
 class DataParallel {
  public:
@@ -63,4 +63,4 @@ class DataParallel {
 // Rows [begin, end) of t along dim 0, copied (contiguous CPU tensors).
 Tensor take_rows(const Tensor& t, int64_t begin, int64_t end);
 
-}  // namespace lockstep::dist
+}  // namespace lockstep::distributed

@@ -11,7 +11,7 @@
 #include "base/error.h"
 #include "base/parallel.h"
 
-namespace lockstep::dist {
+namespace lockstep::distributed {
 namespace {
 
 // What the ranks share: one slot per rank and a generation-counting barrier.
@@ -129,4 +129,4 @@ void run_local_group(int world, const std::function<void(Communicator&)>& fn) {
     if (errors[static_cast<size_t>(r)]) std::rethrow_exception(errors[static_cast<size_t>(r)]);
 }
 
-}  // namespace lockstep::dist
+}  // namespace lockstep::distributed

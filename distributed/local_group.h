@@ -8,10 +8,10 @@
 
 #include "distributed/communicator.h"
 
-namespace lockstep::dist {
+namespace lockstep::distributed {
 
 // Runs fn(comm) on `world` threads, one per rank, and returns when all are done; rethrows
 // the exception of the rank that failed first (not of one merely stopped by it).
 void run_local_group(int world, const std::function<void(Communicator&)>& fn);
 
-}  // namespace lockstep::dist
+}  // namespace lockstep::distributed

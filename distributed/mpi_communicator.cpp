@@ -11,7 +11,7 @@
 #include <cstdlib>
 #include <stdexcept>
 
-namespace lockstep::dist {
+namespace lockstep::distributed {
 namespace {
 
 // MPI counts are int: larger messages go in pieces of at most this many bytes.
@@ -86,4 +86,4 @@ void MpiCommunicator::abort(const std::string& message) {
   std::_Exit(3);  // MPI_Abort does not return; this is for the compiler
 }
 
-}  // namespace lockstep::dist
+}  // namespace lockstep::distributed

@@ -7,7 +7,7 @@
 
 #include "distributed/communicator.h"
 
-namespace lockstep::dist {
+namespace lockstep::distributed {
 
 class MpiCommunicator : public Communicator {
  public:
@@ -32,4 +32,4 @@ class MpiCommunicator : public Communicator {
   bool owns_init_ = false;
 };
 
-}  // namespace lockstep::dist
+}  // namespace lockstep::distributed

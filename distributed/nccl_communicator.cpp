@@ -9,7 +9,7 @@
 #include <stdexcept>
 #include <vector>
 
-namespace lockstep::dist {
+namespace lockstep::distributed {
 
 struct NcclCommunicator::Impl {
   ncclComm_t comm = nullptr;
@@ -103,4 +103,4 @@ void NcclCommunicator::abort(const std::string& message) {
   std::_Exit(3);  // not reached: MPI_Abort ends the process
 }
 
-}  // namespace lockstep::dist
+}  // namespace lockstep::distributed

@@ -12,7 +12,7 @@
 
 #include "distributed/mpi_communicator.h"
 
-namespace lockstep::dist {
+namespace lockstep::distributed {
 
 class NcclCommunicator : public Communicator {
  public:
@@ -42,4 +42,4 @@ class NcclCommunicator : public Communicator {
   std::unique_ptr<Impl> impl_;
 };
 
-}  // namespace lockstep::dist
+}  // namespace lockstep::distributed

@@ -193,7 +193,8 @@ LS_INLINE void copy_tile(float* dst, const float* src) {
 // older = older + newer for n tiles: one node of the chunk tree, element by element.
 LS_INLINE void merge(float* older, const float* newer, int n) {
   for (int i = 0; i < n * kMR; ++i)
-    _mm512_storeu_ps(older + kNR * i, _mm512_add_ps(_mm512_loadu_ps(older + kNR * i), _mm512_loadu_ps(newer + kNR * i)));
+    _mm512_storeu_ps(older + kNR * i,
+                     _mm512_add_ps(_mm512_loadu_ps(older + kNR * i), _mm512_loadu_ps(newer + kNR * i)));
 }
 
 }  // namespace

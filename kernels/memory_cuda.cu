@@ -165,19 +165,26 @@ void cuda_fill(void* dst, const void* value, size_t elem_size, int64_t n) {
   using cuda_detail::grid_for;
   const unsigned grid = grid_for(n);
   cudaStream_t s = cuda_stream();
+  auto launch = [&](auto tag) {
+    using U = decltype(tag);
+    fill_kernel<<<grid, cuda_detail::kThreads, 0, s>>>(static_cast<U*>(dst), *static_cast<const U*>(value), n);
+  };
   switch (elem_size) {
-    case 1: fill_kernel<<<grid, cuda_detail::kThreads, 0, s>>>(static_cast<uint8_t*>(dst), *static_cast<const uint8_t*>(value), n); break;
-    case 2: fill_kernel<<<grid, cuda_detail::kThreads, 0, s>>>(static_cast<uint16_t*>(dst), *static_cast<const uint16_t*>(value), n); break;
-    case 4: fill_kernel<<<grid, cuda_detail::kThreads, 0, s>>>(static_cast<uint32_t*>(dst), *static_cast<const uint32_t*>(value), n); break;
-    case 8: fill_kernel<<<grid, cuda_detail::kThreads, 0, s>>>(static_cast<uint64_t*>(dst), *static_cast<const uint64_t*>(value), n); break;
-    default: throw std::invalid_argument("[cuda_fill] expected an element size of 1, 2, 4 or 8 bytes, got " + std::to_string(elem_size));
+    case 1: launch(uint8_t{}); break;
+    case 2: launch(uint16_t{}); break;
+    case 4: launch(uint32_t{}); break;
+    case 8: launch(uint64_t{}); break;
+    default:
+      throw std::invalid_argument("[cuda_fill] expected an element size of 1, 2, 4 or 8 bytes, got " +
+                                  std::to_string(elem_size));
   }
   CUDA_CHECK_LAUNCH("fill_kernel");
 }
 
 void cuda_strided_copy(void* dst, const void* src, size_t elem_size, int ndim, const int64_t* shape,
                        const int64_t* strides) {
-  if (ndim > 8) throw std::invalid_argument("[cuda_strided_copy] expected at most 8 dims, got " + std::to_string(ndim));
+  if (ndim > 8)
+    throw std::invalid_argument("[cuda_strided_copy] expected at most 8 dims, got " + std::to_string(ndim));
   StridedView v{};
   v.ndim = ndim;
   int64_t n = 1;
@@ -186,11 +193,17 @@ void cuda_strided_copy(void* dst, const void* src, size_t elem_size, int ndim, c
   using cuda_detail::grid_for;
   const unsigned grid = grid_for(n);
   cudaStream_t s = cuda_stream();
+  auto launch = [&](auto tag) {
+    using U = decltype(tag);
+    strided_copy_kernel<<<grid, cuda_detail::kThreads, 0, s>>>(static_cast<U*>(dst), static_cast<const U*>(src), v, n);
+  };
   switch (elem_size) {
-    case 1: strided_copy_kernel<<<grid, cuda_detail::kThreads, 0, s>>>(static_cast<uint8_t*>(dst), static_cast<const uint8_t*>(src), v, n); break;
-    case 4: strided_copy_kernel<<<grid, cuda_detail::kThreads, 0, s>>>(static_cast<uint32_t*>(dst), static_cast<const uint32_t*>(src), v, n); break;
-    case 8: strided_copy_kernel<<<grid, cuda_detail::kThreads, 0, s>>>(static_cast<uint64_t*>(dst), static_cast<const uint64_t*>(src), v, n); break;
-    default: throw std::invalid_argument("[cuda_strided_copy] expected an element size of 1, 4 or 8 bytes, got " + std::to_string(elem_size));
+    case 1: launch(uint8_t{}); break;
+    case 4: launch(uint32_t{}); break;
+    case 8: launch(uint64_t{}); break;
+    default:
+      throw std::invalid_argument("[cuda_strided_copy] expected an element size of 1, 4 or 8 bytes, got " +
+                                  std::to_string(elem_size));
   }
   CUDA_CHECK_LAUNCH("strided_copy_kernel");
 }

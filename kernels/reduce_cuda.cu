@@ -81,7 +81,8 @@ void sum_rows_fast(T* out, const T* x, int64_t rows, int64_t cols) {
   const int64_t pieces = ceil_div(cols, kFastPieceCuda);
   if (pieces == 0) return;
   const int64_t warps = rows * pieces;
-  sum_rows_fast_kernel<<<static_cast<unsigned>(ceil_div(warps, 8)), 256, 0, cuda_stream()>>>(out, x, rows, cols, pieces);
+  const unsigned grid = static_cast<unsigned>(ceil_div(warps, 8));
+  sum_rows_fast_kernel<<<grid, 256, 0, cuda_stream()>>>(out, x, rows, cols, pieces);
   CUDA_CHECK_LAUNCH("sum_rows_fast_kernel");
 }
 
@@ -91,7 +92,8 @@ void sum_mid_fast(T* out, const T* x, int64_t outer, int64_t d, int64_t inner) {
   cuda_memset_zero(out, sizeof(T) * outer * inner);
   const int64_t groups = ceil_div(d, kFastRowGroup);
   if (groups == 0) return;
-  sum_mid_fast_kernel<<<grid_for(outer * groups * inner), kThreads, 0, cuda_stream()>>>(out, x, outer, d, inner, groups);
+  const unsigned grid = grid_for(outer * groups * inner);
+  sum_mid_fast_kernel<<<grid, kThreads, 0, cuda_stream()>>>(out, x, outer, d, inner, groups);
   CUDA_CHECK_LAUNCH("sum_mid_fast_kernel");
 }
 

@@ -233,7 +233,8 @@ void batch_reduce_atomic(int64_t outer, int64_t d, int64_t inner, Step step, Fin
   cuda_memset_zero(total.get(), sizeof(T) * outer * inner);
   const int64_t groups = ceil_div(d, kAtomicRowGroup);
   if (groups > 0) {
-    batch_atomic_kernel<<<grid_for(outer * groups * inner), kThreads, 0, s>>>(total.get(), outer, d, inner, groups, step);
+    const unsigned grid = grid_for(outer * groups * inner);
+    batch_atomic_kernel<<<grid, kThreads, 0, s>>>(total.get(), outer, d, inner, groups, step);
     CUDA_CHECK_LAUNCH("batch_atomic_kernel");
   }
   batch_finish_kernel<<<grid_for(outer * inner), kThreads, 0, s>>>(total.get(), outer, inner, fin);

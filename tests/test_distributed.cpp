@@ -31,7 +31,7 @@ TEST_CASE("BatchTree: workers' nodes combine to tree_sum of all chunks", "[deter
     std::vector<float> whole = p;
     const float want = tree_sum_inplace(whole.data(), n);
     for (int W = 1; W <= std::min<int64_t>(n, 7); ++W) {
-      dist::BatchTree tree(n * kBatchChunk, W);
+      distributed::BatchTree tree(n * kBatchChunk, W);
       std::vector<float> nodes(static_cast<size_t>(W));
       int64_t covered = 0;
       for (int r = 0; r < W; ++r) {
@@ -51,12 +51,12 @@ TEST_CASE("BatchTree: workers' nodes combine to tree_sum of all chunks", "[deter
 }
 
 TEST_CASE("BatchTree: rows at chunk boundaries, errors name the sizes", "[dist]") {
-  dist::BatchTree t(104, 3);  // chunks 32, 32, 32, 8
+  distributed::BatchTree t(104, 3);  // chunks 32, 32, 32, 8
   REQUIRE(t.rows_of(0) == std::make_pair(int64_t{0}, int64_t{32}));
   REQUIRE(t.rows_of(1) == std::make_pair(int64_t{32}, int64_t{64}));
   REQUIRE(t.rows_of(2) == std::make_pair(int64_t{64}, int64_t{104}));
-  REQUIRE(dist::BatchTree(128, 2).level_of(1) == 1);
-  REQUIRE_THROWS_WITH(dist::BatchTree(64, 3), Catch::Contains("2 chunks") && Catch::Contains("3 workers"));
+  REQUIRE(distributed::BatchTree(128, 2).level_of(1) == 1);
+  REQUIRE_THROWS_WITH(distributed::BatchTree(64, 3), Catch::Contains("2 chunks") && Catch::Contains("3 workers"));
 }
 
 TEST_CASE("Dropout: a row offset draws those rows of the whole batch's mask", "[deterministic][dist]") {
@@ -64,8 +64,8 @@ TEST_CASE("Dropout: a row offset draws those rows of the whole batch's mask", "[
   fill_normal(x, 0.0, 1.0, 3, 4);
   Tensor whole = dropout(x, 0.3, true, 5, 6, 7);
   for (int64_t b : {1, 3, 4}) {
-    Tensor part = dropout(dist::take_rows(x, b, 10), 0.3, true, 5, 6, 7, static_cast<uint64_t>(b * 6));
-    Tensor want = dist::take_rows(whole, b, 10);
+    Tensor part = dropout(distributed::take_rows(x, b, 10), 0.3, true, 5, 6, 7, static_cast<uint64_t>(b * 6));
+    Tensor want = distributed::take_rows(whole, b, 10);
     REQUIRE(equal_bits(part, want));
   }
 }
@@ -88,7 +88,7 @@ TEST_CASE("SyncBatchNorm on 1-4 workers equals BatchNorm1d on the whole batch", 
   for (int W = 1; W <= 4; ++W) {
     // Catch2 assertions are not thread-safe: the ranks report mismatches, checked below.
     std::vector<std::string> problems(static_cast<size_t>(W));
-    dist::run_local_group(W, [&](dist::Communicator& comm) {
+    distributed::run_local_group(W, [&](distributed::Communicator& comm) {
       auto sync = std::make_shared<nn::BatchSync>();
       auto bn = std::make_shared<nn::SyncBatchNorm>(C, sync);
       nn::Sequential model(bn);
@@ -97,16 +97,16 @@ TEST_CASE("SyncBatchNorm on 1-4 workers equals BatchNorm1d on the whole batch", 
         bn->weight().copy_(ref.weight());
         bn->bias().copy_(ref.bias());
       }
-      dist::DataParallel dp(comm, model, sync);
+      distributed::DataParallel dp(comm, model, sync);
       auto [b, e] = dp.begin_step(N);
-      Tensor xl = dist::take_rows(x, b, e);
+      Tensor xl = distributed::take_rows(x, b, e);
       xl.set_requires_grad();
       Tensor yl = bn->forward(xl);
-      sum(mul(yl, dist::take_rows(dy, b, e))).backward();
+      sum(mul(yl, distributed::take_rows(dy, b, e))).backward();
       dp.combine_gradients();
       std::string& p = problems[static_cast<size_t>(comm.rank())];
-      if (!equal_bits(yl, dist::take_rows(y.detach(), b, e))) p += " y";
-      if (!equal_bits(xl.grad(), dist::take_rows(xr.grad(), b, e))) p += " dx";
+      if (!equal_bits(yl, distributed::take_rows(y.detach(), b, e))) p += " y";
+      if (!equal_bits(xl.grad(), distributed::take_rows(xr.grad(), b, e))) p += " dx";
       if (!equal_bits(bn->weight().grad(), ref.weight().grad())) p += " dweight";
       if (!equal_bits(bn->bias().grad(), ref.bias().grad())) p += " dbias";
       if (!equal_bits(bn->running_mean(), ref.running_mean())) p += " running_mean";

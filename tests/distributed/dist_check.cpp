@@ -80,7 +80,7 @@ int main(int argc, char** argv) {
       print(r, source);
       return 0;
     }
-    dist::MpiCommunicator comm;
+    distributed::MpiCommunicator comm;
     const auto r = tools::train_distributed(comm, cfg, data, dopt);  // aborts the job on any rank's error
     if (comm.rank() == 0) print(r, source);
     return 0;

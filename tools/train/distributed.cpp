@@ -18,7 +18,7 @@ void check_batches(const Trainer& t, int world) {
   for (int64_t rows : {bs < n ? bs : n, n % bs}) {
     if (rows == 0) continue;
     try {
-      dist::BatchTree tree(rows, world);
+      distributed::BatchTree tree(rows, world);
     } catch (const std::invalid_argument& e) {
       throw std::invalid_argument(str_cat("[train] --distributed: a batch of ", rows, " rows (--batch-size ", bs,
                                           " over ", n, " images) cannot be shared by ", world,
@@ -29,7 +29,7 @@ void check_batches(const Trainer& t, int world) {
 
 }  // namespace
 
-DistributedTraining::DistributedTraining(dist::Communicator& comm, Trainer& trainer,
+DistributedTraining::DistributedTraining(distributed::Communicator& comm, Trainer& trainer,
                                          std::shared_ptr<nn::BatchSync> sync, int fail_rank, int64_t fail_step)
     : comm_(comm), trainer_(trainer), dp_(comm, trainer.model(), std::move(sync)), fail_rank_(fail_rank),
       fail_step_(fail_step) {
@@ -44,8 +44,8 @@ DistributedTraining::DistributedTraining(dist::Communicator& comm, Trainer& trai
       throw std::runtime_error(str_cat("injected failure before step ", step));
     const int64_t rows = b.images.size(0);
     const auto [first, last] = dp_.begin_step(rows);
-    Tensor x = dist::take_rows(b.images.reshape({rows, 784}), first, last);
-    Tensor y = dist::take_rows(b.labels, first, last);
+    Tensor x = distributed::take_rows(b.images.reshape({rows, 784}), first, last);
+    Tensor y = distributed::take_rows(b.labels, first, last);
     Tensor local_sum = cross_entropy(trainer_.model().forward(x), y, Reduction::sum);
     const float loss = dp_.backward_mean(local_sum);  // the global mean, the same on every rank
     dp_.combine_gradients();
@@ -53,7 +53,7 @@ DistributedTraining::DistributedTraining(dist::Communicator& comm, Trainer& trai
   });
 }
 
-DistributedResult train_distributed(dist::Communicator& comm, TrainConfig cfg, const TrainData& data,
+DistributedResult train_distributed(distributed::Communicator& comm, TrainConfig cfg, const TrainData& data,
                                     const DistributedOptions& o) {
   DistributedResult res;
   res.world = comm.size();
@@ -76,7 +76,7 @@ DistributedResult train_distributed(dist::Communicator& comm, TrainConfig cfg, c
 DistributedResult train_at_world_size(int world, const TrainConfig& cfg, const TrainData& data,
                                       const DistributedOptions& o) {
   DistributedResult out;
-  dist::run_local_group(world, [&](dist::Communicator& comm) {
+  distributed::run_local_group(world, [&](distributed::Communicator& comm) {
     DistributedResult r = train_distributed(comm, cfg, data, o);
     if (comm.rank() == 0) out = std::move(r);
   });

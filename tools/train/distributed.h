@@ -4,7 +4,7 @@
 //   auto sync = std::make_shared<nn::BatchSync>();
 //   Trainer t(cfg, sync);                               // SyncBatchNorm layers
 //   DistributedTraining d(comm, t, sync);               // rank 0's weights on every rank
-//   t.run();                                            // each step through dist::DataParallel
+//   t.run();                                            // each step through distributed::DataParallel
 //
 // Every rank builds the same Trainer (same data, loader order, optimizer, schedule) and
 // reads the same checkpoint when resuming; each step runs this rank's rows of the global
@@ -29,18 +29,18 @@ class DistributedTraining {
   // least one 32-row chunk (std::invalid_argument naming --batch-size otherwise), sends
   // rank 0's model to every rank and installs the data-parallel step in `trainer`.
   // fail_rank/fail_step: that rank throws before that (1-based) step (the failure tests).
-  DistributedTraining(dist::Communicator& comm, Trainer& trainer, std::shared_ptr<nn::BatchSync> sync,
+  DistributedTraining(distributed::Communicator& comm, Trainer& trainer, std::shared_ptr<nn::BatchSync> sync,
                       int fail_rank = -1, int64_t fail_step = -1);
 
   // Throws naming the first rank whose model state differs from rank 0's (debug check).
   void check_replicas() { dp_.check_replicas(); }
-  dist::Communicator& comm() { return comm_; }
+  distributed::Communicator& comm() { return comm_; }
   int64_t gradient_floats() const { return dp_.gradient_floats(); }
 
  private:
-  dist::Communicator& comm_;
+  distributed::Communicator& comm_;
   Trainer& trainer_;
-  dist::DataParallel dp_;
+  distributed::DataParallel dp_;
   int fail_rank_;
   int64_t fail_step_;
 };
@@ -61,9 +61,9 @@ struct DistributedResult {
 
 // Every rank calls it with the same arguments; rank 0 alone writes checkpoints. A rank that
 // throws calls comm.abort() with the error (an MPI job ends naming the rank).
-DistributedResult train_distributed(dist::Communicator& comm, TrainConfig cfg, const TrainData& data,
+DistributedResult train_distributed(distributed::Communicator& comm, TrainConfig cfg, const TrainData& data,
                                     const DistributedOptions& o = {});
-// train_distributed on `world` ranks that are threads of this process (dist::LocalGroup);
+// train_distributed on `world` ranks that are threads of this process (distributed::LocalGroup);
 // returns rank 0's result.
 DistributedResult train_at_world_size(int world, const TrainConfig& cfg, const TrainData& data,
                                       const DistributedOptions& o = {});

@@ -66,9 +66,9 @@ void check_distributed_flags(const TrainFlags& f) {
 
 // The MPI world this process belongs to (a world of 1 outside mpirun), or an error saying
 // this build has no MPI.
-std::unique_ptr<dist::Communicator> open_mpi_world() {
+std::unique_ptr<distributed::Communicator> open_mpi_world() {
 #if defined(LOCKSTEP_HAS_MPI)
-  return std::make_unique<dist::MpiCommunicator>();
+  return std::make_unique<distributed::MpiCommunicator>();
 #else
   throw std::runtime_error(
       "[train] --distributed: this lockstep was built without MPI (CMake found no MPI when it was configured); "
@@ -95,7 +95,7 @@ void draw_progress(int64_t step, int64_t planned, float loss) {
 
 // comm: the MPI world with --distributed, else null. Ranks other than 0 print nothing (their
 // stdout goes to /dev/null; errors still reach stderr) and write no files.
-int run_train(const TrainFlags& f, dist::Communicator* comm) {
+int run_train(const TrainFlags& f, distributed::Communicator* comm) {
   const bool rank0 = !comm || comm->rank() == 0;
   TrainConfig cfg = f.cfg;
   if (!rank0) {
@@ -251,7 +251,7 @@ void add_train(CLI::App& app, int* rc) {
       *rc = run_train(*f, nullptr);
       return;
     }
-    std::unique_ptr<dist::Communicator> comm = open_mpi_world();
+    std::unique_ptr<distributed::Communicator> comm = open_mpi_world();
     try {
       *rc = run_train(*f, comm.get());
     } catch (const std::exception& e) {
