@@ -18,7 +18,8 @@ DataLoader::DataLoader(std::shared_ptr<const Dataset> dataset, LoaderOptions opt
   sample_numel_ = shape_numel(sample_shape_);
   n_ = dataset_->size();
   if (opt_.transform) opt_.transform->check_shape(sample_shape_);
-  num_batches_ = opt_.drop_last ? n_ / opt_.batch_size : (n_ + opt_.batch_size - 1) / opt_.batch_size;
+  // n / b rounded up without n + b - 1, which wraps for a batch size near 2^63
+  num_batches_ = n_ / opt_.batch_size + (!opt_.drop_last && n_ % opt_.batch_size != 0 ? 1 : 0);
 }
 
 DataLoader::~DataLoader() { stop_workers(); }

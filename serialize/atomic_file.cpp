@@ -57,8 +57,10 @@ void AtomicFileWriter::cleanup() {
 
 void AtomicFileWriter::fail(WriteStage stage, int err) {
   cleanup();
+  const bool had_file = ::access(path_.c_str(), F_OK) == 0;
   throw std::runtime_error(str_cat("[atomic_write] ", path_, ": ", write_stage_name(stage), " of temporary file '",
-                                   temp_, "' failed: ", std::strerror(err), "; the previous file is unchanged"));
+                                   temp_, "' failed: ", std::strerror(err),
+                                   had_file ? "; the previous file is unchanged" : "; no file was written"));
 }
 
 void AtomicFileWriter::write(const void* data, size_t n) {

@@ -110,21 +110,23 @@ Header parse_header(const char* p, size_t n, uint64_t data_size, const std::stri
     if (sh == v.end() || !sh->is_array()) fail(file, field + ".shape", "missing or not an array");
     if (sh->size() > static_cast<size_t>(kMaxDims))
       fail(file, field + ".shape", sh->size(), " dimensions, at most ", kMaxDims, " supported");
-    uint64_t numel = 1;
-    bool overflow = false;
+    // numel counts the elements; span counts zeros as 1, so that the strides of an empty
+    // tensor ([0, 2^32, 2^32]) must fit in int64 too.
+    uint64_t numel = 1, span = 1;
     for (const auto& d : *sh) {
       if (!d.is_number_unsigned()) fail(file, field + ".shape", "expected non-negative integers, got ", d.dump());
       const uint64_t x = d.get<uint64_t>();
-      if (x > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
-        fail(file, field + ".shape", "dimension ", x, " is too large");
-      if (x != 0 && numel > std::numeric_limits<uint64_t>::max() / x) overflow = true;
-      numel = overflow ? 0 : numel * x;
+      const uint64_t limit = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
+      if (x > limit) fail(file, field + ".shape", "dimension ", x, " is too large");
+      if (span > limit / std::max<uint64_t>(x, 1))
+        fail(file, field + ".shape", "the product of the dimensions overflows int64 at dimension ", e.shape.size(),
+             " (", x, ")");
+      span *= std::max<uint64_t>(x, 1);
+      numel *= x;
       e.shape.push_back(static_cast<int64_t>(x));
     }
-    for (int64_t d : e.shape)
-      if (d == 0) overflow = false, numel = 0;  // an empty tensor, whatever the other dims
     const uint64_t esize = dtype_size(e.dtype);
-    if (overflow || numel > data_size / esize)
+    if (numel > data_size / esize)
       fail(file, field + ".shape", shape_str(e.shape), " x ", dtype_code(e.dtype), " is larger than the data section (",
            data_size, " bytes)");
     auto off = v.find("data_offsets");
@@ -376,7 +378,8 @@ SafetensorsContents decode_safetensors(const void* data, size_t size, const std:
 
 SafetensorsContents load_safetensors(const std::string& path, const LoadOptions& options) {
   Fd f;
-  f.fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO must not wait for a writer; the type check below refuses it.
+  f.fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (f.fd < 0) fail(path, "file", "cannot open: ", std::strerror(errno));
   struct stat st;
   if (::fstat(f.fd, &st) != 0) fail(path, "file", "cannot stat: ", std::strerror(errno));

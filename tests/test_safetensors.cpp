@@ -221,6 +221,13 @@ TEST_CASE("safetensors: damaged headers are rejected naming the field", "[checkp
                      {"'t'.shape", "dimensions"});
     require_rejected(
         make_file(one(R"({"dtype":"F64","shape":[4294967296,4294967296,16],"data_offsets":[0,8]})"), d8),
+        {"'t'.shape", "overflows int64"});
+    // no elements, but strides that do not fit (issue 23: accepted before, then overflowed)
+    require_rejected(make_file(one(R"({"dtype":"F32","shape":[0,4294967296,4294967296],"data_offsets":[0,0]})"),
+                               std::string()),
+                     {"'t'.shape", "overflows int64"});
+    require_rejected(
+        make_file(one(R"({"dtype":"F64","shape":[65536,65536,16],"data_offsets":[0,8]})"), d8),
         {"'t'.shape", "larger"});
     require_rejected(make_file(one(R"({"dtype":"F32","shape":[1],"data_offsets":[0,8]})"), d8),
                      {"'t'.data_offsets", "needs 4"});

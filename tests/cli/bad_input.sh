@@ -28,6 +28,30 @@ expect_fail "checksum" "$LOCKSTEP" inspect flip.safetensors
 head -c 8 "$f" > header_only.safetensors
 expect_fail "header_only.safetensors" "$LOCKSTEP" inspect header_only.safetensors
 expect_fail "missing.safetensors" "$LOCKSTEP" hash missing.safetensors
+# Regression tests of issue 23: FIFOs are refused at once instead of blocking, a file
+# without lockstep's checksums points at --no-checksum, sizes that cannot be counted are
+# refused naming the flag, and an unwritable --save is found before training.
+mkfifo pipe.safetensors
+expect_fail "not a regular file" timeout 20 "$LOCKSTEP" inspect pipe.safetensors
+expect_fail "not a regular file" timeout 20 "$LOCKSTEP" diff pipe.safetensors "$f"
+python3 - <<'PY' || fail "writing a safetensors file without checksums"
+import json, struct
+header = json.dumps({"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}).encode()
+open("plain.safetensors", "wb").write(struct.pack("<Q", len(header)) + header + b"\0" * 8)
+PY
+expect_fail "use --no-checksum" "$LOCKSTEP" inspect plain.safetensors
+"$LOCKSTEP" inspect --no-checksum plain.safetensors > /dev/null || fail "inspect --no-checksum of a plain file"
+expect_fail "--epochs" "$LOCKSTEP" train $SMALL --epochs 9223372036854775807
+"$LOCKSTEP" train $SMALL --batch-size 9223372036854775807 --max-steps 1 --json > big.txt 2> big.err ||
+  fail "a batch size larger than the data set: $(cat big.err)"
+if [ "$(id -u)" = 0 ] && command -v setpriv > /dev/null; then
+  mkdir -p readonly && chmod 555 readonly && chmod 755 "$WORK"
+  expect_fail "cannot write there" setpriv --reuid=65534 --regid=65534 --clear-groups \
+    "$LOCKSTEP" train $SMALL --max-steps 2 --save "$WORK/readonly"
+elif [ "$(id -u)" != 0 ]; then
+  mkdir -p readonly && chmod 555 readonly
+  expect_fail "cannot write there" "$LOCKSTEP" train $SMALL --max-steps 2 --save readonly
+fi
 # --export-init and --export-order: the initial weights and the sample order, both checked.
 out=e.txt; train --max-steps 10 --export-init init.safetensors --export-order order.safetensors
 "$LOCKSTEP" inspect init.safetensors | grep -q "^  0.weight *float32 *256x784" || fail "export-init"

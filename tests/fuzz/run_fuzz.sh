@@ -22,7 +22,7 @@ sed -e "s/@PROJECT_VERSION@/${version:-0}/" -e 's/#cmakedefine01 \(.*\)/#define 
 # The reader needs the tensor core only (allocation, dtype, shapes, StateDict): the layers
 # base, kernels (portable files) and core, and the two serialize files; no nn, optim or data.
 srcs=("$root"/base/*.cpp "$root"/core/*.cpp "$root"/core/ops/*.cpp "$root"/kernels/*_cpu.cpp
-      "$root"/kernels/no_cuda.cpp "$root"/serialize/safetensors.cpp "$root"/serialize/atomic_file.cpp)
+      "$root"/kernels/memory_no_cuda.cpp "$root"/serialize/safetensors.cpp "$root"/serialize/atomic_file.cpp)
 flags=(-std=c++17 -O1 -g -fsanitize=fuzzer,address -ffp-contract=off -I"$root" -I"$out/include")
 if [ ! -x "$out/fuzz_safetensors" ] || [ -n "$(find "${srcs[@]}" "$here/fuzz_safetensors.cpp" -newer "$out/fuzz_safetensors" 2>/dev/null)" ]; then
   echo "run_fuzz: building $out/fuzz_safetensors"

@@ -4,6 +4,8 @@
 // documented order, tools/train/trace.h) and, when values are available, the first element
 // where they differ, with both values, |Δ| and the distance in ulps.
 // Exit status as cmp: 0 identical, 1 different, 2 trouble (missing or malformed input).
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cinttypes>
@@ -28,6 +30,10 @@ using namespace lockstep;
 enum class Kind { trace, safetensors };
 
 Kind detect(const std::string& path) {
+  // A FIFO would block the open below until a writer came; only regular files are inputs.
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) throw std::runtime_error(path + ": cannot open: " + std::strerror(errno));
+  if (!S_ISREG(st.st_mode)) throw std::runtime_error(path + ": not a regular file");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::runtime_error(path + ": cannot open: " + std::strerror(errno));
   char head[9] = {};

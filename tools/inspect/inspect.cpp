@@ -31,7 +31,15 @@ serialize::SafetensorsContents load_checked(const InspectFlags& f) {
   if (f.file.empty()) throw std::invalid_argument("expected a FILE");
   serialize::LoadOptions lo;
   lo.require_checksum = !f.no_checksum;
-  return serialize::load_safetensors(f.file, lo);
+  try {
+    return serialize::load_safetensors(f.file, lo);
+  } catch (const std::runtime_error& e) {
+    // A file from another writer (PyTorch, the safetensors library) has no lockstep checksum.
+    const std::string what = e.what();
+    if (!f.no_checksum && what.find("missing (required for this file)") != std::string::npos)
+      throw std::runtime_error(what + "; a file written by another program has none: use --no-checksum");
+    throw;
+  }
 }
 
 // The weights: model.* without the prefix, or every tensor when there is no model section.

@@ -1,10 +1,12 @@
 #include "train/trainer.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <climits>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -93,6 +95,9 @@ void make_dirs(const std::string& dir) {
     if (::mkdir(part.c_str(), 0777) != 0 && errno != EEXIST)
       throw std::runtime_error(str_cat("[train] --save ", dir, ": cannot create ", part, ": ", std::strerror(errno)));
   }
+  // Checked now, not at the first checkpoint after the training it was meant to keep.
+  if (::access(dir.c_str(), W_OK | X_OK) != 0)
+    throw std::runtime_error(str_cat("[train] --save ", dir, ": cannot write there: ", std::strerror(errno)));
 }
 
 }  // namespace
@@ -216,6 +221,9 @@ Trainer::Trainer(TrainConfig cfg, std::shared_ptr<nn::BatchSync> sync, TrainData
     lo.transform = std::make_shared<data::Compose>(std::vector<std::shared_ptr<const data::Transform>>{
         std::make_shared<data::RandomCrop>(2), std::make_shared<data::RandomHorizontalFlip>(0.5f)});
   loader_ = std::make_unique<data::DataLoader>(train_set_, lo);
+  LS_CHECK_ARG(loader_->num_batches() == 0 || cfg_.epochs <= INT64_MAX / loader_->num_batches(), "train",
+               "--epochs ", cfg_.epochs, " x ", loader_->num_batches(), " batches per epoch is more steps than an "
+               "int64 counts; expected at most ", INT64_MAX / std::max<int64_t>(loader_->num_batches(), 1));
   t_max_ = cfg_.epochs * loader_->num_batches();
   if (cfg_.max_steps > 0 && cfg_.max_steps < t_max_) t_max_ = cfg_.max_steps;
   if (!cfg_.resume_dir.empty()) {
