@@ -142,6 +142,15 @@ TEST_CASE("checkpoint: a failure at any write stage leaves the previous file int
     TrainingState st = fresh.state();
     load_checkpoint(path, st);  // the old checkpoint still loads
   }
+  // Nothing to keep: the message must not promise a previous file that never existed.
+  {
+    const std::string fresh_path = dir + "/new.safetensors";
+    SaveOptions opt;
+    opt.atomic.fault = [](WriteStage s) { return s == WriteStage::write; };
+    REQUIRE_THROWS_WITH(save_checkpoint(fresh_path, b.state(), opt),
+                        Catch::Contains("no file was written") && !Catch::Contains("unchanged"));
+    REQUIRE(dir_entries(dir) == std::vector<std::string>{"ckpt.safetensors"});
+  }
   // A file of several write() calls (header and small tensors, then a large tensor from its
   // own storage) failing in the second one.
   {
