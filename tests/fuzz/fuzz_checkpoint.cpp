@@ -13,6 +13,7 @@
 // makes the harness write one after `steps` training steps (the variable's value "file:steps").
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -118,9 +119,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   lockstep_fuzz::write_file(file.path, signed_file.data(), signed_file.size());
   serialize::LoadOptions require;
   require.require_checksum = true;
-  lockstep_fuzz::read_or_reject([&] { serialize::load_state_dict_file(file.path, require); });
+  const bool weights = lockstep_fuzz::read_or_reject([&] { serialize::load_state_dict_file(file.path, require); });
   auto st = make_state(0);
   auto view = st->view();
-  lockstep_fuzz::read_or_reject([&] { serialize::load_checkpoint(file.path, view); });
+  const bool checkpoint = lockstep_fuzz::read_or_reject([&] { serialize::load_checkpoint(file.path, view); });
+  // LOCKSTEP_FUZZ_VERBOSE: how far each input got, to judge the seeds.
+  static const bool verbose = std::getenv("LOCKSTEP_FUZZ_VERBOSE") != nullptr;
+  if (verbose) std::fprintf(stderr, "fuzz_checkpoint: re-signed; weights %d, checkpoint %d\n", weights, checkpoint);
   return 0;
 }
