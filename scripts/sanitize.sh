@@ -7,8 +7,8 @@
 #       binary and the `lockstep` program and runs the ctest labels unit, deterministic, cli
 #       and lab. Left out, because they cannot run instrumented: install_find_package (the
 #       downstream project links the installed, instrumented libraries without the
-#       sanitizer runtime), the mpi label (MPI is not searched for: Open MPI's own
-#       allocations are reported as leaks) and cuda (CUDA is off: device code is not
+#       sanitizer runtime), the mpi label (ranks under mpirun with an uninstrumented
+#       Open MPI; MPI is not searched for here) and cuda (CUDA is off: device code is not
 #       instrumented); layering and isa_symbols check sources and optimized objects, not
 #       behaviour. The fast-mode tests run too (Eigen's OpenMP is fine under ASan).
 # tsan: gcc, -fsanitize=thread; runs the thread-pool, loader, data-parallel, resume and
