@@ -14,7 +14,8 @@ root="$PWD"
 seconds="${1:-600}"
 [ $# -gt 0 ] && shift
 names=("$@")
-[ ${#names[@]} -gt 0 ] || read -r -a names <<< "$(sed -n 's/^set(LOCKSTEP_FUZZERS \(.*\))$/\1/p' tests/fuzz/CMakeLists.txt)"
+[ ${#names[@]} -gt 0 ] ||
+  read -r -a names <<< "$(sed -n 's/^set(LOCKSTEP_FUZZERS \(.*\))$/\1/p' tests/fuzz/CMakeLists.txt)"
 out="${LOCKSTEP_FUZZ_BUILD:-$root/build-fuzz}"
 
 tests/fuzz/run_fuzz.sh build "$out"

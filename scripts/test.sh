@@ -16,7 +16,9 @@ stage() {  # stage NAME COMMAND...: runs it and keeps its wall time and result f
   shift
   "$@" || rc=$?
   [ "$rc" -eq 0 ] || failed+=("$name")
-  times+=("$(printf '%-14s %5d s  %s' "$name" $((SECONDS - start)) "$([ "$rc" -eq 0 ] && echo ok || echo "FAILED ($rc)")")")
+  local result=ok
+  [ "$rc" -eq 0 ] || result="FAILED ($rc)"
+  times+=("$(printf '%-14s %5d s  %s' "$name" $((SECONDS - start)) "$result")")
 }
 
 build_gcc() {
