@@ -1,9 +1,46 @@
 #!/usr/bin/env bash
-# Installs dependencies, builds everything (Release) and runs every test through ctest.
+# Installs dependencies, builds everything (Release) and runs every test through ctest --
+# each reader fuzzed for 15 s included (label fuzz) -- then a clang build of the library,
+# the program and the unit tests, and the sanitizer jobs' CI selection (scripts/sanitize.sh).
+# docs/reliability.md says what each stage covers and how to run the long versions.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 jobs=$(nproc 2>/dev/null || echo 2)
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
-cmake --build build -j "$jobs"
-ctest --test-dir build --output-on-failure -j "$jobs" --timeout 600
+# Every stage runs even when an earlier one failed, so one CI run reports them all; the
+# script fails at the end if any did.
+times=()
+failed=()
+stage() {  # stage NAME COMMAND...: runs it and keeps its wall time and result for the summary
+  local name="$1" start=$SECONDS rc=0
+  shift
+  "$@" || rc=$?
+  [ "$rc" -eq 0 ] || failed+=("$name")
+  local result=ok
+  [ "$rc" -eq 0 ] || result="FAILED ($rc)"
+  times+=("$(printf '%-14s %5d s  %s' "$name" $((SECONDS - start)) "$result")")
+}
+
+build_gcc() {
+  cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
+  cmake --build build -j "$jobs"
+}
+build_gcc  # nothing else can run without it
+stage "gcc ctest" ctest --test-dir build --output-on-failure -j "$jobs" --timeout 600
+
+# clang: the library and the program must build, and the unit and deterministic tests pass
+# (CUDA off: nvcc would need a host compiler of its own; MPI is the gcc build's).
+# (layering reads the sources: the gcc ctest has run it; install_find_package is gcc's too.)
+clang_stage() {  # chained with &&: set -e is off inside a command that stage() tests
+  cmake -S . -B build-clang -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Release -DLOCKSTEP_CUDA=OFF \
+    -DLOCKSTEP_BENCH=OFF -DCMAKE_DISABLE_FIND_PACKAGE_MPI=ON &&
+    cmake --build build-clang -j "$jobs" --target lockstep_cli lockstep_tests &&
+    ctest --test-dir build-clang --output-on-failure -j "$jobs" --timeout 600 -L 'unit|deterministic' -LE install \
+      -E '^layering$'
+}
+stage "clang" clang_stage
+
+stage "asan+ubsan" scripts/sanitize.sh asan
+stage "tsan" scripts/sanitize.sh tsan
+printf 'test.sh: %s\n' "${times[@]}"
+[ ${#failed[@]} -eq 0 ] || { echo "test.sh: failed: ${failed[*]}" >&2; exit 1; }

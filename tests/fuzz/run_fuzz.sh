@@ -1,35 +1,49 @@
 #!/usr/bin/env bash
-# Builds the safetensors fuzz target with clang (libFuzzer + AddressSanitizer) straight from
-# the sources it needs and runs it for SECONDS seconds (default 20) on the seed corpus.
-# Exit 77 (ctest: skipped) when clang++ or libFuzzer is not available.
-#   tests/fuzz/run_fuzz.sh [SECONDS] [BUILD_DIR]
+# Builds and runs the libFuzzer harnesses (tests/fuzz/CMakeLists.txt lists them).
+#   tests/fuzz/run_fuzz.sh build BUILD_DIR                 configure and build all harnesses
+#   tests/fuzz/run_fuzz.sh run BUILD_DIR NAME [SECONDS]    fuzz NAME for SECONDS (default 20)
+# The build is clang with -fsanitize=fuzzer-no-link,address,undefined on the whole library
+# (every UBSan check fatal), CUDA and MPI off. A run starts from the committed seeds
+# (corpus/NAME) and keeps what it finds in BUILD_DIR/corpus/NAME; a crash leaves its input
+# in BUILD_DIR/artifacts/NAME/ and fails. Exit 77 (ctest: skipped) when clang++ or its
+# libFuzzer runtime is missing. Environment: CLANGXX (default clang++), JOBS (build).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
-seconds="${1:-20}"
-out="${2:-${TMPDIR:-/tmp}/lockstep_fuzz_build}"
 cxx="${CLANGXX:-clang++}"
-if ! command -v "$cxx" > /dev/null; then echo "run_fuzz: $cxx not found, skipped"; exit 77; fi
-mkdir -p "$out/include/lockstep" "$out/corpus"
-probe="$out/probe.cpp"
-echo 'extern "C" int LLVMFuzzerTestOneInput(const unsigned char*, unsigned long) { return 0; }' > "$probe"
-if ! "$cxx" -fsanitize=fuzzer "$probe" -o "$out/probe" 2> /dev/null; then
-  echo "run_fuzz: $cxx cannot link -fsanitize=fuzzer (libFuzzer runtime missing), skipped"; exit 77
+usage() { sed -n '3,4p' "$0" >&2; exit 2; }
+[ $# -ge 2 ] || usage
+cmd="$1" out="$2"
+
+if [ "$cmd" = build ]; then
+  if ! command -v "$cxx" > /dev/null; then echo "run_fuzz: $cxx not found, skipped"; exit 77; fi
+  mkdir -p "$out"
+  probe="$out/probe.cpp"
+  echo 'extern "C" int LLVMFuzzerTestOneInput(const unsigned char*, unsigned long) { return 0; }' > "$probe"
+  if ! "$cxx" -fsanitize=fuzzer "$probe" -o "$out/probe" 2> /dev/null; then
+    echo "run_fuzz: $cxx cannot link -fsanitize=fuzzer (libFuzzer runtime missing), skipped"; exit 77
+  fi
+  flags="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
+  cmake -S "$root" -B "$out" -DCMAKE_CXX_COMPILER="$cxx" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" -DCMAKE_CXX_FLAGS="$flags" -DLOCKSTEP_FUZZ=ON \
+    -DLOCKSTEP_CUDA=OFF -DLOCKSTEP_BENCH=OFF -DLOCKSTEP_TOOLS=OFF -DCMAKE_DISABLE_FIND_PACKAGE_MPI=ON \
+    > "$out/configure.log" 2>&1 || { cat "$out/configure.log"; exit 1; }
+  targets=()
+  for f in $(sed -n 's/^set(LOCKSTEP_FUZZERS \(.*\))$/\1/p' "$here/CMakeLists.txt"); do targets+=("fuzz_$f"); done
+  exec cmake --build "$out" -j "${JOBS:-$(nproc 2>/dev/null || echo 2)}" --target "${targets[@]}"
 fi
-version="$(sed -n 's/^project(lockstep VERSION \([0-9.]*\).*/\1/p' "$root/CMakeLists.txt")"
-sed -e "s/@PROJECT_VERSION@/${version:-0}/" -e 's/#cmakedefine01 \(.*\)/#define \1 0/' \
-  "$root/core/config.h.in" > "$out/include/lockstep/config.h"
-# The reader needs the tensor core only (allocation, dtype, shapes, StateDict): the layers
-# base, kernels (portable files) and core, and the two serialize files; no nn, optim or data.
-srcs=("$root"/base/*.cpp "$root"/core/*.cpp "$root"/core/ops/*.cpp "$root"/kernels/*_cpu.cpp
-      "$root"/kernels/memory_no_cuda.cpp "$root"/serialize/safetensors.cpp "$root"/serialize/atomic_file.cpp)
-flags=(-std=c++17 -O1 -g -fsanitize=fuzzer,address -ffp-contract=off -I"$root" -I"$out/include")
-if [ ! -x "$out/fuzz_safetensors" ] || [ -n "$(find "${srcs[@]}" "$here/fuzz_safetensors.cpp" -newer "$out/fuzz_safetensors" 2>/dev/null)" ]; then
-  echo "run_fuzz: building $out/fuzz_safetensors"
-  "$cxx" "${flags[@]}" "$here/fuzz_safetensors.cpp" "${srcs[@]}" -o "$out/fuzz_safetensors" -lz -lpthread -fopenmp \
-    -I/usr/include/eigen3
+
+[ "$cmd" = run ] && [ $# -ge 3 ] || usage
+name="$3" seconds="${4:-20}"
+bin="$out/tests/fuzz/fuzz_$name"
+if [ ! -x "$bin" ]; then
+  # No harness: the build was skipped (no clang) or failed (reported by fuzz_build).
+  [ -f "$out/configure.log" ] || { echo "run_fuzz: no fuzz build in $out, skipped"; exit 77; }
+  echo "run_fuzz: $bin missing (see the fuzz_build test)"; exit 1
 fi
-cp -n "$here"/corpus/* "$out/corpus/" 2> /dev/null || true
-# -rss_limit_mb: a header may ask for tensors up to the data size, never more.
-exec "$out/fuzz_safetensors" -max_total_time="$seconds" -rss_limit_mb=2048 -max_len=4096 -print_final_stats=1 \
-  "$out/corpus" "$here/corpus"
+mkdir -p "$out/corpus/$name" "$out/artifacts/$name"
+# -rss_limit_mb: a header may ask for memory up to its data size, never more; -timeout: a
+# single input that takes longer than 10 s is a hang. The new inputs go to the first
+# directory, the committed seeds are read only.
+exec "$bin" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -max_len=8192 -print_final_stats=1 \
+  -artifact_prefix="$out/artifacts/$name/" "$out/corpus/$name" "$here/corpus/$name"

@@ -166,7 +166,7 @@ int diff_step(const tools::TraceStep& sa, const tools::TraceStep& sb) {
   }
   for (const auto& [name, h] : sb.tensors) {
     (void)h;
-    if (std::none_of(sa.tensors.begin(), sa.tensors.end(), [&](auto& e) { return e.first == name; })) {
+    if (std::none_of(sa.tensors.begin(), sa.tensors.end(), [&name = name](auto& e) { return e.first == name; })) {
       if (first.empty()) first = name;
       ++differing;
     }
