@@ -13,6 +13,7 @@
 #include "data/loader.h"
 #include "data/mnist.h"
 #include "test_util.h"
+#include "watched_dataset.h"
 
 using namespace lockstep;
 using namespace lockstep::data;
@@ -181,18 +182,7 @@ TEST_CASE("loader: a sample's augmentation depends only on (seed, epoch, index)"
   }
 }
 
-// Calls on_read(i) before each read of example i (from whichever thread reads it).
-struct Watched : Dataset {
-  std::shared_ptr<const Dataset> base;
-  std::function<void(int64_t)> on_read;
-  int64_t size() const override { return base->size(); }
-  Shape sample_shape() const override { return base->sample_shape(); }
-  Example get(int64_t i) const override { return base->get(i); }
-  int64_t read_into(int64_t i, float* dst) const override {
-    on_read(i);
-    return base->read_into(i, dst);
-  }
-};
+using Watched = lockstep_test::WatchedDataset;
 
 TEST_CASE("loader: at most prefetch_depth batches ahead of a slow consumer", "[data]") {
   for (int depth : {1, 3}) {

@@ -12,6 +12,7 @@
 #include "data/transforms.h"
 #include "lab/broken_loader.h"
 #include "test_util.h"
+#include "watched_dataset.h"
 
 using namespace lockstep;
 using namespace lockstep::data;
@@ -31,18 +32,7 @@ std::shared_ptr<const Dataset> counting_dataset() {
   return std::make_shared<TensorDataset>(Tensor::from_vector(px, {1024, 4}), Tensor::from_vector(labels, {1024}), 10);
 }
 
-// Calls on_read(i) before each read of example i (from whichever thread reads it).
-struct Watched : Dataset {
-  std::shared_ptr<const Dataset> base;
-  std::function<void(int64_t)> on_read;
-  int64_t size() const override { return base->size(); }
-  Shape sample_shape() const override { return base->sample_shape(); }
-  Example get(int64_t i) const override { return base->get(i); }
-  int64_t read_into(int64_t i, float* dst) const override {
-    on_read(i);
-    return base->read_into(i, dst);
-  }
-};
+using Watched = lockstep_test::WatchedDataset;
 
 template <typename L>
 std::vector<Batch> run_epoch(L& loader) {
