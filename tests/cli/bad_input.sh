@@ -34,11 +34,11 @@ expect_fail "missing.safetensors" "$LOCKSTEP" hash missing.safetensors
 mkfifo pipe.safetensors
 expect_fail "not a regular file" timeout 20 "$LOCKSTEP" inspect pipe.safetensors
 expect_fail "not a regular file" timeout 20 "$LOCKSTEP" diff pipe.safetensors "$f"
-python3 - <<'PY' || fail "writing a safetensors file without checksums"
-import json, struct
-header = json.dumps({"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}).encode()
-open("plain.safetensors", "wb").write(struct.pack("<Q", len(header)) + header + b"\0" * 8)
-PY
+# a safetensors file as another program writes it (no lockstep checksums), made with printf
+# alone: the 8-byte little-endian header length, the JSON header, 8 zero bytes of data
+hdr='{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}'
+{ printf "\\$(printf '%03o' ${#hdr})\\0\\0\\0\\0\\0\\0\\0"; printf '%s' "$hdr"; printf '\0\0\0\0\0\0\0\0'; } \
+  > plain.safetensors
 expect_fail "use --no-checksum" "$LOCKSTEP" inspect plain.safetensors
 "$LOCKSTEP" inspect --no-checksum plain.safetensors > /dev/null || fail "inspect --no-checksum of a plain file"
 expect_fail "--epochs" "$LOCKSTEP" train $SMALL --epochs 9223372036854775807
