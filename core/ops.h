@@ -12,6 +12,7 @@
 #include <string>
 
 #include "base/reduction.h"
+#include "kernels/conv2d_algo.h"
 
 namespace lockstep {
 
@@ -25,6 +26,28 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias);
 // grad_weight (+)= grad_out^T x with the batch-order reduction (K = batch).
 // grad_out: B x out, x: B x in, grad_weight: out x in (accumulated into when accumulate).
 void linear_grad_weight(Tensor& grad_weight, const Tensor& grad_out, const Tensor& x, bool accumulate);
+
+// ---- convolution (core/ops/conv.cpp; kernels/conv2d.h) ----
+// Stride, padding and dilation as (h, w); groups divides both channel counts (groups = C
+// with C/groups = 1 input channel per output: depthwise).
+struct Conv2dArgs {
+  int64_t stride[2] = {1, 1};
+  int64_t padding[2] = {0, 0};
+  int64_t dilation[2] = {1, 1};
+  int64_t groups = 1;
+  Conv2dArgs() = default;
+  Conv2dArgs(int64_t stride_hw, int64_t padding_hw, int64_t dilation_hw = 1, int64_t groups_ = 1)
+      : stride{stride_hw, stride_hw}, padding{padding_hw, padding_hw}, dilation{dilation_hw, dilation_hw},
+        groups(groups_) {}
+};
+// x: N x C x H x W, weight: O x C/groups x kH x kW, bias: O (or undefined) -> N x O x OH x OW,
+// OH = (H + 2 padding - dilation (kH - 1) - 1) / stride + 1. float32 or float64.
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dArgs& args = {});
+// Fast mode's forward algorithm: Conv2dAlgo::autotune (the default: time them per shape,
+// cudnn.benchmark) or one pinned; deterministic mode ignores it and runs canonical.
+void set_conv2d_algo(Conv2dAlgo algo);
+Conv2dAlgo conv2d_algo();
+Conv2dAlgo conv2d_last_algo();  // what the last conv2d forward ran
 
 // ---- elementwise, with NumPy broadcasting (core/ops/elementwise.cpp) ----
 // Float dtypes; both operands the same dtype and device.

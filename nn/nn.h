@@ -2,6 +2,7 @@
 #pragma once
 #include "nn/activation.h"
 #include "nn/batchnorm.h"
+#include "nn/conv.h"
 #include "nn/dropout.h"
 #include "nn/linear.h"
 #include "nn/loss.h"

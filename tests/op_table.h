@@ -726,6 +726,12 @@ inline void clip_rows(std::vector<OpRow>& t) {
 
 }  // namespace rows
 
+}  // namespace lockstep_test
+
+#include "op_table_conv.h"
+
+namespace lockstep_test {
+
 // Every row, built once.
 inline const std::vector<OpRow>& op_table() {
   static const std::vector<OpRow> table = [] {
@@ -742,6 +748,7 @@ inline const std::vector<OpRow>& op_table() {
     rows::dropout_rows(t);
     rows::optim_rows(t);
     rows::clip_rows(t);
+    rows::conv_rows(t);
     return t;
   }();
   return table;

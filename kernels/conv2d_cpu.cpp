@@ -1,0 +1,303 @@
+// Deterministic CPU conv2d (kernels/conv2d.h): im2col, the deterministic GEMM (gemm.h's
+// sequential order per output, so its scalar, AVX2 and AVX-512 paths give the same bits)
+// and an ordered col2im; grad-weight per chunk of kBatchChunk samples, then tree_sum.
+//
+// Threads: forward and grad-input split the samples (each task owns whole output planes;
+// with fewer samples than threads the GEMM splits its output tiles instead); grad-weight
+// splits the chunks (each chunk's partial is one task's; one chunk: the GEMM's tiles).
+// Either way every sum is computed by one thread in the canonical order.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "base/parallel.h"
+#include "kernels/conv2d.h"
+#include "kernels/gemm.h"
+#include "kernels/reduce_order.h"
+
+namespace lockstep {
+namespace {
+
+// Input column iw = ow * s - pad + j * dil is inside [0, W) for ow in [lo, hi).
+void valid_range(int64_t OW, int64_t W, int64_t s, int64_t off, int64_t& lo, int64_t& hi) {
+  // smallest ow with ow * s + off >= 0, and smallest with ow * s + off >= W
+  lo = off >= 0 ? 0 : (-off + s - 1) / s;
+  hi = W - off <= 0 ? 0 : (W - off + s - 1) / s;
+  lo = std::min(lo, OW);
+  hi = std::max(lo, std::min(hi, OW));
+}
+
+// Runs fn(n, scratch) for every sample; scratch holds `scratch_n` elements per task.
+// Samples split across threads when there are at least as many as threads; otherwise the
+// samples run in turn and the GEMM inside splits its tiles (same bits either way).
+template <typename T, typename Fn>
+void for_samples(int64_t N, int64_t scratch_n, Fn&& fn) {
+  if (N >= num_threads() && N > 1) {
+    parallel_for(N, 1, [&](int64_t b, int64_t e) {
+      std::vector<T> scratch(static_cast<size_t>(scratch_n));
+      for (int64_t n = b; n < e; ++n) fn(n, scratch.data());
+    });
+  } else {
+    std::vector<T> scratch(static_cast<size_t>(scratch_n));
+    for (int64_t n = 0; n < N; ++n) fn(n, scratch.data());
+  }
+}
+
+// dx plane group += col2im(dcol), taps in (i, j) order: the canonical grad-input order.
+template <typename T>
+void col2im_add(const Conv2dDims& d, const T* col, int64_t ldc, T* dx_group) {
+  const int64_t Cg = d.cg();
+  for (int64_t c = 0; c < Cg; ++c) {
+    T* plane = dx_group + c * d.H * d.W;
+    for (int64_t i = 0; i < d.KH; ++i)
+      for (int64_t j = 0; j < d.KW; ++j) {
+        const T* row = col + ((c * d.KH + i) * d.KW + j) * ldc;
+        int64_t lo, hi;
+        const int64_t off_w = j * d.dil_w - d.pad_w;
+        valid_range(d.OW, d.W, d.stride_w, off_w, lo, hi);
+        for (int64_t oh = 0; oh < d.OH; ++oh) {
+          const int64_t ih = oh * d.stride_h - d.pad_h + i * d.dil_h;
+          if (ih < 0 || ih >= d.H) continue;
+          T* dst = plane + ih * d.W + off_w;
+          const T* src = row + oh * d.OW;
+          if (d.stride_w == 1)
+            for (int64_t ow = lo; ow < hi; ++ow) dst[ow] = dst[ow] + src[ow];
+          else
+            for (int64_t ow = lo; ow < hi; ++ow) dst[ow * d.stride_w] = dst[ow * d.stride_w] + src[ow];
+        }
+      }
+  }
+}
+
+// parts[0 .. width) = tree_sum over the n partials parts[q * width ...] (reduce_order.h),
+// element by element; parts is clobbered.
+template <typename T>
+void tree_combine(T* parts, int64_t n, int64_t width) {
+  while (n > 1) {
+    const int64_t half = n / 2;
+    for (int64_t q = 0; q < half; ++q) {
+      T* a = parts + q * width;
+      const T* l = parts + 2 * q * width;
+      const T* r = parts + (2 * q + 1) * width;
+      for (int64_t e = 0; e < width; ++e) a[e] = l[e] + r[e];
+    }
+    if (n & 1) std::memmove(parts + half * width, parts + (n - 1) * width, sizeof(T) * width);
+    n = half + (n & 1);
+  }
+}
+
+}  // namespace
+
+template <typename T>
+void conv2d_im2col(const Conv2dDims& d, const T* xs, int64_t g, T* col, int64_t ldc) {
+  const int64_t Cg = d.cg();
+  for (int64_t c = 0; c < Cg; ++c) {
+    const T* plane = xs + (g * Cg + c) * d.H * d.W;
+    for (int64_t i = 0; i < d.KH; ++i)
+      for (int64_t j = 0; j < d.KW; ++j) {
+        T* row = col + ((c * d.KH + i) * d.KW + j) * ldc;
+        int64_t lo, hi;
+        const int64_t off_w = j * d.dil_w - d.pad_w;
+        valid_range(d.OW, d.W, d.stride_w, off_w, lo, hi);
+        for (int64_t oh = 0; oh < d.OH; ++oh) {
+          T* r = row + oh * d.OW;
+          const int64_t ih = oh * d.stride_h - d.pad_h + i * d.dil_h;
+          if (ih < 0 || ih >= d.H) {
+            std::fill(r, r + d.OW, T(0));
+            continue;
+          }
+          const T* src = plane + ih * d.W + off_w;
+          std::fill(r, r + lo, T(0));
+          if (d.stride_w == 1)
+            std::memcpy(r + lo, src + lo, sizeof(T) * (hi - lo));
+          else
+            for (int64_t ow = lo; ow < hi; ++ow) r[ow] = src[ow * d.stride_w];
+          std::fill(r + hi, r + d.OW, T(0));
+        }
+      }
+  }
+}
+
+template <typename T>
+void conv2d_forward_cpu(const Exec& ex, const Conv2dDims& d, T* y, const T* x, const T* w, const T* bias) {
+  const int64_t K = d.k(), P = d.p(), Og = d.og();
+  for_samples<T>(d.N, K * P, [&](int64_t n, T* col) {
+    const T* xs = x + n * d.C * d.H * d.W;
+    for (int64_t g = 0; g < d.groups; ++g) {
+      conv2d_im2col(d, xs, g, col, P);
+      GemmArgsT<T> a;
+      a.M = Og, a.N = P, a.K = K;
+      a.A = w + g * Og * K, a.lda = K;
+      a.B = col, a.ldb = P;
+      a.C = y + (n * d.O + g * Og) * P, a.ldc = P;
+      gemm_cpu(ex, a);
+    }
+    if (bias)
+      for (int64_t o = 0; o < d.O; ++o) {
+        T* plane = y + (n * d.O + o) * P;
+        const T b = bias[o];
+        for (int64_t p = 0; p < P; ++p) plane[p] = plane[p] + b;
+      }
+  });
+}
+
+template <typename T>
+void conv2d_backward_input_cpu(const Exec& ex, const Conv2dDims& d, T* dx, const T* dy, const T* w) {
+  const int64_t K = d.k(), P = d.p(), Og = d.og(), Cg = d.cg(), HW = d.H * d.W;
+  for_samples<T>(d.N, K * P, [&](int64_t n, T* dcol) {
+    T* dxs = dx + n * d.C * HW;
+    std::fill(dxs, dxs + d.C * HW, T(0));
+    for (int64_t g = 0; g < d.groups; ++g) {
+      // dcol (K x P) = W_g^T (K x Og) dy_g (Og x P), each entry a sum over o in order.
+      GemmArgsT<T> a;
+      a.trans_a = true;
+      a.M = K, a.N = P, a.K = Og;
+      a.A = w + g * Og * K, a.lda = K;
+      a.B = dy + (n * d.O + g * Og) * P, a.ldb = P;
+      a.C = dcol, a.ldc = P;
+      gemm_cpu(ex, a);
+      col2im_add(d, dcol, P, dxs + g * Cg * HW);
+    }
+  });
+}
+
+template <typename T>
+void conv2d_backward_weight_cpu(const Exec& ex, const Conv2dDims& d, T* dw, T* db, const T* dy, const T* x) {
+  const int64_t K = d.k(), P = d.p(), Og = d.og(), O = d.O;
+  const int64_t chunks = (d.N + kBatchChunk - 1) / kBatchChunk;
+  // Chunk q's partial of dw at parts[q * O * K], of db at bparts[q * O].
+  std::vector<T> parts(static_cast<size_t>(chunks * O * K)), bparts(db ? static_cast<size_t>(chunks * O) : 0);
+  auto one_chunk = [&](int64_t q) {
+    const int64_t n0 = q * kBatchChunk, nc = std::min(kBatchChunk, d.N - n0), L = nc * P;
+    std::vector<T> col(static_cast<size_t>(K * L)), dyg(static_cast<size_t>(Og * L));
+    for (int64_t g = 0; g < d.groups; ++g) {
+      // Rows (n, oh, ow) of the chunk side by side: col K x L, dy_g Og x L.
+      for (int64_t s = 0; s < nc; ++s) {
+        conv2d_im2col(d, x + (n0 + s) * d.C * d.H * d.W, g, col.data() + s * P, L);
+        for (int64_t o = 0; o < Og; ++o)
+          std::memcpy(dyg.data() + o * L + s * P, dy + ((n0 + s) * O + g * Og + o) * P, sizeof(T) * P);
+      }
+      GemmArgsT<T> a;
+      a.trans_b = true;
+      a.M = Og, a.N = K, a.K = L;
+      a.A = dyg.data(), a.lda = L;
+      a.B = col.data(), a.ldb = L;
+      a.C = parts.data() + (q * O + g * Og) * K, a.ldc = K;
+      gemm_cpu(ex, a);
+    }
+    if (db)
+      for (int64_t o = 0; o < O; ++o) {
+        T acc = T(0);
+        for (int64_t s = 0; s < nc; ++s) {
+          const T* r = dy + ((n0 + s) * O + o) * P;
+          for (int64_t p = 0; p < P; ++p) acc = acc + r[p];
+        }
+        bparts[q * O + o] = acc;
+      }
+  };
+  if (chunks > 1)
+    parallel_for(chunks, 1, [&](int64_t b, int64_t e) {
+      for (int64_t q = b; q < e; ++q) one_chunk(q);
+    });
+  else
+    one_chunk(0);
+  tree_combine(parts.data(), chunks, O * K);
+  std::memcpy(dw, parts.data(), sizeof(T) * O * K);
+  if (db) {
+    tree_combine(bparts.data(), chunks, O);
+    std::memcpy(db, bparts.data(), sizeof(T) * O);
+  }
+}
+
+// ---- references: the canonical orders as plain loops ----
+
+namespace {
+// x value at tap (c, i, j) of output (n, o's group g, oh, ow), 0 in the padding.
+float tap(const Conv2dDims& d, const float* x, int64_t n, int64_t g, int64_t c, int64_t i, int64_t j, int64_t oh,
+          int64_t ow) {
+  const int64_t ih = oh * d.stride_h - d.pad_h + i * d.dil_h, iw = ow * d.stride_w - d.pad_w + j * d.dil_w;
+  if (ih < 0 || ih >= d.H || iw < 0 || iw >= d.W) return 0.0f;
+  return x[((n * d.C + g * d.cg() + c) * d.H + ih) * d.W + iw];
+}
+}  // namespace
+
+void conv2d_forward_ref(const Conv2dDims& d, float* y, const float* x, const float* w, const float* bias) {
+  for (int64_t n = 0; n < d.N; ++n)
+    for (int64_t o = 0; o < d.O; ++o)
+      for (int64_t oh = 0; oh < d.OH; ++oh)
+        for (int64_t ow = 0; ow < d.OW; ++ow) {
+          const int64_t g = o / d.og();
+          float acc = 0.0f;
+          for (int64_t c = 0; c < d.cg(); ++c)
+            for (int64_t i = 0; i < d.KH; ++i)
+              for (int64_t j = 0; j < d.KW; ++j)
+                acc = std::fma(w[((o * d.cg() + c) * d.KH + i) * d.KW + j], tap(d, x, n, g, c, i, j, oh, ow), acc);
+          if (bias) acc = acc + bias[o];
+          y[((n * d.O + o) * d.OH + oh) * d.OW + ow] = acc;
+        }
+}
+
+void conv2d_backward_input_ref(const Conv2dDims& d, float* dx, const float* dy, const float* w) {
+  const int64_t Cg = d.cg(), Og = d.og();
+  for (int64_t n = 0; n < d.N; ++n)
+    for (int64_t ch = 0; ch < d.C; ++ch)
+      for (int64_t h = 0; h < d.H; ++h)
+        for (int64_t wi = 0; wi < d.W; ++wi) {
+          const int64_t g = ch / Cg, c = ch % Cg;
+          float acc = 0.0f;
+          for (int64_t i = 0; i < d.KH; ++i)
+            for (int64_t j = 0; j < d.KW; ++j) {
+              const int64_t th = h + d.pad_h - i * d.dil_h, tw = wi + d.pad_w - j * d.dil_w;
+              if (th < 0 || tw < 0 || th % d.stride_h || tw % d.stride_w) continue;
+              const int64_t oh = th / d.stride_h, ow = tw / d.stride_w;
+              if (oh >= d.OH || ow >= d.OW) continue;
+              float t = 0.0f;
+              for (int64_t o = g * Og; o < (g + 1) * Og; ++o)
+                t = std::fma(w[((o * Cg + c) * d.KH + i) * d.KW + j], dy[((n * d.O + o) * d.OH + oh) * d.OW + ow], t);
+              acc = acc + t;
+            }
+          dx[((n * d.C + ch) * d.H + h) * d.W + wi] = acc;
+        }
+}
+
+void conv2d_backward_weight_ref(const Conv2dDims& d, float* dw, float* db, const float* dy, const float* x) {
+  const int64_t Cg = d.cg(), Og = d.og(), chunks = (d.N + kBatchChunk - 1) / kBatchChunk;
+  std::vector<float> parts(static_cast<size_t>(chunks));
+  for (int64_t o = 0; o < d.O; ++o) {
+    const int64_t g = o / Og;
+    for (int64_t c = 0; c < Cg; ++c)
+      for (int64_t i = 0; i < d.KH; ++i)
+        for (int64_t j = 0; j < d.KW; ++j) {
+          for (int64_t q = 0; q < chunks; ++q) {
+            float acc = 0.0f;
+            for (int64_t n = q * kBatchChunk; n < std::min(d.N, (q + 1) * kBatchChunk); ++n)
+              for (int64_t oh = 0; oh < d.OH; ++oh)
+                for (int64_t ow = 0; ow < d.OW; ++ow)
+                  acc = std::fma(dy[((n * d.O + o) * d.OH + oh) * d.OW + ow], tap(d, x, n, g, c, i, j, oh, ow), acc);
+            parts[q] = acc;
+          }
+          dw[((o * Cg + c) * d.KH + i) * d.KW + j] = tree_sum_inplace(parts.data(), chunks);
+        }
+    if (db) {
+      for (int64_t q = 0; q < chunks; ++q) {
+        float acc = 0.0f;
+        for (int64_t n = q * kBatchChunk; n < std::min(d.N, (q + 1) * kBatchChunk); ++n)
+          for (int64_t p = 0; p < d.p(); ++p) acc = acc + dy[(n * d.O + o) * d.p() + p];
+        parts[q] = acc;
+      }
+      db[o] = tree_sum_inplace(parts.data(), chunks);
+    }
+  }
+}
+
+#define LS_CONV2D_INST(T)                                                                                   \
+  template void conv2d_im2col<T>(const Conv2dDims&, const T*, int64_t, T*, int64_t);                        \
+  template void conv2d_forward_cpu<T>(const Exec&, const Conv2dDims&, T*, const T*, const T*, const T*);    \
+  template void conv2d_backward_input_cpu<T>(const Exec&, const Conv2dDims&, T*, const T*, const T*);       \
+  template void conv2d_backward_weight_cpu<T>(const Exec&, const Conv2dDims&, T*, T*, const T*, const T*);
+LS_CONV2D_INST(float)
+LS_CONV2D_INST(double)
+#undef LS_CONV2D_INST
+
+}  // namespace lockstep
