@@ -22,5 +22,8 @@ Scenario seed_variance_scenario();     // scenarios_training.cpp
 Scenario divergence_growth_scenario();
 Scenario cpu_vs_gpu_scenario();        // scenario_devices.cpp
 Scenario world_size_scenario();        // scenarios_dist.cpp
+Scenario conv_autotune_scenario();     // scenarios_conv.cpp
+Scenario winograd_numerics_scenario();
+Scenario conv_wgrad_atomics_scenario();
 
 }  // namespace lockstep_cli::lab

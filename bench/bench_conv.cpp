@@ -1,0 +1,84 @@
+// conv2d on the CNN recipe's shapes (nn/models_cnn.h, batch 128): layer 1, 1 -> 32 channels
+// 3x3 pad 1 on 28x28; layer 2, 32 -> 64 3x3 pad 1 on 14x14; no bias (BatchNorm follows).
+// BM_conv_forward: the forward alone; BM_conv_step: forward and backward (grad-weight, and
+// grad-input for layer 2; layer 1's input needs none, as in training). Deterministic vs
+// fast mode (autotuned forward, library GEMM backward), 1 and 2 threads. Reports samples/s
+// and GFLOP/s (2 flops per multiply-add of the direct convolution).
+#include <benchmark/benchmark.h>
+
+#include "base/mode.h"
+#include "base/parallel.h"
+#include "core/autograd.h"
+#include "core/ops.h"
+#include "core/random.h"
+#include "core/tensor.h"
+
+using namespace lockstep;
+
+namespace {
+
+struct Layer {
+  int64_t c, o, side;
+};
+const Layer kLayers[] = {{1, 32, 28}, {32, 64, 14}};
+
+void run(benchmark::State& state, bool backward) {
+  const Layer L = kLayers[state.range(0)];
+  const int64_t batch = state.range(1);
+  const int threads = static_cast<int>(state.range(2));
+  const Mode m = state.range(3) ? Mode::fast : Mode::deterministic;
+  ThreadsGuard tg(threads);
+  ModeGuard mg(m);
+  Tensor x = Tensor::empty({batch, L.c, L.side, L.side}), w = Tensor::empty({L.o, L.c, 3, 3});
+  Tensor dy = Tensor::empty({batch, L.o, L.side, L.side});
+  fill_uniform(x, -1, 1, 1, 0);
+  fill_uniform(w, -0.3, 0.3, 1, 1);
+  fill_uniform(dy, -1, 1, 1, 2);
+  const bool need_dx = backward && L.c > 1;
+  if (backward) {
+    w.set_requires_grad(true);
+    x.set_requires_grad(need_dx);
+  }
+  {
+    NoGradGuard ng;
+    conv2d(x, w, Tensor(), {1, 1});  // fast mode: the autotuner times the algorithms here, once
+  }
+  for (auto _ : state) {
+    if (backward) {
+      w.set_grad(Tensor());
+      if (need_dx) x.set_grad(Tensor());
+      Tensor y = conv2d(x, w, Tensor(), {1, 1});
+      y.backward(dy);
+      benchmark::DoNotOptimize(w.grad().data<float>());
+    } else {
+      NoGradGuard ng;
+      Tensor y = conv2d(x, w, Tensor(), {1, 1});
+      benchmark::DoNotOptimize(y.data<float>());
+    }
+  }
+  const double fma = double(batch) * L.o * L.side * L.side * L.c * 9;
+  const double passes = backward ? (need_dx ? 3 : 2) : 1;
+  state.counters["samples/s"] = benchmark::Counter(double(batch) * state.iterations(), benchmark::Counter::kIsRate);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(2 * fma * passes * state.iterations() * 1e-9, benchmark::Counter::kIsRate);
+  state.SetLabel(str_cat(mode_name(m), " ", L.c, "->", L.o, " ", L.side, "x", L.side, " threads=", threads,
+                         m == Mode::fast ? str_cat(" algo=", conv2d_algo_name(conv2d_last_algo())) : ""));
+}
+
+void BM_conv_forward(benchmark::State& state) { run(state, false); }
+void BM_conv_step(benchmark::State& state) { run(state, true); }
+
+}  // namespace
+
+BENCHMARK(BM_conv_forward)
+    ->ArgNames({"layer", "batch", "threads", "fast"})
+    ->ArgsProduct({{0, 1}, {128}, {1, 2}, {0, 1}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK(BM_conv_step)
+    ->ArgNames({"layer", "batch", "threads", "fast"})
+    ->ArgsProduct({{0, 1}, {128}, {1, 2}, {0, 1}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+BENCHMARK_MAIN();
