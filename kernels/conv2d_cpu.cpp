@@ -2,13 +2,13 @@
 // sequential order per output, so its scalar, AVX2 and AVX-512 paths give the same bits)
 // and an ordered col2im; grad-weight per chunk of kBatchChunk samples, then tree_sum.
 //
-// Forward: im2col of up to kRowsPerGemm output pixels' worth of samples side by side, one
-// GEMM out = W col (the packing of col is a row copy; edge tiles only in the last strips),
-// then each (sample, channel) row copied to NCHW. Grad-input: dcol = W^T dy over the same chunk of samples, then col2im.
+// Forward: im2col of about kRowsPerGemm output pixels' worth of samples side by side, one
+// GEMM out = col^T W^T (output channels as the GEMM's columns: few edge tiles), then a
+// transpose to NCHW. Grad-input, per sample: dcol = W^T dy, then col2im in tap order.
 // Grad-weight: per chunk of kBatchChunk samples, dw^T = col dy^T, then tree_sum of the chunks.
-// Threads: the GEMMs split their output tiles, im2col, col2im and the transposes split the
-// samples, grad-weight splits the chunks when there are several (each chunk's partial is
-// one task's). Every sum is computed by one thread in the canonical order.
+// Threads: groups of samples (grad-weight: chunks) split across threads when there are at
+// least as many as threads, each GEMM then on one thread; otherwise the GEMMs split their
+// output tiles. Every sum is computed by one thread in the canonical order.
 #include <algorithm>
 #include <cmath>
 #include <cstring>

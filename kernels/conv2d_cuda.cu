@@ -120,7 +120,8 @@ __global__ void tree_fold_kernel(T* parts, T* out, int64_t n, int64_t width) {
     int64_t m = n;
     while (m > 1) {
       const int64_t half = m / 2;
-      for (int64_t q = 0; q < half; ++q) parts[q * width + e] = parts[2 * q * width + e] + parts[(2 * q + 1) * width + e];
+      for (int64_t q = 0; q < half; ++q)
+        parts[q * width + e] = parts[2 * q * width + e] + parts[(2 * q + 1) * width + e];
       if (m & 1) parts[half * width + e] = parts[(m - 1) * width + e];
       m = half + (m & 1);
     }

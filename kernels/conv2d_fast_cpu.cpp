@@ -14,8 +14,8 @@
 //
 // Autotuner: the key is the shape, num_threads() and ex.simd; the first call with a key runs
 // every applicable algorithm twice into y, keeps the fastest second run, and remembers it.
-// Backward in fast mode: one library GEMM per chunk of kFastChunk samples, grad-weight
-// accumulated chunk after chunk (no tree), grad-bias one running sum per channel.
+// Backward in fast mode: one autotuned GEMM (gemm_fast_cpu) per chunk of kFastChunk samples,
+// grad-weight accumulated chunk after chunk (no tree), grad-bias one running sum per channel.
 #include <algorithm>
 #include <chrono>
 #include <cstring>
@@ -34,13 +34,21 @@ namespace {
 
 constexpr int64_t kFastChunk = 64;
 
-// The library GEMM for float; double has none and runs the deterministic one.
+// The library GEMM (im2col_gemm's product) for float; double has none and runs the
+// deterministic one.
 template <typename T>
 void lib_gemm(const Exec& ex, const GemmArgsT<T>& g) {
   if constexpr (std::is_same_v<T, float>)
     gemm_fast_cpu_with(ex, GemmAlgo::eigen, g);
   else
     gemm_cpu(ex, g);
+}
+
+// The backward's products: fast mode's autotuned GEMM (gemm.h: Eigen, split-K or canonical,
+// whichever was timed fastest for the shape and thread count).
+template <typename T>
+void tuned_gemm(const Exec& ex, const GemmArgsT<T>& g) {
+  gemm_fast_cpu(ex, g);
 }
 
 template <typename T>
@@ -277,7 +285,7 @@ void conv2d_backward_input_fast_cpu(const Exec& ex, const Conv2dDims& d, T* dx, 
       a.A = w + g * Og * K, a.lda = K;
       a.B = dyg.data(), a.ldb = L;
       a.C = dcol.data(), a.ldc = L;
-      lib_gemm(ex, a);
+      tuned_gemm(ex, a);
       // col2im of each sample (the deterministic one's loop, on a row stride of L)
       parallel_for(nc, 1, [&](int64_t b, int64_t e) {
         for (int64_t s = b; s < e; ++s) {
@@ -325,7 +333,7 @@ void conv2d_backward_weight_fast_cpu(const Exec& ex, const Conv2dDims& d, T* dw,
       a.B = col.data(), a.ldb = L;
       a.C = dw + g * Og * K, a.ldc = K;
       a.accumulate = n0 > 0;
-      lib_gemm(ex, a);
+      tuned_gemm(ex, a);
     }
   }
   if (db)

@@ -110,9 +110,11 @@ ConvRun train_convnet(const LabOptions& o, Mode mode, Conv2dAlgo algo) {
   return r;
 }
 
-// Layer 1 of ConvNet on 64 images by one fast-mode algorithm: what a flipped choice costs.
+// Layer 1 of ConvNet on 64 images by one fast-mode algorithm on one thread, as in the
+// runs: what a flipped choice costs.
 std::vector<float> layer_output(const LabOptions& o, Conv2dAlgo algo, const Tensor& w, const Tensor& b) {
   ModeGuard mg(Mode::fast);
+  ThreadsGuard tg(1);
   const Conv2dAlgo saved = conv2d_algo();
   set_conv2d_algo(algo);
   std::vector<float> v = conv2d(images(lab_data(o).val_x, 0, kBatch), w, b, {1, 1}).to_vector<float>();
@@ -123,8 +125,10 @@ std::vector<float> layer_output(const LabOptions& o, Conv2dAlgo algo, const Tens
 ScenarioResult run_conv_autotune(const LabOptions& o) {
   ScenarioResult r;
   r.compared = "final weights and test logits of a small all-conv network";
-  ConvRun p1 = train_convnet(o, Mode::fast, Conv2dAlgo::autotune), p2 = train_convnet(o, Mode::fast, Conv2dAlgo::autotune);
-  ConvRun f1 = train_convnet(o, Mode::fast, Conv2dAlgo::canonical), f2 = train_convnet(o, Mode::fast, Conv2dAlgo::canonical);
+  const ConvRun p1 = train_convnet(o, Mode::fast, Conv2dAlgo::autotune);
+  const ConvRun p2 = train_convnet(o, Mode::fast, Conv2dAlgo::autotune);
+  const ConvRun f1 = train_convnet(o, Mode::fast, Conv2dAlgo::canonical);
+  const ConvRun f2 = train_convnet(o, Mode::fast, Conv2dAlgo::canonical);
   r.problem = compare(p1.values, p2.values);
   r.fix = compare(f1.values, f2.values);
   r.curves = four_curves(p1.losses, p2.losses, f1.losses, f2.losses);
@@ -198,7 +202,8 @@ ScenarioResult run_winograd_numerics(const LabOptions& o) {
     ModeGuard mg(Mode::fast);
     const Conv2dAlgo saved = conv2d_algo();
     set_conv2d_algo(Conv2dAlgo::canonical);
-    r.fix = compare(conv2d(x, w, Tensor(), {1, 1}).to_vector<float>(), conv2d(x, w, Tensor(), {1, 1}).to_vector<float>());
+    const std::vector<float> a = conv2d(x, w, Tensor(), {1, 1}).to_vector<float>();
+    r.fix = compare(a, conv2d(x, w, Tensor(), {1, 1}).to_vector<float>());
     set_conv2d_algo(saved);
   }
   r.curves = {{"Winograd F(2x2,3x3)", true, ew}, {"direct (mul + add)", true, ed}, {"canonical (fma)", false, ec}};
