@@ -110,14 +110,14 @@ ConvRun train_convnet(const LabOptions& o, Mode mode, Conv2dAlgo algo) {
   return r;
 }
 
-// Layer 1 of ConvNet on 64 images by one fast-mode algorithm on one thread, as in the
+// Layer 1 of ConvNet on a batch of images by one fast-mode algorithm on one thread, as in the
 // runs: what a flipped choice costs.
 std::vector<float> layer_output(const LabOptions& o, Conv2dAlgo algo, const Tensor& w, const Tensor& b) {
   ModeGuard mg(Mode::fast);
   ThreadsGuard tg(1);
   const Conv2dAlgo saved = conv2d_algo();
   set_conv2d_algo(algo);
-  std::vector<float> v = conv2d(images(lab_data(o).val_x, 0, kBatch), w, b, {1, 1}).to_vector<float>();
+  std::vector<float> v = conv2d(images(lab_data(o).val_x, 0, kConvBatch), w, b, {1, 1}).to_vector<float>();
   set_conv2d_algo(saved);
   return v;
 }
@@ -142,8 +142,9 @@ ScenarioResult run_conv_autotune(const LabOptions& o) {
     costs += strf("%s%s %.3g", costs.empty() ? "" : ", ", conv2d_algo_name(a), d);
   }
   r.note = strf("the autotuner picked %s in run 1 and %s in run 2 (layers 1/2/3, fast mode, one thread); on layer "
-                "1 the candidates differ from canonical by %s, so a flipped choice changes the bits; the fix pins "
-                "the canonical algorithm (set_conv2d_algo), still in fast mode",
+                "1 the candidates differ from canonical by %s (0: the same bits at this shape), so a flip between "
+                "two that round differently changes the bits; the fix pins the canonical algorithm "
+                "(set_conv2d_algo), still in fast mode",
                 p1.algos.c_str(), p2.algos.c_str(), costs.c_str());
   r.extra["choices_run1"] = p1.algos;
   r.extra["choices_run2"] = p2.algos;
