@@ -12,6 +12,7 @@
 #include "core/ops.h"
 #include "core/random.h"
 #include "core/tensor.h"
+#include "kernels/gemm.h"
 
 using namespace lockstep;
 
@@ -39,10 +40,11 @@ void run(benchmark::State& state, bool backward) {
     w.set_requires_grad(true);
     x.set_requires_grad(need_dx);
   }
-  {
-    NoGradGuard ng;
-    conv2d(x, w, Tensor(), {1, 1});  // fast mode: the autotuner times the algorithms here, once
-  }
+  // Fast mode: the autotuners time the forward algorithms and the backward's GEMMs here, once.
+  if (backward)
+    conv2d(x, w, Tensor(), {1, 1}).backward(dy);
+  else
+    conv2d(x, w, Tensor(), {1, 1});
   for (auto _ : state) {
     if (backward) {
       w.set_grad(Tensor());
@@ -65,6 +67,25 @@ void run(benchmark::State& state, bool backward) {
                          m == Mode::fast ? str_cat(" algo=", conv2d_algo_name(conv2d_last_algo())) : ""));
 }
 
+// The baseline in the same run: the forward's arithmetic as one plain GEMM (M = batch x
+// output pixels, N = output channels, K = C x 9; operands already laid out), the
+// deterministic kernel on the given threads. conv / baseline time = the cost of im2col,
+// packing and the layout changes.
+void BM_gemm_baseline(benchmark::State& state) {
+  const Layer L = kLayers[state.range(0)];
+  const int64_t batch = state.range(1), M = batch * L.side * L.side, N = L.o, K = L.c * 9;
+  ThreadsGuard tg(static_cast<int>(state.range(2)));
+  Tensor a = Tensor::empty({K, M}), b = Tensor::empty({N, K}), c = Tensor::empty({M, N});
+  fill_uniform(a, -1, 1, 1, 3);
+  fill_uniform(b, -1, 1, 1, 4);
+  GemmArgs g;
+  g.trans_a = true, g.trans_b = true, g.M = M, g.N = N, g.K = K;
+  g.A = a.data<float>(), g.lda = M, g.B = b.data<float>(), g.ldb = K, g.C = c.data<float>(), g.ldc = N;
+  for (auto _ : state) gemm_cpu(Exec::current(), g);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(2.0 * M * N * K * state.iterations() * 1e-9, benchmark::Counter::kIsRate);
+}
+
 void BM_conv_forward(benchmark::State& state) { run(state, false); }
 void BM_conv_step(benchmark::State& state) { run(state, true); }
 
@@ -73,6 +94,11 @@ void BM_conv_step(benchmark::State& state) { run(state, true); }
 BENCHMARK(BM_conv_forward)
     ->ArgNames({"layer", "batch", "threads", "fast"})
     ->ArgsProduct({{0, 1}, {128}, {1, 2}, {0, 1}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK(BM_gemm_baseline)
+    ->ArgNames({"layer", "batch", "threads"})
+    ->ArgsProduct({{0, 1}, {128}, {1, 2}})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 BENCHMARK(BM_conv_step)

@@ -63,6 +63,10 @@ void conv2d_backward_weight_cpu(const Exec& ex, const Conv2dDims& d, T* dw, T* d
 // im2col of one sample and one group: col[k, p] (row stride ldc) for k = (c, i, j), p = (oh, ow).
 template <typename T>
 void conv2d_im2col(const Conv2dDims& d, const T* x_sample, int64_t group, T* col, int64_t ldc);
+// The reverse for grad-input: dx_group (the group's C/G planes of one sample) += col2im(col),
+// the taps of each element added in (i, j) order.
+template <typename T>
+void conv2d_col2im_add(const Conv2dDims& d, const T* col, int64_t ldc, T* dx_group);
 
 // References: the canonical orders above as plain loops, float (tests; slow).
 void conv2d_forward_ref(const Conv2dDims& d, float* y, const float* x, const float* w, const float* bias);

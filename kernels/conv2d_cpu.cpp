@@ -42,9 +42,10 @@ T* scratch(int slot, int64_t n) {
   return b.data();
 }
 
-// dx plane group += col2im(dcol), taps in (i, j) order: the canonical grad-input order.
+}  // namespace
+
 template <typename T>
-void col2im_add(const Conv2dDims& d, const T* col, int64_t ldc, T* dx_group) {
+void conv2d_col2im_add(const Conv2dDims& d, const T* col, int64_t ldc, T* dx_group) {
   const int64_t Cg = d.cg();
   for (int64_t c = 0; c < Cg; ++c) {
     T* plane = dx_group + c * d.H * d.W;
@@ -67,6 +68,8 @@ void col2im_add(const Conv2dDims& d, const T* col, int64_t ldc, T* dx_group) {
       }
   }
 }
+
+namespace {
 
 // parts[0 .. width) = tree_sum over the n partials parts[q * width ...] (reduce_order.h),
 // element by element; parts is clobbered.
@@ -187,7 +190,7 @@ void conv2d_backward_input_cpu(const Exec& ex, const Conv2dDims& d, T* dx, const
       a.B = dy + (n * d.O + g * Og) * P, a.ldb = P;
       a.C = dcol, a.ldc = P;
       gemm_cpu(ex, a);
-      col2im_add(d, dcol, P, dxs + g * Cg * HW);
+      conv2d_col2im_add(d, dcol, P, dxs + g * Cg * HW);
     }
   });
 }
@@ -328,6 +331,7 @@ void conv2d_backward_weight_ref(const Conv2dDims& d, float* dw, float* db, const
 
 #define LS_CONV2D_INST(T)                                                                                   \
   template void conv2d_im2col<T>(const Conv2dDims&, const T*, int64_t, T*, int64_t);                        \
+  template void conv2d_col2im_add<T>(const Conv2dDims&, const T*, int64_t, T*);                             \
   template void conv2d_forward_cpu<T>(const Exec&, const Conv2dDims&, T*, const T*, const T*, const T*);    \
   template void conv2d_backward_input_cpu<T>(const Exec&, const Conv2dDims&, T*, const T*, const T*);       \
   template void conv2d_backward_weight_cpu<T>(const Exec&, const Conv2dDims&, T*, T*, const T*, const T*);

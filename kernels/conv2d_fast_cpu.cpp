@@ -286,24 +286,9 @@ void conv2d_backward_input_fast_cpu(const Exec& ex, const Conv2dDims& d, T* dx, 
       a.B = dyg.data(), a.ldb = L;
       a.C = dcol.data(), a.ldc = L;
       tuned_gemm(ex, a);
-      // col2im of each sample (the deterministic one's loop, on a row stride of L)
       parallel_for(nc, 1, [&](int64_t b, int64_t e) {
-        for (int64_t s = b; s < e; ++s) {
-          T* dxg = dx + ((n0 + s) * d.C + g * Cg) * HW;
-          for (int64_t c = 0; c < Cg; ++c)
-            for (int64_t i = 0; i < d.KH; ++i)
-              for (int64_t j = 0; j < d.KW; ++j) {
-                const T* row = dcol.data() + ((c * d.KH + i) * d.KW + j) * L + s * P;
-                for (int64_t oh = 0; oh < d.OH; ++oh) {
-                  const int64_t ih = oh * d.stride_h - d.pad_h + i * d.dil_h;
-                  if (ih < 0 || ih >= d.H) continue;
-                  for (int64_t ow = 0; ow < d.OW; ++ow) {
-                    const int64_t iw = ow * d.stride_w - d.pad_w + j * d.dil_w;
-                    if (iw >= 0 && iw < d.W) dxg[(c * d.H + ih) * d.W + iw] += row[oh * d.OW + ow];
-                  }
-                }
-              }
-        }
+        for (int64_t s = b; s < e; ++s)
+          conv2d_col2im_add(d, dcol.data() + s * P, L, dx + ((n0 + s) * d.C + g * Cg) * HW);
       });
     }
   }
