@@ -12,7 +12,7 @@
 #       or all (default all). Writes device.txt, *.log and bench_cuda.json, torch_step.jsonl
 #       under $OUT (or ./gpu_out). train: `lockstep train --device cuda` twice and on the CPU
 #       with the same flags (same weights_sha256), cross-device resume, a fast-mode run
-#       (tests/cli/train_cuda.sh); lab: `lockstep lab --quick --check cpu-vs-gpu`.
+#       (tests/cli/train_cuda.sh); lab: `lockstep lab --quick --check cpu-vs-gpu conv-wgrad-atomics`.
 #
 # Each stage is sized to finish well inside a 10-minute command.
 set -euo pipefail
@@ -72,7 +72,7 @@ run() {
         LOCKSTEP_DATA="$PWD/$G/data" bash tests/cli/train_cuda.sh "$PWD/$G/bin/lockstep" \
           2>&1 | tee "$out/train_cuda.log" || rc=1 ;;
       lab)
-        "$G/bin/lockstep" lab --quick --check cpu-vs-gpu --data "$PWD/$G/data" --report "$out/lab" \
+        "$G/bin/lockstep" lab --quick --check cpu-vs-gpu conv-wgrad-atomics --data "$PWD/$G/data" --report "$out/lab" \
           2>&1 | tee "$out/lab_cpu_vs_gpu.log" || rc=1 ;;
       memcheck)
         # The training test is left out: under memcheck it would take far too long.
