@@ -1,11 +1,15 @@
 // conv2d at the op and module level: bad input gets "[conv2d] expected ..., got ...";
 // nn::Conv2d has PyTorch's parameter names, shapes and init bounds; fast mode's algorithm
-// can be pinned and queried, and pinning the canonical one gives deterministic mode's bits.
+// can be pinned and queried, and pinning the canonical one gives deterministic mode's bits;
+// data-parallel workers' weight gradients combine to the single-process bits.
 #include <cmath>
+#include <cstring>
 
 #include "base/mode.h"
 #include "core/ops.h"
 #include "core/tensor.h"
+#include "distributed/batch_tree.h"
+#include "kernels/conv2d.h"
 #include "nn/conv.h"
 #include "test_util.h"
 
@@ -89,4 +93,31 @@ TEST_CASE("conv2d fast mode: a pinned algorithm runs, canonical gives determinis
   conv2d(x, w, b, {2, 1});  // stride 2: winograd does not apply
   REQUIRE(conv2d_last_algo() == Conv2dAlgo::im2col_gemm);
   set_conv2d_algo(saved);
+}
+
+TEST_CASE("conv2d grad-weight: data-parallel workers' partials rebuild the single-process bits",
+          "[conv2d][deterministic]") {
+  // 100 samples = 4 chunks (the last of 4 samples); each worker computes the weight and bias
+  // gradients of its rows alone, and BatchTree::combine adds the nodes as tree_sum would.
+  Conv2dDims d;
+  d.N = 100, d.C = 3, d.H = 9, d.W = 8, d.O = 5, d.KH = 3, d.KW = 3, d.pad_h = d.pad_w = 1, d.OH = 9, d.OW = 8;
+  const auto x = random_floats(d.N * d.C * d.H * d.W, 11), dy = random_floats(d.N * d.O * d.p(), 12);
+  const int64_t nw = d.O * d.C * 9, width = nw + d.O;
+  std::vector<float> whole(width);
+  conv2d_backward_weight_cpu(Exec::current(), d, whole.data(), whole.data() + nw, dy.data(), x.data());
+  for (int world = 1; world <= 4; ++world) {
+    distributed::BatchTree tree(d.N, world);
+    std::vector<float> gathered(world * width), total(width);
+    for (int r = 0; r < world; ++r) {
+      const auto [b, e] = tree.rows_of(r);
+      Conv2dDims part = d;
+      part.N = e - b;
+      float* out = gathered.data() + r * width;
+      conv2d_backward_weight_cpu(Exec::current(), part, out, out + nw, dy.data() + b * d.O * d.p(),
+                                 x.data() + b * d.C * d.H * d.W);
+    }
+    tree.combine(gathered.data(), width, total.data());
+    INFO("world " << world);
+    REQUIRE(std::memcmp(total.data(), whole.data(), sizeof(float) * width) == 0);
+  }
 }
