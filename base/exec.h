@@ -15,8 +15,10 @@ struct Exec {
   bool allow_tf32 = false;  // CUDA fast-mode GEMM only (base/mode.h)
 
   bool fast() const { return mode == Mode::fast; }
-  bool avx2() const { return simd >= SimdLevel::avx2; }     // the AVX2+FMA kernels
-  bool avx512() const { return simd >= SimdLevel::avx512; } // the AVX-512 GEMM and Eigen build
+  // Which kernels the level selects; == only (base/simd.h: neon is not "above" avx512).
+  bool avx2() const { return simd == SimdLevel::avx2 || simd == SimdLevel::avx512; }  // the AVX2+FMA kernels
+  bool avx512() const { return simd == SimdLevel::avx512; }  // the AVX-512 GEMM and Eigen build
+  bool neon() const { return simd == SimdLevel::neon; }      // the NEON GEMM and contiguous sum
   // The settings in force now: mode(), simd_level(), allow_tf32().
   static Exec current() { return Exec{lockstep::mode(), simd_level(), lockstep::allow_tf32()}; }
 };

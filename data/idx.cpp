@@ -1,7 +1,11 @@
 #include "data/idx.h"
 
 #include <sys/stat.h>
+
+#include "lockstep/config.h"
+#if LOCKSTEP_HAS_ZLIB
 #include <zlib.h>
+#endif
 
 #include <algorithm>
 #include <cerrno>
@@ -35,6 +39,7 @@ std::vector<uint8_t> read_file(const char* op, const std::string& path) {
   return bytes;
 }
 
+#if LOCKSTEP_HAS_ZLIB
 // Inflates every gzip member in `in`; the trailer is only a reservation hint
 // (gzip_reservation), never trusted for the result.
 std::vector<uint8_t> gunzip(const char* op, const std::string& path, const std::vector<uint8_t>& in) {
@@ -71,6 +76,12 @@ std::vector<uint8_t> gunzip(const char* op, const std::string& path, const std::
   inflateEnd(&zs);
   return out;
 }
+#else
+// A build without zlib (LOCKSTEP_ZLIB=OFF, e.g. the cross builds) reads plain IDX files only.
+std::vector<uint8_t> gunzip(const char* op, const std::string& path, const std::vector<uint8_t>&) {
+  fail(op, path, "is gzip-compressed, but this build has no zlib (LOCKSTEP_ZLIB=OFF): gunzip it first");
+}
+#endif
 
 uint32_t be32(const uint8_t* p) {
   return (static_cast<uint32_t>(p[0]) << 24) | (p[1] << 16) | (p[2] << 8) | p[3];

@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include "data/idx.h"
+#include "lockstep/config.h"
 
 namespace lockstep::data {
 
@@ -14,7 +15,8 @@ bool exists(const std::string& path) { return std::ifstream(path).good(); }
 std::string mnist_file(const std::string& dir, MnistSplit split, bool labels) {
   std::string name = str_cat(dir, "/", split == MnistSplit::train ? "train" : "t10k",
                              labels ? "-labels-idx1-ubyte" : "-images-idx3-ubyte");
-  return exists(name + ".gz") ? name + ".gz" : name;
+  // A build without zlib (LOCKSTEP_ZLIB=OFF) reads plain files only, so it never picks a ".gz".
+  return LOCKSTEP_HAS_ZLIB && exists(name + ".gz") ? name + ".gz" : name;
 }
 
 bool mnist_available(const std::string& dir) {

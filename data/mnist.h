@@ -14,8 +14,8 @@ inline const char* const kFashionMnistDir = "/usr/share/datasets/fashion-mnist";
 
 enum class MnistSplit { train, test };
 
-// The path of one of the four files in dir: the ".gz" name if that file exists, else the
-// plain name (which may not exist; the reader then names it in its error).
+// The path of one of the four files in dir: the ".gz" name if that file exists (and the
+// build has zlib), else the plain name (which may not exist; the reader then names it).
 std::string mnist_file(const std::string& dir, MnistSplit split, bool labels);
 
 // True when all four files are present in dir.

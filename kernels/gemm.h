@@ -44,8 +44,8 @@ using GemmArgsF64 = GemmArgsT<double>;  // reference checks and float64 gradient
 // (*_ref) read no setting and take none.
 
 // Deterministic, float and double. float: packed, cache-blocked, register-tiled (the
-// AVX-512 group kernel when ex.avx512(), the AVX2+FMA micro-kernel when ex.avx2(), portable
-// scalar otherwise); double: plain blocked loops. Threads split the output tiles, never K.
+// AVX-512 group kernel when ex.avx512(), the AVX2+FMA micro-kernel when ex.avx2(), the NEON
+// one when ex.neon(), portable scalar otherwise); double: plain blocked loops. Threads split the output tiles, never K.
 template <typename T> void gemm_cpu(const Exec& ex, const GemmArgsT<T>& g);
 
 // Reference: the canonical order as plain loops (for tests; slow).

@@ -1,6 +1,7 @@
 // Deterministic CPU GEMM: packing, cache blocking, threading, the scalar micro-kernel, the
 // float64 version and the plain-loop reference. The AVX2 micro-kernel is gemm_avx2.cpp, the
-// AVX-512 group kernel (up to kGroupA row strips of one B strip per call) gemm_avx512.cpp.
+// AVX-512 group kernel (up to kGroupA row strips of one B strip per call) gemm_avx512.cpp,
+// the aarch64 NEON micro-kernel gemm_neon.cpp.
 //
 // Threads: one parallel_for per call. Each thread owns a fixed rectangle of whole output
 // tiles: a range of kMR-row strips when M >= N, else a range of kNR-column strips (static
@@ -395,6 +396,9 @@ void gemm_float(const Exec& ex, const GemmArgs& g) {
   p.mc = kMC;
 #if LOCKSTEP_HAVE_AVX2
   if (ex.avx2()) p.kernel = gemm_tile_avx2;
+#endif
+#if LOCKSTEP_HAVE_NEON
+  if (ex.neon()) p.kernel = gemm_tile_neon;
 #endif
 #if LOCKSTEP_HAVE_AVX512
   if (ex.avx512()) {

@@ -75,6 +75,8 @@ inline void epilogue_scalar(const float* acc, float* c, int64_t ldc, int mr, int
 
 // Defined in gemm_avx2.cpp; call only when ex.avx2().
 void gemm_tile_avx2(const TileArgs& t);
+// Defined in gemm_neon.cpp (aarch64); call only when ex.neon().
+void gemm_tile_neon(const TileArgs& t);
 // Defined in gemm_avx512.cpp; call only when ex.avx512(). One call computes
 // na (2 <= na <= kGroupA) full tiles t[0..na) of consecutive A strips and one B strip:
 // every t[i] has mr == kMR and nr == kNR, and the same b, kc, chunked, first and last.

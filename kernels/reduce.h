@@ -82,6 +82,10 @@ void sum_mid_fast_cpu(const Exec& ex, T* out, const T* x, int64_t outer, int64_t
 // 64-bit halves, then lanes 0 and 1: the halving fold, bit for bit.
 float sum_block_avx2(const float* x, int64_t len);
 
+// ---- NEON (kernels/reduce_neon.cpp; aarch64, LOCKSTEP_HAVE_NEON, only when ex.neon()) ----
+// The same partial with the 32 lanes in eight q registers (lanes 4q .. 4q+3).
+float sum_block_neon(const float* x, int64_t len);
+
 // ---- CUDA: the same contracts with device pointers (kernels/reduce_cuda.cu) ----
 template <typename T> void sum_cuda(const Exec& ex, T* out, const T* x, int64_t n);
 template <typename T> void sum_rows_cuda(const Exec& ex, T* out, const T* x, int64_t rows, int64_t cols);

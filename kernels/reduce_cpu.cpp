@@ -46,15 +46,18 @@ T block_partial_scalar(const T* x, int64_t len) {
 template <typename T>
 using BlockFn = T (*)(const T*, int64_t);
 
-// The block kernel for this call; read once so a kernel never mixes the two paths.
-BlockFn<float> block_kernel_for(bool avx2, const float*) {
+// The block kernel for this call; read once so a kernel never mixes the paths.
+BlockFn<float> block_kernel_for(const Exec& ex, const float*) {
 #if LOCKSTEP_HAVE_AVX2
-  if (avx2) return sum_block_avx2;
+  if (ex.avx2()) return sum_block_avx2;
 #endif
-  (void)avx2;
+#if LOCKSTEP_HAVE_NEON
+  if (ex.neon()) return sum_block_neon;
+#endif
+  (void)ex;
   return block_partial_scalar<float>;
 }
-BlockFn<double> block_kernel_for(bool, const double*) { return block_partial_scalar<double>; }
+BlockFn<double> block_kernel_for(const Exec&, const double*) { return block_partial_scalar<double>; }
 
 // A row on the calling thread: block partials pushed onto a width-1 TreeStack, which
 // builds the canonical tree without storing all partials.
@@ -73,7 +76,7 @@ T sum_serial_with(BlockFn<T> block, const T* x, int64_t n) {
 template <typename T>
 void sum_rows_impl(const Exec& ex, T* out, const T* x, int64_t rows, int64_t cols) {
   if (rows <= 0) return;
-  const BlockFn<T> block = block_kernel_for(ex.avx2(), x);
+  const BlockFn<T> block = block_kernel_for(ex, x);
   const int64_t nb = ceil_div(cols, kReduceBlock);
   if (nb <= 1 || rows >= num_threads()) {
     // enough rows to go round: each thread sums whole rows
@@ -364,7 +367,7 @@ void sum_rows_cpu(const Exec& ex, T* out, const T* x, int64_t rows, int64_t cols
 }
 template <typename T>
 T sum_serial_cpu(const Exec& ex, const T* x, int64_t n) {
-  return sum_serial_with(block_kernel_for(ex.avx2(), x), x, n);
+  return sum_serial_with(block_kernel_for(ex, x), x, n);
 }
 template <typename T>
 T sum_cpu_ref(const T* x, int64_t n) {

@@ -41,9 +41,9 @@ void check_reference(const OpRow& r, const Ins& in, const RowResult& got) {
 }
 
 void check_levels_and_threads(const OpRow& r, const Ins& in, const RowResult& base) {
-  for (int l = 0; l <= static_cast<int>(simd_level_available()); ++l)
+  for (SimdLevel l : simd_levels_available())
     for (int threads : {1, 2, 3}) {
-      SimdLevelGuard simd(static_cast<SimdLevel>(l));
+      SimdLevelGuard simd(l);
       ThreadsGuard th(threads);
       INFO("check 2, against scalar / 1 thread: " << simd_level_name(simd_level()) << ", " << threads << " threads");
       require_same_bits(run_row(r, in, true), base);

@@ -282,7 +282,7 @@ TEST_CASE("optim: the AVX2 kernels give the portable bits for every option combi
                                       (bits & 8) != 0, 1 + bits);
     std::vector<float> out[2][5];
     for (int simd = 0; simd < 2; ++simd) {
-      const Exec ex{Mode::deterministic, simd == 1 ? SimdLevel::avx2 : SimdLevel::scalar};
+      const Exec ex{Mode::deterministic, simd == 1 ? simd_level_available() : SimdLevel::scalar};
       std::vector<float> p = p0, b = m0, m = m0, v = v0, vmax = v0;
       std::vector<float> q = p0;
       sgd_step_cpu(ex, p.data(), b.data(), g.data(), n, s);

@@ -1,11 +1,13 @@
 // Thread pool: static partitions, every index exactly once, exceptions, nesting, modes.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <mutex>
 #include <set>
 #include <vector>
 
+#include "base/exec.h"
 #include "base/mode.h"
 #include "base/parallel.h"
 #include "base/simd.h"
@@ -91,6 +93,27 @@ TEST_CASE("simd: guard switches the path and restores it", "[simd]") {
     SimdGuard g(true);
     REQUIRE(simd_enabled() == simd_available());
   }
+}
+
+TEST_CASE("simd: levels of another architecture clamp to scalar, never to a neighbour", "[simd]") {
+  const std::vector<SimdLevel> have = simd_levels_available();
+  REQUIRE(have.front() == SimdLevel::scalar);
+  REQUIRE(have.back() == simd_level_available());
+  const bool x86 = simd_level_available() == SimdLevel::avx2 || simd_level_available() == SimdLevel::avx512;
+  for (SimdLevel l : {SimdLevel::scalar, SimdLevel::avx2, SimdLevel::avx512, SimdLevel::neon}) {
+    SimdLevelGuard g(l);
+    INFO("asked " << simd_level_name(l) << ", got " << simd_level_name(simd_level()));
+    if (std::find(have.begin(), have.end(), l) != have.end())
+      REQUIRE(simd_level() == l);
+    else if (l == SimdLevel::avx512 && x86)
+      REQUIRE(simd_level() == SimdLevel::avx2);
+    else
+      REQUIRE(simd_level() == SimdLevel::scalar);
+  }
+  // What each level selects: neon is not "above" the x86 levels.
+  const Exec neon{Mode::deterministic, SimdLevel::neon}, avx512{Mode::deterministic, SimdLevel::avx512};
+  REQUIRE((neon.neon() && !neon.avx2() && !neon.avx512()));
+  REQUIRE((avx512.avx2() && avx512.avx512() && !avx512.neon()));
 }
 
 // A worker must run the task of the job it woke for, once: jobs of 2 and 3 tasks on a

@@ -226,7 +226,7 @@ TEST_CASE("axpy_cpu: one rounding, SIMD and scalar agree", "[elementwise][determ
   for (bool simd : {false, true}) {
     SimdGuard sg(simd);
     const Exec ex = Exec::current();  // the kernel runs at the level the guard set
-    REQUIRE(ex.avx2() == (simd && simd_available()));
+    REQUIRE(ex.simd == (simd ? simd_level_available() : SimdLevel::scalar));
     for (int t : kThreadCounts) {
       ThreadsGuard tg(t);
       std::vector<float> got(n);
@@ -329,7 +329,7 @@ TEST_CASE("unary_cpu: the documented formulas, bit for bit, SIMD and scalar", "[
     for (bool simd : {false, true}) {
       SimdGuard sg(simd);
       const Exec ex = Exec::current();
-      REQUIRE(ex.avx2() == (simd && simd_available()));
+      REQUIRE(ex.simd == (simd ? simd_level_available() : SimdLevel::scalar));
       for (int t : kThreadCounts) {
         ThreadsGuard tg(t);
         std::vector<float> got(n);
@@ -339,7 +339,8 @@ TEST_CASE("unary_cpu: the documented formulas, bit for bit, SIMD and scalar", "[
       }
     }
   }
-  if (!simd_available()) WARN("AVX2 is not available here: the SIMD runs used the portable loops");
+  if (!Exec{Mode::deterministic, simd_level_available()}.avx2())
+    WARN("AVX2 is not available here: the SIMD runs used the portable loops");
 }
 
 TEST_CASE("unary_cpu: float64, SIMD and scalar agree", "[elementwise][deterministic]") {
@@ -353,13 +354,13 @@ TEST_CASE("unary_cpu: float64, SIMD and scalar agree", "[elementwise][determinis
     {
       SimdGuard sg(false);
       const Exec ex = Exec::current();
-      REQUIRE(!ex.avx2());
+      REQUIRE(ex.simd == SimdLevel::scalar);
       unary_cpu(ex, op, s.data(), x.data(), x.size());
     }
     {
       SimdGuard sg(true);
       const Exec ex = Exec::current();
-      REQUIRE(ex.avx2() == simd_available());
+      REQUIRE(ex.simd == simd_level_available());
       unary_cpu(ex, op, v.data(), x.data(), x.size());
     }
     INFO(unary_op_name(op));

@@ -245,7 +245,7 @@ TEST_CASE("gemm_cpu: 20 repeated runs give the same bits", "[gemm][deterministic
 TEST_CASE("gemm_cpu: every SIMD level gives the scalar path's bits", "[gemm][deterministic]") {
   using lockstep::SimdLevel;
   if (!lockstep::simd_available())
-    WARN("AVX2/FMA not available in this build or CPU: only the scalar path runs here");
+    WARN("no SIMD level (AVX2/FMA, NEON) in this build or CPU: only the scalar path runs here");
   if (lockstep::simd_level_available() != SimdLevel::avx512)
     WARN("AVX-512 not available in this build or CPU: its group kernel is not compared here");
   // Shapes for the AVX-512 groups of up to 5 row strips: 161 rows are one 150-row block of
@@ -260,8 +260,8 @@ TEST_CASE("gemm_cpu: every SIMD level gives the scalar path's bits", "[gemm][det
         Problem p(ta, !ta, s, true, ta, order, 31);
         // The level reaches the kernel only through its Exec.
         const std::vector<float> scalar = p.det(Exec{lockstep::Mode::deterministic, SimdLevel::scalar});
-        for (SimdLevel level : {SimdLevel::avx2, SimdLevel::avx512}) {
-          if (static_cast<int>(level) > static_cast<int>(lockstep::simd_level_available())) continue;
+        for (SimdLevel level : lockstep::simd_levels_available()) {
+          if (level == SimdLevel::scalar) continue;
           for (int threads : {1, 3}) {
             INFO("M=" << s.M << " N=" << s.N << " K=" << s.K << " order=" << int(order) << " trans_a=" << ta
                       << " level=" << lockstep::simd_level_name(level) << " threads=" << threads);

@@ -323,7 +323,7 @@ TEST_CASE("losses: same bits for every thread count, 20 repeats, SIMD on and off
   // the row sums go through sum_serial_cpu / sum_rows_cpu, which have an AVX2 path
   for (bool simd : {false, true}) {
     SimdGuard sg(simd);
-    REQUIRE(Exec::current().avx2() == (simd && simd_available()));  // run() passes this level on
+    REQUIRE(Exec::current().simd == (simd ? simd_level_available() : SimdLevel::scalar));  // run() passes it on
     run(got);
     for (size_t k = 0; k < ref.size(); ++k) {
       INFO("output " << k << ", simd " << simd);
