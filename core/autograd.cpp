@@ -2,15 +2,32 @@
 
 #include <atomic>
 #include <map>
+#include <mutex>
+#include <set>
 #include <unordered_map>
 
 namespace lockstep {
 namespace {
 
 thread_local bool t_grad_enabled = true;
+thread_local OpObserver* t_observer = nullptr;
+thread_local const char* t_label = "";
 std::atomic<uint64_t> g_next_seq{1};
 
 }  // namespace
+
+OpObserver* op_observer() { return t_observer; }
+void set_op_observer(OpObserver* obs) { t_observer = obs; }
+const char* op_label() { return t_label; }
+OpScope::OpScope(const char* label) : saved_(t_label) { t_label = label ? label : ""; }
+OpScope::~OpScope() { t_label = saved_; }
+
+const char* intern_label(const std::string& s) {
+  static std::mutex mu;
+  static std::set<std::string> labels;  // nodes of a std::set never move
+  std::lock_guard<std::mutex> lock(mu);
+  return labels.insert(s).first->c_str();
+}
 
 bool grad_enabled() { return t_grad_enabled; }
 void set_grad_enabled(bool on) { t_grad_enabled = on; }
@@ -26,8 +43,14 @@ void record(Tensor& out, const char* name, std::vector<Tensor> inputs, BackwardF
   auto node = std::make_shared<Node>();
   node->seq = g_next_seq.fetch_add(1);
   node->name = name;
+  node->layer = t_label;
   node->inputs = std::move(inputs);
   node->backward = std::move(backward);
+  if (t_observer) {
+    std::vector<Tensor> outs{out};  // an alias: an observer's in-place change reaches `out`
+    OpEvent e{name, node->layer, false, node->inputs, outs};
+    t_observer->on_op(e);
+  }
   auto& meta = out.impl()->autograd;
   meta.requires_grad = true;
   meta.grad_fn = std::move(node);
@@ -130,6 +153,12 @@ void Tensor::backward(const Tensor& grad_output) const {
     std::vector<Tensor> grads = node->backward(g);
     LS_CHECK_ARG(grads.size() == node->inputs.size(), node->name, "backward returned ", grads.size(),
                  " gradients for ", node->inputs.size(), " inputs");
+    if (t_observer) {
+      std::vector<Tensor> ins{g};
+      ins.insert(ins.end(), node->inputs.begin(), node->inputs.end());
+      OpEvent e{node->name, node->layer, true, ins, grads};
+      t_observer->on_op(e);
+    }
     for (size_t i = 0; i < grads.size(); ++i) {
       const Tensor& in = node->inputs[i];
       if (!grads[i].defined() || !in.defined() || !in.requires_grad()) continue;

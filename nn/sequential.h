@@ -3,6 +3,7 @@
 #include <memory>
 #include <vector>
 
+#include "core/autograd.h"
 #include "nn/module.h"
 
 namespace lockstep::nn {
@@ -19,18 +20,26 @@ class Sequential : public Module {
   }
 
   void push_back(ModulePtr layer) {
-    layers_.push_back(register_module(std::to_string(layers_.size()), std::move(layer)));
+    const std::string key = std::to_string(layers_.size());
+    labels_.push_back(intern_label(key + ":" + layer->type_name()));
+    layers_.push_back(register_module(key, std::move(layer)));
   }
   Tensor forward(const Tensor& x) override {
     Tensor h = x;
-    for (auto& l : layers_) h = l->forward(h);
+    for (size_t i = 0; i < layers_.size(); ++i) {
+      OpScope scope(labels_[i]);
+      h = layers_[i]->forward(h);
+    }
     return h;
   }
   size_t size() const { return layers_.size(); }
   const ModulePtr& operator[](size_t i) const { return layers_.at(i); }
+  // Layer i's op label, "<key>:<type>" ("0:Linear"), for OpScope (core/autograd.h).
+  const char* label(size_t i) const { return labels_.at(i); }
 
  private:
   std::vector<ModulePtr> layers_;
+  std::vector<const char*> labels_;  // interned: they outlive the module
 };
 
 }  // namespace lockstep::nn

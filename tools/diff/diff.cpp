@@ -3,6 +3,8 @@
 // recognised from the content. Prints the first step, the first tensor (in the trace's
 // documented order, tools/train/trace.h) and, when values are available, the first element
 // where they differ, with both values, |Δ| and the distance in ulps.
+// Two op traces (`train --trace-ops`) give the culprit op instead: the first op whose output
+// differs while its inputs matched (tools/train/op_trace.h).
 // Exit status as cmp: 0 identical, 1 different, 2 trouble (missing or malformed input).
 #include <sys/stat.h>
 
@@ -20,6 +22,7 @@
 
 #include "commands.h"
 #include "serialize/safetensors.h"
+#include "train/op_trace.h"
 #include "train/trace.h"
 
 namespace lockstep_cli {
@@ -27,7 +30,7 @@ namespace {
 
 using namespace lockstep;
 
-enum class Kind { trace, safetensors };
+enum class Kind { trace, op_trace, safetensors };
 
 Kind detect(const std::string& path) {
   // A FIFO would block the open below until a writer came; only regular files are inputs.
@@ -39,7 +42,7 @@ Kind detect(const std::string& path) {
   char head[9] = {};
   in.read(head, 9);
   const std::streamsize n = in.gcount();
-  if (n >= 1 && head[0] == '{') return Kind::trace;
+  if (n >= 1 && head[0] == '{') return tools::is_op_trace(path) ? Kind::op_trace : Kind::trace;
   if (n == 9 && head[8] == '{') return Kind::safetensors;
   throw std::runtime_error(path + ": neither a trace (JSON Lines) nor a safetensors file");
 }
@@ -214,12 +217,23 @@ int diff_traces(const std::string& pa, const std::string& pb) {
   return 0;
 }
 
+// Two op traces (`train --trace-ops`): the culprit op, tools/train/op_trace.h.
+int diff_op_traces(const std::string& pa, const std::string& pb) {
+  std::string va, vb;
+  const auto a = tools::read_op_trace(pa, &va), b = tools::read_op_trace(pb, &vb);
+  const tools::CulpritReport r = tools::find_culprit(a, b, va, vb);
+  std::fputs(r.text.c_str(), stdout);
+  return r.identical ? 0 : 1;
+}
+
 int run_diff(const std::string& a, const std::string& b) {
   try {
     if (a.empty() || b.empty()) throw std::runtime_error("expected two files: lockstep diff A B");
     const Kind ka = detect(a), kb = detect(b);
-    if (ka != kb) throw std::runtime_error("cannot compare a trace with a safetensors file: " + a + ", " + b);
+    if (ka != kb) throw std::runtime_error("cannot compare files of different kinds (step trace, op trace, "
+                                           "safetensors): " + a + ", " + b);
     std::fflush(stdout);
+    if (ka == Kind::op_trace) return diff_op_traces(a, b);
     return ka == Kind::trace ? diff_traces(a, b) : diff_files(a, b);
   } catch (const std::exception& e) {
     std::fflush(stdout);

@@ -18,6 +18,7 @@
 #include "broken_loader.h"
 #include "lab.h"
 #include "nn/sequential.h"
+#include "train/op_trace.h"
 #include "train/trainer.h"
 
 namespace lockstep_cli::lab {
@@ -105,6 +106,19 @@ std::vector<float> concat(std::vector<float> a, const std::vector<float>& b);
 // The usual four curves: problem runs 1 and 2, fix runs 1 and 2.
 std::vector<Series> four_curves(const std::vector<double>& p1, const std::vector<double>& p2,
                                 const std::vector<double>& f1, const std::vector<double>& f2);
+
+// ---- the culprit op (culprit.cpp; tools/train/op_trace.h) ----
+// The first `steps` steps of a run of `spec`, every autograd op traced in memory with values
+// (under whatever process settings the caller holds, e.g. a SIMD level). before(), when
+// given, runs first (e.g. a fresh autotuner).
+std::vector<lockstep::tools::OpRecord> trace_run(const TrainSpec& spec, const LabOptions& o, int64_t steps,
+                                                 const std::function<void()>& before = {});
+// Steps the culprit traces cover: the first few, where these scenarios' differences start.
+inline constexpr int64_t kCulpritSteps = 3;
+// Names the op where traces a and b (the problem's two runs) first differ with matching
+// inputs: appended to r.note, and r.extra["culprit"] / ["culprit_report"].
+void add_culprit(ScenarioResult& r, const std::vector<lockstep::tools::OpRecord>& a,
+                 const std::vector<lockstep::tools::OpRecord>& b);
 
 // A fresh directory for a scenario's files (removed by the caller with remove_dir).
 std::string make_scratch_dir(const std::string& tag);

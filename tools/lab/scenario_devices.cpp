@@ -44,6 +44,14 @@ ScenarioResult run_cpu_vs_gpu(const LabOptions& o) {
     r.skip_reason = std::string("skipped: CUDA device present but ") + e.what();
     return r;
   }
+  std::vector<tools::OpRecord> trace_cpu, trace_gpu;
+  {
+    TrainSpec t = default_spec(o);
+    t.mode = Mode::fast;
+    trace_cpu = trace_run(t, o, kCulpritSteps);
+    t.device = Device::cuda;
+    trace_gpu = trace_run(t, o, kCulpritSteps);
+  }
   r.problem = compare(fc.values, fg.values);
   r.fix = compare(dc.values, dg.values);
   r.compared = "final weights and test logits after training, CPU vs CUDA";
@@ -53,6 +61,7 @@ ScenarioResult run_cpu_vs_gpu(const LabOptions& o) {
               {"deterministic, CUDA", false, dg.losses}};
   r.note = r.problem.identical ? "seen: fast mode gave the same bits on both devices this time"
                                : "seen: fast mode (Eigen vs cuBLAS, thread sums vs atomics) differs across devices";
+  add_culprit(r, trace_cpu, trace_gpu);
   return r;
 }
 

@@ -85,6 +85,10 @@ ScenarioResult run_autotune(const LabOptions& o) {
                 "backward products are tuned too; with one thread split_k runs the canonical kernel); canonical and eigen differ by up to %.3g on layer 1's product; the fix pins the "
                 "canonical algorithm (deterministic mode)",
                 c1.c_str(), c2.c_str(), cost);
+  TrainSpec t = default_spec(o);
+  t.mode = Mode::fast, t.threads = 1;
+  add_culprit(r, trace_run(t, o, kCulpritSteps, gemm_autotune_reset),
+              trace_run(t, o, kCulpritSteps, gemm_autotune_reset));
   r.extra["choices_run1"] = c1;
   r.extra["choices_run2"] = c2;
   r.extra["canonical_vs_eigen_max_abs_delta"] = cost;
@@ -157,6 +161,10 @@ ScenarioResult run_thread_count(const LabOptions& o) {
                : strf("seen: fast mode's bits changed between 1 and %d threads (Eigen blocking, autotuning, "
                       "completion-order reductions)",
                       t2);
+  TrainSpec s1 = default_spec(o), s2 = default_spec(o);
+  s1.mode = s2.mode = Mode::fast, s1.threads = 1, s2.threads = t2;
+  add_culprit(r, trace_run(s1, o, kCulpritSteps, gemm_autotune_reset),
+              trace_run(s2, o, kCulpritSteps, gemm_autotune_reset));
   return r;
 }
 
@@ -208,6 +216,13 @@ ScenarioResult run_simd_level(const LabOptions& o) {
                 "layer 1's product, and the autotuner may choose differently; deterministic mode runs the "
                 "same fma chains at every level",
                 r.problem.identical ? "not seen in training this time" : "seen", cost);
+  TrainSpec t = default_spec(o);
+  t.mode = Mode::fast;
+  auto traced_at = [&](SimdLevel level) {
+    SimdLevelGuard sg(level);
+    return trace_run(t, o, kCulpritSteps, gemm_autotune_reset);
+  };
+  add_culprit(r, traced_at(lo), traced_at(hi));
   r.extra["levels"] = {simd_level_name(lo), simd_level_name(hi)};
   r.extra["eigen_product_max_abs_delta"] = cost;
   return r;

@@ -21,9 +21,11 @@
 #include "base/parallel.h"
 #include "base/mode.h"
 #include "base/simd.h"
+#include "core/autograd.h"
 #include "nn/sync_batchnorm.h"
 #include "serialize/safetensors.h"
 #include "train/distributed.h"
+#include "train/op_trace.h"
 #include "train/trace.h"
 #include "train/trainer.h"
 #if defined(LOCKSTEP_HAS_MPI)
@@ -45,6 +47,8 @@ struct TrainFlags {
   int64_t debug_nudge_step = 0;  // hidden: nudge 0.weight[0] by one ulp after this step
   bool distributed = false;      // data-parallel over the MPI world
   bool check_replicas = false;   // --debug-check-replicas (with --distributed)
+  std::string trace_ops, perturb_op;  // --trace-ops FILE; hidden --debug-perturb-op OP (train/op_trace.h)
+  bool trace_ops_values = false;
 };
 
 // Flags that --distributed cannot honour, refused before MPI starts.
@@ -62,6 +66,8 @@ void check_distributed_flags(const TrainFlags& f) {
   if (!f.trace.empty())
     throw std::invalid_argument("[train] --distributed: --trace is not supported (a rank sees only its rows' "
                                 "layer outputs); trace the same flags without --distributed, the weights are the same");
+  if (!f.trace_ops.empty()) throw std::invalid_argument("[train] --distributed: --trace-ops is not supported; trace "
+                                                        "the same flags without --distributed, the weights are the same");
 }
 
 // The MPI world this process belongs to (a world of 1 outside mpirun), or an error saying
@@ -129,10 +135,16 @@ int run_train(const TrainFlags& f, distributed::Communicator* comm) {
   if (!f.trace.empty()) trace = std::make_unique<tools::TraceWriter>(f.trace, f.trace_values);
   std::vector<int64_t> order, batch_sizes;
   const bool want_order = !f.export_order.empty() && rank0;
-  if (trace || want_order || f.debug_nudge_step > 0 || f.check_replicas)
+  std::unique_ptr<tools::OpTracer> op_trace;
+  if (!f.trace_ops.empty() || !f.perturb_op.empty())
+    op_trace = std::make_unique<tools::OpTracer>(
+        tools::OpTracer::Options{f.trace_ops, f.trace_ops_values, false, f.perturb_op, 0});
+  tools::OpTracer::Install op_trace_on(op_trace.get());  // null: no observer, the default
+  if (trace || want_order || f.debug_nudge_step > 0 || f.check_replicas || op_trace)
     trainer.set_observer(
         [&](const tools::StepRecord& r) {
           if (r.step == f.debug_nudge_step) {  // a planted one-ulp difference, for testing diff
+            NoGradGuard no_grad;                // not an op of the step (nor of an op trace)
             Tensor w = trainer.model().state_dict().at("0.weight");
             Tensor h = w.to(Device::cpu).clone();  // edited on the host, whatever the model's device
             float* p = h.data<float>();
@@ -141,6 +153,7 @@ int run_train(const TrainFlags& f, distributed::Communicator* comm) {
           }
           if (dt && f.check_replicas) dt->check_replicas();  // every rank holds rank 0's bits
           if (trace) trace->write(r);
+          if (op_trace) op_trace->end_step(r.step);
           if (want_order) {
             const auto idx = r.batch_data->indices.to_vector<int64_t>();  // the first N rows: file indices
             order.insert(order.end(), idx.begin(), idx.end());
@@ -232,6 +245,9 @@ void add_train(CLI::App& app, int* rc) {
   sub->add_option("--resume", c.resume_dir, "resume from the latest checkpoint in DIR");
   sub->add_option("--trace", f->trace, "write a JSON Lines trace of every step to FILE");
   sub->add_flag("--trace-values", f->trace_values, "with --trace: also store every traced tensor's values");
+  sub->add_option("--trace-ops", f->trace_ops, "write every autograd op of every step (digests) to FILE");
+  sub->add_flag("--trace-ops-values", f->trace_ops_values, "with --trace-ops: also store every op output's values");
+  sub->add_option("--debug-perturb-op", f->perturb_op)->group("");  // hidden: 1 ulp on the first OP's output
   sub->add_option("--export-init", f->export_init, "save the initial weights (safetensors) to FILE");
   sub->add_option("--export-order", f->export_order, "save each step's sample indices (safetensors) to FILE");
   sub->add_flag("--json", f->json, "end stdout with one JSON object");
@@ -244,6 +260,8 @@ void add_train(CLI::App& app, int* rc) {
   sub->callback([f, rc] {
     if (f->trace_values && f->trace.empty())
       throw std::invalid_argument("[train] --trace-values: expected --trace FILE as well");
+    if (f->trace_ops_values && f->trace_ops.empty())
+      throw std::invalid_argument("[train] --trace-ops-values: expected --trace-ops FILE as well");
     f->cfg.mode = f->mode == "fast" ? Mode::fast : Mode::deterministic;
     f->cfg.device = f->device == "cuda" ? Device::cuda : Device::cpu;
     check_distributed_flags(*f);

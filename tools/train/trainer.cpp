@@ -321,9 +321,11 @@ Tensor Trainer::local_forward_backward(const data::Batch& b, std::vector<std::pa
   // The batch is assembled on the CPU by the loader and copied to the model's device here.
   Tensor h = b.images.reshape({b.images.size(0), 784}).to(cfg_.device);
   for (size_t i = 0; i < model_->size(); ++i) {
-    h = (*model_)[i]->forward(h);  // Sequential::forward, one layer at a time
+    OpScope scope(model_->label(i));  // names the layer in op traces (train/op_trace.h)
+    h = (*model_)[i]->forward(h);      // Sequential::forward, one layer at a time
     if (outputs) outputs->push_back({"output." + std::to_string(i), h});
   }
+  OpScope scope("loss");
   Tensor loss = cross_entropy(h, b.labels.to(cfg_.device));
   loss.backward();
   return loss;
