@@ -3,6 +3,11 @@
 // and the world size is mpirun's -np. Reports steps/s and samples/s (wall clock, rank 0) and
 // the bytes each rank moves per step (sent + received through the collectives).
 //   mpirun -np 1 bench/bench_dist        mpirun -np 2 bench/bench_dist
+// BM_dist_step/batch:B is strong scaling (the global batch B whatever the world size),
+// BM_dist_step_weak/rows_per_rank:R weak scaling (a global batch of R x world rows).
+// BM_tree_combine/world:W: the local half of the gradient all-reduce alone, BatchTree::combine
+// of W gathered gradient nodes (the default MLP's 235,914 floats), for the on-paper model of
+// 8-64 hosts in docs/distributed.md (no communication: every rank times it by itself).
 // Every rank must run the same number of steps (each is a collective), so the iteration
 // count is fixed rather than chosen by Google Benchmark's timing; rank 0 alone reports.
 #include <benchmark/benchmark.h>
@@ -24,9 +29,8 @@ namespace {
 
 distributed::Communicator* g_comm = nullptr;
 
-void BM_dist_step(benchmark::State& state) {
+void run_steps(benchmark::State& state, int64_t batch) {  // batch: the global batch
   distributed::Communicator& comm = *g_comm;
-  const int64_t batch = state.range(0);  // the global batch
   ModeGuard mg(Mode::deterministic);
   auto sync = std::make_shared<nn::BatchSync>();
   nn::MlpOptions mo;  // 784-256-128-10, Dropout 0.2, SyncBatchNorm
@@ -61,6 +65,27 @@ void BM_dist_step(benchmark::State& state) {
   state.counters["grad_floats"] = static_cast<double>(dp.gradient_floats());
 }
 
+void BM_dist_step(benchmark::State& state) { run_steps(state, state.range(0)); }
+void BM_dist_step_weak(benchmark::State& state) { run_steps(state, state.range(0) * g_comm->size()); }
+
+void BM_tree_combine(benchmark::State& state) {
+  const int world = static_cast<int>(state.range(0));
+  const int64_t width = 235914;
+  const distributed::BatchTree tree(int64_t{world} * 32, world);  // one chunk per rank
+  std::vector<float> gathered(static_cast<size_t>(width) * static_cast<size_t>(world)), out(static_cast<size_t>(width));
+  for (size_t i = 0; i < gathered.size(); ++i) gathered[i] = static_cast<float>(i % 1000) * 1e-3f;
+  for (auto _ : state) {
+    tree.combine(gathered.data(), width, out.data());
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.counters["GB/s"] = benchmark::Counter(static_cast<double>(gathered.size()) * 4.0 * 1e-9 *
+                                              static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+}
+
+BENCHMARK(BM_tree_combine)->ArgName("world")->Arg(8)->Arg(16)->Arg(32)->Arg(64)->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK(BM_dist_step_weak)->ArgName("rows_per_rank")->Arg(128)->Iterations(60)->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 BENCHMARK(BM_dist_step)->ArgName("batch")->Arg(128)->Arg(512)->Iterations(60)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 // Ranks other than 0 run the same benchmarks and print nothing.

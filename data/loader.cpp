@@ -94,6 +94,11 @@ void DataLoader::stop_workers() {
   running_ = false;
 }
 
+void DataLoader::set_shard(BatchShard shard) {
+  stop_workers();  // batches made ahead were made for the old shard
+  shard_ = std::move(shard);
+}
+
 bool DataLoader::may_start(int64_t k) const { return k < next_ + opt_.prefetch_depth; }
 
 void DataLoader::worker_loop(int w, int64_t first) {
@@ -122,10 +127,18 @@ void DataLoader::worker_loop(int w, int64_t first) {
 }
 
 Batch DataLoader::make_batch(int64_t k) const {
-  const int64_t begin = k * opt_.batch_size, b = std::min(opt_.batch_size, n_ - begin);
+  int64_t begin = k * opt_.batch_size, b = std::min(opt_.batch_size, n_ - begin);
+  int64_t first = 0, global = -1;
+  if (shard_) {  // only rows [first, last) of the global batch: samples order_[begin + first ...]
+    const auto [f, l] = shard_(b);
+    LS_CHECK_ARG(0 <= f && f <= l && l <= b, "DataLoader", "shard rows [", f, ", ", l, ") are outside a batch of ",
+                 b, " rows");
+    first = f, global = b, begin += f, b = l - f;
+  }
   Shape shape = sample_shape_;
   shape.insert(shape.begin(), b);
-  Batch batch{k, Tensor::empty(shape), Tensor::empty({b}, DType::i64), Tensor::empty({b}, DType::i64)};
+  Batch batch{k, Tensor::empty(shape), Tensor::empty({b}, DType::i64), Tensor::empty({b}, DType::i64), first,
+              global};
   float* img = batch.images.data<float>();
   int64_t* labels = batch.labels.data<int64_t>();
   int64_t* indices = batch.indices.data<int64_t>();

@@ -11,6 +11,9 @@
 //     left out;
 //   - a sample's augmentation is keyed by (seed, e, dataset index) (data/transforms.h);
 //   - batches are delivered in index order, whatever order the workers finish in.
+// Sharded (data parallelism, set_shard): each batch is made only for the rows [first, last)
+// of the global batch that the shard function gives this process; those rows hold the same
+// samples and pixels as in the whole batch, since nothing above depends on the other rows.
 // Worker w of W makes the batches k with k mod W == w; it may start batch k only when
 // k < next + prefetch_depth (next = the batch the consumer takes next), so at most
 // prefetch_depth batches exist (made or being made) at once, however slow the consumer.
@@ -18,6 +21,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <exception>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -41,11 +45,19 @@ struct LoaderOptions {
   std::shared_ptr<const Transform> transform;  // applied to each sample; null = none
 };
 
+// Rows [first, second) of a global batch of `rows` rows that this process makes (data
+// parallelism: distributed::BatchTree::rows_of); may be empty. Called from worker threads.
+using BatchShard = std::function<std::pair<int64_t, int64_t>(int64_t rows)>;
+
 struct Batch {
   int64_t index = 0;  // k, the batch's position in the epoch
   Tensor images;      // float32 [B, sample_shape...], e.g. [B, 1, 28, 28] for MNIST
   Tensor labels;      // int64 [B]
   Tensor indices;     // int64 [B]: dataset index of each sample
+  // Sharded loaders only: the B rows are rows [first_row, first_row + B) of a global batch of
+  // global_rows rows. global_rows < 0: the batch is whole.
+  int64_t first_row = 0, global_rows = -1;
+  int64_t total_rows() const { return global_rows < 0 ? images.size(0) : global_rows; }
 };
 
 // Where a loader stands: the whole state, nothing hidden.
@@ -81,6 +93,10 @@ class DataLoader : public Stateful {
   StateDict state_dict() const override;
   void load_state_dict(const StateDict& sd) override;
 
+  // From the next batch made on, make only this process's rows of each batch (null: whole
+  // batches again). The position is kept.
+  void set_shard(BatchShard shard);
+
   // The sample order of an epoch (dataset indices), as the deterministic loader uses it.
   std::vector<int64_t> epoch_order(int64_t epoch) const;
 
@@ -97,6 +113,7 @@ class DataLoader : public Stateful {
 
   std::shared_ptr<const Dataset> dataset_;
   LoaderOptions opt_;
+  BatchShard shard_;
   Shape sample_shape_;
   int64_t n_, sample_numel_, num_batches_;
 

@@ -17,12 +17,10 @@ BatchTree::Node BatchTree::make_node(int level, int64_t index) const {
 BatchTree::BatchTree(int64_t rows, int world) : rows_(rows), chunks_((rows + kBatchChunk - 1) / kBatchChunk) {
   LS_CHECK_ARG(rows >= 1 && world >= 1, "BatchTree", "expected rows >= 1 and world >= 1, got ", rows, " rows and ",
                world, " workers");
-  LS_CHECK_ARG(chunks_ >= world, "BatchTree", "a global batch of ", rows, " rows has ", chunks_, " chunks of ",
-               kBatchChunk, " rows, fewer than the ", world, " workers: use a larger batch or fewer workers");
   int root = 0;
   while ((int64_t{1} << root) < chunks_) ++root;
   nodes_.push_back(make_node(root, 0));
-  while (static_cast<int>(nodes_.size()) < world) {
+  while (static_cast<int>(nodes_.size()) < std::min<int64_t>(world, chunks_)) {
     size_t widest = 0;
     for (size_t i = 1; i < nodes_.size(); ++i)
       if (nodes_[i].end - nodes_[i].begin > nodes_[widest].end - nodes_[widest].begin) widest = i;
@@ -30,11 +28,13 @@ BatchTree::BatchTree(int64_t rows, int world) : rows_(rows), chunks_((rows + kBa
     nodes_[widest] = make_node(n.level - 1, 2 * n.index);
     nodes_.insert(nodes_.begin() + static_cast<std::ptrdiff_t>(widest) + 1, make_node(n.level - 1, 2 * n.index + 1));
   }
+  // More workers than chunks: the rest own empty nodes, which no tree node matches.
+  while (static_cast<int>(nodes_.size()) < world) nodes_.push_back(Node{-1, 0, chunks_, chunks_});
 }
 
 std::pair<int64_t, int64_t> BatchTree::rows_of(int r) const {
   LS_CHECK_ARG(r >= 0 && r < world(), "BatchTree", "rank ", r, " is outside a world of ", world());
-  return {nodes_[r].begin * kBatchChunk, std::min(rows_, nodes_[r].end * kBatchChunk)};
+  return {std::min(rows_, nodes_[r].begin * kBatchChunk), std::min(rows_, nodes_[r].end * kBatchChunk)};
 }
 
 // out = value of the tree node (level, index): a worker's node when one covers exactly its

@@ -14,6 +14,10 @@
 // With world a power of two and n a multiple of world, every worker owns one node of level
 // log2(n / world). Otherwise nodes of different levels mix (3 workers, 4 chunks: chunks
 // {0}, {1}, {2, 3}); a worker never owns two nodes, so it makes one kernel call per sum.
+// A batch with fewer chunks than workers (the short last batch of an epoch, a small batch
+// over many ranks) gives workers 0 .. n-1 one chunk each and the others an EMPTY node: no
+// rows, nothing they send counts in combine(), but they still take part in every
+// collective, so every rank makes the same calls whatever the batch.
 #pragma once
 #include <cstdint>
 #include <utility>
@@ -23,20 +27,21 @@ namespace lockstep::distributed {
 
 class BatchTree {
  public:
-  // rows >= 1 rows over world >= 1 workers; throws std::invalid_argument when the batch has
-  // fewer chunks than workers (a worker would own no rows).
+  // rows >= 1 rows over world >= 1 workers (any world: workers past the chunk count own no rows).
   BatchTree(int64_t rows, int world);
 
   int64_t rows() const { return rows_; }
   int world() const { return static_cast<int>(nodes_.size()); }
   int64_t chunks() const { return chunks_; }
-  // Rows [first, second) of the global batch owned by worker r.
+  // Rows [first, second) of the global batch owned by worker r ({rows, rows} when empty).
   std::pair<int64_t, int64_t> rows_of(int r) const;
-  // Chunk range and level of worker r's node.
+  bool empty(int r) const { return nodes_[r].begin == nodes_[r].end; }
+  // Chunk range and level of worker r's node (an empty node: [chunks, chunks), level -1).
   std::pair<int64_t, int64_t> chunks_of(int r) const { return {nodes_[r].begin, nodes_[r].end}; }
   int level_of(int r) const { return nodes_[r].level; }
 
-  // out[0, width) = the batch-order total, from gathered[r * width + j] = worker r's node.
+  // out[0, width) = the batch-order total, from gathered[r * width + j] = worker r's node
+  // (what an empty node's worker sent is never read).
   void combine(const float* gathered, int64_t width, float* out) const;
 
  private:

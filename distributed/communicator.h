@@ -66,6 +66,12 @@ void all_reduce_batch(Communicator& comm, const BatchTree& tree, float* data, in
 // In place: data[j] = tree_sum over ranks, in rank order, of every rank's data[j] (the
 // fixed-order all-reduce for values that are not batch sums). Identical bits on every rank.
 void all_reduce_tree(Communicator& comm, float* data, int64_t n);
+// The sum of every rank's `value` (integers: exact, any order), the same on every rank.
+int64_t all_sum_int64(Communicator& comm, int64_t value);
+// Rows of a tensor split across ranks put back together: rank r holds `local`, rows [b_r, e_r)
+// of a [rows, ...] tensor cut by `tree`. Every rank calls it (one all-gather, padded to the
+// widest node); returns the whole contiguous tensor (float32, CPU) on every rank.
+Tensor all_gather_rows(Communicator& comm, const BatchTree& tree, const Tensor& local);
 // Throws std::runtime_error naming the first rank whose `digest` differs from rank 0's
 // (every rank passes the same number of bytes, e.g. a SHA-256 of its parameters); `what`
 // says what was compared.

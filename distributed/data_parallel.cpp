@@ -59,6 +59,15 @@ float DataParallel::backward_mean(const Tensor& local_loss_sum) {
   return total / n;
 }
 
+float DataParallel::idle_backward_mean() {
+  LS_CHECK_ARG(tree_.has_value() && tree_->empty(comm_.rank()), "DataParallel",
+               "idle_backward_mean on a rank that owns rows of the batch");
+  float total = 0.0f;  // this rank's sum over no rows; the tree does not read it
+  all_reduce_batch(comm_, *tree_, &total, 1);
+  for (Tensor& p : model_.parameters()) p.set_grad(Tensor::zeros(p.shape(), DType::f32));
+  return total / static_cast<float>(tree_->rows());
+}
+
 int64_t DataParallel::gradient_floats() const {
   int64_t n = 0;
   for (const Tensor& p : model_.parameters()) n += p.numel();

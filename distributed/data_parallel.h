@@ -46,6 +46,12 @@ class DataParallel {
   // Backward of the global mean loss from this rank's 0-d float32 loss SUM over its rows;
   // returns the global mean loss (the same on every rank).
   float backward_mean(const Tensor& local_loss_sum);
+  // For a rank that owns no rows of this batch and whose BatchNorm layers are per-rank (no
+  // sync: there is nothing to normalise and no statistics to share): instead of forward and
+  // backward_mean, takes part in the loss combination and leaves a zero gradient on every
+  // parameter (read by no one: an empty node is never combined). Returns the global mean loss.
+  float idle_backward_mean();
+  bool synced() const { return sync_ != nullptr; }
   // Every parameter's gradient becomes the whole batch's, on every rank.
   void combine_gradients();
   // Throws naming the rank unless every rank holds the same state-dict bits (debug check).

@@ -5,7 +5,10 @@
 
 #include <mpi.h>
 
+#include <sched.h>
+
 #include <algorithm>
+#include <chrono>
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
@@ -47,22 +50,51 @@ void MpiCommunicator::check(int code, const char* call) const {
   throw std::runtime_error("[dist] rank " + std::to_string(rank_) + ": " + call + " failed: " + std::string(text, len));
 }
 
+void MpiCommunicator::wait(void* request, const char* call) {
+  MPI_Request* req = static_cast<MPI_Request*>(request);
+  if (timeout_s_ <= 0) {
+    check(MPI_Wait(req, MPI_STATUS_IGNORE), call);
+    return;
+  }
+  using clock = std::chrono::steady_clock;
+  const auto start = clock::now();
+  for (;;) {
+    int done = 0;
+    check(MPI_Test(req, &done, MPI_STATUS_IGNORE), call);
+    if (done) return;
+    if (std::chrono::duration<double>(clock::now() - start).count() > timeout_s_) {
+      std::fprintf(stderr,
+                   "[dist] rank %d: %s did not complete within %g s (--dist-timeout): another rank has stopped "
+                   "responding (stopped, hung or unreachable); ending the job\n",
+                   rank_, call, timeout_s_);
+      std::fflush(stderr);
+      MPI_Abort(MPI_COMM_WORLD, 4);
+      std::_Exit(4);
+    }
+    sched_yield();  // oversubscribed ranks share cores
+  }
+}
+
 void MpiCommunicator::broadcast(void* data, size_t bytes, int root) {
   if (root < 0 || root >= size_)
     throw std::invalid_argument("[broadcast] root " + std::to_string(root) + " is outside a world of " +
                                 std::to_string(size_));
   for (size_t at = 0; at < bytes; at += kMaxPiece) {
     const int n = static_cast<int>(std::min(kMaxPiece, bytes - at));
-    check(MPI_Bcast(static_cast<char*>(data) + at, n, MPI_BYTE, root, MPI_COMM_WORLD), "MPI_Bcast");
+    MPI_Request req;
+    check(MPI_Ibcast(static_cast<char*>(data) + at, n, MPI_BYTE, root, MPI_COMM_WORLD, &req), "MPI_Bcast");
+    wait(&req, "MPI_Bcast");
   }
   count(bytes);
 }
 
 void MpiCommunicator::all_gather(const void* send, size_t bytes, void* recv) {
   if (bytes <= kMaxPiece) {
-    check(MPI_Allgather(send, static_cast<int>(bytes), MPI_BYTE, recv, static_cast<int>(bytes), MPI_BYTE,
-                        MPI_COMM_WORLD),
+    MPI_Request req;
+    check(MPI_Iallgather(send, static_cast<int>(bytes), MPI_BYTE, recv, static_cast<int>(bytes), MPI_BYTE,
+                         MPI_COMM_WORLD, &req),
           "MPI_Allgather");
+    wait(&req, "MPI_Allgather");
   } else {
     // Large messages: each rank's block from its root in turn (still only bytes moved).
     for (int r = 0; r < size_; ++r) {
@@ -70,14 +102,20 @@ void MpiCommunicator::all_gather(const void* send, size_t bytes, void* recv) {
       if (r == rank_) std::copy(static_cast<const char*>(send), static_cast<const char*>(send) + bytes, dst);
       for (size_t at = 0; at < bytes; at += kMaxPiece) {
         const int n = static_cast<int>(std::min(kMaxPiece, bytes - at));
-        check(MPI_Bcast(dst + at, n, MPI_BYTE, r, MPI_COMM_WORLD), "MPI_Bcast (all_gather)");
+        MPI_Request req;
+        check(MPI_Ibcast(dst + at, n, MPI_BYTE, r, MPI_COMM_WORLD, &req), "MPI_Bcast (all_gather)");
+        wait(&req, "MPI_Bcast (all_gather)");
       }
     }
   }
   count(bytes * static_cast<uint64_t>(size_));
 }
 
-void MpiCommunicator::barrier() { check(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier"); }
+void MpiCommunicator::barrier() {
+  MPI_Request req;
+  check(MPI_Ibarrier(MPI_COMM_WORLD, &req), "MPI_Barrier");
+  wait(&req, "MPI_Barrier");
+}
 
 void MpiCommunicator::abort(const std::string& message) {
   std::fprintf(stderr, "[dist] rank %d aborted the job: %s\n", rank_, message.c_str());

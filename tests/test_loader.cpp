@@ -3,6 +3,7 @@
 // that show the bugs this avoids are tested in tests/tools/test_lab_loader_bugs.cpp.)
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstring>
@@ -102,6 +103,36 @@ TEST_CASE("loader: same bits for any worker count and prefetch depth", "[data][d
         require_same_batches(ref, epoch_of(shuffled(workers, depth), epoch));
       }
   }
+}
+
+TEST_CASE("loader: a shard makes exactly its rows of every whole batch", "[data][deterministic]") {
+  // Three uneven shards (the last batch, 40 rows, leaves the third empty), with workers.
+  const std::vector<Batch> whole = epoch_of(shuffled(0), 2);
+  for (int part = 0; part < 3; ++part) {
+    DataLoader loader(small_dataset(), shuffled(2));
+    loader.set_shard([part](int64_t rows) {
+      const int64_t cut[4] = {0, std::min<int64_t>(rows, 10), std::min<int64_t>(rows, 45), rows};
+      return std::make_pair(cut[part], cut[part + 1]);
+    });
+    loader.begin_epoch(2);
+    const std::vector<Batch> mine = run_epoch(loader);
+    REQUIRE(mine.size() == whole.size());
+    for (size_t k = 0; k < mine.size(); ++k) {
+      INFO("shard " << part << ", batch " << k);
+      const int64_t rows = whole[k].images.size(0), b = mine[k].first_row, n = mine[k].images.size(0);
+      REQUIRE(mine[k].global_rows == rows);
+      REQUIRE(mine[k].total_rows() == rows);
+      REQUIRE(b == (part == 0 ? 0 : part == 1 ? std::min<int64_t>(rows, 10) : std::min<int64_t>(rows, 45)));
+      const std::vector<float> px = whole[k].images.to_vector<float>();
+      const std::vector<int64_t> idx = whole[k].indices.to_vector<int64_t>();
+      REQUIRE_BITWISE_EQUAL(mine[k].images.to_vector<float>(),
+                            std::vector<float>(px.begin() + b * 784, px.begin() + (b + n) * 784));
+      REQUIRE((mine[k].indices.to_vector<int64_t>() == std::vector<int64_t>(idx.begin() + b, idx.begin() + b + n)));
+    }
+  }
+  DataLoader bad(small_dataset(), shuffled(0));
+  bad.set_shard([](int64_t rows) { return std::make_pair(int64_t{0}, rows + 1); });
+  REQUIRE_THROWS_WITH(bad.next(), Catch::Contains("outside a batch of 64 rows"));
 }
 
 TEST_CASE("loader: a loader restored mid-epoch continues with the same batches", "[data][deterministic]") {

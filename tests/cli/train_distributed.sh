@@ -1,12 +1,13 @@
 #!/bin/bash
 # lockstep train --distributed under mpirun (ctest label mpi):
 #   - the weights_sha256 of -np 1, 2, 3, 4 equals plain `lockstep train` with the same flags
-#     (and a short last batch, --hidden 64 and --batch-size 96, at -np 2 with the replica check);
+#     (and a short last batch, --hidden 64 and --batch-size 96, at -np 3 with the replica check:
+#     the last batch's 2 chunks leave rank 2 without rows);
 #   - rank 0 alone prints: one header line, one JSON line;
 #   - rank 1 made to fail before step 8 at -np 2: the job exits non-zero naming rank 1, and
 #     its last checkpoint (step 6) resumes at -np 3 to the straight run's weights; a plain
 #     run's checkpoint resumes at -np 2, a distributed one in the plain trainer;
-#   - a batch too small for the world size is refused with a message naming --batch-size.
+#   - --trace at -np 3 (rank 0 writes it) equals plain --trace: `lockstep diff` exits 0.
 # Exit 77 (skipped) without mpirun, without the dataset, or in a build without MPI.
 source "$(dirname "$0")/lib.sh"
 need_data
@@ -45,11 +46,12 @@ done
 grep -q '"world":3}' np3.txt || fail "no world 3 in: $(tail -n 1 np3.txt)"
 echo "ok: np 3 prints one header and one JSON line"
 
-# Another model and a short last batch (1024 = 10 x 96 + 64), replicas checked after each step.
+# Another model and a short last batch (1024 = 10 x 96 + 64: 2 chunks for 3 ranks), replicas
+# checked after each step.
 out=h64.txt; train $STEPS --hidden 64 --batch-size 96
-out=h64np2.txt; dtrain 2 $STEPS --hidden 64 --batch-size 96 --debug-check-replicas
-[ "$(weights_of h64np2.txt)" = "$(weights_of h64.txt)" ] || fail "--hidden 64 --batch-size 96 at np 2 differs"
-echo "ok: --hidden 64 --batch-size 96 np 2 -> $(weights_of h64.txt)"
+out=h64np3.txt; dtrain 3 $STEPS --hidden 64 --batch-size 96 --debug-check-replicas
+[ "$(weights_of h64np3.txt)" = "$(weights_of h64.txt)" ] || fail "--hidden 64 --batch-size 96 at np 3 differs"
+echo "ok: --hidden 64 --batch-size 96 np 3 -> $(weights_of h64.txt)"
 # A different seed must change the hash, or the equalities above prove nothing.
 out=seed.txt; dtrain 2 $STEPS --seed 1
 [ "$(weights_of seed.txt)" != "$ref" ] || fail "--seed 1 gave the weights of --seed 0"
@@ -72,11 +74,13 @@ out=from_plain.txt; dtrain 2 $STEPS --resume from_plain
 [ "$(weights_of from_plain.txt)" = "$ref" ] || fail "saved by plain train, resumed at np 2: $(weights_of from_plain.txt)"
 echo "ok: resumed at np 3 and by plain train from np 2's checkpoint, at np 2 from plain's -> $ref"
 
-# A batch that cannot give every rank a 32-row chunk: 64 rows (the last of 96s) over 3 ranks.
-"${MPI[@]}" -np 3 "$LOCKSTEP" train --distributed $SMALL $STEPS --batch-size 96 > small.txt 2>&1 && fail "np 3 with 64-row batches ran"
-grep -q "a batch of 64 rows (--batch-size 96 over 1024 images) cannot be shared by 3 ranks" small.txt \
-  || { cat small.txt >&2; fail "no --batch-size message"; }
-echo "ok: 64-row batches over 3 ranks refused"
+# --trace under --distributed: rank 0's trace (whole batches, gathered layer outputs) is the
+# plain run's, tensor for tensor.
+out=tplain.txt; train --max-steps 9 --trace plain.jsonl
+out=tnp3.txt; dtrain 3 --max-steps 9 --trace np3.jsonl
+"$LOCKSTEP" diff plain.jsonl np3.jsonl > diff.txt || { cat diff.txt >&2; fail "diff of plain and np 3 traces"; }
+echo "ok: np 3 trace equals the plain trace ($(wc -l < np3.jsonl) steps)"
+expect_fail "expected seconds >= 0" "$LOCKSTEP" train $SMALL --distributed --dist-timeout -1
 expect_fail "expected --distributed" "$LOCKSTEP" train $SMALL --debug-check-replicas
 expect_fail "expected --mode deterministic" "$LOCKSTEP" train $SMALL --distributed --mode fast
 echo PASS

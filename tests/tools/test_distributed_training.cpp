@@ -34,11 +34,11 @@ tools::TrainResult train_reference(const tools::TrainConfig& cfg) {
 
 }  // namespace
 
-TEST_CASE("distributed training on 1-4 workers gives the single-process bits", "[deterministic][dist]") {
+TEST_CASE("distributed training on 1-6 workers gives the single-process bits", "[deterministic][dist]") {
   const auto cfg = small_config();
   const tools::TrainResult ref = train_reference(cfg);
   REQUIRE(ref.steps == cfg.max_steps);
-  for (int W = 1; W <= 4; ++W) {
+  for (int W = 1; W <= 6; ++W) {  // 4 chunks per batch: at 5 and 6 workers some ranks own no rows
     tools::DistributedOptions o;
     o.check_replicas = true;
     const tools::TrainResult r = tools::train_at_world_size(W, cfg, small_set(), o).train;
@@ -58,6 +58,11 @@ TEST_CASE("distributed training: per-rank BatchNorm changes the result with the 
   // one rank: the whole batch
   REQUIRE(tools::train_at_world_size(1, cfg, small_set(), o).train.weights_sha256 == ref);
   REQUIRE(tools::train_at_world_size(2, cfg, small_set(), o).train.weights_sha256 != ref);
+  // More ranks than chunks (4 per batch): rank 4 sits every step out and still joins the
+  // collectives; ranks 0-3 each normalise over one chunk.
+  const auto five = tools::train_at_world_size(5, cfg, small_set(), o).train;
+  REQUIRE(five.steps == 2);
+  REQUIRE(five.weights_sha256 != ref);
 }
 
 TEST_CASE("distributed training: a checkpoint written at world 2 resumes bit-exactly at world 3 and 1",

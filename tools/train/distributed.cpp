@@ -9,49 +9,59 @@
 
 namespace lockstep::tools {
 
-namespace {
-
-// Every batch size an epoch makes (the last batch may be short) must give every rank a
-// non-empty node of the batch tree; BatchTree says why not, the flags say what to change.
-void check_batches(const Trainer& t, int world) {
-  const int64_t n = t.train_size(), bs = t.config().batch_size;
-  for (int64_t rows : {bs < n ? bs : n, n % bs}) {
-    if (rows == 0) continue;
-    try {
-      distributed::BatchTree tree(rows, world);
-    } catch (const std::invalid_argument& e) {
-      throw std::invalid_argument(str_cat("[train] --distributed: a batch of ", rows, " rows (--batch-size ", bs,
-                                          " over ", n, " images) cannot be shared by ", world,
-                                          " ranks: every rank needs at least one 32-row chunk (", e.what(), ")"));
-    }
-  }
-}
-
-}  // namespace
-
 DistributedTraining::DistributedTraining(distributed::Communicator& comm, Trainer& trainer,
                                          std::shared_ptr<nn::BatchSync> sync, int fail_rank, int64_t fail_step)
     : comm_(comm), trainer_(trainer), dp_(comm, trainer.model(), std::move(sync)), fail_rank_(fail_rank),
       fail_step_(fail_step) {
-  check_batches(trainer, comm.size());
   // The initial weights (or the loaded checkpoint's) are rank 0's on every rank.
   dp_.broadcast_state(0);
-  // The data-parallel step replaces the Trainer's forward/backward; the layer outputs a
-  // trace would want are this rank's rows only, so none are reported.
-  trainer.set_forward_backward([this](const data::Batch& b, std::vector<std::pair<std::string, Tensor>>*) {
+  // Sharded work: this rank's loader makes only its rows of each global batch (the samples,
+  // pixels and augmentation of those rows in the whole batch), and it evaluates only its
+  // share of the test set; the correct counts are summed exactly.
+  const int world = comm.size(), rank = comm.rank();
+  trainer.loader().set_shard([world, rank](int64_t rows) { return distributed::BatchTree(rows, world).rows_of(rank); });
+  trainer.shard_evaluation(Trainer::EvalShard{
+      [world, rank](int64_t n) { return std::make_pair(n * rank / world, n * (rank + 1) / world); },
+      [this](int64_t count) { return distributed::all_sum_int64(comm_, count); }});
+  // The data-parallel step replaces the Trainer's forward/backward.
+  trainer.set_forward_backward([this](const data::Batch& b, std::vector<std::pair<std::string, Tensor>>* outputs) {
     const int64_t step = trainer_.global_step() + 1;
     if (comm_.rank() == fail_rank_ && step == fail_step_)
       throw std::runtime_error(str_cat("injected failure before step ", step));
-    const int64_t rows = b.images.size(0);
+    const int64_t rows = b.total_rows();
     const auto [first, last] = dp_.begin_step(rows);
-    Tensor x = distributed::take_rows(b.images.reshape({rows, 784}), first, last);
-    Tensor y = distributed::take_rows(b.labels, first, last);
-    Tensor local_sum = cross_entropy(trainer_.model().forward(x), y, Reduction::sum);
-    const float loss = dp_.backward_mean(local_sum);  // the global mean, the same on every rank
+    Tensor x, y;
+    if (b.global_rows < 0) {  // a whole batch (whole_batches()): keep this rank's rows
+      x = distributed::take_rows(b.images.reshape({rows, 784}), first, last);
+      y = distributed::take_rows(b.labels, first, last);
+    } else {
+      LS_CHECK_ARG(b.first_row == first && b.images.size(0) == last - first, "train",
+                   "--distributed: the loader made rows [", b.first_row, ", ", b.first_row + b.images.size(0),
+                   ") of batch ", b.index, ", this rank owns [", first, ", ", last, ")");
+      x = b.images.reshape({last - first, 784}), y = b.labels;
+    }
+    if (first == last && !dp_.synced()) {  // per-rank BatchNorm on no rows: sit the step out
+      const float loss = dp_.idle_backward_mean();
+      dp_.combine_gradients();
+      return Tensor::scalar(static_cast<double>(loss));
+    }
+    // Layer by layer; with gather_outputs() every layer's output is put back together from
+    // all ranks' rows (one all-gather each) and handed to the trace, as one process has it.
+    Tensor h = x;
+    nn::Sequential& model = trainer_.model();
+    for (size_t i = 0; i < model.size(); ++i) {
+      h = model[i]->forward(h);
+      if (!gather_outputs_) continue;
+      Tensor whole = distributed::all_gather_rows(comm_, distributed::BatchTree(rows, comm_.size()), h.detach());
+      if (outputs) outputs->push_back({"output." + std::to_string(i), whole});
+    }
+    const float loss = dp_.backward_mean(cross_entropy(h, y, Reduction::sum));  // the global mean, on every rank
     dp_.combine_gradients();
     return Tensor::scalar(static_cast<double>(loss));
   });
 }
+
+void DistributedTraining::whole_batches() { trainer_.loader().set_shard(nullptr); }
 
 DistributedResult train_distributed(distributed::Communicator& comm, TrainConfig cfg, const TrainData& data,
                                     const DistributedOptions& o) {

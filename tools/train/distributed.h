@@ -25,13 +25,19 @@ namespace lockstep::tools {
 
 class DistributedTraining {
  public:
-  // Checks that every batch of an epoch (the last one may be short) leaves each rank at
-  // least one 32-row chunk (std::invalid_argument naming --batch-size otherwise), sends
-  // rank 0's model to every rank and installs the data-parallel step in `trainer`.
+  // Sends rank 0's model to every rank and installs the data-parallel step in `trainer`.
+  // Any batch size works: a rank that owns no rows of a batch (fewer 32-row chunks than
+  // ranks, e.g. the epoch's short last batch) still takes part in every collective.
   // fail_rank/fail_step: that rank throws before that (1-based) step (the failure tests).
   DistributedTraining(distributed::Communicator& comm, Trainer& trainer, std::shared_ptr<nn::BatchSync> sync,
                       int fail_rank = -1, int64_t fail_step = -1);
 
+  // This rank's loader makes whole batches again (the rank keeps its rows of them): for the
+  // rank that writes a trace or the sample order. Bits are the same either way.
+  void whole_batches();
+  // Every rank (all must call it) gathers each layer's output of the whole batch, and the
+  // Trainer's trace receives them on the ranks that ask (--trace on rank 0).
+  void gather_outputs() { gather_outputs_ = true; }
   // Throws naming the first rank whose model state differs from rank 0's (debug check).
   void check_replicas() { dp_.check_replicas(); }
   distributed::Communicator& comm() { return comm_; }
@@ -43,6 +49,7 @@ class DistributedTraining {
   distributed::DataParallel dp_;
   int fail_rank_;
   int64_t fail_step_;
+  bool gather_outputs_ = false;
 };
 
 // A whole data-parallel run, as the tests, the lab and tests/distributed/dist_check.cpp make it.

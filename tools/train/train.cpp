@@ -49,6 +49,7 @@ struct TrainFlags {
   bool check_replicas = false;   // --debug-check-replicas (with --distributed)
   std::string trace_ops, perturb_op;  // --trace-ops FILE; hidden --debug-perturb-op OP (train/op_trace.h)
   bool trace_ops_values = false;
+  double dist_timeout = 300.0;   // --dist-timeout: seconds a collective may wait (0: forever)
 };
 
 // Flags that --distributed cannot honour, refused before MPI starts.
@@ -57,25 +58,28 @@ void check_distributed_flags(const TrainFlags& f) {
     if (f.check_replicas) throw std::invalid_argument("[train] --debug-check-replicas: expected --distributed as well");
     return;
   }
+  if (!(f.dist_timeout >= 0))
+    throw std::invalid_argument("[train] --dist-timeout: expected seconds >= 0 (0: no timeout), got " +
+                                std::to_string(f.dist_timeout));
   if (f.cfg.device != Device::cpu)
     throw std::invalid_argument("[train] --distributed: expected --device cpu (the data-parallel step runs on the "
                                 "CPU only), got cuda");
   if (f.cfg.mode != Mode::deterministic)
     throw std::invalid_argument("[train] --distributed: expected --mode deterministic (the data-parallel step "
                                 "reproduces the single-process batch order, which fast mode does not keep), got fast");
-  if (!f.trace.empty())
-    throw std::invalid_argument("[train] --distributed: --trace is not supported (a rank sees only its rows' "
-                                "layer outputs); trace the same flags without --distributed, the weights are the same");
   if (!f.trace_ops.empty()) throw std::invalid_argument("[train] --distributed: --trace-ops is not supported; trace "
                                                         "the same flags without --distributed, the weights are the same");
 }
 
 // The MPI world this process belongs to (a world of 1 outside mpirun), or an error saying
 // this build has no MPI.
-std::unique_ptr<distributed::Communicator> open_mpi_world() {
+std::unique_ptr<distributed::Communicator> open_mpi_world(double timeout_s) {
 #if defined(LOCKSTEP_HAS_MPI)
-  return std::make_unique<distributed::MpiCommunicator>();
+  auto comm = std::make_unique<distributed::MpiCommunicator>();
+  comm->set_timeout(timeout_s);
+  return comm;
 #else
+  (void)timeout_s;
   throw std::runtime_error(
       "[train] --distributed: this lockstep was built without MPI (CMake found no MPI when it was configured); "
       "install OpenMPI (libopenmpi-dev) and rebuild, or train without --distributed");
@@ -131,8 +135,10 @@ int run_train(const TrainFlags& f, distributed::Communicator* comm) {
 
   if (!f.export_init.empty() && rank0) serialize::save_state_dict(f.export_init, trainer.model().state_dict());
 
+  // Under --distributed rank 0 alone writes the trace (and the order): it makes whole batches
+  // and every rank gathers the layer outputs, so the trace equals one process's.
   std::unique_ptr<tools::TraceWriter> trace;
-  if (!f.trace.empty()) trace = std::make_unique<tools::TraceWriter>(f.trace, f.trace_values);
+  if (!f.trace.empty() && rank0) trace = std::make_unique<tools::TraceWriter>(f.trace, f.trace_values);
   std::vector<int64_t> order, batch_sizes;
   const bool want_order = !f.export_order.empty() && rank0;
   std::unique_ptr<tools::OpTracer> op_trace;
@@ -140,6 +146,8 @@ int run_train(const TrainFlags& f, distributed::Communicator* comm) {
     op_trace = std::make_unique<tools::OpTracer>(
         tools::OpTracer::Options{f.trace_ops, f.trace_ops_values, false, f.perturb_op, 0});
   tools::OpTracer::Install op_trace_on(op_trace.get());  // null: no observer, the default
+  if (dt && (trace || want_order)) dt->whole_batches();
+  if (dt && !f.trace.empty()) dt->gather_outputs();
   if (trace || want_order || f.debug_nudge_step > 0 || f.check_replicas || op_trace)
     trainer.set_observer(
         [&](const tools::StepRecord& r) {
@@ -254,6 +262,9 @@ void add_train(CLI::App& app, int* rc) {
   sub->add_flag("--fsync,!--no-fsync", c.fsync, "fsync checkpoints (durable; the default)");
   sub->add_flag("--distributed", f->distributed,
                 "data-parallel over the MPI world (mpirun -np K); --batch-size is the global batch");
+  sub->add_option("--dist-timeout", f->dist_timeout,
+                  "with --distributed: end the job when a collective waits longer than SECONDS (0: never)")
+      ->capture_default_str();
   sub->add_flag("--debug-check-replicas", f->check_replicas,
                 "with --distributed: check after every step that all ranks hold identical weights");
   sub->add_option("--debug-nudge", f->debug_nudge_step)->group("");  // hidden, for the diff tests
@@ -269,7 +280,7 @@ void add_train(CLI::App& app, int* rc) {
       *rc = run_train(*f, nullptr);
       return;
     }
-    std::unique_ptr<distributed::Communicator> comm = open_mpi_world();
+    std::unique_ptr<distributed::Communicator> comm = open_mpi_world(f->dist_timeout);
     try {
       *rc = run_train(*f, comm.get());
     } catch (const std::exception& e) {

@@ -339,8 +339,9 @@ double Trainer::evaluate() {
   const int64_t n = test_set_->size();
   const Shape s = test_set_->sample_shape();
   const int64_t per = shape_numel(s);
-  for (int64_t b0 = 0; b0 < n; b0 += cfg_.eval_batch_size) {
-    const int64_t rows = std::min(cfg_.eval_batch_size, n - b0);
+  const auto [first, last] = eval_shard_.rows ? eval_shard_.rows(n) : std::make_pair(int64_t{0}, n);
+  for (int64_t b0 = first; b0 < last; b0 += cfg_.eval_batch_size) {
+    const int64_t rows = std::min(cfg_.eval_batch_size, last - b0);
     Tensor x = Tensor::empty({rows, per});
     std::vector<int64_t> labels(static_cast<size_t>(rows));
     float* px = x.data<float>();
@@ -349,6 +350,7 @@ double Trainer::evaluate() {
     const std::vector<int64_t> pred = argmax(model_->forward(x.to(cfg_.device)), 1).to_vector<int64_t>();
     for (int64_t r = 0; r < rows; ++r) correct += pred[static_cast<size_t>(r)] == labels[static_cast<size_t>(r)];
   }
+  if (eval_shard_.total) correct = eval_shard_.total(correct);
   model_->train();
   return n == 0 ? 0.0 : static_cast<double>(correct) / static_cast<double>(n);
 }
@@ -411,7 +413,7 @@ TrainResult Trainer::run() {
     seconds += std::chrono::duration<double>(clock::now() - t0).count();
 
     ++res.steps_this_run;
-    res.samples += b->images.size(0);
+    res.samples += b->total_rows();
     last_loss = lv;
     if (observer_) {
       rec.step = step_, rec.loss = lv;

@@ -189,6 +189,14 @@ class Trainer {
   Tensor local_forward_backward(const data::Batch& batch, std::vector<std::pair<std::string, Tensor>>* outputs);
   // Test-set accuracy in eval mode (the model is put back in train mode).
   double evaluate();
+  // Data parallelism: evaluate() tests only the rows rows(n) of the n test images and
+  // total(count) returns the sum of every process's correct count (an exact integer sum; the
+  // eval-mode forward is batch-invariant, so any split gives the same predictions).
+  struct EvalShard {
+    std::function<std::pair<int64_t, int64_t>(int64_t n)> rows;
+    std::function<int64_t(int64_t count)> total;
+  };
+  void shard_evaluation(EvalShard shard) { eval_shard_ = std::move(shard); }
 
   const TrainConfig& config() const { return cfg_; }
   nn::Sequential& model() { return *model_; }
@@ -225,6 +233,7 @@ class Trainer {
   bool capture_ = false;
   EpochObserver epoch_observer_;
   ForwardBackward forward_backward_;
+  EvalShard eval_shard_;
   std::function<void(int64_t, int64_t, float)> progress_;
 };
 
