@@ -74,6 +74,16 @@ TEST_CASE("nn::Conv2d: PyTorch names, shapes and init bounds", "[conv2d][determi
   REQUIRE(equal_bits(y, conv2d(x, conv.weight(), conv.bias(), {1, 1, 1, 2})));
   REQUIRE_THROWS_WITH(nn::Conv2d(4, 6, 3, [] { nn::Conv2dOptions b; b.groups = 3; return b; }()),
                       Contains("[Conv2d] expected groups"));
+  // float64 reference runs: the module converts in place and runs in float64.
+  conv.to(DType::f64);
+  REQUIRE(conv.weight().dtype() == DType::f64);
+  Tensor y64 = conv.forward(x.to(DType::f64));
+  REQUIRE(y64.dtype() == DType::f64);
+  auto a = y.to_vector<float>();
+  auto b = y64.to_vector<double>();
+  double worst = 0;
+  for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, std::fabs(a[i] - b[i]));
+  REQUIRE(worst < 1e-5);
 }
 
 TEST_CASE("conv2d fast mode: a pinned algorithm runs, canonical gives deterministic bits", "[conv2d][fast]") {
