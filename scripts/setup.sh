@@ -7,9 +7,10 @@ pkgs=(build-essential cmake pkg-config
       libeigen3-dev catch2 libbenchmark-dev zlib1g-dev
       libcli11-dev nlohmann-json3-dev libopenblas-dev
       dataset-fashion-mnist clang libclang-rt-14-dev libomp-dev
-      openmpi-bin libopenmpi-dev)
+      openmpi-bin libopenmpi-dev chromium)
 # clang, libclang-rt-14-dev (libFuzzer, clang's sanitizers) and libomp-dev (clang's OpenMP)
 # serve the clang and fuzz builds; gcc's ASan, UBSan and TSan runtimes come with gcc.
+# chromium: headless, renders the lab's report.html in a test (tests/lab_report_html.sh).
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -47,6 +47,9 @@ struct ScenarioResult {
   std::vector<Series> curves;
   std::string x_label = "training step", y_label = "training loss";
   bool log_y = false;
+  // strip: each Series is one category on the x axis and its y are points (one per seed),
+  // drawn with the mean and +-1 sd; x_label then names the categories' axis.
+  bool strip = false;
   nlohmann::json extra = nlohmann::json::object();  // scenario-specific numbers for report.json
 };
 
