@@ -19,7 +19,7 @@ namespace lockstep_cli::lab {
 // The lab's settings (flags of `lockstep lab`).
 struct LabOptions {
   bool quick = false;
-  int seeds = 0;  // seed-variance's K; 0: 3 with --quick, 5 otherwise
+  int seeds = 0;  // seed-variance's K; 0: 4 with --quick, 16 otherwise
   int threads = 2;
   std::string data_dir;
 };
