@@ -27,7 +27,7 @@ prepare() {
   cmake -S . -B build-emu -DCMAKE_BUILD_TYPE=Release -DLOCKSTEP_CUDA_EMU=ON -DLOCKSTEP_BENCH=OFF \
     -DLOCKSTEP_TOOLS=OFF -DCMAKE_DISABLE_FIND_PACKAGE_MPI=ON >/dev/null
   cmake --build build-emu -j2 --target lockstep_cuda_tests
-  ctest --test-dir build-emu --output-on-failure -j2 -L cuda-emu --timeout 900
+  ctest --test-dir build-emu --output-on-failure -j2 -L cuda-emu --timeout 1800
   cmake --build build -j2 --target lockstep_cuda_tests bench_cuda lockstep_cli
   rm -rf "$G" && mkdir -p "$G/bin" "$G/lib" "$G/data"
   cp build/tests/lockstep_cuda_tests build/bench/bench_cuda build/tools/lockstep "$G/bin/"

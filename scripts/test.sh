@@ -35,7 +35,7 @@ cuda_emu_stage() {
   cmake -S . -B build-emu -DCMAKE_BUILD_TYPE=Release -DLOCKSTEP_CUDA_EMU=ON -DLOCKSTEP_BENCH=OFF \
     -DLOCKSTEP_TOOLS=OFF -DCMAKE_DISABLE_FIND_PACKAGE_MPI=ON &&
     cmake --build build-emu -j "$jobs" --target lockstep_cuda_tests &&
-    ctest --test-dir build-emu --output-on-failure -j "$jobs" -L cuda-emu --timeout 900
+    ctest --test-dir build-emu --output-on-failure -j "$jobs" -L cuda-emu --timeout 1800
 }
 stage "cuda-emu" cuda_emu_stage
 
