@@ -11,6 +11,7 @@ const std::vector<Scenario>& scenarios() {
       shuffle_seed_scenario(),    loader_workers_scenario(),    augment_rng_scenario(),
       resume_scenario(),          lossy_save_scenario(),        seed_variance_scenario(),
       divergence_growth_scenario(), cpu_vs_gpu_scenario(),      world_size_scenario(),
+      maxpool_ties_scenario(),
   };
   return all;
 }

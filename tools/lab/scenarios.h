@@ -22,5 +22,6 @@ Scenario seed_variance_scenario();     // scenarios_training.cpp
 Scenario divergence_growth_scenario();
 Scenario cpu_vs_gpu_scenario();        // scenario_devices.cpp
 Scenario world_size_scenario();        // scenarios_dist.cpp
+Scenario maxpool_ties_scenario();      // scenarios_pool.cpp
 
 }  // namespace lockstep_cli::lab
