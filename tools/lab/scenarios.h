@@ -26,5 +26,6 @@ Scenario conv_autotune_scenario();     // scenarios_conv.cpp
 Scenario winograd_numerics_scenario();
 Scenario conv_wgrad_atomics_scenario();
 Scenario loaded_model_scenario();      // scenario_loaded.cpp
+Scenario maxpool_ties_scenario();      // scenarios_pool.cpp
 
 }  // namespace lockstep_cli::lab
