@@ -39,9 +39,17 @@ bool same(const std::vector<float>& a, const std::vector<float>& b) {
   return a.size() == b.size() && std::memcmp(a.data(), b.data(), sizeof(float) * a.size()) == 0;
 }
 
+// Padding in w only: OW == W but OH < H (im2col's one-span path, no padding rows).
+Conv2dDims rows_unpadded() {
+  Conv2dDims d = dims(5, 3, 9, 6, 4, 3, 3, 1, 1, 1, 1);
+  d.pad_h = 0;
+  d.OH = d.H - 2;
+  return d;
+}
+
 std::vector<Conv2dDims> shapes() {
   return {dims(35, 3, 11, 13, 5, 3, 3, 1, 1, 1, 1), dims(70, 4, 9, 8, 6, 3, 3, 2, 1, 1, 2),
-          dims(33, 6, 10, 10, 6, 3, 3, 1, 2, 2, 6), dims(3, 17, 7, 7, 19, 5, 5, 1, 2, 1, 1)};
+          dims(33, 6, 10, 10, 6, 3, 3, 1, 2, 2, 6), dims(3, 17, 7, 7, 19, 5, 5, 1, 2, 1, 1), rows_unpadded()};
 }
 
 }  // namespace
