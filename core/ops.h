@@ -7,9 +7,11 @@
 // Fast mode: faster paths (library GEMM, completion-order reductions, autotuning) that give
 // results within the tolerances stated in docs/determinism.md, but not reproducible bits.
 #pragma once
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
 
 #include "base/reduction.h"
 #include "kernels/conv2d_algo.h"
@@ -122,6 +124,26 @@ using BatchSumCombine = std::function<Tensor(const Tensor& local_sums)>;
 Tensor batch_norm_synced(const Tensor& x, const Tensor& running_mean, const Tensor& running_var, const Tensor& weight,
                          const Tensor& bias, double momentum, double eps, int64_t global_rows,
                          const BatchSumCombine& combine);
+
+// ---- convolutional-network layers over NCHW (core/ops/pool2d.cpp, batchnorm2d.cpp) ----
+using Size2 = std::array<int64_t, 2>;  // (height, width)
+// Max pooling, PyTorch semantics (floor mode, padding <= kernel / 2, no dilation): x: N x C x H x W
+// -> N x C x OH x OW; ties go to the first element in window order, NaN propagates
+// (kernels/pool2d.h). The indices (int64, ih * W + iw within the plane) come with _with_indices.
+// Backward is a gather: each input element sums the gradients of the windows that chose it.
+std::pair<Tensor, Tensor> max_pool2d_with_indices(const Tensor& x, Size2 kernel, Size2 stride, Size2 padding);
+Tensor max_pool2d(const Tensor& x, Size2 kernel, Size2 stride, Size2 padding);
+// Average pooling; count_include_pad: divide by the padded window's size (PyTorch's default).
+Tensor avg_pool2d(const Tensor& x, Size2 kernel, Size2 stride, Size2 padding, bool count_include_pad = true);
+// Adaptive average pooling to output_size (PyTorch's windows).
+Tensor adaptive_avg_pool2d(const Tensor& x, Size2 output_size);
+// BatchNorm2d: batch_norm with per-channel statistics over N x H x W (kernels/batchnorm2d.h).
+Tensor batch_norm2d(const Tensor& x, const Tensor& running_mean, const Tensor& running_var, const Tensor& weight,
+                    const Tensor& bias, bool training, double momentum, double eps);
+// batch_norm_synced for N x C x H x W: global_rows is the global batch's sample count.
+Tensor batch_norm2d_synced(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
+                           const Tensor& weight, const Tensor& bias, double momentum, double eps, int64_t global_rows,
+                           const BatchSumCombine& combine);
 
 // ---- operators ----
 Tensor operator+(const Tensor& a, const Tensor& b);

@@ -41,7 +41,8 @@ class BatchTree {
   int level_of(int r) const { return nodes_[r].level; }
 
   // out[0, width) = the batch-order total, from gathered[r * width + j] = worker r's node
-  // (what an empty node's worker sent is never read).
+  // (what an empty node's worker sent is never read). Walked in column blocks of 2048 so the
+  // partial sums stay in cache; every element gets the same additions either way.
   void combine(const float* gathered, int64_t width, float* out) const;
 
  private:
@@ -50,7 +51,7 @@ class BatchTree {
     int64_t index, begin, end;  // chunks [begin, end)
   };
   Node make_node(int level, int64_t index) const;
-  void eval(int level, int64_t index, const float* gathered, int64_t width, float* out,
+  void eval(int level, int64_t index, const float* gathered, int64_t stride, int64_t j0, int64_t len, float* out,
             std::vector<std::vector<float>>& scratch) const;
 
   int64_t rows_, chunks_;

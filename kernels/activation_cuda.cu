@@ -23,7 +23,7 @@ __global__ void act_backward_kernel(T* dx, const T* dy, const T* v, int64_t n) {
 template <Act A, typename T>
 void launch(T* dx, const T* dy, const T* v, int64_t n) {
   if (n <= 0) return;
-  act_backward_kernel<A><<<grid_for(n), kThreads, 0, cuda_stream()>>>(dx, dy, v, n);
+  LS_LAUNCH(act_backward_kernel<A>, grid_for(n), kThreads, 0, cuda_stream(), dx, dy, v, n);
   CUDA_CHECK_LAUNCH("act_backward_kernel");
 }
 

@@ -94,11 +94,11 @@ void forward_impl(bool fast, T* y, T* mean, T* rstd, T* running_mean, T* running
     batch_reduce_mode<T>(fast, 1, N, C, DevStep<T>{x, mean, C},
                          VarFinish<T>{rstd, running_mean, running_var, mean, Nf, N1, eps, momentum});
   } else {
-    running_stats_kernel<<<grid_for(C), kThreads, 0, s>>>(mean, rstd, running_mean, running_var, C, eps);
+    LS_LAUNCH(running_stats_kernel, grid_for(C), kThreads, 0, s, mean, rstd, running_mean, running_var, C, eps);
     CUDA_CHECK_LAUNCH("running_stats_kernel");
   }
   if (N <= 0) return;
-  normalize_kernel<<<grid_for(N * C), kThreads, 0, s>>>(y, x, mean, rstd, gamma, beta, N, C);
+  LS_LAUNCH(normalize_kernel, grid_for(N * C), kThreads, 0, s, y, x, mean, rstd, gamma, beta, N, C);
   CUDA_CHECK_LAUNCH("normalize_kernel");
 }
 
@@ -159,8 +159,8 @@ void backward_impl(bool fast, T* dx, T* dgamma, T* dbeta, const T* dy, const T* 
     batch_reduce_mode<T>(fast, 2, N, C, GradStep<T>{dy, x, mean, rstd, C},
                          GradFinish<T>{b.get(), dbeta, dgamma, C});
   if (!dx || N <= 0) return;
-  bn_dx_kernel<<<grid_for(N * C), kThreads, 0, cuda_stream()>>>(dx, dy, x, mean, rstd, gamma, b.get(), N, C,
-                                                               training);
+  LS_LAUNCH(bn_dx_kernel, grid_for(N * C), kThreads, 0, cuda_stream(), dx, dy, x, mean, rstd, gamma, b.get(), N, C,
+            training);
   CUDA_CHECK_LAUNCH("bn_dx_kernel");
 }
 

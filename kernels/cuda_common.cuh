@@ -14,10 +14,12 @@
 #define CUDA_CHECK(call)                                                                 \
   do {                                                                                   \
     cudaError_t lockstep_err_ = (call);                                                  \
-    if (lockstep_err_ != cudaSuccess)                                                    \
+    if (lockstep_err_ != cudaSuccess) {                                                  \
+      cudaGetLastError(); /* reported here: not again by the next launch's check */      \
       throw std::runtime_error(std::string("[cuda] ") + #call + " failed: " +            \
                                cudaGetErrorString(lockstep_err_) + " at " + __FILE__ +   \
                                ":" + std::to_string(__LINE__));                          \
+    }                                                                                    \
   } while (0)
 
 // After a kernel launch: a bad configuration is reported here, naming the kernel.
@@ -67,6 +69,23 @@ class DeviceBuffer {
 };
 
 }  // namespace cuda_detail
+
+// Every kernel launch in lockstep: LS_LAUNCH(kernel, grid, block, shared_bytes, stream, args...).
+// The real build expands it to kernel<<<...>>>(args...); the CUDA emulation
+// (kernels/cuda_emu/, LOCKSTEP_CUDA_EMU) runs the same kernel text on the CPU through its own
+// definition. A kernel whose template arguments contain a comma goes in parentheses:
+// LS_LAUNCH((k<T, 4>), ...).
+#ifndef LS_LAUNCH
+#define LS_LAUNCH(kernel, grid, block, shared_bytes, stream, ...) \
+  kernel<<<(grid), (block), (shared_bytes), (stream)>>>(__VA_ARGS__)
+#endif
+
+// Dynamically sized shared memory (the launch's shared_bytes) as a T* named `name`.
+#ifndef LS_DYNAMIC_SHARED
+#define LS_DYNAMIC_SHARED(T, name)                                \
+  extern __shared__ __align__(16) unsigned char ls_dyn_smem_[]; \
+  T* name = reinterpret_cast<T*>(ls_dyn_smem_)
+#endif
 
 // Grid-stride loop over [0, n) with 64-bit indices.
 #define LS_CUDA_FOR(i, n)                                                                     \

@@ -49,14 +49,14 @@ void forward_impl(T* y, uint8_t* mask, const T* x, int64_t n, float p, uint64_t 
   if (n <= 0) return;
   cudaStream_t s = cuda_stream();
   if (p == 0.0f || p == 1.0f) {
-    dropout_const_kernel<<<grid_for(n), kThreads, 0, s>>>(y, mask, x, n, p == 0.0f);
+    LS_LAUNCH(dropout_const_kernel, grid_for(n), kThreads, 0, s, y, mask, x, n, p == 0.0f);
     CUDA_CHECK_LAUNCH("dropout_const_kernel");
     return;
   }
   const uint64_t pos0 = (step << kDropoutStepShift) + offset;
   const int64_t lead = static_cast<int64_t>(pos0 & 3);
-  dropout_forward_kernel<<<grid_for((n + lead + 3) / 4), kThreads, 0, s>>>(y, mask, x, n, p, scale_of(p, T()), seed,
-                                                                           stream, pos0 >> 2, lead);
+  LS_LAUNCH(dropout_forward_kernel, grid_for((n + lead + 3) / 4), kThreads, 0, s, y, mask, x, n, p, scale_of(p, T()),
+            seed, stream, pos0 >> 2, lead);
   CUDA_CHECK_LAUNCH("dropout_forward_kernel");
 }
 
@@ -64,7 +64,7 @@ template <typename T>
 void backward_impl(T* dx, const T* dy, const uint8_t* mask, int64_t n, float p) {
   if (n <= 0) return;
   const T scale = p < 1.0f ? scale_of(p, T()) : T(0);
-  dropout_backward_kernel<<<grid_for(n), kThreads, 0, cuda_stream()>>>(dx, dy, mask, n, p == 0.0f, scale);
+  LS_LAUNCH(dropout_backward_kernel, grid_for(n), kThreads, 0, cuda_stream(), dx, dy, mask, n, p == 0.0f, scale);
   CUDA_CHECK_LAUNCH("dropout_backward_kernel");
 }
 

@@ -111,7 +111,7 @@ template <typename TO, typename TA, typename TB, typename F>
 void apply2(TO* out, const TA* a, const TB* b, const Broadcast& bc, F f) {
   const int64_t n = bc.numel();
   if (n == 0) return;
-  apply2_kernel<<<grid_for(n), kThreads, 0, cuda_stream()>>>(out, a, b, bc, n, f);
+  LS_LAUNCH(apply2_kernel, grid_for(n), kThreads, 0, cuda_stream(), out, a, b, bc, n, f);
   CUDA_CHECK_LAUNCH("apply2_kernel");
 }
 
@@ -130,7 +130,7 @@ void binary_impl(BinaryOp op, T* out, const T* a, const T* b, const Broadcast& b
 template <typename T, typename F>
 void scalar_launch(T* out, const T* a, T s, int64_t n, F f) {
   if (n <= 0) return;
-  scalar_kernel<<<grid_for(n), kThreads, 0, cuda_stream()>>>(out, a, s, n, f);
+  LS_LAUNCH(scalar_kernel, grid_for(n), kThreads, 0, cuda_stream(), out, a, s, n, f);
   CUDA_CHECK_LAUNCH("scalar_kernel");
 }
 
@@ -162,14 +162,14 @@ template <typename T>
 void where_impl(T* out, const uint8_t* cond, const T* a, const T* b, const Broadcast& bc) {
   const int64_t n = bc.numel();
   if (n == 0) return;
-  where_kernel<<<grid_for(n), kThreads, 0, cuda_stream()>>>(out, cond, a, b, bc, n);
+  LS_LAUNCH(where_kernel, grid_for(n), kThreads, 0, cuda_stream(), out, cond, a, b, bc, n);
   CUDA_CHECK_LAUNCH("where_kernel");
 }
 
 template <typename T, typename F>
 void unary_launch(T* out, const T* x, int64_t n, F f) {
   if (n <= 0) return;
-  unary_kernel<<<grid_for(n), kThreads, 0, cuda_stream()>>>(out, x, n, f);
+  LS_LAUNCH(unary_kernel, grid_for(n), kThreads, 0, cuda_stream(), out, x, n, f);
   CUDA_CHECK_LAUNCH("unary_kernel");
 }
 

@@ -237,7 +237,7 @@ template <typename T, int BM, int BN, int TM, int TN>
 void launch_tiled(const KernelArgs<T>& g) {
   const dim3 grid(static_cast<unsigned>(ceil_div(g.N, BN)), static_cast<unsigned>(ceil_div(g.M, BM)),
                   static_cast<unsigned>(g.nz < kMaxGridZ ? g.nz : kMaxGridZ));
-  gemm_tiled_kernel<T, BM, BN, TM, TN><<<grid, kGemmThreads, 0, cuda_stream()>>>(g);
+  LS_LAUNCH((gemm_tiled_kernel<T, BM, BN, TM, TN>), grid, kGemmThreads, 0, cuda_stream(), g);
   CUDA_CHECK_LAUNCH("gemm_tiled_kernel");
 }
 
@@ -247,7 +247,7 @@ void run_tiled(GemmCudaTile tile, const GemmArgsT<T>& a) {
   KernelArgs<T> g = kernel_args(a);
   cudaStream_t s = cuda_stream();
   if (a.K == 0) {
-    gemm_empty_k_kernel<<<grid_for(a.M * a.N), kThreads, 0, s>>>(g);
+    LS_LAUNCH(gemm_empty_k_kernel, grid_for(a.M * a.N), kThreads, 0, s, g);
     CUDA_CHECK_LAUNCH("gemm_empty_k_kernel");
     return;
   }
@@ -259,7 +259,7 @@ void run_tiled(GemmCudaTile tile, const GemmArgsT<T>& a) {
   else
     launch_tiled<T, 64, 64, 4, 4>(g);
   if (chunked) {
-    gemm_chunk_tree_kernel<<<grid_for(a.M * a.N), kThreads, 0, s>>>(g);
+    LS_LAUNCH(gemm_chunk_tree_kernel, grid_for(a.M * a.N), kThreads, 0, s, g);
     CUDA_CHECK_LAUNCH("gemm_chunk_tree_kernel");
   }
 }
@@ -284,7 +284,7 @@ template <typename T>
 void gemm_cuda_ref(const GemmArgsT<T>& a) {
   if (a.M == 0 || a.N == 0) return;
   KernelArgs<T> g = kernel_args(a);
-  gemm_ref_kernel<<<grid_for(a.M * a.N), kThreads, 0, cuda_stream()>>>(g, a.order == KOrder::batch_chunked);
+  LS_LAUNCH(gemm_ref_kernel, grid_for(a.M * a.N), kThreads, 0, cuda_stream(), g, a.order == KOrder::batch_chunked);
   CUDA_CHECK_LAUNCH("gemm_ref_kernel");
 }
 

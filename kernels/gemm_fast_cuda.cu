@@ -43,6 +43,12 @@ struct CublasApi {
 
 const CublasApi& cublas_api() {
   static const CublasApi api = [] {
+#if defined(LOCKSTEP_CUDA_EMU)  // the CUDA emulation's host stand-in (kernels/cuda_emu): nothing to load
+    CublasApi a;
+    a.create = &cublasCreate_v2, a.set_stream = &cublasSetStream_v2, a.set_math_mode = &cublasSetMathMode;
+    a.sgemm = &cublasSgemm_v2, a.status_string = &cublasGetStatusString;
+    return a;
+#else
     const std::string name = "libcublas.so." + std::to_string(CUBLAS_VER_MAJOR);
     void* lib = dlopen(name.c_str(), RTLD_NOW | RTLD_LOCAL);
     if (!lib) lib = dlopen("libcublas.so", RTLD_NOW | RTLD_LOCAL);
@@ -62,6 +68,7 @@ const CublasApi& cublas_api() {
     sym(a.sgemm, "cublasSgemm_v2");
     sym(a.status_string, "cublasGetStatusString");
     return a;  // the library stays loaded for the life of the process
+#endif
   }();
   return api;
 }
@@ -99,7 +106,8 @@ void gemm_cublas(const Exec& ex, const GemmArgs& g) {
   if (g.K == 0) return gemm_cuda(ex, g);  // the epilogue on +0.0f; nothing for cuBLAS to do
   float beta = g.accumulate ? 1.0f : 0.0f;
   if (g.bias) {
-    bias_rows_kernel<<<grid_for(g.M * g.N), kThreads, 0, cuda_stream()>>>(g.C, g.ldc, g.bias, g.M, g.N, g.accumulate);
+    LS_LAUNCH(bias_rows_kernel, grid_for(g.M * g.N), kThreads, 0, cuda_stream(), g.C, g.ldc, g.bias, g.M, g.N,
+              g.accumulate);
     CUDA_CHECK_LAUNCH("bias_rows_kernel");
     beta = 1.0f;
   }

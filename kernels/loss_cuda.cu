@@ -70,8 +70,8 @@ void ce_forward(bool fast, T* out, const T* logits, const int64_t* target, int64
   DeviceBuffer<T> buf(red == Reduction::none ? 1 : N);
   T* loss = red == Reduction::none ? out : buf.get();
   if (N > 0) {
-    ce_rows_kernel<<<static_cast<unsigned>(ceil_div(N, kRowsPerBlock)), kRowsPerBlock * 32, 0, cuda_stream()>>>(
-        loss, logits, target, N, C, eps);
+    LS_LAUNCH(ce_rows_kernel, static_cast<unsigned>(ceil_div(N, kRowsPerBlock)), kRowsPerBlock * 32, 0, cuda_stream(),
+              loss, logits, target, N, C, eps);
     CUDA_CHECK_LAUNCH("ce_rows_kernel");
   }
   if (red != Reduction::none) reduce_rows(fast, out, loss, N, red, static_cast<T>(N));
@@ -81,8 +81,8 @@ template <typename T>
 void ce_backward(T* dlogits, const T* dout, const T* logits, const int64_t* target, int64_t N, int64_t C, T eps,
                  Reduction red) {
   if (N <= 0) return;
-  ce_backward_kernel<<<static_cast<unsigned>(ceil_div(N, kRowsPerBlock)), kRowsPerBlock * 32, 0, cuda_stream()>>>(
-      dlogits, dout, logits, target, N, C, eps, red);
+  LS_LAUNCH(ce_backward_kernel, static_cast<unsigned>(ceil_div(N, kRowsPerBlock)), kRowsPerBlock * 32, 0, cuda_stream(),
+            dlogits, dout, logits, target, N, C, eps, red);
   CUDA_CHECK_LAUNCH("ce_backward_kernel");
 }
 
@@ -111,7 +111,7 @@ void mse_forward(const Exec& ex, T* out, const T* x, const T* y, int64_t N, int6
   DeviceBuffer<T> sq_buf(red == Reduction::none ? 1 : n);
   T* sq = red == Reduction::none ? out : sq_buf.get();
   if (n > 0) {
-    square_diff_kernel<<<grid_for(n), kThreads, 0, cuda_stream()>>>(sq, x, y, n);
+    LS_LAUNCH(square_diff_kernel, grid_for(n), kThreads, 0, cuda_stream(), sq, x, y, n);
     CUDA_CHECK_LAUNCH("square_diff_kernel");
   }
   if (red == Reduction::none) return;
@@ -128,8 +128,8 @@ void mse_backward(T* dx, T* dy, const T* dout, const T* x, const T* y, int64_t N
   const int64_t n = N * D;
   if (n <= 0) return;
   const T norm = red == Reduction::mean ? T(2) / static_cast<T>(N * D) : T(2);
-  mse_backward_kernel<<<grid_for(n), kThreads, 0, cuda_stream()>>>(dx, dy, dout, x, y, n, norm,
-                                                                   red == Reduction::none);
+  LS_LAUNCH(mse_backward_kernel, grid_for(n), kThreads, 0, cuda_stream(), dx, dy, dout, x, y, n, norm,
+            red == Reduction::none);
   CUDA_CHECK_LAUNCH("mse_backward_kernel");
 }
 

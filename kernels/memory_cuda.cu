@@ -167,7 +167,7 @@ void cuda_fill(void* dst, const void* value, size_t elem_size, int64_t n) {
   cudaStream_t s = cuda_stream();
   auto launch = [&](auto tag) {
     using U = decltype(tag);
-    fill_kernel<<<grid, cuda_detail::kThreads, 0, s>>>(static_cast<U*>(dst), *static_cast<const U*>(value), n);
+    LS_LAUNCH(fill_kernel, grid, cuda_detail::kThreads, 0, s, static_cast<U*>(dst), *static_cast<const U*>(value), n);
   };
   switch (elem_size) {
     case 1: launch(uint8_t{}); break;
@@ -195,7 +195,8 @@ void cuda_strided_copy(void* dst, const void* src, size_t elem_size, int ndim, c
   cudaStream_t s = cuda_stream();
   auto launch = [&](auto tag) {
     using U = decltype(tag);
-    strided_copy_kernel<<<grid, cuda_detail::kThreads, 0, s>>>(static_cast<U*>(dst), static_cast<const U*>(src), v, n);
+    LS_LAUNCH(strided_copy_kernel, grid, cuda_detail::kThreads, 0, s, static_cast<U*>(dst),
+              static_cast<const U*>(src), v, n);
   };
   switch (elem_size) {
     case 1: launch(uint8_t{}); break;

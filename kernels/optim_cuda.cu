@@ -56,16 +56,16 @@ __global__ void adam_kernel(T* p, T* m, T* v, T* vmax, const T* g, int64_t n, op
 template <typename T>
 void sgd_impl(T* p, T* b, const T* g, int64_t n, const SgdStep& s) {
   if (n <= 0) return;
-  sgd_kernel<<<grid_for(n), kThreads, 0, cuda_stream()>>>(p, b, g, n, optim_elem::SgdScalars<T>(s),
-                                                          s.weight_decay != 0, s.momentum != 0, s.first, s.nesterov);
+  LS_LAUNCH(sgd_kernel, grid_for(n), kThreads, 0, cuda_stream(), p, b, g, n, optim_elem::SgdScalars<T>(s),
+            s.weight_decay != 0, s.momentum != 0, s.first, s.nesterov);
   CUDA_CHECK_LAUNCH("sgd_kernel");
 }
 
 template <typename T>
 void adam_impl(T* p, T* m, T* v, T* vmax, const T* g, int64_t n, const AdamStep& s) {
   if (n <= 0) return;
-  adam_kernel<<<grid_for(n), kThreads, 0, cuda_stream()>>>(p, m, v, vmax, g, n, optim_elem::AdamScalars<T>(s),
-                                                           s.decoupled, s.weight_decay != 0, s.amsgrad);
+  LS_LAUNCH(adam_kernel, grid_for(n), kThreads, 0, cuda_stream(), p, m, v, vmax, g, n, optim_elem::AdamScalars<T>(s),
+            s.decoupled, s.weight_decay != 0, s.amsgrad);
   CUDA_CHECK_LAUNCH("adam_kernel");
 }
 
@@ -103,7 +103,7 @@ void norm_impl(T* out, const T* x, int64_t n, NormKind kind) {
   }
   if (kind == NormKind::sum_squares) return contig_rows(out, x, 1, n, Square{});
   if (kind == NormKind::sum_abs) return contig_rows(out, x, 1, n, Abs{});
-  max_abs_kernel<<<1, 256, 0, cuda_stream()>>>(out, x, n);
+  LS_LAUNCH(max_abs_kernel, 1, 256, 0, cuda_stream(), out, x, n);
   CUDA_CHECK_LAUNCH("max_abs_kernel");
 }
 

@@ -35,7 +35,7 @@ __global__ void max_kernel(T* val, int64_t* idx, const T* x, int64_t outer, int6
 template <typename T>
 void max_impl(T* val, int64_t* idx, const T* x, int64_t outer, int64_t d, int64_t inner) {
   if (outer <= 0 || inner <= 0 || d <= 0) return;
-  max_kernel<<<grid_for(outer * inner), kThreads, 0, cuda_stream()>>>(val, idx, x, outer, d, inner);
+  LS_LAUNCH(max_kernel, grid_for(outer * inner), kThreads, 0, cuda_stream(), val, idx, x, outer, d, inner);
   CUDA_CHECK_LAUNCH("max_kernel");
 }
 
@@ -82,7 +82,7 @@ void sum_rows_fast(T* out, const T* x, int64_t rows, int64_t cols) {
   if (pieces == 0) return;
   const int64_t warps = rows * pieces;
   const unsigned grid = static_cast<unsigned>(ceil_div(warps, 8));
-  sum_rows_fast_kernel<<<grid, 256, 0, cuda_stream()>>>(out, x, rows, cols, pieces);
+  LS_LAUNCH(sum_rows_fast_kernel, grid, 256, 0, cuda_stream(), out, x, rows, cols, pieces);
   CUDA_CHECK_LAUNCH("sum_rows_fast_kernel");
 }
 
@@ -93,7 +93,7 @@ void sum_mid_fast(T* out, const T* x, int64_t outer, int64_t d, int64_t inner) {
   const int64_t groups = ceil_div(d, kFastRowGroup);
   if (groups == 0) return;
   const unsigned grid = grid_for(outer * groups * inner);
-  sum_mid_fast_kernel<<<grid, kThreads, 0, cuda_stream()>>>(out, x, outer, d, inner, groups);
+  LS_LAUNCH(sum_mid_fast_kernel, grid, kThreads, 0, cuda_stream(), out, x, outer, d, inner, groups);
   CUDA_CHECK_LAUNCH("sum_mid_fast_kernel");
 }
 

@@ -134,10 +134,10 @@ void contig_rows(T* out, const T* x, int64_t rows, int64_t cols, F f) {
   const int64_t warps = rows * nb;
   const unsigned grid = static_cast<unsigned>(ceil_div(warps, kWarpsPerBlock));
   DeviceBuffer<T> part(nb > 1 ? warps : 1);
-  contig_partials_kernel<<<grid, kWarpsPerBlock * 32, 0, s>>>(part.get(), out, x, rows, cols, nb, f);
+  LS_LAUNCH(contig_partials_kernel, grid, kWarpsPerBlock * 32, 0, s, part.get(), out, x, rows, cols, nb, f);
   CUDA_CHECK_LAUNCH("contig_partials_kernel");
   if (nb > 1) {
-    tree_rows_kernel<<<grid_for(rows), kThreads, 0, s>>>(out, part.get(), rows, nb);
+    LS_LAUNCH(tree_rows_kernel, grid_for(rows), kThreads, 0, s, out, part.get(), rows, nb);
     CUDA_CHECK_LAUNCH("tree_rows_kernel");
   }
 }
@@ -187,17 +187,17 @@ void batch_reduce(int64_t outer, int64_t d, int64_t inner, Step step, Finish fin
   if (outer <= 0 || inner <= 0) return;
   cudaStream_t s = cuda_stream();
   if (d <= 0) {
-    batch_empty_kernel<T><<<grid_for(outer * inner), kThreads, 0, s>>>(outer, inner, fin);
+    LS_LAUNCH(batch_empty_kernel<T>, grid_for(outer * inner), kThreads, 0, s, outer, inner, fin);
     CUDA_CHECK_LAUNCH("batch_empty_kernel");
     return;
   }
   const int64_t nchunks = ceil_div(d, kBatchChunk);
   const int64_t total = outer * nchunks * inner;
   DeviceBuffer<T> part(nchunks > 1 ? total : 1);
-  batch_chunk_kernel<<<grid_for(total), kThreads, 0, s>>>(part.get(), outer, d, inner, nchunks, step, fin);
+  LS_LAUNCH(batch_chunk_kernel, grid_for(total), kThreads, 0, s, part.get(), outer, d, inner, nchunks, step, fin);
   CUDA_CHECK_LAUNCH("batch_chunk_kernel");
   if (nchunks > 1) {
-    batch_tree_kernel<<<grid_for(outer * inner), kThreads, 0, s>>>(part.get(), outer, nchunks, inner, fin);
+    LS_LAUNCH(batch_tree_kernel, grid_for(outer * inner), kThreads, 0, s, part.get(), outer, nchunks, inner, fin);
     CUDA_CHECK_LAUNCH("batch_tree_kernel");
   }
 }
@@ -234,10 +234,10 @@ void batch_reduce_atomic(int64_t outer, int64_t d, int64_t inner, Step step, Fin
   const int64_t groups = ceil_div(d, kAtomicRowGroup);
   if (groups > 0) {
     const unsigned grid = grid_for(outer * groups * inner);
-    batch_atomic_kernel<<<grid, kThreads, 0, s>>>(total.get(), outer, d, inner, groups, step);
+    LS_LAUNCH(batch_atomic_kernel, grid, kThreads, 0, s, total.get(), outer, d, inner, groups, step);
     CUDA_CHECK_LAUNCH("batch_atomic_kernel");
   }
-  batch_finish_kernel<<<grid_for(outer * inner), kThreads, 0, s>>>(total.get(), outer, inner, fin);
+  LS_LAUNCH(batch_finish_kernel, grid_for(outer * inner), kThreads, 0, s, total.get(), outer, inner, fin);
   CUDA_CHECK_LAUNCH("batch_finish_kernel");
 }
 

@@ -30,7 +30,7 @@ template <typename T, bool kLog>
 void softmax_impl(T* out, const T* x, int64_t rows, int64_t cols) {
   if (cols <= 0 || rows <= 0) return;
   const unsigned grid = static_cast<unsigned>(ceil_div(rows, kRowsPerBlock));
-  softmax_kernel<T, kLog><<<grid, kRowsPerBlock * 32, 0, cuda_stream()>>>(out, x, rows, cols);
+  LS_LAUNCH((softmax_kernel<T, kLog>), grid, kRowsPerBlock * 32, 0, cuda_stream(), out, x, rows, cols);
   CUDA_CHECK_LAUNCH("softmax_kernel");
 }
 

@@ -4,10 +4,10 @@
 
 namespace lockstep::nn {
 
-BatchNorm1d::BatchNorm1d(int64_t num_features, BatchNormOptions opts)
-    : Module("BatchNorm1d"), C_(num_features), opts_(opts) {
-  LS_CHECK_ARG(num_features > 0, "BatchNorm1d", "expected a positive number of features, got ", num_features);
-  LS_CHECK_ARG(opts.eps > 0, "BatchNorm1d", "expected eps > 0, got ", opts.eps);
+BatchNorm1d::BatchNorm1d(const char* type_name, int64_t num_features, BatchNormOptions opts)
+    : Module(type_name), C_(num_features), opts_(opts) {
+  LS_CHECK_ARG(num_features > 0, type_name, "expected a positive number of features, got ", num_features);
+  LS_CHECK_ARG(opts.eps > 0, type_name, "expected eps > 0, got ", opts.eps);
   if (opts_.affine) {
     weight_ = register_parameter("weight", Tensor::ones({C_}));
     bias_ = register_parameter("bias", Tensor::zeros({C_}));
@@ -45,6 +45,14 @@ Tensor BatchNorm1d::forward(const Tensor& x) {
                x.defined() ? shape_str(x.shape()) : "undefined");
   const double momentum = next_momentum();
   return batch_norm(x, running_mean_, running_var_, weight_, bias_, is_training(), momentum, opts_.eps);
+}
+
+Tensor BatchNorm2d::forward(const Tensor& x) {
+  LS_CHECK_ARG(x.defined() && x.dim() == 4 && x.size(1) == num_features(), "BatchNorm2d", "expected input N x ",
+               num_features(), " x H x W, got ", x.defined() ? shape_str(x.shape()) : "undefined");
+  const double momentum = next_momentum();
+  return batch_norm2d(x, running_mean(), running_var(), weight(), bias(), is_training(), momentum,
+                      options().eps);
 }
 
 double BatchNorm1d::next_momentum() {

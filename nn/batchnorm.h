@@ -19,7 +19,8 @@ struct BatchNormOptions {
 
 class BatchNorm1d : public Module {
  public:
-  explicit BatchNorm1d(int64_t num_features, BatchNormOptions opts = {});
+  explicit BatchNorm1d(int64_t num_features, BatchNormOptions opts = {})
+      : BatchNorm1d("BatchNorm1d", num_features, opts) {}
   Tensor forward(const Tensor& x) override;
   Tensor& weight() { return weight_; }
   Tensor& bias() { return bias_; }
@@ -29,6 +30,8 @@ class BatchNorm1d : public Module {
   void reset_running_stats();
 
  protected:
+  BatchNorm1d(const char* type_name, int64_t num_features, BatchNormOptions opts);
+  int64_t num_features() const { return C_; }
   void reset_own(uint64_t seed, const std::string& prefix) override;
   std::string extra_repr() const override;
   const BatchNormOptions& options() const { return opts_; }
@@ -40,6 +43,15 @@ class BatchNorm1d : public Module {
   int64_t C_;
   BatchNormOptions opts_;
   Tensor weight_, bias_, running_mean_, running_var_, num_batches_;
+};
+
+// BatchNorm2d over N x C x H x W: the same parameters, buffers, keys and momentum rule, with
+// per-channel statistics over N x H x W (core/ops.h batch_norm2d, kernels/batchnorm2d.h).
+class BatchNorm2d : public BatchNorm1d {
+ public:
+  explicit BatchNorm2d(int64_t num_features, BatchNormOptions opts = {})
+      : BatchNorm1d("BatchNorm2d", num_features, opts) {}
+  Tensor forward(const Tensor& x) override;
 };
 
 }  // namespace lockstep::nn

@@ -7,5 +7,6 @@
 #include "nn/linear.h"
 #include "nn/loss.h"
 #include "nn/module.h"
+#include "nn/pool2d.h"
 #include "nn/sequential.h"
 #include "nn/sync_batchnorm.h"

@@ -4,6 +4,8 @@
 // are bit for bit those of BatchNorm1d on the whole batch; the weight/bias gradients are
 // this process's partial sums, to be combined with the other gradients. Without a sync (or
 // in eval mode) it is exactly BatchNorm1d. Same parameters, buffers and state-dict keys.
+// An N x C x H x W input is BatchNorm2d's (batch_norm2d, batch_norm2d_synced), as PyTorch's
+// SyncBatchNorm takes any rank; global_rows then counts samples.
 #pragma once
 #include <memory>
 
@@ -25,6 +27,7 @@ class SyncBatchNorm : public BatchNorm1d {
   Tensor forward(const Tensor& x) override;
 
  private:
+  Tensor forward_2d(const Tensor& x);
   int64_t C_;
   std::shared_ptr<const BatchSync> sync_;
 };

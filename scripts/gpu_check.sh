@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU checks of issue 7, in two halves:
 #
-#   scripts/gpu_check.sh prepare     on the build machine (Debian, no GPU needed): builds
+#   scripts/gpu_check.sh prepare     on the build machine (Debian, no GPU needed): runs the
+#       CUDA suite on the CUDA emulation (ctest -L cuda-emu in build-emu), builds
 #       lockstep_cuda_tests, bench_cuda and the lockstep program, and fills .device-carry/gpu/
 #       (git-ignored) with the binaries, the shared libraries the GPU machine lacks (Google Benchmark,
 #       OpenBLAS, libgomp, libstdc++ ...; not the CUDA runtime or cuBLAS, which CUDA 13
@@ -21,6 +22,12 @@ G=.device-carry/gpu
 
 prepare() {
   export CCACHE_BASEDIR=${CCACHE_BASEDIR:-/work} CCACHE_DIR=${CCACHE_DIR:-/work/.ccache}
+  # First the same suite on the CUDA emulation (docs/cuda.md): a kernel that fails there
+  # would waste the GPU's minutes.
+  cmake -S . -B build-emu -DCMAKE_BUILD_TYPE=Release -DLOCKSTEP_CUDA_EMU=ON -DLOCKSTEP_BENCH=OFF \
+    -DLOCKSTEP_TOOLS=OFF -DCMAKE_DISABLE_FIND_PACKAGE_MPI=ON >/dev/null
+  cmake --build build-emu -j2 --target lockstep_cuda_tests
+  ctest --test-dir build-emu --output-on-failure -j2 -L cuda-emu --timeout 1800
   cmake --build build -j2 --target lockstep_cuda_tests bench_cuda lockstep_cli
   rm -rf "$G" && mkdir -p "$G/bin" "$G/lib" "$G/data"
   cp build/tests/lockstep_cuda_tests build/bench/bench_cuda build/tools/lockstep "$G/bin/"

@@ -66,7 +66,7 @@ run_asan() {
     # threads on large sizes, the CLI's SIMD and thread invariance runs, and the lab
     # scenarios that train many times over.
     skip+='|^det:gemm_cpu: bitwise identical for 1, 2, 3 and 8 threads$|^cli_train_invariance$'
-    skip+='|^lab:(seed-variance|world-size|registry-and-reports)$'
+    skip+='|^lab:(seed-variance|world-size|full-world-size|registry-and-reports)$'
   fi
   ctest --test-dir "$dir" --output-on-failure -j "$jobs" --timeout 900 -L 'unit|deterministic|cli|lab' \
     -LE 'mpi|cuda|install|peers|fuzz' -E "$skip"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs dependencies, builds everything (Release) and runs every test through ctest --
-# each reader fuzzed for 15 s included (label fuzz) -- then a clang build of the library,
+# each reader fuzzed for 15 s included (label fuzz) -- then the CUDA suite on the CUDA
+# emulation (build-emu, label cuda-emu), a clang build of the library,
 # the program and the unit tests, and the sanitizer jobs' CI selection (scripts/sanitize.sh).
 # docs/reliability.md says what each stage covers and how to run the long versions.
 set -euo pipefail
@@ -27,6 +28,16 @@ build_gcc() {
 }
 build_gcc  # nothing else can run without it
 stage "gcc ctest" ctest --test-dir build --output-on-failure -j "$jobs" --timeout 600
+
+# The CUDA backend on the CUDA emulation (docs/cuda.md): the CUDA suite against the CPU,
+# bit for bit, under three schedule seeds, every __global__ launched; no nvcc or GPU needed.
+cuda_emu_stage() {
+  cmake -S . -B build-emu -DCMAKE_BUILD_TYPE=Release -DLOCKSTEP_CUDA_EMU=ON -DLOCKSTEP_BENCH=OFF \
+    -DLOCKSTEP_TOOLS=OFF -DCMAKE_DISABLE_FIND_PACKAGE_MPI=ON &&
+    cmake --build build-emu -j "$jobs" --target lockstep_cuda_tests &&
+    ctest --test-dir build-emu --output-on-failure -j "$jobs" -L cuda-emu --timeout 1800
+}
+stage "cuda-emu" cuda_emu_stage
 
 # clang: the library and the program must build, and the unit and deterministic tests pass
 # (CUDA off: nvcc would need a host compiler of its own; MPI is the gcc build's).

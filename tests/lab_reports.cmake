@@ -1,6 +1,6 @@
 # ctest lab:registry-and-reports. Checks that `lockstep lab --list` names exactly the
 # scenarios ctest runs (SCENARIOS), that an unknown name exits 2, and that a quick run with
-# --report writes report.md, report.json and one SVG per scenario with curves, and ends
+# --report writes report.html, report.md, report.json and one SVG per scenario with curves, and ends
 # with the --json summary line.
 # Inputs: LOCKSTEP (the program), WORK (a scratch directory), SCENARIOS (a list).
 execute_process(COMMAND ${LOCKSTEP} lab --list OUTPUT_VARIABLE listed RESULT_VARIABLE rc)
@@ -28,7 +28,7 @@ execute_process(COMMAND ${LOCKSTEP} lab --quick --check --json --report ${WORK} 
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "lockstep lab --report exited ${rc}:\n${out}")
 endif()
-foreach(f report.md report.json init-seed.svg divergence-growth.svg)
+foreach(f report.html report.md report.json init-seed.svg divergence-growth.svg)
   if(NOT EXISTS ${WORK}/${f})
     message(FATAL_ERROR "lockstep lab --report did not write ${f}")
   endif()

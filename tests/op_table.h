@@ -725,9 +725,9 @@ inline void clip_rows(std::vector<OpRow>& t) {
 }
 
 }  // namespace rows
-
 }  // namespace lockstep_test
 
+#include "op_table_cnn.h"  // pooling, BatchNorm2d
 #include "op_table_conv.h"
 
 namespace lockstep_test {
@@ -745,6 +745,8 @@ inline const std::vector<OpRow>& op_table() {
     rows::softmax_rows(t);
     rows::loss_rows(t);
     rows::batchnorm_rows(t);
+    rows::pool_rows(t);
+    rows::batchnorm2d_rows(t);
     rows::dropout_rows(t);
     rows::optim_rows(t);
     rows::clip_rows(t);

@@ -53,6 +53,34 @@ TEST_CASE("BatchTree: workers' nodes combine to tree_sum of all chunks", "[deter
   }
 }
 
+TEST_CASE("BatchTree: combine of wide rows (several column blocks) is tree_sum per column",
+          "[deterministic][dist]") {
+  const int64_t n = 11, width = 5000;  // 5000 columns: blocks of 2048, 2048 and 904
+  const std::vector<float> p = random_floats(static_cast<size_t>(n * width), 5, -1e3f, 1e3f);  // p[c * width + j]
+  std::vector<float> want(static_cast<size_t>(width)), lane(static_cast<size_t>(n));
+  for (int64_t j = 0; j < width; ++j) {
+    for (int64_t c = 0; c < n; ++c) lane[static_cast<size_t>(c)] = p[static_cast<size_t>(c * width + j)];
+    want[static_cast<size_t>(j)] = tree_sum_inplace(lane.data(), n);
+  }
+  for (int W : {3, 4, 7, 13}) {
+    distributed::BatchTree tree(n * kBatchChunk, W);
+    std::vector<float> gathered(static_cast<size_t>(W * width), std::nanf(""));
+    for (int r = 0; r < W; ++r) {
+      const auto [b, e] = tree.chunks_of(r);
+      if (b == e) continue;
+      for (int64_t j = 0; j < width; ++j) {
+        std::vector<float> mine;
+        for (int64_t c = b; c < e; ++c) mine.push_back(p[static_cast<size_t>(c * width + j)]);
+        gathered[static_cast<size_t>(r * width + j)] = tree_sum_inplace(mine.data(), e - b);
+      }
+    }
+    std::vector<float> got(static_cast<size_t>(width));
+    tree.combine(gathered.data(), width, got.data());
+    INFO("W = " << W);
+    REQUIRE_BITWISE_EQUAL(got, want);
+  }
+}
+
 TEST_CASE("BatchTree: rows at chunk boundaries, errors name the sizes", "[dist]") {
   distributed::BatchTree t(104, 3);  // chunks 32, 32, 32, 8
   REQUIRE(t.rows_of(0) == std::make_pair(int64_t{0}, int64_t{32}));

@@ -10,5 +10,6 @@ void add_train(CLI::App& app, int* rc);    // train/train.cpp
 void add_diff(CLI::App& app, int* rc);     // diff/diff.cpp
 void add_inspect(CLI::App& app, int* rc);  // inspect/inspect.cpp: inspect and hash
 void add_lab(CLI::App& app, int* rc);      // lab/lab.cpp
+void add_lab_predict(CLI::App& app, int* rc);  // lab/scenario_loaded.cpp (hidden: the lab's child process)
 
 }  // namespace lockstep_cli

@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   lockstep_cli::add_diff(app, &rc);
   lockstep_cli::add_inspect(app, &rc);
   lockstep_cli::add_lab(app, &rc);
+  lockstep_cli::add_lab_predict(app, &rc);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -75,7 +75,8 @@ def max_rel(a, b, steps):
 def compare(args, name, work):
     common = RECIPES[name] + ["--dropout", "0", "--batch-size", str(args.batch_size), "--epochs", str(args.epochs),
                               "--max-steps", str(args.steps), "--subset", str(args.subset),
-                              "--test-subset", str(args.test_subset), "--hidden", args.hidden]
+                              "--test-subset", str(args.test_subset), "--hidden", args.hidden,
+                              "--model", args.model, "--channels", args.channels]
     f = lambda n: os.path.join(work, n)  # noqa: E731
     lres = run([args.lockstep, "train", *common, "--threads", "1", "--seed", str(args.seed),
                 "--export-init", f("init.safetensors"), "--export-order", f("order.safetensors"),
@@ -110,7 +111,7 @@ def compare(args, name, work):
         rows.append((k, lt, absmax, ld, td))
 
     word = lambda ok: "met" if ok else "MISSED"  # noqa: E731
-    print(f"parity [{name}], {len(steps)} steps: loss rel diff lockstep vs torch: step 1 {rel[0]:.2e} "
+    print(f"parity [{args.model} {name}], {len(steps)} steps: loss rel diff lockstep vs torch: step 1 {rel[0]:.2e} "
           f"(target <= 1e-5: {word(target1)}), steps 1-10 max {rel[:10].max():.2e}, "
           f"steps 1-{len(steps)} max {rel.max():.2e} (target <= 1e-3: {word(target_n)}), median {np.median(rel):.2e}")
     print(f"    vs the float64 run, max rel loss diff: lockstep {l_ref:.2e}, PyTorch float32 {t_ref:.2e}")
@@ -137,6 +138,8 @@ def main():
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--hidden", default="256,128")
+    p.add_argument("--model", choices=["mlp", "cnn", "lenet5"], default="mlp")
+    p.add_argument("--channels", default="32,64", help="--model cnn: conv channels")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--optimizers", default="sgd,adamw")
     p.add_argument("--keep", help="keep the run files in this directory")

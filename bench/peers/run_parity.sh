@@ -1,14 +1,14 @@
 #!/bin/sh
 # ctest entry point of the PyTorch parity check: finds a Python that can import torch and
-# numpy (Debian's python3-torch lives in /usr/bin/python3, which may not be the first
-# python3 on PATH) and runs parity.py with it. Exit 77 (reported as skipped) without one.
+# numpy (scripts/setup-peers.sh's virtual environment first, then /usr/bin/python3 and
+# python3) and runs parity.py with it. Exit 77 (reported as skipped) without one.
 # Usage: run_parity.sh LOCKSTEP_PROGRAM [parity.py options]
 here=$(dirname "$0")
 if ! "$1" --help 2>/dev/null | grep -q "^ *train "; then
   echo "parity: skipped, $1 has no train subcommand"
   exit 77
 fi
-for py in "$LOCKSTEP_PEERS_PYTHON" /usr/bin/python3 python3; do
+for py in "$LOCKSTEP_PEERS_PYTHON" "${LOCKSTEP_PEERS_VENV:-/opt/lockstep-peers}/bin/python" /usr/bin/python3 python3; do
   [ -n "$py" ] || continue
   if "$py" -c "import torch, numpy" >/dev/null 2>&1; then
     prog=$1
@@ -16,5 +16,5 @@ for py in "$LOCKSTEP_PEERS_PYTHON" /usr/bin/python3 python3; do
     exec "$py" "$here/parity.py" --lockstep "$prog" "$@"
   fi
 done
-echo "parity: skipped, no Python with torch and numpy (scripts/setup-peers.sh installs python3-torch)"
+echo "parity: skipped, no Python with torch and numpy (scripts/setup-peers.sh installs PyTorch)"
 exit 77

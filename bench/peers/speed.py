@@ -8,6 +8,7 @@ and scheduler), the data loading and the test-set evaluation excluded. Peak RSS 
 child's ru_maxrss (os.wait4). Prints a markdown table with the ratios det/torch (same
 threads, same batch) and det/fast, and the raw JSON per cell.
 Usage: speed.py --lockstep build/tools/lockstep [--epochs 1] [--out table.md]
+       [--model cnn|lenet5 --batches 128 --max-steps 60]   (the convolutional recipes, shorter)
 """
 import argparse
 import json
@@ -41,13 +42,17 @@ def main():
     p.add_argument("--lockstep", required=True)
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--out", help="also write the markdown table here")
+    p.add_argument("--model", choices=["mlp", "cnn", "lenet5"], default="mlp")
+    p.add_argument("--batches", default="128,512", help="batch sizes, comma separated")
+    p.add_argument("--max-steps", type=int, default=0, help="stop each run after this many steps (0: the epochs)")
     args = p.parse_args()
     import torch  # the twin's interpreter: fail early and clearly without it
 
     rows, raw = [], []
-    for batch in (128, 512):
+    for batch in (int(b) for b in args.batches.split(",")):
         for threads in (1, 2):
-            common = ["--batch-size", str(batch), "--epochs", str(args.epochs), "--threads", str(threads)]
+            common = ["--batch-size", str(batch), "--epochs", str(args.epochs), "--threads", str(threads),
+                      "--model", args.model, "--max-steps", str(args.max_steps), "--test-subset", "1000"]
             cells = {
                 "det": [args.lockstep, "train", *common, "--mode", "deterministic", "--json"],
                 "fast": [args.lockstep, "train", *common, "--mode", "fast", "--json"],
@@ -72,7 +77,8 @@ def main():
                      f"{s['torch_det']/1e3:.1f} k | **{s['det']/s['torch']:.2f}** | {s['det']/s['torch_det']:.2f} | "
                      f"**{s['det']/s['fast']:.2f}** | {r['det'][1]/1024:.0f} / {r['torch'][1]/1024:.0f} |")
     table = "\n".join(lines)
-    head = (f"{time.strftime('%Y-%m-%d %H:%M')}, {platform.node()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+    head = (f"{time.strftime('%Y-%m-%d %H:%M')}, --model {args.model}, {platform.node()}, {os.cpu_count()} CPUs, "
+            f"torch {torch.__version__}, "
             f"load average {os.getloadavg()[0]:.1f}")
     print(head)
     print(table)

@@ -1,9 +1,14 @@
 #!/usr/bin/env python3
 """The PyTorch twin of `lockstep train`: the same model, data, batch order and hyper-parameters.
 
-Model: nn.Sequential(Linear(784, h1), BatchNorm1d(h1), ReLU(), Dropout(p), Linear(h1, h2),
-BatchNorm1d(h2), ReLU(), Dropout(p), Linear(h2, 10)), the state-dict keys of lockstep's
-nn::make_mlp. Initial weights from lockstep's --export-init (safetensors, read with numpy), or
+Model (--model): mlp, nn.Sequential(Linear(784, h1), BatchNorm1d(h1), ReLU(), Dropout(p),
+Linear(h1, h2), BatchNorm1d(h2), ReLU(), Dropout(p), Linear(h2, 10)), the state-dict keys of
+lockstep's nn::make_mlp; cnn, lockstep's nn::make_cnn (Unflatten to 1x28x28, per --channels
+entry Conv2d(3x3, padding 1, no bias), BatchNorm2d, ReLU, MaxPool2d(2); Flatten; per --hidden
+entry Dropout, Linear, ReLU; Dropout, Linear(., 10)); lenet5, nn::make_lenet5 (Conv2d(1, 6, 5,
+padding 2), ReLU, MaxPool2d(2), Conv2d(6, 16, 5), ReLU, MaxPool2d(2), Flatten, Linear(400, 120),
+ReLU, Linear(120, 84), ReLU, Linear(84, 10)). Both take the same N x 784 batches.
+Initial weights from lockstep's --export-init (safetensors, read with numpy), or
 PyTorch's own initialisation under torch.manual_seed(--seed) without it.
 Data: Fashion-MNIST IDX files read and normalised exactly as lockstep does (peer_io.py).
 Batches: the order lockstep used (--order, its --export-order file: "indices" into the
@@ -42,6 +47,8 @@ def parse_args(argv):
     p.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
     p.add_argument("--init", help="lockstep --export-init safetensors (initial weights)")
     p.add_argument("--order", help="lockstep --export-order safetensors (batch order)")
+    p.add_argument("--model", choices=["mlp", "cnn", "lenet5"], default="mlp")
+    p.add_argument("--channels", default="32,64", help="--model cnn: conv channels")
     p.add_argument("--hidden", default="256,128")
     p.add_argument("--dropout", type=float, default=0.2)
     p.add_argument("--optimizer", choices=["sgd", "adam", "adamw"], default="adamw")
@@ -66,7 +73,31 @@ def parse_args(argv):
     return p.parse_args(argv)
 
 
-def make_model(hidden, dropout):
+def make_cnn(channels, hidden, dropout):
+    layers, c_in, side = [nn.Unflatten(1, (1, 28, 28))], 1, 28
+    for c in channels:
+        layers += [nn.Conv2d(c_in, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU(), nn.MaxPool2d(2)]
+        c_in, side = c, side // 2
+    layers.append(nn.Flatten())
+    width = c_in * side * side
+    for h in hidden:
+        layers += [nn.Dropout(dropout), nn.Linear(width, h), nn.ReLU()]
+        width = h
+    layers += [nn.Dropout(dropout), nn.Linear(width, 10)]
+    return nn.Sequential(*layers)
+
+
+def make_lenet5():
+    return nn.Sequential(nn.Unflatten(1, (1, 28, 28)), nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(400, 120),
+                         nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10))
+
+
+def make_model(hidden, dropout, model="mlp", channels=()):
+    if model == "cnn":
+        return make_cnn(channels, hidden, dropout)
+    if model == "lenet5":
+        return make_lenet5()
     layers, width = [], 784
     for h in hidden:
         layers += [nn.Linear(width, h), nn.BatchNorm1d(h), nn.ReLU(), nn.Dropout(dropout)]
@@ -119,7 +150,8 @@ def main(argv):
         torch.use_deterministic_algorithms(True)
     torch.manual_seed(args.seed)
     hidden = [int(h) for h in args.hidden.split(",") if h]
-    model = make_model(hidden, args.dropout)
+    channels = [int(c) for c in args.channels.split(",") if c]
+    model = make_model(hidden, args.dropout, args.model, channels)
     if args.init:
         load_init(model, args.init)
 
@@ -196,6 +228,7 @@ def main(argv):
         "threads": args.threads,
         "deterministic": args.deterministic,
         "torch": torch.__version__,
+        "model": args.model,
     }
     print(json.dumps(summary))
 

@@ -28,10 +28,10 @@ start_job() {
   local np=$1 o=$2; shift 2
   "${MPI[@]}" -np "$np" "$LOCKSTEP" train --distributed $SMALL $RUN $SAVE "$@" > "$o" 2>&1 &
   job=$!
-  for _ in $(seq 600); do
+  for _ in $(seq 3000); do
     [ -e run/ckpt-000000000004.safetensors ] && break
     kill -0 $job 2>/dev/null || { cat "$o" >&2; fail "the job ended before its first checkpoint"; }
-    sleep 0.05
+    sleep 0.01
   done
   [ -e run/ckpt-000000000004.safetensors ] || fail "no checkpoint after 30 s"
   r0=$(rank_pid $job 0); r1=$(rank_pid $job 1)

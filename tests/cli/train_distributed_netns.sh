@@ -16,7 +16,7 @@ ip netns add $A 2>/dev/null || { echo "ip netns add failed (no namespaces here):
 cleanup() { ip netns del $A 2>/dev/null; ip netns del $B 2>/dev/null; rm -rf "$WORK"; }
 trap cleanup EXIT
 ip netns add $B || fail "ip netns add $B"
-ip link add va$$ type veth peer name vb$$ || fail "ip link add veth"
+ip link add va$$ type veth peer name vb$$ || { echo "no veth pairs here: skipped"; exit 77; }
 ip link set va$$ netns $A && ip link set vb$$ netns $B || fail "moving the veth ends"
 ip -n $A addr add 10.77.0.1/24 dev va$$ && ip -n $B addr add 10.77.0.2/24 dev vb$$ || fail "addresses"
 for ns in $A $B; do ip -n $ns link set lo up; done

@@ -26,15 +26,14 @@ struct Sizes {
 };
 Sizes sizes(const LabOptions& o) { return o.quick ? Sizes{2048, 512, 512, 40} : Sizes{10000, 2000, 2000, 150}; }
 
-// Images [first, first + n) of ds as float32 [n, 784] and their labels.
+}  // namespace
+
 void materialise(const data::Dataset& ds, int64_t first, int64_t n, Tensor* x, Tensor* y) {
   *x = Tensor::empty({n, 784});
   std::vector<int64_t> labels(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) labels[i] = ds.read_into(first + i, x->data<float>() + i * 784);
   *y = Tensor::from_vector(labels, {n});
 }
-
-}  // namespace
 
 const LabData& lab_data(const LabOptions& o) {
   static LabData d;

@@ -31,6 +31,9 @@ struct LabData {
   lockstep::Tensor val_x, val_y;
 };
 const LabData& lab_data(const LabOptions& o);
+// Images [first, first + n) of ds as float32 [n, 784] and their labels.
+void materialise(const lockstep::data::Dataset& ds, int64_t first, int64_t n, lockstep::Tensor* x,
+                 lockstep::Tensor* y);
 
 // Sizes of one lab run; --quick makes them smaller.
 int64_t lab_steps(const LabOptions& o);  // training steps of a standard run

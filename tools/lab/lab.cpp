@@ -67,7 +67,7 @@ int run_lab(const LabFlags& f) {
               f.options.threads);
   if (!f.report_dir.empty()) {
     lab::write_reports(f.report_dir, runs, f.options, total, f.command);
-    std::printf("report: %s/report.md, report.json and one SVG per scenario\n", f.report_dir.c_str());
+    std::printf("report: %s/report.html (with report.md, report.json and one SVG per scenario)\n", f.report_dir.c_str());
   }
 
   bool ok = true, all_skipped = true;
@@ -90,9 +90,9 @@ void add_lab(CLI::App& app, int* rc) {
   sub->add_option("scenarios", f->names, "scenario names (default: all; see --list)");
   sub->add_flag("--list", f->list, "list the scenarios and exit");
   sub->add_flag("--quick", f->options.quick, "smaller data and fewer steps (the whole lab in well under 3 minutes)");
-  sub->add_option("--seeds", f->options.seeds, "seeds for seed-variance (default 3 with --quick, else 5)")
+  sub->add_option("--seeds", f->options.seeds, "seeds for seed-variance (default 4 with --quick, else 16)")
       ->check(CLI::Range(1, 100));
-  sub->add_option("--report", f->report_dir, "write report.md, report.json and SVG plots into this directory");
+  sub->add_option("--report", f->report_dir, "write report.html, report.md, report.json and SVG plots into this directory");
   sub->add_option("--threads", f->options.threads, "CPU threads (default 2)")->check(CLI::Range(1, 256));
   sub->add_option("--data", f->options.data_dir, "Fashion-MNIST directory (default /usr/share/datasets/fashion-mnist)");
   sub->add_flag("--json", f->json, "print a machine-readable summary as the last line");

@@ -19,7 +19,7 @@ namespace lockstep_cli::lab {
 // The lab's settings (flags of `lockstep lab`).
 struct LabOptions {
   bool quick = false;
-  int seeds = 0;  // seed-variance's K; 0: 3 with --quick, 5 otherwise
+  int seeds = 0;  // seed-variance's K; 0: 4 with --quick, 16 otherwise
   int threads = 2;
   std::string data_dir;
 };
@@ -47,6 +47,9 @@ struct ScenarioResult {
   std::vector<Series> curves;
   std::string x_label = "training step", y_label = "training loss";
   bool log_y = false;
+  // strip: each Series is one category on the x axis and its y are points (one per seed),
+  // drawn with the mean and +-1 sd; x_label then names the categories' axis.
+  bool strip = false;
   nlohmann::json extra = nlohmann::json::object();  // scenario-specific numbers for report.json
 };
 

@@ -9,9 +9,11 @@ const std::vector<Scenario>& scenarios() {
       stateful_rng_scenario(),    autotune_scenario(),          reduction_order_scenario(),
       thread_count_scenario(),    simd_level_scenario(),        batch_invariance_scenario(),
       shuffle_seed_scenario(),    loader_workers_scenario(),    augment_rng_scenario(),
-      resume_scenario(),          lossy_save_scenario(),        seed_variance_scenario(),
+      resume_scenario(),          lossy_save_scenario(),        loaded_model_scenario(),
+      seed_variance_scenario(),
       divergence_growth_scenario(), cpu_vs_gpu_scenario(),      world_size_scenario(),
       conv_autotune_scenario(),   winograd_numerics_scenario(), conv_wgrad_atomics_scenario(),
+      maxpool_ties_scenario(),
   };
   return all;
 }

@@ -168,6 +168,7 @@ void write_reports(const std::string& dir, const std::vector<LabRun>& runs, cons
   }
   write_file(dir + "/report.md", md);
   write_file(dir + "/report.json", report_json(runs, o, total_seconds, true).dump(1) + "\n");
+  write_file(dir + "/report.html", report_html(runs, o, total_seconds, command));
 }
 
 }  // namespace lockstep_cli::lab

@@ -25,5 +25,7 @@ Scenario world_size_scenario();        // scenarios_dist.cpp
 Scenario conv_autotune_scenario();     // scenarios_conv.cpp
 Scenario winograd_numerics_scenario();
 Scenario conv_wgrad_atomics_scenario();
+Scenario loaded_model_scenario();      // scenario_loaded.cpp
+Scenario maxpool_ties_scenario();      // scenarios_pool.cpp
 
 }  // namespace lockstep_cli::lab

@@ -205,6 +205,7 @@ int run_train(const TrainFlags& f, distributed::Communicator* comm) {
     j["samples"] = r.samples;
     j["steps_this_run"] = r.steps_this_run;
     j["resumed_from"] = r.resumed_from ? nlohmann::ordered_json(*r.resumed_from) : nlohmann::ordered_json(nullptr);
+    j["model"] = c.model;
     j["mode"] = mode_name(c.mode);
     j["device"] = device_name(c.device);
     j["threads"] = num_threads();
@@ -241,6 +242,10 @@ void add_train(CLI::App& app, int* rc) {
   sub->add_option("--momentum", c.momentum, "SGD momentum")->capture_default_str();
   sub->add_option("--dropout", c.dropout, "dropout probability")->capture_default_str();
   sub->add_option("--hidden", c.hidden, "hidden sizes, comma separated")->delimiter(',')
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
+      ->capture_default_str();
+  sub->add_option("--model", c.model, "mlp, cnn or lenet5")->capture_default_str();
+  sub->add_option("--channels", c.channels, "--model cnn: conv channels, comma separated")->delimiter(',')
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
       ->capture_default_str();
   sub->add_flag("--augment", c.augment, "random crop (pad 2) and horizontal flip");

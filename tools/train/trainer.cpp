@@ -18,6 +18,7 @@
 #include "data/mnist.h"
 #include "data/transforms.h"
 #include "nn/models.h"
+#include "nn/models_cnn.h"
 #include "nn/nn.h"
 #include "optim/adam.h"
 #include "optim/sgd.h"
@@ -117,6 +118,11 @@ void validate(const TrainConfig& c) {
   need(std::isfinite(c.momentum) && c.momentum >= 0 && c.momentum < 1, "--momentum", "a number in [0, 1)",
        str_cat(c.momentum));
   need(c.dropout >= 0 && c.dropout < 1, "--dropout", "a probability in [0, 1)", str_cat(c.dropout));
+  need(c.model == "mlp" || c.model == "cnn" || c.model == "lenet5", "--model", "mlp, cnn or lenet5",
+       "'" + c.model + "'");
+  need(!c.channels.empty() && c.channels.size() <= 4, "--channels", "1 to 4 channel counts, e.g. 32,64",
+       join(c.channels));
+  for (int64_t ch : c.channels) need(ch >= 1 && ch <= 4096, "--channels", "counts in 1..4096", join(c.channels));
   need(!c.hidden.empty(), "--hidden", "at least one hidden size, e.g. 256,128", "none");
   for (int64_t h : c.hidden) need(h >= 1 && h <= 65536, "--hidden", "sizes in 1..65536", join(c.hidden));
   need(c.optimizer == "sgd" || c.optimizer == "adam" || c.optimizer == "adamw", "--optimizer", "sgd, adam or adamw",
@@ -150,7 +156,7 @@ std::shared_ptr<const data::Dataset> train_images_or_synthetic(const std::string
 namespace {
 
 serialize::Metadata recipe_flags(const TrainConfig& c) {
-  return {{"recipe", "mlp-fashion-mnist"},
+  serialize::Metadata m{{"recipe", c.model + "-fashion-mnist"},
           {"hidden", join(c.hidden)},
           {"dropout", fmt_double(c.dropout)},
           {"optimizer", c.optimizer},
@@ -161,6 +167,8 @@ serialize::Metadata recipe_flags(const TrainConfig& c) {
           {"seed", std::to_string(c.seed)},
           {"subset", std::to_string(c.subset)},
           {"augment", c.augment ? "1" : "0"}};
+  if (c.model == "cnn") m["channels"] = join(c.channels);
+  return m;
 }
 
 // The lab's knobs, recorded only when they differ from the recipe's defaults (so `lockstep
@@ -237,12 +245,21 @@ Trainer::~Trainer() = default;
 
 // Model, optimizer (one group with every parameter) and the cosine schedule over t_max_.
 void Trainer::build() {
-  nn::MlpOptions mo;
-  mo.sizes = cfg_.hidden;
-  mo.sizes.insert(mo.sizes.begin(), 784);
-  mo.sizes.push_back(10);
-  mo.batchnorm = cfg_.batchnorm, mo.dropout = cfg_.dropout, mo.sync = sync_;
-  model_ = nn::make_mlp(cfg_.init_seed.value_or(cfg_.seed), mo);
+  const uint64_t init = cfg_.init_seed.value_or(cfg_.seed);
+  if (cfg_.model == "cnn") {
+    nn::CnnOptions co;
+    co.channels = cfg_.channels, co.hidden = cfg_.hidden, co.dropout = cfg_.dropout, co.sync = sync_;
+    model_ = nn::make_cnn(init, co);
+  } else if (cfg_.model == "lenet5") {
+    model_ = nn::make_lenet5(init);
+  } else {
+    nn::MlpOptions mo;
+    mo.sizes = cfg_.hidden;
+    mo.sizes.insert(mo.sizes.begin(), 784);
+    mo.sizes.push_back(10);
+    mo.batchnorm = cfg_.batchnorm, mo.dropout = cfg_.dropout, mo.sync = sync_;
+    model_ = nn::make_mlp(init, mo);
+  }
   // Initialised on the CPU (the same bits on every device), then moved before the optimizer
   // sees the parameters, so its state is created on the model's device.
   model_->to(cfg_.device);

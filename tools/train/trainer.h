@@ -8,7 +8,8 @@
 // or, step by step (the lab): Trainer t(cfg, nullptr, data); t.step(); t.step(); ...
 //
 // The recipe (what the PyTorch twin reproduces): nn::make_mlp, 784-h1-...-10 with
-// BatchNorm1d (optional) + ReLU + Dropout after each hidden Linear; one parameter group
+// BatchNorm1d (optional) + ReLU + Dropout after each hidden Linear (or, with cfg.model,
+// nn::make_cnn / nn::make_lenet5, which take the same N x 784 batches); one parameter group
 // holding all parameters; AdamW (default), Adam or SGD; CosineAnnealingLR(T_max = planned
 // steps, eta_min 0) stepped after every optimizer step, or a constant lr; cross_entropy
 // (mean); the loader shuffles with permutation(seed, epoch), drop_last as configured. One
@@ -64,6 +65,8 @@ struct TrainConfig {
   double momentum = 0.0;            // SGD only
   double dropout = 0.2;
   std::vector<int64_t> hidden{256, 128};
+  std::string model = "mlp";        // mlp | cnn | lenet5 (nn/models.h, nn/models_cnn.h)
+  std::vector<int64_t> channels{32, 64};  // --model cnn: one 3x3 conv block per entry
   std::string optimizer = "adamw";  // sgd | adam | adamw
   bool augment = false;             // RandomCrop(2) then RandomHorizontalFlip(0.5)
   std::string data_dir = "/usr/share/datasets/fashion-mnist";
