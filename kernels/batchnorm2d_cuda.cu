@@ -71,7 +71,8 @@ struct VarFinish {
 };
 
 template <typename T>
-__global__ void running_stats_kernel(T* mean, T* rstd, const T* running_mean, const T* running_var, int64_t C, T eps) {
+__global__ void bn2d_running_stats_kernel(T* mean, T* rstd, const T* running_mean, const T* running_var, int64_t C,
+                                          T eps) {
   LS_CUDA_FOR(j, C) {
     mean[j] = running_mean[j];
     rstd[j] = inv_std(running_var[j], eps);
@@ -79,7 +80,7 @@ __global__ void running_stats_kernel(T* mean, T* rstd, const T* running_mean, co
 }
 
 template <typename T>
-__global__ void normalize_kernel(T* y, const T* x, const T* mean, const T* rstd, const T* gamma, const T* beta,
+__global__ void bn2d_normalize_kernel(T* y, const T* x, const T* mean, const T* rstd, const T* gamma, const T* beta,
                                  int64_t total, int64_t C, int64_t HW) {
   LS_CUDA_FOR(k, total) {
     const int64_t j = (k / HW) % C;
@@ -126,7 +127,7 @@ struct GradFinish {
 };
 
 template <typename T>
-__global__ void dx_kernel(T* dx, const T* dy, const T* x, const T* mean, const T* rstd, const T* gamma, const T* b,
+__global__ void bn2d_dx_kernel(T* dx, const T* dy, const T* x, const T* mean, const T* rstd, const T* gamma, const T* b,
                           int64_t total, int64_t C, int64_t HW, T Nf, bool training) {
   LS_CUDA_FOR(k, total) {
     const int64_t j = (k / HW) % C;
@@ -155,13 +156,15 @@ void batchnorm2d_forward_cuda(const Exec& ex, T* y, T* mean, T* rstd, T* running
     batch_reduce_mode<T>(fast, 1, N, C, DevStep<T>{x, mean, C, HW},
                          VarFinish<T>{rstd, running_mean, running_var, mean, Nf, N1, eps, momentum});
   } else {
-    running_stats_kernel<<<grid_for(C), kThreads, 0, cuda_stream()>>>(mean, rstd, running_mean, running_var, C, eps);
-    CUDA_CHECK_LAUNCH("running_stats_kernel");
+    LS_LAUNCH(bn2d_running_stats_kernel<T>, grid_for(C), kThreads, 0, cuda_stream(),
+              mean, rstd, running_mean, running_var, C, eps);
+    CUDA_CHECK_LAUNCH("bn2d_running_stats_kernel");
   }
   const int64_t total = N * C * HW;
   if (total <= 0) return;
-  normalize_kernel<<<grid_for(total), kThreads, 0, cuda_stream()>>>(y, x, mean, rstd, gamma, beta, total, C, HW);
-  CUDA_CHECK_LAUNCH("normalize_kernel");
+  LS_LAUNCH(bn2d_normalize_kernel<T>, grid_for(total), kThreads, 0, cuda_stream(),
+            y, x, mean, rstd, gamma, beta, total, C, HW);
+  CUDA_CHECK_LAUNCH("bn2d_normalize_kernel");
 }
 
 template <typename T>
@@ -175,9 +178,9 @@ void batchnorm2d_backward_cuda(const Exec& ex, T* dx, T* dgamma, T* dbeta, const
                          GradFinish<T>{b.get(), dbeta, dgamma, C});
   const int64_t total = N * C * HW;
   if (!dx || total <= 0) return;
-  dx_kernel<<<grid_for(total), kThreads, 0, cuda_stream()>>>(dx, dy, x, mean, rstd, gamma, b.get(), total, C, HW,
-                                                            static_cast<T>(N * HW), training);
-  CUDA_CHECK_LAUNCH("dx_kernel");
+  LS_LAUNCH(bn2d_dx_kernel<T>, grid_for(total), kThreads, 0, cuda_stream(),
+            dx, dy, x, mean, rstd, gamma, b.get(), total, C, HW, static_cast<T>(N * HW), training);
+  CUDA_CHECK_LAUNCH("bn2d_dx_kernel");
 }
 
 #define LS_BATCHNORM2D(T)                                                                                       \

@@ -27,6 +27,11 @@ Dev dev_of(const Conv2dDims& d) {
              d.pad_h, d.pad_w, d.dil_h, d.dil_w, d.groups};
 }
 
+// One rounding for either type (the CPU's std::fma); plain fma(float, ...) would be the
+// double version on a host compiler.
+__device__ inline float fma_of(float a, float b, float c) { return fmaf(a, b, c); }
+__device__ inline double fma_of(double a, double b, double c) { return fma(a, b, c); }
+
 // x at tap (c, i, j) of output (oh, ow) of plane base xc (channel c of the sample), 0 outside.
 template <typename T>
 __device__ T tap(const Dev& d, const T* xc, int64_t i, int64_t j, int64_t oh, int64_t ow) {
@@ -45,7 +50,7 @@ __global__ void conv2d_forward_kernel(Dev d, T* y, const T* x, const T* w, const
       const T* xc = x + ((n * d.C + g * Cg + c) * d.H) * d.W;
       const T* wc = w + (o * Cg + c) * d.KH * d.KW;
       for (int64_t i = 0; i < d.KH; ++i)
-        for (int64_t j = 0; j < d.KW; ++j) acc = fma(wc[i * d.KW + j], tap(d, xc, i, j, oh, ow), acc);
+        for (int64_t j = 0; j < d.KW; ++j) acc = fma_of(wc[i * d.KW + j], tap(d, xc, i, j, oh, ow), acc);
     }
     if (bias) acc = acc + bias[o];
     y[e] = acc;
@@ -67,7 +72,7 @@ __global__ void conv2d_backward_input_kernel(Dev d, T* dx, const T* dy, const T*
         if (oh >= d.OH || ow >= d.OW) continue;
         T t = T(0);
         for (int64_t o = g * Og; o < (g + 1) * Og; ++o)
-          t = fma(w[((o * Cg + c) * d.KH + i) * d.KW + j], dy[((n * d.O + o) * d.OH + oh) * d.OW + ow], t);
+          t = fma_of(w[((o * Cg + c) * d.KH + i) * d.KW + j], dy[((n * d.O + o) * d.OH + oh) * d.OW + ow], t);
         acc = acc + t;
       }
     dx[e] = acc;
@@ -82,13 +87,13 @@ __global__ void conv2d_weight_chunks_kernel(Dev d, T* parts, T* dw_atomic, const
   LS_CUDA_FOR(e, chunks * d.O * K) {
     const int64_t k = e % K, o = (e / K) % d.O, q = e / (K * d.O), g = o / Og;
     const int64_t c = k / (d.KH * d.KW), i = (k / d.KW) % d.KH, j = k % d.KW;
-    const int64_t n0 = q * kBatchChunk, n1 = min(d.N, n0 + kBatchChunk);
+    const int64_t n0 = q * kBatchChunk, n1 = n0 + kBatchChunk < d.N ? n0 + kBatchChunk : d.N;
     T acc = T(0);
     for (int64_t n = n0; n < n1; ++n) {
       const T* xc = x + ((n * d.C + g * Cg + c) * d.H) * d.W;
       const T* dyo = dy + (n * d.O + o) * P;
       for (int64_t oh = 0; oh < d.OH; ++oh)
-        for (int64_t ow = 0; ow < d.OW; ++ow) acc = fma(dyo[oh * d.OW + ow], tap(d, xc, i, j, oh, ow), acc);
+        for (int64_t ow = 0; ow < d.OW; ++ow) acc = fma_of(dyo[oh * d.OW + ow], tap(d, xc, i, j, oh, ow), acc);
     }
     if (dw_atomic)
       atomicAdd(dw_atomic + o * K + k, acc);
@@ -102,7 +107,7 @@ __global__ void conv2d_bias_chunks_kernel(Dev d, T* parts, T* db_atomic, const T
   const int64_t P = d.OH * d.OW;
   LS_CUDA_FOR(e, chunks * d.O) {
     const int64_t o = e % d.O, q = e / d.O;
-    const int64_t n0 = q * kBatchChunk, n1 = min(d.N, n0 + kBatchChunk);
+    const int64_t n0 = q * kBatchChunk, n1 = n0 + kBatchChunk < d.N ? n0 + kBatchChunk : d.N;
     T acc = T(0);
     for (int64_t n = n0; n < n1; ++n)
       for (int64_t p = 0; p < P; ++p) acc = acc + dy[(n * d.O + o) * P + p];
@@ -134,14 +139,14 @@ __global__ void tree_fold_kernel(T* parts, T* out, int64_t n, int64_t width) {
 template <typename T>
 void conv2d_forward_cuda(const Exec&, const Conv2dDims& d, T* y, const T* x, const T* w, const T* bias) {
   const int64_t n = d.N * d.O * d.p();
-  conv2d_forward_kernel<T><<<grid_for(n), kThreads, 0, cuda_stream()>>>(dev_of(d), y, x, w, bias);
+  LS_LAUNCH(conv2d_forward_kernel<T>, grid_for(n), kThreads, 0, cuda_stream(), dev_of(d), y, x, w, bias);
   CUDA_CHECK_LAUNCH("conv2d_forward_kernel");
 }
 
 template <typename T>
 void conv2d_backward_input_cuda(const Exec&, const Conv2dDims& d, T* dx, const T* dy, const T* w) {
   const int64_t n = d.N * d.C * d.H * d.W;
-  conv2d_backward_input_kernel<T><<<grid_for(n), kThreads, 0, cuda_stream()>>>(dev_of(d), dx, dy, w);
+  LS_LAUNCH(conv2d_backward_input_kernel<T>, grid_for(n), kThreads, 0, cuda_stream(), dev_of(d), dx, dy, w);
   CUDA_CHECK_LAUNCH("conv2d_backward_input_kernel");
 }
 
@@ -151,28 +156,29 @@ void conv2d_backward_weight_cuda(const Exec& ex, const Conv2dDims& d, T* dw, T* 
   const Dev dd = dev_of(d);
   if (ex.fast()) {  // chunk partials added with atomics, in completion order
     cuda_memset_zero(dw, sizeof(T) * O * K);
-    conv2d_weight_chunks_kernel<T><<<grid_for(chunks * O * K), kThreads, 0, cuda_stream()>>>(dd, nullptr, dw, dy,
-                                                                                               x, chunks);
+    LS_LAUNCH(conv2d_weight_chunks_kernel<T>, grid_for(chunks * O * K), kThreads, 0, cuda_stream(),
+              dd, nullptr, dw, dy, x, chunks);
     CUDA_CHECK_LAUNCH("conv2d_weight_chunks_kernel");
     if (db) {
       cuda_memset_zero(db, sizeof(T) * O);
-      conv2d_bias_chunks_kernel<T><<<grid_for(chunks * O), kThreads, 0, cuda_stream()>>>(dd, nullptr, db, dy, chunks);
+      LS_LAUNCH(conv2d_bias_chunks_kernel<T>, grid_for(chunks * O), kThreads, 0, cuda_stream(),
+                dd, nullptr, db, dy, chunks);
       CUDA_CHECK_LAUNCH("conv2d_bias_chunks_kernel");
     }
     return;
   }
   DeviceBuffer<T> parts(chunks * O * K);
-  conv2d_weight_chunks_kernel<T><<<grid_for(chunks * O * K), kThreads, 0, cuda_stream()>>>(dd, parts.get(), nullptr,
-                                                                                             dy, x, chunks);
+  LS_LAUNCH(conv2d_weight_chunks_kernel<T>, grid_for(chunks * O * K), kThreads, 0, cuda_stream(),
+            dd, parts.get(), nullptr, dy, x, chunks);
   CUDA_CHECK_LAUNCH("conv2d_weight_chunks_kernel");
-  tree_fold_kernel<T><<<grid_for(O * K), kThreads, 0, cuda_stream()>>>(parts.get(), dw, chunks, O * K);
+  LS_LAUNCH(tree_fold_kernel<T>, grid_for(O * K), kThreads, 0, cuda_stream(), parts.get(), dw, chunks, O * K);
   CUDA_CHECK_LAUNCH("tree_fold_kernel");
   if (db) {
     DeviceBuffer<T> bparts(chunks * O);
-    conv2d_bias_chunks_kernel<T><<<grid_for(chunks * O), kThreads, 0, cuda_stream()>>>(dd, bparts.get(), nullptr, dy,
-                                                                                         chunks);
+    LS_LAUNCH(conv2d_bias_chunks_kernel<T>, grid_for(chunks * O), kThreads, 0, cuda_stream(),
+              dd, bparts.get(), nullptr, dy, chunks);
     CUDA_CHECK_LAUNCH("conv2d_bias_chunks_kernel");
-    tree_fold_kernel<T><<<grid_for(O), kThreads, 0, cuda_stream()>>>(bparts.get(), db, chunks, O);
+    LS_LAUNCH(tree_fold_kernel<T>, grid_for(O), kThreads, 0, cuda_stream(), bparts.get(), db, chunks, O);
     CUDA_CHECK_LAUNCH("tree_fold_kernel");
   }
 }

@@ -120,37 +120,37 @@ int64_t inputs(const Pool2dGeom& g) { return g.planes * g.H * g.W; }
 template <typename T>
 void max_pool2d_forward_cuda(const Exec&, T* y, int64_t* idx, const T* x, const Pool2dGeom& g) {
   if (outputs(g) <= 0) return;
-  max_fwd_kernel<<<grid_for(outputs(g)), kThreads, 0, cuda_stream()>>>(y, idx, x, g);
+  LS_LAUNCH(max_fwd_kernel<T>, grid_for(outputs(g)), kThreads, 0, cuda_stream(), y, idx, x, g);
   CUDA_CHECK_LAUNCH("max_fwd_kernel");
 }
 template <typename T>
 void max_pool2d_backward_cuda(const Exec&, T* dx, const T* dy, const int64_t* idx, const Pool2dGeom& g) {
   if (inputs(g) <= 0) return;
-  max_bwd_kernel<<<grid_for(inputs(g)), kThreads, 0, cuda_stream()>>>(dx, dy, idx, g);
+  LS_LAUNCH(max_bwd_kernel<T>, grid_for(inputs(g)), kThreads, 0, cuda_stream(), dx, dy, idx, g);
   CUDA_CHECK_LAUNCH("max_bwd_kernel");
 }
 template <typename T>
 void avg_pool2d_forward_cuda(const Exec&, T* y, const T* x, const Pool2dGeom& g, bool cip) {
   if (outputs(g) <= 0) return;
-  avg_fwd_kernel<<<grid_for(outputs(g)), kThreads, 0, cuda_stream()>>>(y, x, g, cip);
+  LS_LAUNCH(avg_fwd_kernel<T>, grid_for(outputs(g)), kThreads, 0, cuda_stream(), y, x, g, cip);
   CUDA_CHECK_LAUNCH("avg_fwd_kernel");
 }
 template <typename T>
 void avg_pool2d_backward_cuda(const Exec&, T* dx, const T* dy, const Pool2dGeom& g, bool cip) {
   if (inputs(g) <= 0) return;
-  avg_bwd_kernel<<<grid_for(inputs(g)), kThreads, 0, cuda_stream()>>>(dx, dy, g, cip);
+  LS_LAUNCH(avg_bwd_kernel<T>, grid_for(inputs(g)), kThreads, 0, cuda_stream(), dx, dy, g, cip);
   CUDA_CHECK_LAUNCH("avg_bwd_kernel");
 }
 template <typename T>
 void adaptive_avg_pool2d_forward_cuda(const Exec&, T* y, const T* x, const Pool2dGeom& g) {
   if (outputs(g) <= 0) return;
-  adaptive_fwd_kernel<<<grid_for(outputs(g)), kThreads, 0, cuda_stream()>>>(y, x, g);
+  LS_LAUNCH(adaptive_fwd_kernel<T>, grid_for(outputs(g)), kThreads, 0, cuda_stream(), y, x, g);
   CUDA_CHECK_LAUNCH("adaptive_fwd_kernel");
 }
 template <typename T>
 void adaptive_avg_pool2d_backward_cuda(const Exec&, T* dx, const T* dy, const Pool2dGeom& g) {
   if (inputs(g) <= 0) return;
-  adaptive_bwd_kernel<<<grid_for(inputs(g)), kThreads, 0, cuda_stream()>>>(dx, dy, g);
+  LS_LAUNCH(adaptive_bwd_kernel<T>, grid_for(inputs(g)), kThreads, 0, cuda_stream(), dx, dy, g);
   CUDA_CHECK_LAUNCH("adaptive_bwd_kernel");
 }
 
