@@ -507,7 +507,7 @@ TEST_CASE("optim: parameter groups and the no-decay split", "[optim]") {
   REQUIRE_THROWS_WITH(optim::Adam({{{a}, optim::SGDOptions(0.1)}}), Contains("group 0") && Contains("another optimizer"));
 }
 
-TEST_CASE("optim: embeddings and norms get no decay; the groups are in the state dict", "[optim]") {
+TEST_CASE("optim: embeddings and norms get no decay, the groups are in the state dict", "[optim]") {
   // A GPT's parameter names: embeddings listed by module, norms 1-d, biases by name.
   auto p = [](Shape s) { Tensor t = Tensor::zeros(s); t.set_requires_grad(true); return t; };
   const std::vector<std::pair<std::string, Tensor>> named = {

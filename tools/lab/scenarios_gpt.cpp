@@ -33,12 +33,23 @@ namespace {
 
 // ---- batched-generation ----
 
-// An untrained GPT: near-flat logits make greedy decoding turn on the last bits, the
-// near-ties a trained model meets now and then, here at every step.
+// An untrained GPT whose vocabulary comes in near-duplicate pairs: token 2k+1's embedding is
+// token 2k's with one element moved by 4 ulps, so the two logits differ by ~1e-9 and the
+// greedy choice between them turns on the last bits of the hidden state at every step. A
+// float32 model meets such near-ties now and then (a bfloat16 one often); here every step
+// has one, which makes the effect of batch composition visible in a few dozen requests.
 std::shared_ptr<nn::Gpt> lab_gpt(const LabOptions& o) {
   nn::GptConfig c;
   c.vocab_size = 64, c.context = o.quick ? 64 : 128, c.n_layer = 2, c.n_head = 2, c.n_embd = 64;
-  return nn::make_gpt(17, c);
+  auto m = nn::make_gpt(17, c);
+  NoGradGuard ng;
+  float* w = m->wte().weight().data<float>();
+  for (int64_t k = 0; k + 1 < c.vocab_size; k += 2) {
+    std::copy(w + k * c.n_embd, w + (k + 1) * c.n_embd, w + (k + 1) * c.n_embd);
+    float& e = w[(k + 1) * c.n_embd];
+    for (int u = 0; u < 4; ++u) e = std::nextafter(e, INFINITY);
+  }
+  return m;
 }
 
 // An integer in [0, bound) keyed by (stream, key, i): data::uniform_below.
@@ -110,9 +121,11 @@ ScenarioResult run_batched_generation(const LabOptions& o) {
               {"deterministic", false, same_tokens["deterministic"]}};
   r.x_label = "request (a batch of 1 to 24 requests of random lengths)";
   r.y_label = "leading tokens equal to the request served alone";
-  r.note = strf("%lld identical requests (%lld greedy tokens each) served in batches of changing size and mix: "
-                "fast mode gave %zu distinct completions, deterministic mode %zu. Fast mode's attention splits "
-                "each row's keys into max(1, 64 / (B H)) parts, a split chosen from the batch (kernels/attention.h)",
+  r.note = strf("%lld identical requests (%lld greedy tokens each) served in batches of 1 to 24 requests of "
+                "random lengths: fast mode gave %zu distinct completions, deterministic mode %zu. Fast mode's "
+                "attention splits each row's keys into max(1, 64 / (B H)) parts, a split chosen from the batch "
+                "(kernels/attention.h); the lab's model has near-tied token pairs (4 ulps apart), so any change "
+                "of the last bits can flip a greedy choice",
                 static_cast<long long>(batches), static_cast<long long>(new_tokens), nf, nd);
   r.extra["requests"] = batches;
   r.extra["new_tokens"] = new_tokens;
