@@ -46,6 +46,7 @@ def main():
     p.add_argument("--lockstep", required=True)
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--out", help="also write the markdown table here")
+    p.add_argument("--json-out", help="also write every cell's JSON (a list) here")
     p.add_argument("--model", choices=["mlp", "cnn", "lenet5"], default="mlp")
     p.add_argument("--batches", default="128,512", help="batch sizes, comma separated")
     p.add_argument("--max-steps", type=int, default=0, help="stop each run after this many steps (0: the epochs)")
@@ -89,6 +90,9 @@ def main():
     if args.out:
         with open(args.out, "w") as f:
             f.write(head + "\n\n" + table + "\n")
+    if args.json_out:
+        with open(args.json_out, "w") as f:
+            json.dump(raw, f, indent=1)
 
 
 if __name__ == "__main__":
