@@ -52,9 +52,11 @@ def torch_worker(cells, min_time):
 def run_bench_gemm(path, min_time, filt):
     env = dict(os.environ, OPENBLAS_THREAD_TIMEOUT="4", OMP_WAIT_POLICY="passive")
     with tempfile.NamedTemporaryFile(suffix=".json") as f:
-        subprocess.run([path, f"--benchmark_filter={filt}", f"--benchmark_min_time={min_time}",
-                        f"--benchmark_out={f.name}", "--benchmark_out_format=json"],
-                       check=True, env=env, stdout=subprocess.DEVNULL)
+        r = subprocess.run([path, f"--benchmark_filter={filt}", f"--benchmark_min_time={min_time}",
+                            f"--benchmark_out={f.name}", "--benchmark_out_format=json"],
+                           env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if r.returncode != 0:
+            sys.exit(f"gemm_torch: {path} failed ({r.returncode}):\n{r.stderr[-2000:]}")
         return json.load(open(f.name))
 
 
