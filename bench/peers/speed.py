@@ -4,8 +4,13 @@
 Cells: batch 128 and 512 x threads 1 and 2 x {lockstep deterministic, lockstep fast,
 PyTorch default, PyTorch use_deterministic_algorithms(True)}, each its own process.
 samples/s is each program's own count: training steps only (forward, backward, optimizer
-and scheduler), the data loading and the test-set evaluation excluded. Peak RSS is the
-child's ru_maxrss (os.wait4). Prints a markdown table with the ratios det/torch (same
+and scheduler), the data loading and the test-set evaluation excluded. Peak RSS is what each
+child reports as peak_rss_mib: VmHWM of its /proc/self/status, the peak resident set of its
+own address space, measured the same way in both programs. (This script used to take the
+child's ru_maxrss from os.wait4, which printed 562 MiB for lockstep: Python starts a child
+with vfork + exec, and Linux carries the parent's high-water mark into the child's
+ru_maxrss across the exec, so every cell reported at least this script's own peak, torch
+imported.) Prints a markdown table with the ratios det/torch (same
 threads, same batch) and det/fast, and the raw JSON per cell.
 Usage: speed.py --lockstep build/tools/lockstep [--epochs 1] [--out table.md]
        [--model cnn|lenet5 --batches 128 --max-steps 60]   (the convolutional recipes, shorter)
@@ -23,18 +28,17 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def run_cell(cmd):
-    """(last-line JSON, peak RSS in KiB, wall seconds) of one child process, reaped by wait4."""
+    """(last-line JSON, peak RSS in MiB as the child reports it, wall seconds) of one child process."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True)
-        _, status, usage = os.wait4(proc.pid, 0)
+        proc = subprocess.run(cmd, stdout=out, stderr=err, text=True)
         wall = time.perf_counter() - t0
-        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
         out.seek(0), err.seek(0)
         text, etext = out.read(), err.read()
     if proc.returncode != 0:
         sys.exit(f"speed: {' '.join(cmd)} failed ({proc.returncode}):\n{text[-1000:]}{etext[-1000:]}")
-    return json.loads(text.strip().splitlines()[-1]), usage.ru_maxrss, wall
+    res = json.loads(text.strip().splitlines()[-1])
+    return res, res.get("peak_rss_mib"), wall
 
 
 def main():
@@ -42,6 +46,7 @@ def main():
     p.add_argument("--lockstep", required=True)
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--out", help="also write the markdown table here")
+    p.add_argument("--json-out", help="also write every cell's JSON (a list) here")
     p.add_argument("--model", choices=["mlp", "cnn", "lenet5"], default="mlp")
     p.add_argument("--batches", default="128,512", help="batch sizes, comma separated")
     p.add_argument("--max-steps", type=int, default=0, help="stop each run after this many steps (0: the epochs)")
@@ -63,7 +68,7 @@ def main():
             for name, cmd in cells.items():
                 out, rss, wall = run_cell(cmd)
                 res[name] = (out["samples_per_sec"], rss)
-                raw.append({"batch": batch, "threads": threads, "cell": name, "peak_rss_kb": rss,
+                raw.append({"batch": batch, "threads": threads, "cell": name,
                             "wall_s": round(wall, 2), **out})
                 print(json.dumps(raw[-1]), flush=True)
             rows.append((batch, threads, res))
@@ -75,7 +80,7 @@ def main():
         s = {k: v[0] for k, v in r.items()}
         lines.append(f"| {batch} | {threads} | {s['det']/1e3:.1f} k | {s['fast']/1e3:.1f} k | {s['torch']/1e3:.1f} k | "
                      f"{s['torch_det']/1e3:.1f} k | **{s['det']/s['torch']:.2f}** | {s['det']/s['torch_det']:.2f} | "
-                     f"**{s['det']/s['fast']:.2f}** | {r['det'][1]/1024:.0f} / {r['torch'][1]/1024:.0f} |")
+                     f"**{s['det']/s['fast']:.2f}** | {r['det'][1]:.0f} / {r['torch'][1]:.0f} |")
     table = "\n".join(lines)
     head = (f"{time.strftime('%Y-%m-%d %H:%M')}, --model {args.model}, {platform.node()}, {os.cpu_count()} CPUs, "
             f"torch {torch.__version__}, "
@@ -85,6 +90,9 @@ def main():
     if args.out:
         with open(args.out, "w") as f:
             f.write(head + "\n\n" + table + "\n")
+    if args.json_out:
+        with open(args.json_out, "w") as f:
+            json.dump(raw, f, indent=1)
 
 
 if __name__ == "__main__":
