@@ -1,8 +1,8 @@
 // Deterministic CPU conv2d (kernels/conv2d.h): im2col, the deterministic GEMM (gemm.h's
 // sequential order per output, so its scalar, AVX2 and AVX-512 paths give the same bits)
 // and an ordered col2im; grad-weight per chunk of kBatchChunk samples, then tree_sum.
-// float at a SIMD level with a micro-kernel (AVX2, AVX-512, NEON): the forward and the
-// grad-weight chunk sums run conv2d_packed_cpu.cpp instead (im2col gathered straight into
+// float at a SIMD level with a micro-kernel (AVX2, AVX-512, NEON): the forward, grad-input and
+// the grad-weight chunk sums run conv2d_packed_cpu.cpp instead (im2col gathered straight into
 // the micro-kernels' packed strips; the same chains, so the same bits). The loops below
 // stay for float64 and the scalar level, and are what the packed path is tested against.
 //
@@ -221,6 +221,8 @@ void conv2d_forward_cpu(const Exec& ex, const Conv2dDims& d, T* y, const T* x, c
 
 template <typename T>
 void conv2d_backward_input_cpu(const Exec& ex, const Conv2dDims& d, T* dx, const T* dy, const T* w) {
+  if constexpr (std::is_same_v<T, float>)
+    if (conv2d_packed_applies(ex)) return conv2d_backward_input_packed(ex, d, dx, dy, w);
   const int64_t K = d.k(), P = d.p(), Og = d.og(), Cg = d.cg(), HW = d.H * d.W;
   for_sample_groups(d.N, 1, [&](int64_t n, int64_t) {
     T* dcol = scratch<T>(0, K * P);

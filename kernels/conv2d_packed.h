@@ -29,6 +29,10 @@ bool conv2d_packed_applies(const Exec& ex);
 void conv2d_forward_packed(const Exec& ex, const Conv2dDims& d, float* y, const float* x, const float* w,
                            const float* bias);
 
+// dx = grad-input: conv2d_backward_input_cpu's contract, float: per sample, dcol = W_g^T dy_g
+// on the micro-kernels (W_g^T packed once per call), then conv2d_col2im_add.
+void conv2d_backward_input_packed(const Exec& ex, const Conv2dDims& d, float* dx, const float* dy, const float* w);
+
 // Chunk partials of grad-weight: for chunk q (samples [q kBatchChunk, ...)) and group g,
 // parts[q O K + g K Og + k Og + o] = the chunk's sequential sum of dy[n, g Og + o, p] x_tap(k).
 // Needs conv2d_packed_applies(ex).

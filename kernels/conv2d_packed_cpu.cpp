@@ -260,6 +260,64 @@ void conv2d_forward_packed(const Exec& ex, const Conv2dDims& d, float* y, const 
   }
 }
 
+void conv2d_backward_input_packed(const Exec& ex, const Conv2dDims& d, float* dx, const float* dy, const float* w) {
+  if (d.N == 0) return;
+  const Kernels kn = kernels_for(ex);
+  const int64_t K = d.k(), P = d.p(), Og = d.og(), Cg = d.cg(), HW = d.H * d.W;
+  const int64_t nk = cdiv(Og, kn.kc_max), kc = cdiv(Og, nk);  // k = output channels
+  const int64_t n_ir = cdiv(K, kMR), nb = cdiv(P, kNR);
+  // W_g^T per group in kMR-tap strips, k-major: A block pc of strip ir at
+  // wp[g K' Og + pc K' kc + ir kcb kMR] (K' = n_ir kMR), +0 past K.
+  const int64_t Kp = n_ir * kMR;
+  float* wp = scratch64(1, d.groups * Kp * Og);
+  for (int64_t g = 0; g < d.groups; ++g)
+    for (int64_t pc = 0; pc < nk; ++pc) {
+      const int64_t k0 = pc * kc, kcb = std::min(kc, Og - k0);
+      float* dst = wp + g * Kp * Og + k0 * Kp;
+      for (int64_t ir = 0; ir < n_ir; ++ir)
+        for (int64_t o = 0; o < kcb; ++o)
+          for (int r = 0; r < kMR; ++r) {
+            const int64_t k = ir * kMR + r;
+            dst[(ir * kcb + o) * kMR + r] = k < K ? w[(g * Og + k0 + o) * K + k] : 0.0f;
+          }
+    }
+  const int64_t grain = std::max<int64_t>(1, kMinFmas / std::max<int64_t>(1, K * P * Og * d.groups));
+  parallel_for(d.N, grain, [&](int64_t s0, int64_t s1) {
+    float* dcol = scratch64(0, K * P);
+    float* bp = scratch64(2, nb * kc * kNR);
+    float* work = scratch64(3, std::max<int64_t>(1, n_ir * nb * kTile));
+    for (int64_t n = s0; n < s1; ++n) {
+      float* dxs = dx + n * d.C * HW;
+      std::fill(dxs, dxs + d.C * HW, 0.0f);
+      for (int64_t g = 0; g < d.groups; ++g) {
+        // dcol (K x P) = W_g^T dy_g: each entry the sum over o in increasing order.
+        for (int64_t pc = 0; pc < nk; ++pc) {
+          const int64_t k0 = pc * kc, kcb = std::min(kc, Og - k0);
+          // dy_g rows k0 .. k0 + kcb in kNR-pixel strips: bp[(s kcb + o) kNR + c], +0 past P.
+          for (int64_t s = 0; s < nb; ++s) {
+            const int64_t p0 = s * kNR, w16 = std::min<int64_t>(kNR, P - p0);
+            for (int64_t o = 0; o < kcb; ++o) {
+              const float* src = dy + (n * d.O + g * Og + k0 + o) * P + p0;
+              float* dst = bp + (s * kcb + o) * kNR;
+              if (w16 == kNR)
+                std::memcpy(dst, src, sizeof(float) * kNR);
+              else
+                for (int64_t c = 0; c < kNR; ++c) dst[c] = c < w16 ? src[c] : 0.0f;
+            }
+          }
+          TileRun tr;
+          tr.a = wp + g * Kp * Og + k0 * Kp, tr.n_ir = n_ir;
+          tr.b = bp, tr.b_stride = kcb * kNR, tr.n_jr = nb, tr.kc = kcb;
+          tr.first = pc == 0, tr.last = pc == nk - 1;
+          tr.work = work, tr.c = dcol, tr.ldc = P, tr.m = K, tr.n = P;
+          run_tiles(kn, tr);
+        }
+        conv2d_col2im_add(d, dcol, P, dxs + g * Cg * HW);
+      }
+    }
+  });
+}
+
 void conv2d_weight_parts_packed(const Exec& ex, const Conv2dDims& d, float* parts, const float* dy,
                                 const float* x) {
   if (d.N == 0) return;

@@ -74,6 +74,12 @@ void max_pool2d_forward_cpu(const Exec& ex, T* y, int64_t* idx, const T* x, cons
 // dx: planes x H x W, from dy and idx (planes x OH x OW).
 template <typename T>
 void max_pool2d_backward_cpu(const Exec& ex, T* dx, const T* dy, const int64_t* idx, const Pool2dGeom& g);
+// The same two as plain loops for any geometry (what the two above run unless the windows
+// tile the plane: kernel == stride, no padding; tests compare that path against these).
+template <typename T>
+void max_pool2d_forward_loops(T* y, int64_t* idx, const T* x, const Pool2dGeom& g);
+template <typename T>
+void max_pool2d_backward_loops(T* dx, const T* dy, const int64_t* idx, const Pool2dGeom& g);
 template <typename T>
 void avg_pool2d_forward_cpu(const Exec& ex, T* y, const T* x, const Pool2dGeom& g, bool count_include_pad);
 template <typename T>
