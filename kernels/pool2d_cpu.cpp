@@ -8,9 +8,11 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 
 #include "base/parallel.h"
 #include "kernels/pool2d.h"
+#include "lockstep/config.h"
 
 namespace lockstep {
 namespace {
@@ -131,7 +133,21 @@ void max_pool_backward_tiled(T* dx, const T* dy, const int64_t* idx, const Pool2
 }  // namespace
 
 template <typename T>
-void max_pool2d_forward_cpu(const Exec&, T* y, int64_t* idx, const T* x, const Pool2dGeom& g) {
+void max_pool2d_forward_cpu(const Exec& ex, T* y, int64_t* idx, const T* x, const Pool2dGeom& g) {
+#if LOCKSTEP_HAVE_AVX2
+  if constexpr (std::is_same_v<T, float>)
+    if (ex.avx2() && tiling_windows(g) && g.kh == 2 && g.kw == 2 && g.W < (int64_t{1} << 30)) {
+      const int64_t H = g.H, W = g.W, OH = g.OH, OW = g.OW;
+      over_planes(g, [=](int64_t p0, int64_t p1) {
+        for (int64_t p = p0; p < p1; ++p)
+          for (int64_t oh = 0; oh < OH; ++oh)
+            max_pool2x2_row_avx2(x + p * H * W + 2 * oh * W, W, OW, 2 * oh * W, y + (p * OH + oh) * OW,
+                                 idx + (p * OH + oh) * OW);
+      });
+      return;
+    }
+#endif
+  (void)ex;
   if (tiling_windows(g)) {
     if (g.kh == 2 && g.kw == 2) return max_pool_tiled<T, 2, 2>(y, idx, x, g);
     return max_pool_tiled<T, 0, 0>(y, idx, x, g);
