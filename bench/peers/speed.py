@@ -91,8 +91,9 @@ def main():
     for batch, threads, r in rows:
         s = {k: v[0] for k, v in r.items()}
         lines.append(f"| {batch} | {threads} | {rate(s['det'])} | {rate(s['fast'])} | {rate(s['torch'])} | "
-                     f"{rate(s['torch_det'])} | **{ratio(s['det'], s['torch'])}** | {ratio(s['det'], s['torch_det'])} | "
-                     f"**{ratio(s['det'], s['fast'])}** | {r['det'][1]/1024:.0f} / {r['torch'][1]/1024:.0f} |")
+                     f"{rate(s['torch_det'])} | **{ratio(s['det'], s['torch'])}** | "
+                     f"{ratio(s['det'], s['torch_det'])} | **{ratio(s['det'], s['fast'])}** | "
+                     f"{r['det'][1]/1024:.0f} / {r['torch'][1]/1024:.0f} |")
     table = "\n".join(lines)
     head = (f"{time.strftime('%Y-%m-%d %H:%M')}, --model {args.model}, {platform.node()}, {os.cpu_count()} CPUs, "
             f"torch {torch.__version__}, {args.rounds} round(s), "
