@@ -31,7 +31,6 @@ class Buf {
   T* p_;
 };
 
-constexpr int64_t kGrainFlops = 1 << 15;
 
 template <typename T>
 T dot_chain(const T* a, const T* b, int64_t D) {
@@ -51,10 +50,32 @@ void weighted_rows(T* o, const T* w, const T* rows, int64_t L, int64_t D) {
   }
 }
 
+// s[j] = fma chain over d of q[d] * kt[d][j] for j < L, kt the head's keys transposed
+// (D x Tk): every key's chain runs in increasing d as dot_chain's does, and the loop over j
+// (independent chains) vectorises. Same bits as dot_chain(q, k_j).
+template <typename T>
+void scores_t(T* s, const T* qr, const T* kt, int64_t L, int64_t Tk, int64_t D) {
+  for (int64_t j = 0; j < L; ++j) s[j] = T(0);
+  for (int64_t d = 0; d < D; ++d) {
+    const T qd = qr[d];
+    const T* kd = kt + d * Tk;
+    for (int64_t j = 0; j < L; ++j) s[j] = std::fma(qd, kd[j], s[j]);
+  }
+}
+
+// kt (D x Tk) = the first L rows of kh (L x D) transposed.
+template <typename T>
+void transpose_rows(T* kt, const T* kh, int64_t L, int64_t Tk, int64_t D) {
+  for (int64_t j = 0; j < L; ++j)
+    for (int64_t d = 0; d < D; ++d) kt[d * Tk + j] = kh[j * D + d];
+}
+
 // One query row, deterministic: e (L) receives the probabilities.
 template <typename T>
-void row_forward(const Exec& ex, T* o, T* e, const T* qr, const T* kh, const T* vh, int64_t L, int64_t D, T scale) {
-  for (int64_t j = 0; j < L; ++j) e[j] = dot_chain(qr, kh + j * D, D) * scale;
+void row_forward(const Exec& ex, T* o, T* e, const T* qr, const T* kt, const T* vh, int64_t L, int64_t Tk, int64_t D,
+                 T scale) {
+  scores_t(e, qr, kt, L, Tk, D);
+  for (int64_t j = 0; j < L; ++j) e[j] = e[j] * scale;
   const T m = e[argmax_serial_cpu(e, L)];
   for (int64_t j = 0; j < L; ++j) e[j] = e[j] - m;
   unary_serial_cpu(ex, UnaryOp::exp, e, e, L);
@@ -95,31 +116,38 @@ void row_forward_split(const Exec& ex, T* o, T* e, T* acc, const T* qr, const T*
   for (int64_t d = 0; d < D; ++d) o[d] = o[d] / l;
 }
 
+constexpr int64_t kQueryBlock = 16;  // query rows per task (a task transposes its head's keys once)
+
 template <typename T>
 void forward_impl(const Exec& ex, T* out, T* p, const T* q, const T* k, const T* v, const int64_t* kv_len, int64_t B,
                   int64_t H, int64_t Tq, int64_t Tk, int64_t D, bool causal, T scale) {
-  const int64_t rows = B * H * Tq;
   const bool split = ex.fast() && !p;
   const int64_t S = std::max<int64_t>(1, 64 / std::max<int64_t>(1, B * H));
-  parallel_for(rows, std::max<int64_t>(1, kGrainFlops / std::max<int64_t>(1, Tk * D)), [&](int64_t r0, int64_t r1) {
-    Buf<T> e(Tk), acc(D);
-    for (int64_t r = r0; r < r1; ++r) {
-      const int64_t bh = r / Tq, t = r % Tq, b = bh / H;
+  const int64_t qblocks = (Tq + kQueryBlock - 1) / kQueryBlock;
+  parallel_for(B * H * qblocks, 1, [&](int64_t t0, int64_t t1) {
+    Buf<T> e(Tk), acc(D), kt(D * Tk);
+    for (int64_t task = t0; task < t1; ++task) {
+      const int64_t bh = task / qblocks, b = bh / H;
+      const int64_t i0 = (task % qblocks) * kQueryBlock, i1 = std::min(Tq, i0 + kQueryBlock);
       const int64_t len = kv_len ? kv_len[b] : Tk;
-      const int64_t L = attention_visible(len, Tq, t, causal);
-      T* o = out + r * D;
-      T* pr = p ? p + r * Tk : nullptr;
       const T* kh = k + bh * Tk * D;
       const T* vh = v + bh * Tk * D;
-      if (L == 0)
-        std::fill(o, o + D, T(0));
-      else if (split)
-        row_forward_split(ex, o, e.get(), acc.get(), q + r * D, kh, vh, L, D, scale, S);
-      else
-        row_forward(ex, o, e.get(), q + r * D, kh, vh, L, D, scale);
-      if (pr) {
-        std::copy(e.get(), e.get() + L, pr);
-        std::fill(pr + L, pr + Tk, T(0));
+      if (!split) transpose_rows(kt.get(), kh, std::min(len, Tk), Tk, D);
+      for (int64_t t = i0; t < i1; ++t) {
+        const int64_t r = bh * Tq + t;
+        const int64_t L = attention_visible(len, Tq, t, causal);
+        T* o = out + r * D;
+        T* pr = p ? p + r * Tk : nullptr;
+        if (L == 0)
+          std::fill(o, o + D, T(0));
+        else if (split)
+          row_forward_split(ex, o, e.get(), acc.get(), q + r * D, kh, vh, L, D, scale, S);
+        else
+          row_forward(ex, o, e.get(), q + r * D, kt.get(), vh, L, Tk, D, scale);
+        if (pr) {
+          std::copy(e.get(), e.get() + L, pr);
+          std::fill(pr + L, pr + Tk, T(0));
+        }
       }
     }
   });
@@ -130,7 +158,7 @@ void backward_impl(const Exec& ex, T* dq, T* dk, T* dv, const T* g, const T* q, 
                    const int64_t* kv_len, int64_t B, int64_t H, int64_t Tq, int64_t Tk, int64_t D, bool causal,
                    T scale) {
   parallel_for(B * H, 1, [&](int64_t h0, int64_t h1) {
-    Buf<T> ds(Tq * Tk), dp(Tk), tmp(Tk);
+    Buf<T> ds(Tq * Tk), dp(Tk), tmp(Tk), vt(D * Tk);
     for (int64_t bh = h0; bh < h1; ++bh) {
       const int64_t b = bh / H, len = kv_len ? kv_len[b] : Tk;
       const T* kh = k + bh * Tk * D;
@@ -138,12 +166,13 @@ void backward_impl(const Exec& ex, T* dq, T* dk, T* dv, const T* g, const T* q, 
       const T* qh = q + bh * Tq * D;
       const T* gh = g + bh * Tq * D;
       const T* ph = p + bh * Tq * Tk;
+      transpose_rows(vt.get(), vh, std::min(len, Tk), Tk, D);
       // by query rows: dp, c, ds, dq
       for (int64_t i = 0; i < Tq; ++i) {
         const int64_t L = attention_visible(len, Tq, i, causal);
         const T* pi = ph + i * Tk;
         T* dsi = ds.get() + i * Tk;
-        for (int64_t j = 0; j < L; ++j) dp.get()[j] = dot_chain(gh + i * D, vh + j * D, D);
+        scores_t(dp.get(), gh + i * D, vt.get(), L, Tk, D);  // dp[j] = the chain over d of g[i][d] v[j][d]
         for (int64_t j = 0; j < L; ++j) tmp.get()[j] = pi[j] * dp.get()[j];
         const T c = sum_serial_cpu(ex, tmp.get(), L);
         for (int64_t j = 0; j < L; ++j) dsi[j] = (pi[j] * (dp.get()[j] - c)) * scale;
