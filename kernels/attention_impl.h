@@ -31,17 +31,9 @@ class Buf {
   T* p_;
 };
 
-
-template <typename T>
-T dot_chain(const T* a, const T* b, int64_t D) {
-  T acc = T(0);
-  for (int64_t d = 0; d < D; ++d) acc = std::fma(a[d], b[d], acc);
-  return acc;
-}
-
 // o[d] = fma chain over j < L of w[j] * rows[j][d] (rows D apart), from +0.
 template <typename T>
-void weighted_rows(T* o, const T* w, const T* rows, int64_t L, int64_t D) {
+void weighted_rows(T* __restrict__ o, const T* __restrict__ w, const T* __restrict__ rows, int64_t L, int64_t D) {
   for (int64_t d = 0; d < D; ++d) o[d] = T(0);
   for (int64_t j = 0; j < L; ++j) {
     const T wj = w[j];
@@ -51,10 +43,11 @@ void weighted_rows(T* o, const T* w, const T* rows, int64_t L, int64_t D) {
 }
 
 // s[j] = fma chain over d of q[d] * kt[d][j] for j < L, kt the head's keys transposed
-// (D x Tk): every key's chain runs in increasing d as dot_chain's does, and the loop over j
-// (independent chains) vectorises. Same bits as dot_chain(q, k_j).
+// (D x Tk): every key's chain runs in increasing d from +0 (acc = fma(q[d], k[j][d], acc)),
+// and the loop over j (independent chains) vectorises.
 template <typename T>
-void scores_t(T* s, const T* qr, const T* kt, int64_t L, int64_t Tk, int64_t D) {
+void scores_t(T* __restrict__ s, const T* __restrict__ qr, const T* __restrict__ kt, int64_t L, int64_t Tk,
+              int64_t D) {
   for (int64_t j = 0; j < L; ++j) s[j] = T(0);
   for (int64_t d = 0; d < D; ++d) {
     const T qd = qr[d];
@@ -86,14 +79,15 @@ void row_forward(const Exec& ex, T* o, T* e, const T* qr, const T* kt, const T* 
 
 // Fast mode: S parts, each an online-softmax partial, merged in order with rescaling.
 template <typename T>
-void row_forward_split(const Exec& ex, T* o, T* e, T* acc, const T* qr, const T* kh, const T* vh, int64_t L,
-                       int64_t D, T scale, int64_t S) {
+void row_forward_split(const Exec& ex, T* o, T* e, T* acc, const T* qr, const T* kt, const T* vh, int64_t L,
+                       int64_t Tk, int64_t D, T scale, int64_t S) {
   S = std::min(S, L);
   T M = T(0), l = T(0);
   for (int64_t d = 0; d < D; ++d) o[d] = T(0);
   for (int64_t s = 0; s < S; ++s) {
     const int64_t j0 = L * s / S, j1 = L * (s + 1) / S, n = j1 - j0;
-    for (int64_t j = 0; j < n; ++j) e[j] = dot_chain(qr, kh + (j0 + j) * D, D) * scale;
+    scores_t(e, qr, kt + j0, n, Tk, D);
+    for (int64_t j = 0; j < n; ++j) e[j] = e[j] * scale;
     const T m = e[argmax_serial_cpu(e, n)];
     for (int64_t j = 0; j < n; ++j) e[j] = e[j] - m;
     unary_serial_cpu(ex, UnaryOp::exp, e, e, n);
@@ -132,7 +126,7 @@ void forward_impl(const Exec& ex, T* out, T* p, const T* q, const T* k, const T*
       const int64_t len = kv_len ? kv_len[b] : Tk;
       const T* kh = k + bh * Tk * D;
       const T* vh = v + bh * Tk * D;
-      if (!split) transpose_rows(kt.get(), kh, std::min(len, Tk), Tk, D);
+      transpose_rows(kt.get(), kh, std::min(len, Tk), Tk, D);
       for (int64_t t = i0; t < i1; ++t) {
         const int64_t r = bh * Tq + t;
         const int64_t L = attention_visible(len, Tq, t, causal);
@@ -141,7 +135,7 @@ void forward_impl(const Exec& ex, T* out, T* p, const T* q, const T* k, const T*
         if (L == 0)
           std::fill(o, o + D, T(0));
         else if (split)
-          row_forward_split(ex, o, e.get(), acc.get(), q + r * D, kh, vh, L, D, scale, S);
+          row_forward_split(ex, o, e.get(), acc.get(), q + r * D, kt.get(), vh, L, Tk, D, scale, S);
         else
           row_forward(ex, o, e.get(), q + r * D, kt.get(), vh, L, Tk, D, scale);
         if (pr) {
