@@ -23,6 +23,7 @@
 #include "kernels/attention.h"
 #include "kernels/index.h"
 #include "kernels/reduce_order.h"
+#include "nn/embedding.h"
 #include "test_util.h"
 
 using namespace lockstep;
@@ -305,4 +306,31 @@ TEST_CASE("transformer block: loss and every gradient bitwise for 1/2/3 threads 
   const auto xv = base[1].to_vector<float>();
   const auto x1 = block_step(one)[1].to_vector<float>();
   REQUIRE(std::memcmp(x1.data(), xv.data() + 3 * 13 * 24, sizeof(float) * 13 * 24) == 0);
+}
+
+TEST_CASE("transformer ops: bad shapes are clear errors naming the op", "[attention][layer_norm]") {
+  const Tensor x = rand_t({4, 6}, 90);
+  std::string e = err_of([&] { layer_norm(x, rand_t({5}, 91), Tensor()); });
+  CHECK(e.find("[layer_norm] weight must be a float32 vector of 6") != std::string::npos);
+  e = err_of([&] { rms_norm(x, rand_t({6}, 92), -1.0); });
+  CHECK(e.find("[rms_norm] expected eps >= 0") != std::string::npos);
+  const Tensor q = rand_t({1, 2, 3, 4}, 93);
+  e = err_of([&] { scaled_dot_product_attention(q, rand_t({1, 2, 3, 5}, 94), rand_t({1, 2, 3, 5}, 95)); });
+  CHECK(e.find("[scaled_dot_product_attention]") != std::string::npos);
+  e = err_of([&] { scaled_dot_product_attention(q, rand_t({1, 3, 3, 4}, 96), rand_t({1, 3, 3, 4}, 97)); });
+  CHECK(e.find("leading dims differ") != std::string::npos);
+  e = err_of([&] { matmul(rand_t({2, 3, 4}, 98), rand_t({3, 5, 2}, 99)); });
+  CHECK(e.find("[matmul]") != std::string::npos);
+  e = err_of([&] { matmul(rand_t({2, 3, 4}, 98), rand_t({3, 4, 2}, 99)); });
+  CHECK(e.find("do not broadcast") != std::string::npos);
+  e = err_of([&] { permute(x, {0, 0}); });
+  CHECK(e.find("[permute]") != std::string::npos);
+  KVCache cache(1, 2, 4, 4);
+  cache.append(rand_t({1, 2, 3, 4}, 100), rand_t({1, 2, 3, 4}, 101));
+  e = err_of([&] { cache.append(rand_t({1, 2, 2, 4}, 102), rand_t({1, 2, 2, 4}, 103)); });
+  CHECK(e.find("exceed the capacity 4") != std::string::npos);
+  e = err_of([&] { cache.append(rand_t({1, 3, 1, 4}, 104), rand_t({1, 3, 1, 4}, 105)); });
+  CHECK(e.find("[KVCache] k must be 1 x 2 x Tn x 4") != std::string::npos);
+  e = err_of([&] { nn::Embedding(0, 3); });
+  CHECK(e.find("[Embedding]") != std::string::npos);
 }
