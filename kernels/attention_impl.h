@@ -31,15 +31,34 @@ class Buf {
   T* p_;
 };
 
+// o[d] = fma chain over t in [t0, t1), in increasing t, of w[t * ws] * x[t * D + d], from
+// +0, for every d < D. Eight outputs advance together (their accumulators stay in one
+// register), each in its own chain: the order of every output is the plain loop's.
+template <typename T>
+void chain_rows(T* __restrict__ o, const T* __restrict__ w, int64_t ws, const T* __restrict__ x, int64_t t0,
+                int64_t t1, int64_t D) {
+  constexpr int V = 8;
+  int64_t d0 = 0;
+  for (; d0 + V <= D; d0 += V) {
+    T acc[V] = {};
+    for (int64_t t = t0; t < t1; ++t) {
+      const T wt = w[t * ws];
+      const T* xr = x + t * D + d0;
+      for (int dd = 0; dd < V; ++dd) acc[dd] = std::fma(wt, xr[dd], acc[dd]);
+    }
+    for (int dd = 0; dd < V; ++dd) o[d0 + dd] = acc[dd];
+  }
+  for (; d0 < D; ++d0) {
+    T acc = T(0);
+    for (int64_t t = t0; t < t1; ++t) acc = std::fma(w[t * ws], x[t * D + d0], acc);
+    o[d0] = acc;
+  }
+}
+
 // o[d] = fma chain over j < L of w[j] * rows[j][d] (rows D apart), from +0.
 template <typename T>
-void weighted_rows(T* __restrict__ o, const T* __restrict__ w, const T* __restrict__ rows, int64_t L, int64_t D) {
-  for (int64_t d = 0; d < D; ++d) o[d] = T(0);
-  for (int64_t j = 0; j < L; ++j) {
-    const T wj = w[j];
-    const T* r = rows + j * D;
-    for (int64_t d = 0; d < D; ++d) o[d] = std::fma(wj, r[d], o[d]);
-  }
+void weighted_rows(T* o, const T* w, const T* rows, int64_t L, int64_t D) {
+  chain_rows(o, w, 1, rows, 0, L, D);
 }
 
 // s[j] = fma chain over d of q[d] * kt[d][j] for j < L, kt the head's keys transposed
@@ -172,22 +191,13 @@ void backward_impl(const Exec& ex, T* dq, T* dk, T* dv, const T* g, const T* q, 
         for (int64_t j = 0; j < L; ++j) dsi[j] = (pi[j] * (dp.get()[j] - c)) * scale;
         if (dq) weighted_rows(dq + (bh * Tq + i) * D, dsi, kh, L, D);
       }
-      // by key rows: dk, dv over the queries that see key j, in increasing i
+      // by key rows: dk, dv over the queries that see key j, in increasing i; they are a
+      // suffix [i0, Tq) of the queries (a query sees a prefix of the keys, growing with i)
+      int64_t i0 = 0;
       for (int64_t j = 0; j < Tk; ++j) {
-        T* dkj = dk ? dk + (bh * Tk + j) * D : nullptr;
-        T* dvj = dv ? dv + (bh * Tk + j) * D : nullptr;
-        if (dkj) std::fill(dkj, dkj + D, T(0));
-        if (dvj) std::fill(dvj, dvj + D, T(0));
-        for (int64_t i = 0; i < Tq; ++i) {
-          if (j >= attention_visible(len, Tq, i, causal)) continue;
-          const T w = ds.get()[i * Tk + j], pw = ph[i * Tk + j];
-          const T* qi = qh + i * D;
-          const T* gi = gh + i * D;
-          if (dkj)
-            for (int64_t d = 0; d < D; ++d) dkj[d] = std::fma(w, qi[d], dkj[d]);
-          if (dvj)
-            for (int64_t d = 0; d < D; ++d) dvj[d] = std::fma(pw, gi[d], dvj[d]);
-        }
+        while (i0 < Tq && j >= attention_visible(len, Tq, i0, causal)) ++i0;
+        if (dk) chain_rows(dk + (bh * Tk + j) * D, ds.get() + j, Tk, qh, i0, Tq, D);
+        if (dv) chain_rows(dv + (bh * Tk + j) * D, ph + j, Tk, gh, i0, Tq, D);
       }
     }
   });
