@@ -98,7 +98,8 @@ int run_generate(const GenerateFlags& f) {
     // The logits every token was chosen from, hashed as one float32 [n, V] tensor.
     std::vector<float> flat;
     for (const auto& row : res[i].logits) flat.insert(flat.end(), row.begin(), row.end());
-    const Tensor lt = Tensor::from_vector(flat, {static_cast<int64_t>(res[i].logits.size()), g.model->config().vocab_size});
+    const int64_t rows = static_cast<int64_t>(res[i].logits.size());
+    const Tensor lt = Tensor::from_vector(flat, {rows, g.model->config().vocab_size});
     const std::string lh = sha256_hex(lt);
     if (!f.logits_out.empty()) {
       const auto n = [](const std::vector<int64_t>& v) { return Shape{static_cast<int64_t>(v.size())}; };

@@ -411,9 +411,8 @@ void Trainer::resume() {
                                        "; only --threads, --workers, --epochs, --max-steps, --save*, --data may "
                                        "change on resume"));
   if (cfg_.model == "gpt" && user("vocab") != vocab_.serialize())
-    throw std::runtime_error(str_cat("[train] --resume ", *path, ": the checkpoint's vocabulary (", user("vocab").size(),
-                                     " bytes of code points) differs from --text ", cfg_.text,
-                                     "'s; resume with the text it was trained on"));
+    throw std::runtime_error(str_cat("[train] --resume ", *path, ": the checkpoint's vocabulary (user.vocab) differs ",
+                                     "from that of --text ", cfg_.text, "; resume with the text it was trained on"));
   // The schedule is the one planned when training started.
   t_max_ = parse_i64(user("t_max"), "user.t_max");
   build();
