@@ -35,6 +35,7 @@ namespace lockstep {
 namespace {
 
 thread_local bool t_in_parallel = false;
+std::atomic<uint64_t> g_jobs{0};
 
 // How long an idle thread spins before it sleeps.
 constexpr auto kSpin = std::chrono::microseconds(100);
@@ -193,8 +194,11 @@ void parallel_run(int ntasks, const std::function<void(int)>& fn) {
   auto p = pool();
   LS_CHECK_ARG(ntasks <= p->size(), "parallel_run", "expected at most ", p->size(),
                " tasks, got ", ntasks);
+  g_jobs.fetch_add(1, std::memory_order_relaxed);
   p->run(ntasks, fn);
 }
+
+uint64_t parallel_jobs() { return g_jobs.load(std::memory_order_relaxed); }
 
 void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
   if (n <= 0) return;

@@ -20,6 +20,10 @@ void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, in
 // Runs fn(t) for t in [0, ntasks) concurrently, one task per thread; ntasks <= num_threads().
 void parallel_run(int ntasks, const std::function<void(int)>& fn);
 
+// Jobs handed to the pool's workers so far in this process (parallel_run / parallel_for
+// calls that ran on more than one thread): a count for profiles, relaxed, never reset.
+uint64_t parallel_jobs();
+
 // Sets the thread count for a scope and restores it on exit.
 class ThreadsGuard {
  public:

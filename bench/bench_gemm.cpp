@@ -1,15 +1,26 @@
 // bench_gemm: the deterministic lockstep GEMM against Eigen and OpenBLAS, 1 and 2 threads.
 //
-// C (M x N) = A (M x K) * B (K x N), row-major, no transposes, float. Reported per run:
+// C (M x N) = op(A) (M x K) * op(B) (K x N), row-major, float. "op:nn" is the plain product
+// (the squares); the MLP's own shapes (784-256 layer, batch 128) come with their transposes:
+// forward x * W^T (op:nt), grad-input dy * W (op:nn, M 128 N 784 K 256) and grad-weight
+// dy^T * x (op:tn, batch-chunked order for lockstep). Reported per run:
 //   GFLOPS    2*M*N*K / wall time of a call (manual timing, mean over the iterations)
-//   pct_peak  GFLOPS as a percentage of this machine's FMA peak for that thread count,
-//             measured at start-up by fma_peak() below and printed in the context header.
+//   pct_peak  GFLOPS as a percentage of this machine's FMA peak for that thread count at
+//             the SIMD level the variant runs (AVX-512 for lockstep and eigen on an AVX-512
+//             CPU and for OpenBLAS's SkylakeX/Cooperlake kernels, AVX2 for the *_avx2
+//             variants and OpenBLAS's Haswell kernels), measured at start-up by fma_peak()
+//             below and printed in the context header (fma_peak_{avx2,avx512}_gflops_*t).
 // "lockstep" is gemm_cpu at the highest SIMD level of this CPU (AVX-512 group kernel where
 // available), "lockstep_avx2" the same call capped at AVX2. "eigen" is lockstep's fast-mode
 // Eigen variant (gemm_fast_cpu_with(GemmAlgo::eigen)): Eigen 3.4 compiled inside the
 // library for AVX-512 where available, "eigen_avx2" its AVX2+FMA build; threaded by
 // OpenMP. OpenBLAS is the system libopenblas (pthreads build), threads set by
-// openblas_set_num_threads.
+// openblas_set_num_threads. Its run-time CPU detection does not know every CPU (Debian's
+// 0.3.21 falls back to its generic Prescott kernels on some AVX-512 Xeons, ~6x slower), so
+// unless OPENBLAS_CORETYPE is set, main() sets it to the best core type of 0.3.21 that this
+// CPU's features allow (Cooperlake with AVX512-BF16, SkylakeX with AVX-512, Haswell with
+// AVX2) and re-executes itself; the context header prints the core OpenBLAS runs
+// (openblas_core) and where the choice came from (openblas_coretype_from).
 // Each library's idle threads spin for a while after a call; for clean numbers run one
 // library per process, e.g. --benchmark_filter=^lockstep/ (docs/benchmarks.md).
 //
@@ -26,11 +37,13 @@
 // that every library lost 20-50% on 2 threads.)
 #include <benchmark/benchmark.h>
 #include <cblas.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <cstdio>
+#include <cstring>
 #include <string>
 #include <thread>
 #include <vector>
@@ -41,43 +54,62 @@
 #include "base/simd.h"
 #include "kernels/gemm.h"
 
+extern "C" char* openblas_get_corename(void);
 
 namespace {
 
+// op: "nn", "nt" (B stored N x K), "tn" (A stored K x M, batch-chunked order for lockstep).
 struct Shape {
   int64_t M, N, K;
+  const char* op;
 };
-const Shape kShapes[] = {{128, 256, 784}, {128, 128, 256}, {512, 512, 512}, {1024, 1024, 1024}, {2048, 2048, 2048}};
+const Shape kShapes[] = {{128, 256, 784, "nt"},  {128, 784, 256, "nn"},    {256, 784, 128, "tn"},
+                         {128, 128, 256, "nn"},  {512, 512, 512, "nn"},    {1024, 1024, 1024, "nn"},
+                         {2048, 2048, 2048, "nn"}};
+bool trans_a(Shape s) { return s.op[0] == 't'; }
+bool trans_b(Shape s) { return s.op[1] == 't'; }
 
 // ---- FMA peak ------------------------------------------------------------------------
 
-// One thread's FMA throughput: 12 independent accumulator chains (the fma latency of 4
-// cycles times 2 fma pipes needs at least 8 in flight), `iters` rounds of 12 vfmadd231ps.
-// Returns flops per second.
-__attribute__((target("avx2,fma"))) double fma_loop_flops(int64_t iters) {
-  __m256 acc[12];
-  for (int i = 0; i < 12; ++i) acc[i] = _mm256_set1_ps(0.001f * i);
-  const __m256 x = _mm256_set1_ps(0.999999f), y = _mm256_set1_ps(1e-7f);
-  auto t0 = std::chrono::steady_clock::now();
-  for (int64_t it = 0; it < iters; ++it) {
-    // Twelve chains, each acc = acc * x + y (GCC unrolls this and keeps acc in registers).
-    for (int i = 0; i < 12; ++i) acc[i] = _mm256_fmadd_ps(acc[i], x, y);
-  }
-  double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  float sink = 0;
-  for (int i = 0; i < 12; ++i) sink += _mm256_cvtss_f32(acc[i]);
-  benchmark::DoNotOptimize(sink);
-  return iters * 12.0 * 8 * 2 / dt;
+// One thread's FMA throughput: 16 independent accumulator chains (the fma latency of 4
+// cycles times 2 fma pipes needs at least 8 in flight), `iters` rounds of 16 fmas on ymm
+// (AVX2) or zmm (AVX-512) registers. Returns flops per second.
+// Sixteen chains, each acc = acc * x + y (GCC unrolls this and keeps acc in registers).
+#define LS_FMA_LOOP(V, SET1, FMA, LANES)                                                   \
+  V acc[16];                                                                              \
+  for (int i = 0; i < 16; ++i) acc[i] = SET1(0.001f * i);                                 \
+  const V x = SET1(0.999999f), y = SET1(1e-7f);                                           \
+  auto t0 = std::chrono::steady_clock::now();                                             \
+  for (int64_t it = 0; it < iters; ++it)                                                  \
+    for (int i = 0; i < 16; ++i) acc[i] = FMA(acc[i], x, y);                              \
+  double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); \
+  alignas(64) float lanes[LANES];                                                         \
+  float sink = 0;                                                                         \
+  for (int i = 0; i < 16; ++i) {                                                          \
+    std::memcpy(lanes, &acc[i], sizeof lanes);                                            \
+    sink += lanes[0];                                                                     \
+  }                                                                                       \
+  benchmark::DoNotOptimize(sink);                                                         \
+  return iters * 16.0 * LANES * 2 / dt;
+__attribute__((target("avx2,fma"))) double fma_loop_avx2(int64_t iters) {
+  LS_FMA_LOOP(__m256, _mm256_set1_ps, _mm256_fmadd_ps, 8)
 }
+__attribute__((target("avx512f"))) double fma_loop_avx512(int64_t iters) {
+  LS_FMA_LOOP(__m512, _mm512_set1_ps, _mm512_fmadd_ps, 16)
+}
+#undef LS_FMA_LOOP
 
-// Peak of `threads` threads running the loop at once (best of 5 rounds of ~0.2 s).
-double fma_peak(int threads) {
-  const int64_t iters = 40'000'000;
+enum Level { kAvx2 = 0, kAvx512 = 1 };
+
+// Peak of `threads` threads running the loop at once (best of 5 rounds of ~0.1-0.2 s).
+double fma_peak(Level level, int threads) {
+  const int64_t iters = level == kAvx512 ? 15'000'000 : 30'000'000;
   double best = 0;
   for (int round = 0; round < 5; ++round) {
     std::vector<double> flops(threads);
     std::vector<std::thread> pool;
-    for (int t = 0; t < threads; ++t) pool.emplace_back([&, t] { flops[t] = fma_loop_flops(iters); });
+    for (int t = 0; t < threads; ++t)
+      pool.emplace_back([&, t] { flops[t] = level == kAvx512 ? fma_loop_avx512(iters) : fma_loop_avx2(iters); });
     for (auto& th : pool) th.join();
     // The slowest thread bounds what all of them sustained together.
     best = std::max(best, threads * *std::min_element(flops.begin(), flops.end()));
@@ -85,7 +117,33 @@ double fma_peak(int threads) {
   return best;
 }
 
-double g_peak[3];  // flops per second for 1 and 2 threads
+double g_peak[2][3];  // [level][threads]: flops per second for 1 and 2 threads
+Level g_lockstep_level = kAvx2;  // the level of "lockstep" and "eigen"
+Level g_openblas_level = kAvx2;  // the level of OpenBLAS's kernels (Haswell and older: AVX2 at most)
+
+// ---- OpenBLAS core type -------------------------------------------------------------------
+
+// The best core type of OpenBLAS 0.3.21's DYNAMIC_ARCH list this CPU can run.
+const char* best_openblas_core() {
+  if (__builtin_cpu_supports("avx512bf16")) return "Cooperlake";
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
+    return "SkylakeX";
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "Haswell";
+  return nullptr;
+}
+
+// OpenBLAS reads OPENBLAS_CORETYPE when the library is loaded, before main(): set it and
+// start this program again. Returns only when it was already set (or cannot be).
+void ensure_openblas_coretype(char** argv) {
+  if (std::getenv("OPENBLAS_CORETYPE")) return;
+  const char* core = best_openblas_core();
+  if (!core) return;
+  setenv("OPENBLAS_CORETYPE", core, 1);
+  setenv("LOCKSTEP_BENCH_CORETYPE_SET", "1", 1);
+  execv("/proc/self/exe", argv);
+  std::perror("bench_gemm: re-exec with OPENBLAS_CORETYPE set failed; OpenBLAS keeps its own detection");
+}
 
 // ---- benchmarks -------------------------------------------------------------------------
 
@@ -100,9 +158,12 @@ struct Operands {
         f = static_cast<float>(x) * (2.0f / 4294967296.0f) - 1.0f;
       }
     g.M = s.M, g.N = s.N, g.K = s.K;
-    g.A = A.data(), g.lda = s.K;
-    g.B = B.data(), g.ldb = s.N;
+    g.trans_a = trans_a(s), g.trans_b = trans_b(s);
+    g.A = A.data(), g.lda = g.trans_a ? s.M : s.K;
+    g.B = B.data(), g.ldb = g.trans_b ? s.K : s.N;
     g.C = C.data(), g.ldc = s.N;
+    // The grad-weight product sums over the batch: lockstep runs it in batch order.
+    g.order = g.trans_a ? lockstep::KOrder::batch_chunked : lockstep::KOrder::sequential;
   }
 };
 
@@ -110,6 +171,15 @@ enum class Lib { lockstep, eigen, openblas, lockstep_avx2, eigen_avx2 };
 constexpr int kLibs = 5;
 const Lib kAllLibs[kLibs] = {Lib::lockstep, Lib::eigen, Lib::openblas, Lib::lockstep_avx2, Lib::eigen_avx2};
 const char* const kLibNames[kLibs] = {"lockstep", "eigen", "openblas", "lockstep_avx2", "eigen_avx2"};
+
+Level lib_level(Lib lib) {
+  switch (lib) {
+    case Lib::lockstep:
+    case Lib::eigen: return g_lockstep_level;
+    case Lib::openblas: return g_openblas_level;
+    default: return kAvx2;
+  }
+}
 
 // One call of lib on op; returns its wall time in seconds.
 double call_gemm(Lib lib, Operands& op, Shape s) {
@@ -123,8 +193,8 @@ double call_gemm(Lib lib, Operands& op, Shape s) {
     case Lib::eigen:
     case Lib::eigen_avx2: lockstep::gemm_fast_cpu_with(ex, lockstep::GemmAlgo::eigen, op.g); break;
     case Lib::openblas:
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s.M, s.N, s.K, 1.0f, op.A.data(), s.K,
-                  op.B.data(), s.N, 0.0f, op.C.data(), s.N);
+      cblas_sgemm(CblasRowMajor, op.g.trans_a ? CblasTrans : CblasNoTrans, op.g.trans_b ? CblasTrans : CblasNoTrans,
+                  s.M, s.N, s.K, 1.0f, op.A.data(), op.g.lda, op.B.data(), op.g.ldb, 0.0f, op.C.data(), s.N);
       break;
   }
   benchmark::DoNotOptimize(op.C.data());
@@ -144,9 +214,8 @@ void run_gemm(benchmark::State& state, Lib lib, Shape s, int threads) {
   }
   double flops_per_s = 2.0 * s.M * s.N * s.K * state.iterations() / seconds;
   state.counters["GFLOPS"] = flops_per_s * 1e-9;
-  state.counters["pct_peak"] = flops_per_s / g_peak[threads] * 100.0;
+  state.counters["pct_peak"] = flops_per_s / g_peak[lib_level(lib)][threads] * 100.0;
 }
-
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   size_t n = v.size();
@@ -198,23 +267,38 @@ void run_paired(benchmark::State& state, Shape s, int threads) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  ensure_openblas_coretype(argv);
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) {
     std::fprintf(stderr, "bench_gemm: the FMA peak loop needs AVX2+FMA\n");
     return 1;
   }
-  for (int t : {1, 2}) {
-    g_peak[t] = fma_peak(t);
-    char value[64];
-    std::snprintf(value, sizeof value, "%.1f", g_peak[t] * 1e-9);
-    benchmark::AddCustomContext("fma_peak_gflops_" + std::to_string(t) + "t", value);
-  }
-  benchmark::AddCustomContext("simd_level", lockstep::simd_level_name(lockstep::simd_level_available()));
+  bool avx512 = __builtin_cpu_supports("avx512f");
+  for (Level level : {kAvx2, kAvx512})
+    for (int t : {1, 2}) {
+      if (level == kAvx512 && !avx512) continue;
+      g_peak[level][t] = fma_peak(level, t);
+      char value[64];
+      std::snprintf(value, sizeof value, "%.1f", g_peak[level][t] * 1e-9);
+      benchmark::AddCustomContext(std::string("fma_peak_") + (level == kAvx512 ? "avx512" : "avx2") + "_gflops_" +
+                                      std::to_string(t) + "t",
+                                  value);
+    }
+  lockstep::SimdLevel simd = lockstep::simd_level_available();
+  g_lockstep_level = simd == lockstep::SimdLevel::avx512 ? kAvx512 : kAvx2;
+  std::string core = openblas_get_corename();
+  g_openblas_level = avx512 && (core == "SkylakeX" || core == "Cooperlake" || core == "SapphireRapids") ? kAvx512 : kAvx2;
+  benchmark::AddCustomContext("simd_level", lockstep::simd_level_name(simd));
+  benchmark::AddCustomContext("openblas_core", core);
+  benchmark::AddCustomContext("openblas_coretype_from",
+                              std::getenv("LOCKSTEP_BENCH_CORETYPE_SET") ? "bench_gemm (CPU features)"
+                              : std::getenv("OPENBLAS_CORETYPE")          ? "the environment"
+                                                                          : "OpenBLAS's own detection");
   for (Shape s : kShapes)
     for (int threads : {1, 2}) {
       std::string shape = "/M:" + std::to_string(s.M) + "/N:" + std::to_string(s.N) + "/K:" + std::to_string(s.K) +
-                          "/threads:" + std::to_string(threads);
+                          "/op:" + s.op + "/threads:" + std::to_string(threads);
       for (Lib lib : kAllLibs)
         benchmark::RegisterBenchmark((kLibNames[int(lib)] + shape).c_str(), run_gemm, lib, s, threads)
             ->UseManualTime()

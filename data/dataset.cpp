@@ -23,6 +23,21 @@ TensorDataset::TensorDataset(Tensor images, Tensor labels, int64_t num_classes)
   LS_CHECK_ARG(images_.defined() && images_.dim() >= 1 && images_.dtype() == DType::f32 &&
                    images_.device() == Device::cpu,
                op, "expected float32 CPU images [N, ...], got ", images_.defined() ? images_.str() : "undefined");
+  check_labels(op);
+}
+
+TensorDataset::TensorDataset(Tensor bytes, Tensor labels, int64_t num_classes, const Normalize& norm)
+    : images_(std::move(bytes)), labels_(std::move(labels)), num_classes_(num_classes) {
+  const char* op = "TensorDataset";
+  LS_CHECK_ARG(images_.defined() && images_.dim() >= 1 && images_.dtype() == DType::u8 &&
+                   images_.device() == Device::cpu,
+               op, "expected uint8 CPU images [N, ...] with a Normalize, got ",
+               images_.defined() ? images_.str() : "undefined");
+  table_ = normalize_table(norm);
+  check_labels(op);
+}
+
+void TensorDataset::check_labels(const char* op) {
   LS_CHECK_ARG(labels_.defined() && labels_.dim() == 1 && labels_.dtype() == DType::i64 &&
                    labels_.device() == Device::cpu,
                op, "expected int64 CPU labels [N], got ", labels_.defined() ? labels_.str() : "undefined");
@@ -41,6 +56,15 @@ TensorDataset::TensorDataset(Tensor images, Tensor labels, int64_t num_classes)
   }
 }
 
+Tensor TensorDataset::images() const {
+  if (!holds_bytes()) return images_;
+  Tensor out = Tensor::empty(images_.shape());
+  const uint8_t* s = images_.data<uint8_t>();
+  float* d = out.data<float>();
+  for (int64_t i = 0; i < images_.numel(); ++i) d[i] = table_[s[i]];
+  return out;
+}
+
 Shape TensorDataset::sample_shape() const {
   return Shape(images_.shape().begin() + 1, images_.shape().end());
 }
@@ -53,7 +77,12 @@ Example TensorDataset::get(int64_t i) const {
 
 int64_t TensorDataset::read_into(int64_t i, float* dst) const {
   LS_CHECK_ARG(i >= 0 && i < n_, "TensorDataset", "expected an index in [0, ", n_, "), got ", i);
-  std::memcpy(dst, images_.data<float>() + i * sample_numel_, static_cast<size_t>(sample_numel_) * sizeof(float));
+  if (holds_bytes()) {
+    const uint8_t* s = images_.data<uint8_t>() + i * sample_numel_;
+    for (int64_t k = 0; k < sample_numel_; ++k) dst[k] = table_[s[k]];
+  } else {
+    std::memcpy(dst, images_.data<float>() + i * sample_numel_, static_cast<size_t>(sample_numel_) * sizeof(float));
+  }
   return labels_.data<int64_t>()[i];
 }
 
@@ -117,20 +146,25 @@ Split random_split(std::shared_ptr<const Dataset> base, int64_t validation_size,
   return Split{std::make_shared<Subset>(base, std::move(train)), std::make_shared<Subset>(base, std::move(val))};
 }
 
-Tensor normalize_bytes(const Tensor& bytes, const Normalize& norm) {
-  LS_CHECK_ARG(bytes.defined() && bytes.dtype() == DType::u8 && bytes.device() == Device::cpu, "normalize_bytes",
-               "expected a uint8 CPU tensor, got ", bytes.defined() ? bytes.str() : "undefined");
+std::vector<float> normalize_table(const Normalize& norm) {
   LS_CHECK_ARG(!norm.standardize || norm.std > 0.0f, "normalize_bytes", "expected std > 0, got ", norm.std);
-  Tensor src = bytes.contiguous();
-  Tensor out = Tensor::empty(src.shape());
-  const uint8_t* s = src.data<uint8_t>();
-  float* d = out.data<float>();
-  // A 256-entry table: every pixel value maps to the same bits wherever it occurs.
-  float table[256];
+  // Every pixel value maps to the same bits wherever it occurs.
+  std::vector<float> table(256);
   for (int v = 0; v < 256; ++v) {
     float x = static_cast<float>(v) / 255.0f;
     table[v] = norm.standardize ? (x - norm.mean) / norm.std : x;
   }
+  return table;
+}
+
+Tensor normalize_bytes(const Tensor& bytes, const Normalize& norm) {
+  LS_CHECK_ARG(bytes.defined() && bytes.dtype() == DType::u8 && bytes.device() == Device::cpu, "normalize_bytes",
+               "expected a uint8 CPU tensor, got ", bytes.defined() ? bytes.str() : "undefined");
+  const std::vector<float> table = normalize_table(norm);
+  Tensor src = bytes.contiguous();
+  Tensor out = Tensor::empty(src.shape());
+  const uint8_t* s = src.data<uint8_t>();
+  float* d = out.data<float>();
   const int64_t n = src.numel();
   for (int64_t i = 0; i < n; ++i) d[i] = table[s[i]];
   return out;

@@ -31,22 +31,33 @@ class Dataset {
   virtual int64_t read_into(int64_t i, float* dst) const;
 };
 
-// Images and labels held in memory: images float32 [N, ...], labels int64 [N]. With
-// num_classes > 0 every label must lie in [0, num_classes).
+struct Normalize;
+
+// Images and labels held in memory, labels int64 [N]. With num_classes > 0 every label must
+// lie in [0, num_classes). The images are either float32 [N, ...], read as they are, or
+// uint8 [N, ...] with a Normalize, kept as bytes (a quarter of the memory) and normalised
+// sample by sample in read_into through the 256-entry table of normalize_bytes, so a
+// sample's floats are the same bits as normalize_bytes(images, norm) would hold.
 class TensorDataset : public Dataset {
  public:
   TensorDataset(Tensor images, Tensor labels, int64_t num_classes = 0);
+  TensorDataset(Tensor bytes, Tensor labels, int64_t num_classes, const Normalize& norm);
   int64_t size() const override { return n_; }
   Shape sample_shape() const override;
   Example get(int64_t i) const override;
   int64_t read_into(int64_t i, float* dst) const override;
-  const Tensor& images() const { return images_; }
+  // float32 [N, ...]: the stored images, or for a dataset held as bytes, all of them
+  // normalised now (a new tensor of 4 bytes per pixel).
+  Tensor images() const;
   const Tensor& labels() const { return labels_; }
   int64_t num_classes() const { return num_classes_; }
+  bool holds_bytes() const { return images_.dtype() == DType::u8; }
 
  private:
+  void check_labels(const char* op);
   Tensor images_, labels_;
   int64_t n_, sample_numel_, num_classes_;
+  std::vector<float> table_;  // byte value -> float, for a dataset held as bytes
 };
 
 // The examples of `base` at `indices`, in that order (repeats allowed).
@@ -96,5 +107,8 @@ inline constexpr Normalize kFashionMnistNormalize{true, 0.2860f, 0.3530f};
 
 // uint8 tensor of any shape -> float32 tensor of the same shape, by `norm`.
 Tensor normalize_bytes(const Tensor& bytes, const Normalize& norm = {});
+
+// The 256 values normalize_bytes maps the bytes 0..255 to (checks std > 0).
+std::vector<float> normalize_table(const Normalize& norm);
 
 }  // namespace lockstep::data

@@ -36,8 +36,9 @@ std::shared_ptr<TensorDataset> load_mnist(const std::string& dir, MnistSplit spl
   if (bytes.size(1) != 28 || bytes.size(2) != 28)
     throw std::runtime_error(str_cat("[load_mnist] ", image_path, ": expected 28x28 images, got ", bytes.size(1),
                                      "x", bytes.size(2)));
-  Tensor images = normalize_bytes(bytes, norm).reshape({bytes.size(0), 1, 28, 28});
-  return std::make_shared<TensorDataset>(images, labels, 10);
+  // Kept as bytes (47 MB for the training set instead of 188 as float32): read_into
+  // normalises each sample through normalize_bytes's table, the same bits.
+  return std::make_shared<TensorDataset>(bytes.reshape({bytes.size(0), 1, 28, 28}), labels, 10, norm);
 }
 
 }  // namespace lockstep::data

@@ -21,8 +21,9 @@ std::string mnist_file(const std::string& dir, MnistSplit split, bool labels);
 // True when all four files are present in dir.
 bool mnist_available(const std::string& dir = kFashionMnistDir);
 
-// One split as a dataset with 10 classes: images float32 [N, 1, 28, 28] normalised by `norm`
-// (pixels / 255, then optionally (x - mean) / std), labels int64 [N]. Throws
+// One split as a dataset with 10 classes: images [N, 1, 28, 28] normalised by `norm`
+// (pixels / 255, then optionally (x - mean) / std) as each sample is read, held as bytes
+// (TensorDataset's uint8 form), labels int64 [N]. Throws
 // std::runtime_error naming the file when a file is missing or malformed, when a label is
 // outside [0, 10), or when the image and label files disagree on N.
 std::shared_ptr<TensorDataset> load_mnist(const std::string& dir = kFashionMnistDir,

@@ -1,9 +1,12 @@
 // AVX-512F micro-kernel of the deterministic GEMM (compiled with -mavx512f; called only
 // when ex.avx512()). Layouts and the driver are in gemm_cpu.cpp / gemm_internal.h.
 //
-// One call computes a group of n = 2..kGroupA full tiles that share their B strip: n
+// One call computes a group of n = 1..kGroupA tiles that share their B strip: n
 // consecutive packed A strips (6 rows each) times one packed B strip (16 columns, one zmm
-// register). Register tile: 6n x 16 outputs in 6n zmm accumulators (up to 30), zmm31
+// register). Edge tiles (fewer than 6 rows or 16 columns: the packed strips are padded with
+// zeros) are computed whole into a tile buffer, and only their valid outputs go through the
+// scalar epilogue into C, as the AVX2 kernel does; a lone tile (n = 1) has 6 accumulator
+// chains, fewer than the 8 that hide the fma latency, but zmm-wide. Register tile: 6n x 16 outputs in 6n zmm accumulators (up to 30), zmm31
 // holding the B row. Per k: one aligned 64-byte load of the B row and 6n vfmadd231ps whose
 // A operand is broadcast from memory ({1to16}). Against the AVX2 6 x 16 tile, this issues
 // 6n + 1 instructions per 6n zmm fmas instead of 8 per 12 ymm fmas, and reads B once per
@@ -43,7 +46,8 @@ namespace {
 #define LS_STRIP(K, P, Z0, Z1, Z2, Z3, Z4, Z5) \
   LS_F(K, P, 0, Z0) LS_F(K, P, 1, Z1) LS_F(K, P, 2, Z2) LS_F(K, P, 3, Z3) LS_F(K, P, 4, Z4) LS_F(K, P, 5, Z5)
 #define LS_BROW(K) "vmovaps 64*" #K "(%[b]), %%zmm31\n\t"
-#define LS_STEP2(K) LS_BROW(K) LS_STRIP(K, a0, 0, 1, 2, 3, 4, 5) LS_STRIP(K, a1, 6, 7, 8, 9, 10, 11)
+#define LS_STEP1(K) LS_BROW(K) LS_STRIP(K, a0, 0, 1, 2, 3, 4, 5)
+#define LS_STEP2(K) LS_STEP1(K) LS_STRIP(K, a1, 6, 7, 8, 9, 10, 11)
 #define LS_STEP3(K) LS_STEP2(K) LS_STRIP(K, a2, 12, 13, 14, 15, 16, 17)
 #define LS_STEP4(K) LS_STEP3(K) LS_STRIP(K, a3, 18, 19, 20, 21, 22, 23)
 #define LS_STEP5(K) LS_STEP4(K) LS_STRIP(K, a4, 24, 25, 26, 27, 28, 29)
@@ -54,7 +58,8 @@ namespace {
 #define LS_STORE(Z) "vmovups %%zmm" #Z ", 64*" #Z "(%[b])\n\t"
 #define LS_ZERO(Z) "vpxord %%zmm" #Z ", %%zmm" #Z ", %%zmm" #Z "\n\t"
 #define LS_SIX(M, A, B, C, D, E, F) M(A) M(B) M(C) M(D) M(E) M(F)
-#define LS_ALL2(M) LS_SIX(M, 0, 1, 2, 3, 4, 5) LS_SIX(M, 6, 7, 8, 9, 10, 11)
+#define LS_ALL1(M) LS_SIX(M, 0, 1, 2, 3, 4, 5)
+#define LS_ALL2(M) LS_ALL1(M) LS_SIX(M, 6, 7, 8, 9, 10, 11)
 #define LS_ALL3(M) LS_ALL2(M) LS_SIX(M, 12, 13, 14, 15, 16, 17)
 #define LS_ALL4(M) LS_ALL3(M) LS_SIX(M, 18, 19, 20, 21, 22, 23)
 #define LS_ALL5(M) LS_ALL4(M) LS_SIX(M, 24, 25, 26, 27, 28, 29)
@@ -159,6 +164,7 @@ void group_steps(const GroupIo& io, const float* const* a, int na, const float* 
   int64_t n4 = n >> 2, rem = n & 3;
   const float *bscratch, *pfscratch;
   switch (na) {
+    case 1: LS_GROUP_ASM(LS_ALL1, LS_STEP1); break;
     case 2: LS_GROUP_ASM(LS_ALL2, LS_STEP2); break;
     case 3: LS_GROUP_ASM(LS_ALL3, LS_STEP3); break;
     case 4: LS_GROUP_ASM(LS_ALL4, LS_STEP4); break;
@@ -173,6 +179,7 @@ void group_steps(const GroupIo& io, const float* const* a, int na, const float* 
 #undef LS_ALL4
 #undef LS_ALL3
 #undef LS_ALL2
+#undef LS_ALL1
 #undef LS_SIX
 #undef LS_ZERO
 #undef LS_STORE
@@ -181,6 +188,7 @@ void group_steps(const GroupIo& io, const float* const* a, int na, const float* 
 #undef LS_STEP4
 #undef LS_STEP3
 #undef LS_STEP2
+#undef LS_STEP1
 #undef LS_BROW
 #undef LS_STRIP
 #undef LS_F
@@ -199,17 +207,31 @@ LS_INLINE void merge(float* older, const float* newer, int n) {
 
 }  // namespace
 
+// Edge tiles of a finished group: their raw sums (tile i at acc + i * kTile) through the
+// scalar epilogue, valid rows and columns only.
+void epilogue_tiles(const TileArgs* t, int na, const float* acc) {
+  for (int i = 0; i < na; ++i)
+    epilogue_scalar(acc + i * kTile, t[i].c, t[i].ldc, t[i].mr, t[i].nr, t[i].bias, t[i].accumulate);
+}
+
 void gemm_group_avx512(const TileArgs* t, int na) {
   const float* a[kGroupA];
-  for (int i = 0; i < na; ++i) a[i] = t[i].a;
+  bool full = true;
+  for (int i = 0; i < na; ++i) a[i] = t[i].a, full = full && t[i].full;
   const TileArgs& x = t[0];
-  const int64_t to_c = (x.last ? kToC : 0) | (x.accumulate ? kAccumulate : 0);
+  // Full tiles take the asm's own epilogue into C; a group with an edge tile ends raw.
+  const int64_t to_c = full ? (x.last ? kToC : 0) | (x.accumulate ? kAccumulate : 0) : 0;
   if (!x.chunked) {
     // Sequential order: one call from the partials (or +0.0f) to the partials or to C. The
-    // driver keeps the partials of consecutive tiles back to back, as io.acc needs them.
-    for (int i = 1; i < na; ++i) assert(t[i].partial == x.partial + i * kTile);
-    GroupIo io{x.partial, x.c, x.ldc * int64_t(sizeof(float)), x.bias, (x.first ? kZero : 0) | to_c, x.prefetch};
+    // driver keeps the partials of consecutive tiles back to back, as io.acc needs them
+    // (they exist only when there are several k blocks: a group with an edge tile that is
+    // both first and last ends in a buffer of its own).
+    alignas(64) float own[kGroupA * kTile];
+    float* acc = !full && x.first && x.last ? own : x.partial;
+    for (int i = 1; i < na && acc == x.partial; ++i) assert(t[i].partial == x.partial + i * kTile);
+    GroupIo io{acc, x.c, x.ldc * int64_t(sizeof(float)), x.bias, (x.first ? kZero : 0) | to_c, x.prefetch};
     group_steps(io, a, na, x.b, x.kc);
+    if (!full && x.last) epilogue_tiles(t, na, acc);
     return;
   }
   // Batch-chunked: chunk q is summed from +0.0f into slot[depth]; after it, equal-sized
@@ -226,6 +248,7 @@ void gemm_group_avx512(const TileArgs* t, int na) {
     for (int64_t c = k0 / kChunk + 1; (c & 1) == 0; c >>= 1, --depth) merge(slot[depth - 2], slot[depth - 1], na);
   }
   for (; depth > 1; --depth) merge(slot[depth - 2], slot[depth - 1], na);
+  if (x.last && !full) return epilogue_tiles(t, na, slot[0]);
   if (x.last) {
     // No more steps: the same asm's epilogue into C.
     group_steps(GroupIo{slot[0], x.c, x.ldc * int64_t(sizeof(float)), x.bias, to_c, x.prefetch}, a, na, x.b, 0);

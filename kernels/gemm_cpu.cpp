@@ -16,7 +16,7 @@
 //   ic: blocks of kMC rows; pc: k blocks of at most kKC. The A block (kMC x kc, in L2)
 //       is packed per (ic, pc).
 //   jr, ir: kNR-column strips, then kMR-row strips: one micro-kernel call per tile (AVX-512:
-//       per group of up to kGroupA full tiles), with the B strip (kc x kNR, 16 KiB; 32 KiB
+//       per group of up to kGroupA tiles), with the B strip (kc x kNR, 16 KiB; 32 KiB
 //       for the AVX-512 kernel's deeper k blocks) staying close across the ir loop.
 // Reduction order (gemm.h): a tile is only ever summed by its owning thread, over
 // pc = 0, 1, ... in increasing k. Between k blocks a sequential partial waits in a
@@ -90,7 +90,7 @@ struct Plan {
   int64_t nk;        // number of k blocks
   int64_t slots;     // workspace tiles per output tile (0 when nk == 1)
   TileKernel kernel;
-  // AVX-512: up to group_a full tiles of one B strip per call (gemm_group_avx512); 1: none.
+  // AVX-512: up to group_a tiles of one B strip per call (gemm_group_avx512); 1: none.
   int group_a;
   int64_t mc;        // rows per A block
   float* b_packed;   // strip s of op(B) at b_packed + s * K * kNR
@@ -301,7 +301,6 @@ void compute_panel(const Plan& p, int64_t s0, int64_t s1, int64_t i0, int64_t i1
               __builtin_prefetch(next_b + line * kNR, 0, 3);
           TileArgs xs[kGroupA];
           int64_t ir0 = ig * p.group_a, n_tiles = std::min<int64_t>(p.group_a, n_ir - ir0);
-          int n_full = 0;  // leading tiles with all kMR x kNR outputs inside C
           for (int64_t u = 0; u < n_tiles; ++u) {
             int64_t ir = ir0 + u, i = ic + ir * kMR, t = jr * n_ir + ir;
             TileArgs& x = xs[u];
@@ -321,7 +320,6 @@ void compute_panel(const Plan& p, int64_t s0, int64_t s1, int64_t i0, int64_t i1
             x.bias = g.bias ? g.bias + j : nullptr;
             x.accumulate = g.accumulate;
             x.prefetch = next_b + ig * lines_per_group * kNR;
-            if (x.full && n_full == u) ++n_full;
             // Several batch-chunked blocks: the block's subtree goes to the tile's stack.
             if (tree_blocks) {
               x.last = false;
@@ -330,9 +328,11 @@ void compute_panel(const Plan& p, int64_t s0, int64_t s1, int64_t i0, int64_t i1
           }
           int64_t u = 0;
 #if LOCKSTEP_HAVE_AVX512
-          if (n_full >= 2) {
-            gemm_group_avx512(xs, n_full);
-            u = n_full;
+          // The whole group, edge tiles included (measured: the AVX2 kernel on the edge strip
+          // of M = 128 took ~10% of the MLP's products).
+          if (p.group_a > 1) {
+            gemm_group_avx512(xs, static_cast<int>(n_tiles));
+            u = n_tiles;
           }
 #endif
           for (; u < n_tiles; ++u) p.kernel(xs[u]);

@@ -78,8 +78,8 @@ void gemm_tile_avx2(const TileArgs& t);
 // Defined in gemm_neon.cpp (aarch64); call only when ex.neon().
 void gemm_tile_neon(const TileArgs& t);
 // Defined in gemm_avx512.cpp; call only when ex.avx512(). One call computes
-// na (2 <= na <= kGroupA) full tiles t[0..na) of consecutive A strips and one B strip:
-// every t[i] has mr == kMR and nr == kNR, and the same b, kc, chunked, first and last.
+// na (1 <= na <= kGroupA) tiles t[0..na) of consecutive A strips and one B strip, with the
+// same b, kc, chunked, first and last; edge tiles (mr < kMR or nr < kNR) are allowed.
 constexpr int kGroupA = 5;
 void gemm_group_avx512(const TileArgs* t, int na);
 // Packs one full A strip: kMR stored rows (src, row stride lda) of kc values each, into

@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -291,6 +292,20 @@ TEST_CASE("datasets: TensorDataset checks, Subset, normalisation", "[data]") {
   auto z = normalize_bytes(bytes, Normalize{true, 0.5f, 0.25f}).to_vector<float>();
   REQUIRE(z == std::vector<float>{(0.f - 0.5f) / 0.25f, (0.2f - 0.5f) / 0.25f, (1.f - 0.5f) / 0.25f});
   REQUIRE_THROWS_AS(normalize_bytes(bytes, Normalize{true, 0.f, 0.f}), std::invalid_argument);
+
+  // Held as bytes: each sample normalised as it is read, the bits of normalize_bytes.
+  Tensor px = Tensor::from_vector(std::vector<uint8_t>{0, 51, 255, 7, 128, 200}, {2, 3});
+  const Normalize norm{true, 0.2860f, 0.3530f};
+  TensorDataset held(px, Tensor::from_vector(std::vector<int64_t>{1, 0}, {2}), 2, norm);
+  REQUIRE(held.holds_bytes());
+  const std::vector<float> all = normalize_bytes(px, norm).to_vector<float>();
+  REQUIRE(held.images().to_vector<float>() == all);
+  float row[3];
+  REQUIRE(held.read_into(1, row) == 0);
+  REQUIRE(std::memcmp(row, all.data() + 3, sizeof row) == 0);
+  REQUIRE_THROWS_AS(TensorDataset(images, labels, 3, norm), std::invalid_argument);  // float32 given as bytes
+  REQUIRE_THROWS_AS(TensorDataset(px, Tensor::from_vector(std::vector<int64_t>{0, 1}, {2}), 2, Normalize{true, 0.f, 0.f}),
+                    std::invalid_argument);
 }
 
 TEST_CASE("datasets: permutations and splits are pure functions of the seed", "[data][deterministic]") {
@@ -343,8 +358,9 @@ TEST_CASE("mnist: the installed Fashion-MNIST files", "[data]") {
   }
   // Pixels in [0, 1]; the documented mean/std are the training set's to 4 digits.
   double sum = 0, sum2 = 0, lo = 1, hi = 0;
-  const float* x = train->images().data<float>();
-  const int64_t n = train->images().numel();
+  const Tensor train_images = train->images();  // normalised from the bytes now
+  const float* x = train_images.data<float>();
+  const int64_t n = train_images.numel();
   for (int64_t i = 0; i < n; ++i) sum += x[i], sum2 += double(x[i]) * x[i], lo = std::min(lo, double(x[i])), hi = std::max(hi, double(x[i]));
   const double mean = sum / n, std = std::sqrt(sum2 / n - mean * mean);
   REQUIRE(lo == 0.0);
@@ -355,6 +371,14 @@ TEST_CASE("mnist: the installed Fashion-MNIST files", "[data]") {
   const float t0 = test->images().data<float>()[300];
   auto raw = read_idx_images(mnist_file(kFashionMnistDir, MnistSplit::test, false));
   REQUIRE(t0 == (static_cast<float>(raw.data<uint8_t>()[300]) / 255.0f - 0.2860f) / 0.3530f);
+  // Held as bytes, normalised per sample: the same bits as normalising the whole split.
+  REQUIRE(test->holds_bytes());
+  const Tensor all = normalize_bytes(raw, kFashionMnistNormalize);
+  std::vector<float> sample(784);
+  for (int64_t i : {int64_t{0}, int64_t{4321}, int64_t{9999}}) {
+    test->read_into(i, sample.data());
+    REQUIRE(std::memcmp(sample.data(), all.data<float>() + i * 784, sizeof(float) * 784) == 0);
+  }
 }
 
 // Regression tests for hostile headers and file types found by the reliability campaign

@@ -22,13 +22,15 @@ Outputs: --trace FILE, JSON Lines per step {"step", "loss" (%.9g), "loss_bits" (
 JSON object: steps, epoch, train_loss (mean of the last epoch's step losses), last_loss,
 test_accuracy, samples_per_sec (training steps only:
 forward, backward, optimizer and scheduler; the batch gather and evaluation are excluded),
-epoch_samples_per_sec (the whole training loop, gather included), peak_rss_kb (getrusage).
+epoch_samples_per_sec (the whole training loop, gather included), peak_rss_mib (VmHWM of
+/proc/self/status, as `lockstep train --json` reports it: the peak resident set of this
+process's own address space; getrusage's ru_maxrss would include the high-water mark of a
+parent that started this process through vfork + exec, as Python's subprocess does).
 """
 import argparse
 import json
 import math
 import os
-import resource
 import struct
 import sys
 import time
@@ -143,6 +145,18 @@ def f32_bits(x):
     return struct.unpack("<I", struct.pack("<f", x))[0]
 
 
+def peak_rss_mib():
+    """VmHWM of /proc/self/status in MiB (one decimal), or None where /proc is missing."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return None
+
+
 def main(argv):
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -224,7 +238,7 @@ def main(argv):
         "test_accuracy": accuracy,
         "samples_per_sec": samples / step_time if step_time > 0 else None,
         "epoch_samples_per_sec": samples / loop_time if loop_time > 0 else None,
-        "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        "peak_rss_mib": peak_rss_mib(),
         "threads": args.threads,
         "deterministic": args.deterministic,
         "torch": torch.__version__,

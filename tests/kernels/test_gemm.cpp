@@ -251,9 +251,12 @@ TEST_CASE("gemm_cpu: every SIMD level gives the scalar path's bits", "[gemm][det
   // Shapes for the AVX-512 groups of up to 5 row strips: 161 rows are one 150-row block of
   // five whole groups plus a strip and a 5-row edge; 47 rows end in a group of 2 and an
   // edge; K = 600 takes three k blocks (partials and block subtrees between calls), K = 41
-  // ends in a partial chunk; N = 40 ends in an 8-column edge strip.
-  const std::vector<Shape> shapes = {{129, 33, 257}, {150, 100, 600}, {7, 40, 1000},
-                                     {161, 40, 600}, {47, 32, 41},    {300, 16, 9}};
+  // ends in a partial chunk; N = 40 ends in an 8-column edge strip. Groups with an edge
+  // tile: 1 row and 6 rows (a lone tile), 7 rows (a full tile and a 1-row edge), 128 rows
+  // (the MLP's batch: 21 strips and a 2-row edge), N = 17 (a 1-column edge strip).
+  const std::vector<Shape> shapes = {{129, 33, 257}, {150, 100, 600}, {7, 40, 1000}, {161, 40, 600},
+                                     {47, 32, 41},   {300, 16, 9},    {1, 40, 70},   {6, 17, 300},
+                                     {128, 48, 256}};
   for (Shape s : shapes)
     for (KOrder order : {KOrder::sequential, KOrder::batch_chunked})
       for (int ta = 0; ta < 2; ++ta) {

@@ -38,6 +38,21 @@ namespace {
 using namespace lockstep;
 using lockstep::tools::TrainConfig;
 
+// Peak resident set of this process's own address space since exec, in MiB: VmHWM from
+// /proc/self/status. Not getrusage's ru_maxrss: Linux carries the parent's high-water mark
+// into it across a vfork + exec (Python's subprocess, for one), so a process started from
+// a 500 MB PyTorch script reports at least 500 MB there. -1 where /proc is missing.
+double peak_rss_mib() {
+  std::FILE* f = std::fopen("/proc/self/status", "r");
+  if (!f) return -1;
+  char line[256];
+  long kib = -1;
+  while (std::fgets(line, sizeof line, f))
+    if (std::sscanf(line, "VmHWM: %ld kB", &kib) == 1) break;
+  std::fclose(f);
+  return kib < 0 ? -1 : kib / 1024.0;
+}
+
 struct TrainFlags {
   TrainConfig cfg;
   bool json = false;
@@ -230,6 +245,7 @@ int run_train(const TrainFlags& f, distributed::Communicator* comm) {
     j["workers"] = c.workers;
     j["seed"] = c.seed;
     j["checkpoint"] = r.last_checkpoint;
+    j["peak_rss_mib"] = std::round(peak_rss_mib() * 10) / 10;
     if (comm) j["world"] = comm->size();
     std::printf("%s\n", j.dump().c_str());
   }
