@@ -63,6 +63,9 @@ Tensor prepared(const char* what, const Tensor& t, int64_t n, int64_t H, int64_t
 void KVCache::append(const Tensor& k_in, const Tensor& v_in) {
   const Tensor k = prepared("k", k_in, B_, H_, D_, k_), v = prepared("v", v_in, B_, H_, D_, k_);
   LS_CHECK_ARG(k.size(2) == v.size(2), "KVCache", "k has ", k.size(2), " positions, v ", v.size(2));
+  for (int64_t b = 0; b < B_; ++b)  // all or nothing: check every row's room first
+    LS_CHECK_ARG(len_[static_cast<size_t>(b)] + k.size(2) <= cap_, "KVCache", "row ", b, " holds ",
+                 len_[static_cast<size_t>(b)], " positions; ", k.size(2), " more exceed the capacity ", cap_);
   for (int64_t b = 0; b < B_; ++b) write(b, k, v, b);
 }
 

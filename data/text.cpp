@@ -189,7 +189,8 @@ CharVocab CharVocab::parse(const std::string& s, const std::string& what) {
   std::stringstream in(s);
   std::string item;
   while (std::getline(in, item, ',')) {
-    const bool hex = !item.empty() && item.size() <= 6 && item.find_first_not_of("0123456789abcdef") == std::string::npos;
+    const bool hex =
+        !item.empty() && item.size() <= 6 && item.find_first_not_of("0123456789abcdef") == std::string::npos;
     if (!hex) throw std::invalid_argument(str_cat("[vocab] ", what, ": expected hex code points, got '", item, "'"));
     cps.push_back(static_cast<uint32_t>(std::stoul(item, nullptr, 16)));
   }

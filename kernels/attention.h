@@ -30,12 +30,13 @@
 // q, its row's keys and values and its position alone, with no split of the keys at all
 // (the split size is the whole row, a constant): a prompt of T tokens processed at once
 // gives the same bits as T one-token steps over a KV cache, and a row gives the same bits
-// in a batch of any size and mix of lengths (tests/test_attention.cpp).
+// in a batch of any size and mix of lengths (tests/test_transformer_ops.cpp).
 //
-// Work split: CPU: threads split the query rows (forward) and the heads (backward: a task
-// owns whole heads, computing ds and dq by query rows, then dk and dv by key rows); AVX2
-// builds of the same loops (attention_avx2.cpp, same bits: std::fma becomes one
-// instruction). CUDA (attention_cuda.cu): one warp per query row; lane l computes the
+// Work split: CPU: forward tasks are (head, block of 16 query rows), each transposing its
+// head's keys once so that the score chains of many keys advance together (vectorised over
+// keys, each key's chain still in increasing d); backward tasks own whole heads, computing
+// ds and dq by query rows, then dk and dv by key rows. AVX2 builds of the same loops
+// (attention_avx2.cpp, same bits: std::fma becomes one instruction). CUDA (attention_cuda.cu): one warp per query row; lane l computes the
 // scores of keys l, l + 32, ... (its own fma chains over d), the max and the contiguous
 // sum (lane l holds the contiguous order's lane l) are warp operations, and lane l then
 // runs the output chains of dims l, l + 32, ...; backward: one warp per query row for dp,

@@ -31,30 +31,63 @@ class Buf {
   T* p_;
 };
 
-constexpr int64_t kGrainFlops = 1 << 15;
-
+// o[d] = fma chain over t in [t0, t1), in increasing t, of w[t * ws] * x[t * D + d], from
+// +0, for every d < D. Eight outputs advance together (their accumulators stay in one
+// register), each in its own chain: the order of every output is the plain loop's.
 template <typename T>
-T dot_chain(const T* a, const T* b, int64_t D) {
-  T acc = T(0);
-  for (int64_t d = 0; d < D; ++d) acc = std::fma(a[d], b[d], acc);
-  return acc;
+void chain_rows(T* __restrict__ o, const T* __restrict__ w, int64_t ws, const T* __restrict__ x, int64_t t0,
+                int64_t t1, int64_t D) {
+  constexpr int V = 8;
+  int64_t d0 = 0;
+  for (; d0 + V <= D; d0 += V) {
+    T acc[V] = {};
+    for (int64_t t = t0; t < t1; ++t) {
+      const T wt = w[t * ws];
+      const T* xr = x + t * D + d0;
+      for (int dd = 0; dd < V; ++dd) acc[dd] = std::fma(wt, xr[dd], acc[dd]);
+    }
+    for (int dd = 0; dd < V; ++dd) o[d0 + dd] = acc[dd];
+  }
+  for (; d0 < D; ++d0) {
+    T acc = T(0);
+    for (int64_t t = t0; t < t1; ++t) acc = std::fma(w[t * ws], x[t * D + d0], acc);
+    o[d0] = acc;
+  }
 }
 
 // o[d] = fma chain over j < L of w[j] * rows[j][d] (rows D apart), from +0.
 template <typename T>
 void weighted_rows(T* o, const T* w, const T* rows, int64_t L, int64_t D) {
-  for (int64_t d = 0; d < D; ++d) o[d] = T(0);
-  for (int64_t j = 0; j < L; ++j) {
-    const T wj = w[j];
-    const T* r = rows + j * D;
-    for (int64_t d = 0; d < D; ++d) o[d] = std::fma(wj, r[d], o[d]);
+  chain_rows(o, w, 1, rows, 0, L, D);
+}
+
+// s[j] = fma chain over d of q[d] * kt[d][j] for j < L, kt the head's keys transposed
+// (D x Tk): every key's chain runs in increasing d from +0 (acc = fma(q[d], k[j][d], acc)),
+// and the loop over j (independent chains) vectorises.
+template <typename T>
+void scores_t(T* __restrict__ s, const T* __restrict__ qr, const T* __restrict__ kt, int64_t L, int64_t Tk,
+              int64_t D) {
+  for (int64_t j = 0; j < L; ++j) s[j] = T(0);
+  for (int64_t d = 0; d < D; ++d) {
+    const T qd = qr[d];
+    const T* kd = kt + d * Tk;
+    for (int64_t j = 0; j < L; ++j) s[j] = std::fma(qd, kd[j], s[j]);
   }
+}
+
+// kt (D x Tk) = the first L rows of kh (L x D) transposed.
+template <typename T>
+void transpose_rows(T* kt, const T* kh, int64_t L, int64_t Tk, int64_t D) {
+  for (int64_t j = 0; j < L; ++j)
+    for (int64_t d = 0; d < D; ++d) kt[d * Tk + j] = kh[j * D + d];
 }
 
 // One query row, deterministic: e (L) receives the probabilities.
 template <typename T>
-void row_forward(const Exec& ex, T* o, T* e, const T* qr, const T* kh, const T* vh, int64_t L, int64_t D, T scale) {
-  for (int64_t j = 0; j < L; ++j) e[j] = dot_chain(qr, kh + j * D, D) * scale;
+void row_forward(const Exec& ex, T* o, T* e, const T* qr, const T* kt, const T* vh, int64_t L, int64_t Tk, int64_t D,
+                 T scale) {
+  scores_t(e, qr, kt, L, Tk, D);
+  for (int64_t j = 0; j < L; ++j) e[j] = e[j] * scale;
   const T m = e[argmax_serial_cpu(e, L)];
   for (int64_t j = 0; j < L; ++j) e[j] = e[j] - m;
   unary_serial_cpu(ex, UnaryOp::exp, e, e, L);
@@ -65,14 +98,15 @@ void row_forward(const Exec& ex, T* o, T* e, const T* qr, const T* kh, const T* 
 
 // Fast mode: S parts, each an online-softmax partial, merged in order with rescaling.
 template <typename T>
-void row_forward_split(const Exec& ex, T* o, T* e, T* acc, const T* qr, const T* kh, const T* vh, int64_t L,
-                       int64_t D, T scale, int64_t S) {
+void row_forward_split(const Exec& ex, T* o, T* e, T* acc, const T* qr, const T* kt, const T* vh, int64_t L,
+                       int64_t Tk, int64_t D, T scale, int64_t S) {
   S = std::min(S, L);
   T M = T(0), l = T(0);
   for (int64_t d = 0; d < D; ++d) o[d] = T(0);
   for (int64_t s = 0; s < S; ++s) {
     const int64_t j0 = L * s / S, j1 = L * (s + 1) / S, n = j1 - j0;
-    for (int64_t j = 0; j < n; ++j) e[j] = dot_chain(qr, kh + (j0 + j) * D, D) * scale;
+    scores_t(e, qr, kt + j0, n, Tk, D);
+    for (int64_t j = 0; j < n; ++j) e[j] = e[j] * scale;
     const T m = e[argmax_serial_cpu(e, n)];
     for (int64_t j = 0; j < n; ++j) e[j] = e[j] - m;
     unary_serial_cpu(ex, UnaryOp::exp, e, e, n);
@@ -95,31 +129,38 @@ void row_forward_split(const Exec& ex, T* o, T* e, T* acc, const T* qr, const T*
   for (int64_t d = 0; d < D; ++d) o[d] = o[d] / l;
 }
 
+constexpr int64_t kQueryBlock = 16;  // query rows per task (a task transposes its head's keys once)
+
 template <typename T>
 void forward_impl(const Exec& ex, T* out, T* p, const T* q, const T* k, const T* v, const int64_t* kv_len, int64_t B,
                   int64_t H, int64_t Tq, int64_t Tk, int64_t D, bool causal, T scale) {
-  const int64_t rows = B * H * Tq;
   const bool split = ex.fast() && !p;
   const int64_t S = std::max<int64_t>(1, 64 / std::max<int64_t>(1, B * H));
-  parallel_for(rows, std::max<int64_t>(1, kGrainFlops / std::max<int64_t>(1, Tk * D)), [&](int64_t r0, int64_t r1) {
-    Buf<T> e(Tk), acc(D);
-    for (int64_t r = r0; r < r1; ++r) {
-      const int64_t bh = r / Tq, t = r % Tq, b = bh / H;
+  const int64_t qblocks = (Tq + kQueryBlock - 1) / kQueryBlock;
+  parallel_for(B * H * qblocks, 1, [&](int64_t t0, int64_t t1) {
+    Buf<T> e(Tk), acc(D), kt(D * Tk);
+    for (int64_t task = t0; task < t1; ++task) {
+      const int64_t bh = task / qblocks, b = bh / H;
+      const int64_t i0 = (task % qblocks) * kQueryBlock, i1 = std::min(Tq, i0 + kQueryBlock);
       const int64_t len = kv_len ? kv_len[b] : Tk;
-      const int64_t L = attention_visible(len, Tq, t, causal);
-      T* o = out + r * D;
-      T* pr = p ? p + r * Tk : nullptr;
       const T* kh = k + bh * Tk * D;
       const T* vh = v + bh * Tk * D;
-      if (L == 0)
-        std::fill(o, o + D, T(0));
-      else if (split)
-        row_forward_split(ex, o, e.get(), acc.get(), q + r * D, kh, vh, L, D, scale, S);
-      else
-        row_forward(ex, o, e.get(), q + r * D, kh, vh, L, D, scale);
-      if (pr) {
-        std::copy(e.get(), e.get() + L, pr);
-        std::fill(pr + L, pr + Tk, T(0));
+      transpose_rows(kt.get(), kh, std::min(len, Tk), Tk, D);
+      for (int64_t t = i0; t < i1; ++t) {
+        const int64_t r = bh * Tq + t;
+        const int64_t L = attention_visible(len, Tq, t, causal);
+        T* o = out + r * D;
+        T* pr = p ? p + r * Tk : nullptr;
+        if (L == 0)
+          std::fill(o, o + D, T(0));
+        else if (split)
+          row_forward_split(ex, o, e.get(), acc.get(), q + r * D, kt.get(), vh, L, Tk, D, scale, S);
+        else
+          row_forward(ex, o, e.get(), q + r * D, kt.get(), vh, L, Tk, D, scale);
+        if (pr) {
+          std::copy(e.get(), e.get() + L, pr);
+          std::fill(pr + L, pr + Tk, T(0));
+        }
       }
     }
   });
@@ -130,7 +171,7 @@ void backward_impl(const Exec& ex, T* dq, T* dk, T* dv, const T* g, const T* q, 
                    const int64_t* kv_len, int64_t B, int64_t H, int64_t Tq, int64_t Tk, int64_t D, bool causal,
                    T scale) {
   parallel_for(B * H, 1, [&](int64_t h0, int64_t h1) {
-    Buf<T> ds(Tq * Tk), dp(Tk), tmp(Tk);
+    Buf<T> ds(Tq * Tk), dp(Tk), tmp(Tk), vt(D * Tk);
     for (int64_t bh = h0; bh < h1; ++bh) {
       const int64_t b = bh / H, len = kv_len ? kv_len[b] : Tk;
       const T* kh = k + bh * Tk * D;
@@ -138,33 +179,25 @@ void backward_impl(const Exec& ex, T* dq, T* dk, T* dv, const T* g, const T* q, 
       const T* qh = q + bh * Tq * D;
       const T* gh = g + bh * Tq * D;
       const T* ph = p + bh * Tq * Tk;
+      transpose_rows(vt.get(), vh, std::min(len, Tk), Tk, D);
       // by query rows: dp, c, ds, dq
       for (int64_t i = 0; i < Tq; ++i) {
         const int64_t L = attention_visible(len, Tq, i, causal);
         const T* pi = ph + i * Tk;
         T* dsi = ds.get() + i * Tk;
-        for (int64_t j = 0; j < L; ++j) dp.get()[j] = dot_chain(gh + i * D, vh + j * D, D);
+        scores_t(dp.get(), gh + i * D, vt.get(), L, Tk, D);  // dp[j] = the chain over d of g[i][d] v[j][d]
         for (int64_t j = 0; j < L; ++j) tmp.get()[j] = pi[j] * dp.get()[j];
         const T c = sum_serial_cpu(ex, tmp.get(), L);
         for (int64_t j = 0; j < L; ++j) dsi[j] = (pi[j] * (dp.get()[j] - c)) * scale;
         if (dq) weighted_rows(dq + (bh * Tq + i) * D, dsi, kh, L, D);
       }
-      // by key rows: dk, dv over the queries that see key j, in increasing i
+      // by key rows: dk, dv over the queries that see key j, in increasing i; they are a
+      // suffix [i0, Tq) of the queries (a query sees a prefix of the keys, growing with i)
+      int64_t i0 = 0;
       for (int64_t j = 0; j < Tk; ++j) {
-        T* dkj = dk ? dk + (bh * Tk + j) * D : nullptr;
-        T* dvj = dv ? dv + (bh * Tk + j) * D : nullptr;
-        if (dkj) std::fill(dkj, dkj + D, T(0));
-        if (dvj) std::fill(dvj, dvj + D, T(0));
-        for (int64_t i = 0; i < Tq; ++i) {
-          if (j >= attention_visible(len, Tq, i, causal)) continue;
-          const T w = ds.get()[i * Tk + j], pw = ph[i * Tk + j];
-          const T* qi = qh + i * D;
-          const T* gi = gh + i * D;
-          if (dkj)
-            for (int64_t d = 0; d < D; ++d) dkj[d] = std::fma(w, qi[d], dkj[d]);
-          if (dvj)
-            for (int64_t d = 0; d < D; ++d) dvj[d] = std::fma(pw, gi[d], dvj[d]);
-        }
+        while (i0 < Tq && j >= attention_visible(len, Tq, i0, causal)) ++i0;
+        if (dk) chain_rows(dk + (bh * Tk + j) * D, ds.get() + j, Tk, qh, i0, Tq, D);
+        if (dv) chain_rows(dv + (bh * Tk + j) * D, ph + j, Tk, gh, i0, Tq, D);
       }
     }
   });

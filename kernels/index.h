@@ -37,10 +37,13 @@
 // scans the m ids in order, keeps the current chunk's partial and pushes each chunk's
 // partial (+0.0 for an empty one) on a TreeStack: O(n m inner) work, meant for vocabularies
 // of hundreds to a few thousand rows.
-// Fast mode (what it gives up): CPU index_add / scatter_add add every source straight into
-// its destination in increasing i on one thread (one running sum per destination: another
-// order, repeatable); CUDA uses one float atomicAdd per source element (completion order:
-// the bits change from run to run, as PyTorch's CUDA embedding backward and index_add_).
+// Fast mode (what it gives up): CPU index_add (embedding's backward) hands groups of 64
+// source positions to the threads as they ask, each thread adds its sources into its own
+// zeroed copy of the output, and the copies are added into the result in the order the
+// threads finish (the CPU's stand-in for atomics: the bits change with the thread count and
+// from run to run); CPU scatter_add adds every source into its destination in increasing j
+// on one thread (another, repeatable order); CUDA uses one float atomicAdd per source
+// element (completion order, as PyTorch's CUDA embedding backward and index_add_).
 // index_select and gather copy bits: exact in both modes.
 // CUDA: the same signatures with device pointers (ids on the device too).
 #pragma once

@@ -2,7 +2,9 @@
 // scatter_add a stable counting sort of the source positions by destination, then threads
 // split the destinations and each sums its sources in the batch order (sparse tree).
 #include <algorithm>
+#include <atomic>
 #include <cstring>
+#include <mutex>
 #include <vector>
 
 #include "base/parallel.h"
@@ -138,22 +140,40 @@ void index_select_cpu(const Exec&, T* out, const T* x, const int64_t* idx, int64
   });
 }
 
+// Fast mode: groups of kFastGroup source positions are handed out to the threads as they
+// ask; each thread adds its sources, in arrival order, into its own zeroed copy of the
+// output, and the copies are added into the result under a mutex in the order the threads
+// finish (the CPU's stand-in for atomics: the bits depend on the thread count and on timing).
+constexpr int64_t kFastGroup = 64;
+
+template <typename T>
+void index_add_fast(T* out, const T* base, const T* src, const int64_t* idx, int64_t outer, int64_t n, int64_t m,
+                    int64_t inner) {
+  const int64_t total = outer * n * inner;
+  std::vector<T> acc(static_cast<size_t>(total), T(0));
+  std::atomic<int64_t> next{0};
+  std::mutex mu;
+  const int64_t groups = (m + kFastGroup - 1) / kFastGroup;
+  parallel_run(static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(num_threads(), groups))), [&](int) {
+    std::vector<T> mine(static_cast<size_t>(total), T(0));
+    for (int64_t g; (g = next.fetch_add(1, std::memory_order_relaxed)) < groups;)
+      for (int64_t o = 0; o < outer; ++o)
+        for (int64_t i = g * kFastGroup; i < std::min(m, (g + 1) * kFastGroup); ++i) {
+          T* y = mine.data() + (o * n + idx[i]) * inner;
+          const T* s = src + (o * m + i) * inner;
+          for (int64_t j = 0; j < inner; ++j) y[j] = y[j] + s[j];
+        }
+    std::lock_guard<std::mutex> lock(mu);
+    for (int64_t e = 0; e < total; ++e) acc[e] = acc[e] + mine[e];
+  });
+  for (int64_t e = 0; e < total; ++e) out[e] = base ? base[e] + acc[e] : acc[e];
+}
+
 template <typename T>
 void index_add_cpu(const Exec& ex, T* out, const T* base, const T* src, const int64_t* idx, int64_t outer, int64_t n,
                    int64_t m, int64_t inner) {
-  if (!ex.fast()) return index_add_det(out, base, src, idx, outer, n, m, inner);
-  // Fast mode: one running sum per destination, sources in increasing i, on this thread.
-  const int64_t total = outer * n * inner;
-  if (!base)
-    std::fill(out, out + total, T(0));
-  else if (base != out)
-    std::copy(base, base + total, out);
-  for (int64_t o = 0; o < outer; ++o)
-    for (int64_t i = 0; i < m; ++i) {
-      T* y = out + (o * n + idx[i]) * inner;
-      const T* s = src + (o * m + i) * inner;
-      for (int64_t j = 0; j < inner; ++j) y[j] = y[j] + s[j];
-    }
+  if (ex.fast()) return index_add_fast(out, base, src, idx, outer, n, m, inner);
+  index_add_det(out, base, src, idx, outer, n, m, inner);
 }
 
 template <typename T>

@@ -47,6 +47,20 @@ template <typename T>
 void rms_norm_backward_cpu(const Exec& ex, T* dx, T* dw, const T* dy, const T* x, const T* rstd, const T* w,
                            int64_t rows, int64_t C);
 
+// ---- AVX2 (layernorm_avx2.cpp; only with LOCKSTEP_HAVE_AVX2, when ex.avx2()): same bits ----
+#define LS_LN_AVX2_DECL(T)                                                                                      \
+  void layer_norm_forward_avx2(const Exec& ex, T* y, T* mean, T* rstd, const T* x, const T* w, const T* b,      \
+                               int64_t rows, int64_t C, T eps);                                                 \
+  void layer_norm_backward_avx2(const Exec& ex, T* dx, T* dw, T* db, const T* dy, const T* x, const T* mean,    \
+                                const T* rstd, const T* w, int64_t rows, int64_t C);                            \
+  void rms_norm_forward_avx2(const Exec& ex, T* y, T* rstd, const T* x, const T* w, int64_t rows, int64_t C,    \
+                             T eps);                                                                            \
+  void rms_norm_backward_avx2(const Exec& ex, T* dx, T* dw, const T* dy, const T* x, const T* rstd, const T* w, \
+                              int64_t rows, int64_t C);
+LS_LN_AVX2_DECL(float)
+LS_LN_AVX2_DECL(double)
+#undef LS_LN_AVX2_DECL
+
 template <typename T>
 void layer_norm_forward_cuda(const Exec& ex, T* y, T* mean, T* rstd, const T* x, const T* w, const T* b,
                              int64_t rows, int64_t C, T eps);

@@ -11,6 +11,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "base/mode.h"
@@ -22,6 +23,7 @@
 #include "kernels/attention.h"
 #include "kernels/index.h"
 #include "kernels/reduce_order.h"
+#include "nn/embedding.h"
 #include "test_util.h"
 
 using namespace lockstep;
@@ -239,4 +241,96 @@ TEST_CASE("fast mode: embedding backward and split attention stay within toleran
   const auto av = a.to_vector<float>(), bv = b.to_vector<float>();
   for (size_t i = 0; i < av.size(); ++i) REQUIRE(std::fabs(av[i] - bv[i]) <= 1e-5f * (1 + std::fabs(av[i])));
   if (!equal_bits(a, b)) WARN("fast-mode (split) attention differs in its bits from deterministic mode");
+}
+
+namespace {
+
+// A pre-LN transformer block over a batch of token ids (B x T), every new op in one graph:
+// embedding -> layer_norm -> q, k, v (linear on [B, T, C]) -> heads (reshape, permute) ->
+// causal attention -> merge heads -> projection + residual -> rms_norm -> silu MLP + gelu
+// -> mean of the logits against fixed weights. Returns the loss and every gradient.
+std::vector<Tensor> block_step(const Tensor& ids) {
+  const int64_t V = 23, C = 24, H = 3, D = 8, B = ids.size(0), T = ids.size(1);
+  std::vector<Tensor> p = {rand_t({V, C}, 70),     rand_t({C}, 71, 0.5, 1.5), rand_t({C}, 72),
+                           rand_t({3 * C, C}, 73), rand_t({C, C}, 74),        rand_t({C}, 75, 0.5, 1.5),
+                           rand_t({2 * C, C}, 76), rand_t({C, 2 * C}, 77)};
+  for (auto& t : p) t.set_requires_grad(true);
+  Tensor x = embedding(p[0], ids);                                      // B x T x C
+  Tensor qkv = linear(layer_norm(x, p[1], p[2]), p[3], Tensor());       // B x T x 3C
+  Tensor heads = permute(reshape(qkv, {B, T, 3, H, D}), {2, 0, 3, 1, 4}).contiguous();  // 3 x B x H x T x D
+  Tensor q = reshape(index_select(heads, 0, Tensor::from_vector(std::vector<int64_t>{0}, {1})), {B, H, T, D});
+  Tensor k = reshape(index_select(heads, 0, Tensor::from_vector(std::vector<int64_t>{1}, {1})), {B, H, T, D});
+  Tensor v = reshape(index_select(heads, 0, Tensor::from_vector(std::vector<int64_t>{2}, {1})), {B, H, T, D});
+  Tensor a = reshape(transpose(scaled_dot_product_attention(q, k, v, true), 1, 2).contiguous(), {B, T, C});
+  x = add(x, linear(a, p[4], Tensor()));
+  Tensor h = linear(rms_norm(x, p[5]), p[6], Tensor());
+  x = add(x, linear(gelu(silu(h)), p[7], Tensor()));
+  Tensor loss = sum(mul(x, rand_t({B, T, C}, 78)));
+  loss.backward();
+  std::vector<Tensor> out = {loss.detach(), x.detach()};
+  for (auto& t : p) out.push_back(t.grad());
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("transformer block: loss and every gradient bitwise for 1/2/3 threads and every SIMD level",
+          "[attention][deterministic]") {
+  ModeGuard mode(Mode::deterministic);
+  const Tensor ids = Tensor::from_vector(
+      [] {
+        std::vector<int64_t> v(5 * 13);
+        for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<int64_t>((i * 7 + i / 5) % 23);
+        return v;
+      }(),
+      {5, 13});
+  std::vector<Tensor> base;
+  {
+    SimdLevelGuard simd(SimdLevel::scalar);
+    ThreadsGuard th(1);
+    base = block_step(ids);
+  }
+  for (SimdLevel l : simd_levels_available())
+    for (int threads : {1, 2, 3}) {
+      SimdLevelGuard simd(l);
+      ThreadsGuard th(threads);
+      const auto got = block_step(ids);
+      for (size_t i = 0; i < base.size(); ++i) {
+        INFO(simd_level_name(l) << ", " << threads << " threads, result " << i);
+        REQUIRE(equal_bits(got[i], base[i]));
+      }
+    }
+  // batch invariance of the forward: sample 3 alone gives the same activations
+  const auto idv = ids.to_vector<int64_t>();
+  const Tensor one = Tensor::from_vector(std::vector<int64_t>(idv.begin() + 3 * 13, idv.begin() + 4 * 13), {1, 13});
+  const auto xv = base[1].to_vector<float>();
+  const auto x1 = block_step(one)[1].to_vector<float>();
+  REQUIRE(std::memcmp(x1.data(), xv.data() + 3 * 13 * 24, sizeof(float) * 13 * 24) == 0);
+}
+
+TEST_CASE("transformer ops: bad shapes are clear errors naming the op", "[attention][layer_norm]") {
+  const Tensor x = rand_t({4, 6}, 90);
+  std::string e = err_of([&] { layer_norm(x, rand_t({5}, 91), Tensor()); });
+  CHECK(e.find("[layer_norm] weight must be a float32 vector of 6") != std::string::npos);
+  e = err_of([&] { rms_norm(x, rand_t({6}, 92), -1.0); });
+  CHECK(e.find("[rms_norm] expected eps >= 0") != std::string::npos);
+  const Tensor q = rand_t({1, 2, 3, 4}, 93);
+  e = err_of([&] { scaled_dot_product_attention(q, rand_t({1, 2, 3, 5}, 94), rand_t({1, 2, 3, 5}, 95)); });
+  CHECK(e.find("[scaled_dot_product_attention]") != std::string::npos);
+  e = err_of([&] { scaled_dot_product_attention(q, rand_t({1, 3, 3, 4}, 96), rand_t({1, 3, 3, 4}, 97)); });
+  CHECK(e.find("leading dims differ") != std::string::npos);
+  e = err_of([&] { matmul(rand_t({2, 3, 4}, 98), rand_t({3, 5, 2}, 99)); });
+  CHECK(e.find("[matmul]") != std::string::npos);
+  e = err_of([&] { matmul(rand_t({2, 3, 4}, 98), rand_t({3, 4, 2}, 99)); });
+  CHECK(e.find("do not broadcast") != std::string::npos);
+  e = err_of([&] { permute(x, {0, 0}); });
+  CHECK(e.find("[permute]") != std::string::npos);
+  KVCache cache(1, 2, 4, 4);
+  cache.append(rand_t({1, 2, 3, 4}, 100), rand_t({1, 2, 3, 4}, 101));
+  e = err_of([&] { cache.append(rand_t({1, 2, 2, 4}, 102), rand_t({1, 2, 2, 4}, 103)); });
+  CHECK(e.find("exceed the capacity 4") != std::string::npos);
+  e = err_of([&] { cache.append(rand_t({1, 3, 1, 4}, 104), rand_t({1, 3, 1, 4}, 105)); });
+  CHECK(e.find("[KVCache] k must be 1 x 2 x Tn x 4") != std::string::npos);
+  e = err_of([&] { nn::Embedding(0, 3); });
+  CHECK(e.find("[Embedding]") != std::string::npos);
 }

@@ -70,6 +70,8 @@ expect_fail "longer than the model's context of 32" \
 expect_fail "not in the vocabulary" "$LOCKSTEP" generate --checkpoint run --prompt "€"
 printf 'zzzz yyyy xxxx wwww\n%.0s' {1..40} > other.txt
 expect_fail "vocabulary" "$LOCKSTEP" train $GPT --text other.txt --resume run
+{ cat $TEXT; echo "A day for firm decisions"; } > same_chars.txt   # the same characters, another text
+expect_fail "trained on a text with SHA-256" "$LOCKSTEP" train $GPT --text same_chars.txt --resume run
 if [ -e "$DATA/train-images-idx3-ubyte.gz" ] || [ -e "$DATA/train-images-idx3-ubyte" ]; then
   out=mlp.txt; train --max-steps 1 --save mlp
   expect_fail "a checkpoint of another model (user.recipe = mlp-fashion-mnist)" \

@@ -132,7 +132,8 @@ TEST_CASE("gpt: generation refuses bad prompts naming the request", "[gpt]") {
   REQUIRE_THROWS_WITH(tools::generate(*m, {{{}, 1}}), Contains("at least one token"));
 }
 
-TEST_CASE("gpt: data-parallel training at world sizes 1-5 gives the single-process bits", "[gpt][deterministic][dist]") {
+TEST_CASE("gpt: data-parallel training at world sizes 1-5 gives the single-process bits",
+          "[gpt][deterministic][dist]") {
   // context 16: two sequences per 32-token chunk; context 64: two chunks per sequence.
   for (auto [context, batch] : {std::pair<int64_t, int64_t>{16, 8}, {64, 6}}) {
     const tools::TrainConfig cfg = tiny_train(context, batch);

@@ -1,6 +1,7 @@
 // `lockstep generate`: text from a `lockstep train --model gpt` checkpoint, greedy or seeded
 // sampling, every request of a batch served together (generate/generator.h): in
 // deterministic mode a request's tokens and logits are the same bits alone or in any batch.
+#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <memory>
@@ -85,7 +86,11 @@ int run_generate(const GenerateFlags& f) {
     }
   }
   if (reqs.empty()) throw std::invalid_argument("[generate] expected --prompt TEXT or --batch FILE");
+  const auto t0 = std::chrono::steady_clock::now();
   const std::vector<tools::GenResult> res = tools::generate(*g.model, reqs, true);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  int64_t generated = 0;
+  for (const auto& r : res) generated += static_cast<int64_t>(r.tokens.size());
   nlohmann::ordered_json all = nlohmann::ordered_json::array();
   serialize::NamedTensors saved;  // --logits-out: "prompt.<i>" int64 [P], "tokens.<i>", "logits.<i>" float32 [n, V]
   for (size_t i = 0; i < reqs.size(); ++i) {
@@ -93,7 +98,8 @@ int run_generate(const GenerateFlags& f) {
     // The logits every token was chosen from, hashed as one float32 [n, V] tensor.
     std::vector<float> flat;
     for (const auto& row : res[i].logits) flat.insert(flat.end(), row.begin(), row.end());
-    const Tensor lt = Tensor::from_vector(flat, {static_cast<int64_t>(res[i].logits.size()), g.model->config().vocab_size});
+    const int64_t rows = static_cast<int64_t>(res[i].logits.size());
+    const Tensor lt = Tensor::from_vector(flat, {rows, g.model->config().vocab_size});
     const std::string lh = sha256_hex(lt);
     if (!f.logits_out.empty()) {
       const auto n = [](const std::vector<int64_t>& v) { return Shape{static_cast<int64_t>(v.size())}; };
@@ -121,6 +127,9 @@ int run_generate(const GenerateFlags& f) {
     j["checkpoint"] = g.file;
     j["mode"] = f.mode;
     j["threads"] = num_threads();
+    j["generated_tokens"] = generated;
+    j["seconds"] = seconds;  // the generation loop (prefill and decoding), not the loading
+    j["tokens_per_sec"] = seconds > 0 ? static_cast<double>(generated) / seconds : 0.0;
     j["requests"] = all;
     std::printf("%s\n", j.dump().c_str());
   }

@@ -112,7 +112,8 @@ ScenarioResult run_batched_generation(const LabOptions& o) {
       const Served s = serve(*m, prompt, new_tokens, size, place, 100 + k);
       distinct[mode_name(mode)].insert(s.tokens);
       int64_t same = 0;
-      while (same < new_tokens && s.tokens[static_cast<size_t>(same)] == alone.tokens[static_cast<size_t>(same)]) ++same;
+      const auto at = [](const Served& x, int64_t i) { return x.tokens[static_cast<size_t>(i)]; };
+      while (same < new_tokens && at(s, same) == at(alone, same)) ++same;
       same_tokens[mode_name(mode)].push_back(static_cast<double>(same));
     }
   }

@@ -307,6 +307,7 @@ nn::Module& Trainer::module() { return gpt_ ? static_cast<nn::Module&>(*gpt_) : 
 // The text, its vocabulary (sorted code points) and the windows of both sides of the split.
 void Trainer::load_text() {
   const std::string text = data::read_text(cfg_.text);
+  text_sha256_ = sha256_hex(text);
   vocab_ = data::CharVocab::build(text);
   data::TextSplit split = data::split_tokens(vocab_.encode(text), cfg_.val_fraction);
   auto train = std::make_shared<data::TokenWindows>(std::move(split.train), cfg_.context);
@@ -411,9 +412,12 @@ void Trainer::resume() {
                                        "; only --threads, --workers, --epochs, --max-steps, --save*, --data may "
                                        "change on resume"));
   if (cfg_.model == "gpt" && user("vocab") != vocab_.serialize())
-    throw std::runtime_error(str_cat("[train] --resume ", *path, ": the checkpoint's vocabulary (", user("vocab").size(),
-                                     " bytes of code points) differs from --text ", cfg_.text,
-                                     "'s; resume with the text it was trained on"));
+    throw std::runtime_error(str_cat("[train] --resume ", *path, ": the checkpoint's vocabulary (user.vocab) differs ",
+                                     "from that of --text ", cfg_.text, "; resume with the text it was trained on"));
+  if (cfg_.model == "gpt" && user("text_sha256") != text_sha256_)
+    throw std::runtime_error(str_cat("[train] --resume ", *path, ": the checkpoint was trained on a text with SHA-256 ",
+                                     user("text_sha256"), ", --text ", cfg_.text, " has ", text_sha256_,
+                                     "; resume with the text it was trained on"));
   // The schedule is the one planned when training started.
   t_max_ = parse_i64(user("t_max"), "user.t_max");
   build();
@@ -438,7 +442,7 @@ std::string Trainer::save() {
   st.user["t_max"] = std::to_string(t_max_);
   st.user["epoch_loss_sum"] = double_bits(epoch_loss_sum_);
   st.user["epoch_loss_count"] = std::to_string(epoch_loss_count_);
-  if (gpt_) st.user["vocab"] = vocab_.serialize();
+  if (gpt_) st.user["vocab"] = vocab_.serialize(), st.user["text_sha256"] = text_sha256_;
   serialize::SaveOptions so;
   so.atomic.durable = cfg_.fsync;
   return serialize::save_checkpoint_rotating(cfg_.save_dir, kStem, st, cfg_.keep_last, so);

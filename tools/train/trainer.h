@@ -253,6 +253,7 @@ class Trainer {
   std::shared_ptr<nn::Sequential> model_;
   std::shared_ptr<nn::Gpt> gpt_;
   data::CharVocab vocab_;
+  std::string text_sha256_;  // of the text read (--model gpt), checked on resume
   double val_loss_ = 0.0;
   std::unique_ptr<optim::Optimizer> opt_;
   std::shared_ptr<optim::LRScheduler> sched_;
