@@ -16,9 +16,13 @@ py=${LOCKSTEP_PEERS_PYTHON:-${LOCKSTEP_PEERS_VENV:-/opt/lockstep-peers}/bin/pyth
 for f in "$build/bench/bench_gemm" "$build/bench/bench_step_profile" "$build/tools/lockstep"; do
   [ -x "$f" ] || { echo "bench_issue21: $f is missing: build it first (see the header of $0)" >&2; exit 2; }
 done
-"$py" -c "import torch" 2>/dev/null || { echo "bench_issue21: $py has no torch: run scripts/setup-peers.sh" >&2; exit 2; }
+if ! "$py" -c "import torch" 2>/dev/null; then
+  echo "bench_issue21: $py has no torch: run scripts/setup-peers.sh" >&2
+  exit 2
+fi
 mkdir -p "$out"
-echo "bench_issue21: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-)"
+cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-)
+echo "bench_issue21: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, $cpu"
 echo "bench_issue21: load average at the start: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 echo "== 1. GEMM: bench_gemm (lockstep, OpenBLAS) and torch.mm, same shapes and threads"
