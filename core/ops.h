@@ -12,6 +12,7 @@
 #include <functional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "base/reduction.h"
 #include "kernels/conv2d_algo.h"
@@ -20,10 +21,17 @@ namespace lockstep {
 
 class Tensor;
 
-// ---- matrix products (core/ops/matmul.cpp) ----
+// ---- matrix products (core/ops/matmul.cpp, bmm.cpp) ----
 // a: M x K (K x M if trans_a), b: K x N (N x K if trans_b) -> M x N; float32 or float64.
+// With more than 2 dims (torch.matmul's batching; core/ops/bmm.cpp): a [..., M, K], b
+// [..., K, N] with broadcast batch dims -> [..., M, N], one canonical GEMM per batch entry;
+// the trans flags transpose the last two dims. [..., M, K] x [K, N] is one 2-D product of
+// the rows. 1-d operands are not supported.
 Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a = false, bool trans_b = false);
-// x: B x in, weight: out x in, bias: out (or undefined) -> B x out = x weight^T + bias.
+// a: B x M x K, b: B x K x N -> B x M x N (matmul with equal batch sizes).
+Tensor bmm(const Tensor& a, const Tensor& b);
+// x: [..., in], weight: out x in, bias: out (or undefined) -> [..., out] = x weight^T + bias
+// (the leading dims are rows of one 2-D product).
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias);
 // grad_weight (+)= grad_out^T x with the batch-order reduction (K = batch).
 // grad_out: B x out, x: B x in, grad_weight: out x in (accumulated into when accumulate).
@@ -82,6 +90,30 @@ Tensor log(const Tensor& x);
 Tensor tanh(const Tensor& x);
 Tensor sigmoid(const Tensor& x);
 Tensor gelu(const Tensor& x);  // tanh form: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+Tensor silu(const Tensor& x);  // x * sigmoid(x)
+
+// ---- views and copies (core/ops/shape.cpp: Tensor's members as free functions) ----
+Tensor reshape(const Tensor& x, const std::vector<int64_t>& shape);           // view when contiguous
+Tensor transpose(const Tensor& x, int64_t d0, int64_t d1);                    // strided view
+Tensor permute(const Tensor& x, const std::vector<int64_t>& dims);            // strided view
+Tensor contiguous(const Tensor& x);                                           // packed copy if strided
+
+// ---- indexing (core/ops/index.cpp; orders in kernels/index.h) ----
+// Ids are int64 in [0, size of the indexed dim), else std::invalid_argument naming the op,
+// the id, its position and the range. Sums into one destination (the backward of
+// index_select / embedding / gather, and index_add / scatter_add) use the batch order over
+// the source positions: no atomics, the same bits for any thread count and on CUDA.
+// weight: V x C, ids: any shape -> [ids.shape..., C]; backward: dweight[v] = the batch-order
+// sum of the gradient rows whose id is v (torch.nn.functional.embedding).
+Tensor embedding(const Tensor& weight, const Tensor& ids);
+// y = x with dim `dim` replaced by index's entries (index: 0-d or 1-d int64).
+Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index);
+// y = x; y[.., index[i], ..] += src[.., i, ..] (src has x's shape with index.numel() at dim).
+Tensor index_add(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& src);
+// y[.., j, ..] = x[.., index[.., j, ..], ..]; index has x's rank and sizes but at dim.
+Tensor gather(const Tensor& x, int64_t dim, const Tensor& index);
+// y = x; y[.., index[.., j, ..], ..] += src[.., j, ..]; src has index's shape.
+Tensor scatter_add(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& src);
 
 // ---- reductions (core/ops/reduce.cpp) ----
 // sum of all elements in the contiguous order -> 0-d tensor.
@@ -96,6 +128,25 @@ Tensor argmax(const Tensor& x, int64_t dim, bool keepdim = false);  // int64; fi
 // ---- softmax family over the last dim (core/ops/softmax.cpp) ----
 Tensor softmax(const Tensor& x);
 Tensor log_softmax(const Tensor& x);
+
+// ---- normalisation over the last dim (core/ops/layernorm.cpp; kernels/layernorm.h) ----
+// x: [..., C]; weight, bias: C or undefined. One row at a time (batch-invariant); the
+// weight/bias gradients are batch-order sums over the rows.
+Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps = 1e-5);
+Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps = 1e-6);
+
+// ---- attention (core/ops/attention.cpp; kernels/attention.h) ----
+// q: [..., Tq, D], k, v: [..., Tk, D] (4-d: B x H x T x D) -> [..., Tq, D];
+// softmax(q k^T * scale) v, scale <= 0 meaning 1/sqrt(D); causal: query t sees keys
+// j <= t + Tk - Tq (Tq == Tk: the usual lower triangle). Each query row is computed alone
+// in a fixed key order: batch-invariant, and bitwise equal to the KV-cache path.
+Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal = false,
+                                    double scale = 0.0);
+// Inference over a KV cache (core/kv_cache.h): q: B x H x Tq x D, the cache k, v: B x H x
+// capacity x D of which row b holds kv_len[b] positions; q's rows are the last Tq of them.
+// No gradient.
+Tensor attention_cached(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
+                        const std::vector<int64_t>& kv_len, bool causal = true, double scale = 0.0);
 
 // ---- neural-network functions (core/ops/loss.cpp, batchnorm.cpp, dropout.cpp) ----
 // Cross-entropy from logits (N x C) and int64 class targets (N), PyTorch semantics with

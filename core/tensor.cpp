@@ -270,6 +270,35 @@ Tensor Tensor::transpose(int64_t d0, int64_t d1) const {
   return out;
 }
 
+Tensor Tensor::permute(const std::vector<int64_t>& dims_in) const {
+  require_defined("permute");
+  const int64_t n = dim();
+  LS_CHECK_ARG(static_cast<int64_t>(dims_in.size()) == n, "permute", "expected ", n, " dims for a ",
+               shape_str(shape()), " tensor, got ", dims_in.size());
+  std::vector<int64_t> dims(dims_in);
+  std::vector<bool> seen(static_cast<size_t>(n), false);
+  for (auto& d : dims) {
+    LS_CHECK_ARG(d >= -n && d < n, "permute", "dim ", d, " out of range for a ", n, "-d tensor");
+    if (d < 0) d += n;
+    LS_CHECK_ARG(!seen[static_cast<size_t>(d)], "permute", "dim ", d, " appears twice");
+    seen[static_cast<size_t>(d)] = true;
+  }
+  auto impl = std::make_shared<TensorImpl>(*impl_);
+  for (int64_t i = 0; i < n; ++i) {
+    impl->shape[i] = impl_->shape[dims[i]];
+    impl->strides[i] = impl_->strides[dims[i]];
+  }
+  impl->contiguous = strides_are_contiguous(impl->shape, impl->strides);
+  impl->autograd = AutogradMeta{};
+  Tensor out(std::move(impl));
+  if (should_record({this})) {
+    std::vector<int64_t> inv(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) inv[static_cast<size_t>(dims[i])] = i;
+    record(out, "permute", {*this}, [inv](const Tensor& g) { return std::vector<Tensor>{g.permute(inv)}; });
+  }
+  return out;
+}
+
 Tensor Tensor::t() const {
   LS_CHECK_ARG(dim() == 2, "t", "expected a 2-d tensor, got ", shape_str(shape()));
   return transpose(0, 1);

@@ -92,6 +92,7 @@ class Tensor {
   Tensor flatten() const { return reshape({numel()}); }
   Tensor transpose(int64_t d0, int64_t d1) const;  // strided view
   Tensor t() const;                          // 2-D transpose view
+  Tensor permute(const std::vector<int64_t>& dims) const;  // strided view: dim i of the result is dims[i]
   Tensor to(Device device) const;            // copy to a device (alias if already there)
   Tensor to(DType dtype) const;              // converted copy (alias if same dtype)
   void copy_(const Tensor& src);             // same shape and dtype; any devices

@@ -32,7 +32,16 @@ void DataParallel::broadcast_state(int root) {
 }
 
 std::pair<int64_t, int64_t> DataParallel::begin_step(int64_t global_rows) {
-  tree_.emplace(global_rows, comm_.size());
+  const BatchTree tree(global_rows, comm_.size());
+  return begin_step(tree, global_rows, tree.rows_of(comm_.rank()).first);
+}
+
+std::pair<int64_t, int64_t> DataParallel::begin_step(const BatchTree& tree, int64_t mean_rows, int64_t row_offset) {
+  LS_CHECK_ARG(tree.world() == comm_.size() && mean_rows >= 1, "DataParallel", "expected a tree over ", comm_.size(),
+               " ranks and mean_rows >= 1, got ", tree.world(), " and ", mean_rows);
+  tree_.emplace(tree);
+  mean_rows_ = mean_rows;
+  const int64_t global_rows = tree.rows();
   const auto rows = tree_->rows_of(comm_.rank());
   if (sync_) {
     sync_->global_rows = global_rows;
@@ -42,7 +51,7 @@ std::pair<int64_t, int64_t> DataParallel::begin_step(int64_t global_rows) {
       return total;
     };
   }
-  set_dropout_offsets(model_, rows.first);
+  set_dropout_offsets(model_, row_offset);
   return rows;
 }
 
@@ -53,7 +62,7 @@ float DataParallel::backward_mean(const Tensor& local_loss_sum) {
                local_loss_sum.defined() ? local_loss_sum.str() : "undefined");
   float total = local_loss_sum.contiguous().data<float>()[0];
   all_reduce_batch(comm_, *tree_, &total, 1);
-  const float n = static_cast<float>(tree_->rows());
+  const float n = static_cast<float>(mean_rows_);
   // Reduction::mean: loss = sum / N, and every row's weight in the backward is 1 / N.
   local_loss_sum.backward(Tensor::full(local_loss_sum.shape(), static_cast<double>(1.0f / n)));
   return total / n;
@@ -65,7 +74,7 @@ float DataParallel::idle_backward_mean() {
   float total = 0.0f;  // this rank's sum over no rows; the tree does not read it
   all_reduce_batch(comm_, *tree_, &total, 1);
   for (Tensor& p : model_.parameters()) p.set_grad(Tensor::zeros(p.shape(), DType::f32));
-  return total / static_cast<float>(tree_->rows());
+  return total / static_cast<float>(mean_rows_);
 }
 
 int64_t DataParallel::gradient_floats() const {
@@ -74,11 +83,14 @@ int64_t DataParallel::gradient_floats() const {
   return n;
 }
 
-void DataParallel::combine_gradients() {
+void DataParallel::combine_gradients() { combine_gradients({}); }
+
+void DataParallel::combine_gradients(const std::vector<Tensor>& extra) {
   LS_CHECK_ARG(tree_.has_value(), "DataParallel", "combine_gradients before begin_step");
-  // One message: every parameter's gradient back to back, in registration order. Every
-  // rank ran the same graph, so the same gradients are defined everywhere.
+  // One message: every parameter's gradient back to back, in registration order, then the
+  // extra leaves'. Every rank ran the same graph, so the same gradients are defined everywhere.
   std::vector<Tensor> params = model_.parameters();
+  params.insert(params.end(), extra.begin(), extra.end());
   std::vector<float> flat;
   flat.reserve(static_cast<size_t>(gradient_floats()));
   for (const Tensor& p : params) {

@@ -43,6 +43,10 @@ class DataParallel {
   void broadcast_state(int root = 0);
   // Prepares a step over a global batch of `global_rows` rows: returns this rank's rows.
   std::pair<int64_t, int64_t> begin_step(int64_t global_rows);
+  // The same with the batch cut by `tree` (rows in the tree's units, returned) while the
+  // loss is the mean over `mean_rows` rows (e.g. a GPT: the tree over whole sequences, the
+  // mean over their tokens); `row_offset`: the global row of this rank's first row (Dropout).
+  std::pair<int64_t, int64_t> begin_step(const BatchTree& tree, int64_t mean_rows, int64_t row_offset);
   // Backward of the global mean loss from this rank's 0-d float32 loss SUM over its rows;
   // returns the global mean loss (the same on every rank).
   float backward_mean(const Tensor& local_loss_sum);
@@ -54,6 +58,10 @@ class DataParallel {
   bool synced() const { return sync_ != nullptr; }
   // Every parameter's gradient becomes the whole batch's, on every rank.
   void combine_gradients();
+  // The same, with the gradients of `extra` leaves (not parameters of the model, e.g. a tied
+  // head's alias, nn/gpt.h) after the parameters' in the one message. An idle rank sets
+  // zero gradients on them first (idle_backward_mean does so for the parameters).
+  void combine_gradients(const std::vector<Tensor>& extra);
   // Throws naming the rank unless every rank holds the same state-dict bits (debug check).
   void check_replicas();
   // Floats all-gathered per rank by combine_gradients (the gradient message).
@@ -64,6 +72,7 @@ class DataParallel {
   nn::Module& model_;
   std::shared_ptr<nn::BatchSync> sync_;
   std::optional<BatchTree> tree_;
+  int64_t mean_rows_ = 0;
 };
 
 // Rows [begin, end) of t along dim 0, copied (contiguous CPU tensors).

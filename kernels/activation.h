@@ -25,6 +25,9 @@
 //            (u is the forward's u bit for bit: x3 = (x * x) * x there too; the grouping of
 //            the rest is PyTorch's GeluBackward. ls_tanh is base/math.h.) For |x| so large
 //            that x * x overflows (float: 1.8e19) dright is 0 * inf = NaN, as in PyTorch.
+//   silu     from the input x (PyTorch's SiluBackward grouping):
+//              s = sigmoid(x) (ls_sigmoidf);  u = 1 - s;  v = x * u;  r = 1 + v;  q = s * r
+//              dx = dy * q
 // CUDA (activation_cuda.cu): the same signatures with device pointers; both files evaluate
 // the per-element functions of namespace act below (host+device), so the bits agree.
 #pragma once
@@ -45,12 +48,15 @@ template <typename T> void tanh_backward_cpu(const Exec& ex, T* dx, const T* dy,
 template <typename T> void sigmoid_backward_cpu(const Exec& ex, T* dx, const T* dy, const T* y, int64_t n);
 // dx[i] = gelu'(x[i]) * dy[i] (tanh form), from the forward's input x.
 template <typename T> void gelu_backward_cpu(const Exec& ex, T* dx, const T* dy, const T* x, int64_t n);
+// dx[i] = silu'(x[i]) * dy[i], from the forward's input x.
+template <typename T> void silu_backward_cpu(const Exec& ex, T* dx, const T* dy, const T* x, int64_t n);
 
 // ---- CUDA: the same contracts with device pointers (activation_cuda.cu) ----
 template <typename T> void relu_backward_cuda(const Exec& ex, T* dx, const T* dy, const T* x, int64_t n);
 template <typename T> void tanh_backward_cuda(const Exec& ex, T* dx, const T* dy, const T* y, int64_t n);
 template <typename T> void sigmoid_backward_cuda(const Exec& ex, T* dx, const T* dy, const T* y, int64_t n);
 template <typename T> void gelu_backward_cuda(const Exec& ex, T* dx, const T* dy, const T* x, int64_t n);
+template <typename T> void silu_backward_cuda(const Exec& ex, T* dx, const T* dy, const T* x, int64_t n);
 
 // ---- the per-element formulas (the order above), shared by the CPU and CUDA kernels ----
 // static: each translation unit keeps its own copy, compiled with its own flags.
@@ -58,6 +64,8 @@ namespace act {
 
 LS_HD static inline float tanh_of(float x) { return ls_tanhf(x); }
 LS_HD static inline double tanh_of(double x) { return ls_tanh(x); }
+LS_HD static inline float sigmoid_of(float x) { return ls_sigmoidf(x); }
+LS_HD static inline double sigmoid_of(double x) { return ls_sigmoid(x); }
 
 template <typename T>
 LS_HD static inline T relu_grad(T dy, T x) {
@@ -90,6 +98,13 @@ LS_HD static inline T gelu_grad(T dy, T x) {
   const T du = c * (T(1) + k3 * x2);    // u'(x)
   const T dright = ((T(0.5) * x) * dt) * du;
   return dy * (dleft + dright);
+}
+
+template <typename T>
+LS_HD static inline T silu_grad(T dy, T x) {
+  const T s = sigmoid_of(x);
+  const T q = s * (T(1) + x * (T(1) - s));
+  return dy * q;
 }
 
 }  // namespace act

@@ -19,6 +19,7 @@ void map2(T* dx, const T* dy, const T* v, int64_t n, int64_t grain, const F& f) 
 }
 
 using act::gelu_grad;
+using act::silu_grad;
 using act::relu_grad;
 using act::sigmoid_grad;
 using act::tanh_grad;
@@ -42,11 +43,17 @@ void gelu_backward_cpu(const Exec&, T* dx, const T* dy, const T* x, int64_t n) {
   map2(dx, dy, x, n, kGrainMath, [](T a, T b) { return gelu_grad(a, b); });
 }
 
+template <typename T>
+void silu_backward_cpu(const Exec&, T* dx, const T* dy, const T* x, int64_t n) {
+  map2(dx, dy, x, n, kGrainMath, [](T a, T b) { return silu_grad(a, b); });
+}
+
 #define LS_ACTIVATION(T)                                                                \
   template void relu_backward_cpu<T>(const Exec&, T*, const T*, const T*, int64_t);    \
   template void tanh_backward_cpu<T>(const Exec&, T*, const T*, const T*, int64_t);    \
   template void sigmoid_backward_cpu<T>(const Exec&, T*, const T*, const T*, int64_t); \
-  template void gelu_backward_cpu<T>(const Exec&, T*, const T*, const T*, int64_t);
+  template void gelu_backward_cpu<T>(const Exec&, T*, const T*, const T*, int64_t);    \
+  template void silu_backward_cpu<T>(const Exec&, T*, const T*, const T*, int64_t);
 LS_ACTIVATION(float)
 LS_ACTIVATION(double)
 #undef LS_ACTIVATION

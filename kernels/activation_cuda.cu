@@ -8,7 +8,7 @@ namespace {
 
 using namespace cuda_detail;
 
-enum class Act { relu, tanh, sigmoid, gelu };
+enum class Act { relu, tanh, sigmoid, gelu, silu };
 
 template <Act A, typename T>
 __global__ void act_backward_kernel(T* dx, const T* dy, const T* v, int64_t n) {
@@ -17,6 +17,7 @@ __global__ void act_backward_kernel(T* dx, const T* dy, const T* v, int64_t n) {
     if constexpr (A == Act::tanh) dx[i] = act::tanh_grad(dy[i], v[i]);
     if constexpr (A == Act::sigmoid) dx[i] = act::sigmoid_grad(dy[i], v[i]);
     if constexpr (A == Act::gelu) dx[i] = act::gelu_grad(dy[i], v[i]);
+    if constexpr (A == Act::silu) dx[i] = act::silu_grad(dy[i], v[i]);
   }
 }
 
@@ -46,11 +47,17 @@ void gelu_backward_cuda(const Exec&, T* dx, const T* dy, const T* x, int64_t n) 
   launch<Act::gelu>(dx, dy, x, n);
 }
 
+template <typename T>
+void silu_backward_cuda(const Exec&, T* dx, const T* dy, const T* x, int64_t n) {
+  launch<Act::silu>(dx, dy, x, n);
+}
+
 #define LS_ACTIVATION(T)                                                                 \
   template void relu_backward_cuda<T>(const Exec&, T*, const T*, const T*, int64_t);    \
   template void tanh_backward_cuda<T>(const Exec&, T*, const T*, const T*, int64_t);    \
   template void sigmoid_backward_cuda<T>(const Exec&, T*, const T*, const T*, int64_t); \
-  template void gelu_backward_cuda<T>(const Exec&, T*, const T*, const T*, int64_t);
+  template void gelu_backward_cuda<T>(const Exec&, T*, const T*, const T*, int64_t);    \
+  template void silu_backward_cuda<T>(const Exec&, T*, const T*, const T*, int64_t);
 LS_ACTIVATION(float)
 LS_ACTIVATION(double)
 #undef LS_ACTIVATION

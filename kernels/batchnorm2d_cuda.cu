@@ -1,8 +1,9 @@
 // CUDA BatchNorm2d (kernels/batchnorm2d.h). The per-channel sums run through
 // reduce_cuda.cuh's batch order with the sample as the row: one thread per (chunk of 32
-// samples, channel) adds its samples' terms in (n, h, w) order from +0 (x; fma(d, d, acc); dy;
-// fma(dy, xhat, acc), as the CPU writes them), then one thread per channel combines the
-// chunk partials by tree_sum and finishes the channel. The elementwise passes are one thread
+// samples, channel) adds its samples' terms in (n, h, w) order from +0 into a double partial
+// (x; fma(d, d, acc); dy; fma(dy, xhat, acc), as the CPU writes them), rounded to T when the
+// chunk ends, then one thread per channel combines the chunk partials by tree_sum and
+// finishes the channel. The elementwise passes are one thread
 // per element. Same formulas, same order: the CPU's bits; no atomics.
 // Fast mode (ex.fast()): the four sums use float atomics over groups of 64 samples
 // (batch_reduce_atomic); the bits may then change from run to run.
@@ -26,11 +27,12 @@ __device__ T inv_std(T var, T eps) {
 
 template <typename T>
 struct XStep {  // sample r's plane of channel j, in position order
+  using acc_type = double;
   const T* x;
   int64_t C, HW;
-  __device__ T operator()(T acc, int64_t, int64_t r, int64_t j) const {
+  __device__ double operator()(double acc, int64_t, int64_t r, int64_t j) const {
     const T* p = x + (r * C + j) * HW;
-    for (int64_t i = 0; i < HW; ++i) acc = acc + p[i];
+    for (int64_t i = 0; i < HW; ++i) acc = acc + double(p[i]);
     return acc;
   }
 };
@@ -42,14 +44,15 @@ struct MeanFinish {
 };
 template <typename T>
 struct DevStep {
+  using acc_type = double;
   const T* x;
   const T* mean;
   int64_t C, HW;
-  __device__ T operator()(T acc, int64_t, int64_t r, int64_t j) const {
+  __device__ double operator()(double acc, int64_t, int64_t r, int64_t j) const {
     const T* p = x + (r * C + j) * HW;
     const T m = mean[j];
     for (int64_t i = 0; i < HW; ++i) {
-      const T d = p[i] - m;
+      const double d = p[i] - m;  // the difference in T, then widened
       acc = fma_t(d, d, acc);
     }
     return acc;
@@ -94,21 +97,22 @@ __global__ void bn2d_normalize_kernel(T* y, const T* x, const T* mean, const T* 
 // o = 0 sums dy, o = 1 sums dy * xhat (one fma per term).
 template <typename T>
 struct GradStep {
+  using acc_type = double;
   const T* dy;
   const T* x;
   const T* mean;
   const T* rstd;
   int64_t C, HW;
-  __device__ T operator()(T acc, int64_t o, int64_t r, int64_t j) const {
+  __device__ double operator()(double acc, int64_t o, int64_t r, int64_t j) const {
     const int64_t base = (r * C + j) * HW;
     if (o == 0) {
-      for (int64_t i = 0; i < HW; ++i) acc = acc + dy[base + i];
+      for (int64_t i = 0; i < HW; ++i) acc = acc + double(dy[base + i]);
       return acc;
     }
     const T m = mean[j], rs = rstd[j];
     for (int64_t i = 0; i < HW; ++i) {
       const T xhat = (x[base + i] - m) * rs;
-      acc = fma_t(dy[base + i], xhat, acc);
+      acc = fma_t(double(dy[base + i]), double(xhat), acc);
     }
     return acc;
   }

@@ -1,7 +1,8 @@
 // The CPU BatchNorm2d loops of kernels/batchnorm2d.h as templates, compiled twice: by
 // batchnorm2d_cpu.cpp (portable) and batchnorm2d_avx2.cpp (-mavx2 -mfma, when ex.avx2()).
-// The per-channel sums use BatchNorm1d's batch_sums (kernels/batchnorm_impl.h) with one
-// sample as the row: add_row adds the sample's H*W terms of each channel in position order.
+// The per-channel sums run in the batch order with one sample as the row (wide_batch_sums
+// below): add_row adds the sample's H*W terms of each channel in position order into the
+// chunk partial, which is held in double (Wide<T>) and rounded to T once, when the chunk ends.
 // Up to kGroup channels advance together (independent chains, for instruction-level
 // parallelism); each channel's order is the header's whatever the grouping. The plane
 // passes (normalise, dx) are elementwise over one contiguous plane and vectorise freely.
@@ -15,15 +16,48 @@ namespace {
 using bn::Scratch;
 constexpr int64_t kGroup = 8;
 
+// The chunk partial's type: double for float data. A chunk adds 32 * H * W terms (25,088 on
+// 28 x 28) in one chain; in float that loses up to ~1e-3 of a cancelling sum such as a
+// channel's sum of dy, in double ~1e-12. Wide<double> is double.
+template <typename T>
+using Wide = double;
+
+// bn::batch_sums (the batch order of kernels/reduce_order.h) with the chunk partials held
+// in Wide<T>: each chunk starts at +0, add_row(acc, r) adds sample r's terms in (h, w)
+// order into acc[0 .. width), and the chunk's partial is rounded to T when it ends; the
+// T partials are combined by the tree. width <= 2 * kGroup.
+template <typename T, typename AddRow>
+void wide_batch_sums(T* out, int64_t N, int64_t width, Scratch<T>& mem, const AddRow& add_row) {
+  if (N <= 0) {
+    std::fill(out, out + width, T(0));
+    return;
+  }
+  const int64_t nchunks = (N + kBatchChunk - 1) / kBatchChunk;
+  int64_t levels = 0;
+  while ((int64_t(1) << levels) < nchunks) ++levels;
+  mem.resize((levels + 1) * width);
+  TreeStack<T> stack(mem.data(), width);
+  Wide<T> acc[2 * kGroup];
+  for (int64_t r0 = 0; r0 < N; r0 += kBatchChunk) {
+    std::fill(acc, acc + width, Wide<T>(0));
+    for (int64_t r = r0; r < std::min(N, r0 + kBatchChunk); ++r) add_row(acc, r);
+    T* part = stack.next();
+    for (int64_t j = 0; j < width; ++j) part[j] = static_cast<T>(acc[j]);
+    stack.push();
+  }
+  const T* total = stack.finish();
+  std::copy(total, total + width, out);
+}
+
 // s[0 .. w) = sums of x over channels [c0, c0 + w), w <= kGroup.
 template <typename T>
 void channel_sums(T* s, const T* x, int64_t N, int64_t C, int64_t HW, int64_t c0, int64_t w, Scratch<T>& mem) {
-  bn::batch_sums(s, N, w, mem, [&](T* acc, int64_t r) {
-    T a[kGroup];
+  wide_batch_sums(s, N, w, mem, [&](Wide<T>* acc, int64_t r) {
+    Wide<T> a[kGroup];
     for (int64_t j = 0; j < w; ++j) a[j] = acc[j];
     const T* xr = x + (r * C + c0) * HW;
     for (int64_t i = 0; i < HW; ++i)
-      for (int64_t j = 0; j < w; ++j) a[j] += xr[j * HW + i];
+      for (int64_t j = 0; j < w; ++j) a[j] += Wide<T>(xr[j * HW + i]);
     for (int64_t j = 0; j < w; ++j) acc[j] = a[j];
   });
 }
@@ -32,13 +66,14 @@ void channel_sums(T* s, const T* x, int64_t N, int64_t C, int64_t HW, int64_t c0
 template <typename T>
 void sqdev_sums(T* s, const T* x, const T* m, int64_t N, int64_t C, int64_t HW, int64_t c0, int64_t w,
                 Scratch<T>& mem) {
-  bn::batch_sums(s, N, w, mem, [&](T* acc, int64_t r) {
-    T a[kGroup], mm[kGroup];
+  wide_batch_sums(s, N, w, mem, [&](Wide<T>* acc, int64_t r) {
+    Wide<T> a[kGroup];
+    T mm[kGroup];
     for (int64_t j = 0; j < w; ++j) a[j] = acc[j], mm[j] = m[j];
     const T* xr = x + (r * C + c0) * HW;
     for (int64_t i = 0; i < HW; ++i)
       for (int64_t j = 0; j < w; ++j) {
-        const T d = xr[j * HW + i] - mm[j];
+        const Wide<T> d = xr[j * HW + i] - mm[j];  // the difference in T, then widened
         a[j] = std::fma(d, d, a[j]);
       }
     for (int64_t j = 0; j < w; ++j) acc[j] = a[j];
@@ -49,8 +84,9 @@ void sqdev_sums(T* s, const T* x, const T* m, int64_t N, int64_t C, int64_t HW, 
 template <typename T>
 void backward_sums(T* b, const T* dy, const T* x, const T* m, const T* rs, int64_t N, int64_t C, int64_t HW,
                    int64_t c0, int64_t w, Scratch<T>& mem) {
-  bn::batch_sums(b, N, 2 * w, mem, [&](T* acc, int64_t r) {
-    T a1[kGroup], a2[kGroup], mm[kGroup], rr[kGroup];
+  wide_batch_sums(b, N, 2 * w, mem, [&](Wide<T>* acc, int64_t r) {
+    Wide<T> a1[kGroup], a2[kGroup];
+    T mm[kGroup], rr[kGroup];
     for (int64_t j = 0; j < w; ++j) a1[j] = acc[j], a2[j] = acc[w + j], mm[j] = m[j], rr[j] = rs[j];
     const T* xr = x + (r * C + c0) * HW;
     const T* gr = dy + (r * C + c0) * HW;
@@ -58,8 +94,8 @@ void backward_sums(T* b, const T* dy, const T* x, const T* m, const T* rs, int64
       for (int64_t j = 0; j < w; ++j) {
         const T g = gr[j * HW + i];
         const T xhat = (xr[j * HW + i] - mm[j]) * rr[j];
-        a1[j] += g;
-        a2[j] = std::fma(g, xhat, a2[j]);
+        a1[j] += Wide<T>(g);
+        a2[j] = std::fma(Wide<T>(g), Wide<T>(xhat), a2[j]);
       }
     for (int64_t j = 0; j < w; ++j) acc[j] = a1[j], acc[w + j] = a2[j];
   });

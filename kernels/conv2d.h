@@ -18,6 +18,8 @@
 //     its rows (n, oh, ow) in increasing order from +0 (dw: fma(dy, x_tap, acc), padding
 //     taps included; db: acc + dy); the chunk partials are combined by tree_sum. A
 //     data-parallel worker's samples are a node of that tree, as for Linear's weight.
+// float forward and grad-weight at a SIMD level: im2col gathered straight into the GEMM
+// micro-kernels' packed strips (conv2d_packed.h), the same orders.
 // Threads split samples, channel planes or GEMM output tiles, never a sum, so the bits are
 // the same for any thread count and SIMD level (the float GEMM's AVX2/AVX-512 paths give
 // its scalar bits), and a sample's outputs do not depend on the rest of the batch.

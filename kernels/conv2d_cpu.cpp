@@ -1,6 +1,10 @@
 // Deterministic CPU conv2d (kernels/conv2d.h): im2col, the deterministic GEMM (gemm.h's
 // sequential order per output, so its scalar, AVX2 and AVX-512 paths give the same bits)
 // and an ordered col2im; grad-weight per chunk of kBatchChunk samples, then tree_sum.
+// float at a SIMD level with a micro-kernel (AVX2, AVX-512, NEON): the forward, grad-input and
+// the grad-weight chunk sums run conv2d_packed_cpu.cpp instead (im2col gathered straight into
+// the micro-kernels' packed strips; the same chains, so the same bits). The loops below
+// stay for float64 and the scalar level, and are what the packed path is tested against.
 //
 // Forward: im2col of about kRowsPerGemm output pixels' worth of samples side by side, one
 // GEMM out = col^T W^T (output channels as the GEMM's columns: few edge tiles), then a
@@ -12,10 +16,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "base/parallel.h"
 #include "kernels/conv2d.h"
+#include "kernels/conv2d_packed.h"
 #include "kernels/gemm.h"
 #include "kernels/reduce_order.h"
 
@@ -179,6 +185,8 @@ void for_sample_groups(int64_t N, int64_t per, Fn&& fn) {
 
 template <typename T>
 void conv2d_forward_cpu(const Exec& ex, const Conv2dDims& d, T* y, const T* x, const T* w, const T* bias) {
+  if constexpr (std::is_same_v<T, float>)
+    if (conv2d_packed_applies(ex)) return conv2d_forward_packed(ex, d, y, x, w, bias);
   const int64_t K = d.k(), P = d.p(), Og = d.og();
   const int64_t per = std::max<int64_t>(1, std::min<int64_t>(d.N, kRowsPerGemm / std::max<int64_t>(1, P)));
   for_sample_groups(d.N, per, [&](int64_t n0, int64_t nc) {
@@ -213,6 +221,8 @@ void conv2d_forward_cpu(const Exec& ex, const Conv2dDims& d, T* y, const T* x, c
 
 template <typename T>
 void conv2d_backward_input_cpu(const Exec& ex, const Conv2dDims& d, T* dx, const T* dy, const T* w) {
+  if constexpr (std::is_same_v<T, float>)
+    if (conv2d_packed_applies(ex)) return conv2d_backward_input_packed(ex, d, dx, dy, w);
   const int64_t K = d.k(), P = d.p(), Og = d.og(), Cg = d.cg(), HW = d.H * d.W;
   for_sample_groups(d.N, 1, [&](int64_t n, int64_t) {
     T* dcol = scratch<T>(0, K * P);
@@ -261,11 +271,14 @@ void conv2d_backward_weight_cpu(const Exec& ex, const Conv2dDims& d, T* dw, T* d
   // Chunk q's partial of dw, transposed per group (K x Og at parts[q * O * K + g * K * Og]),
   // and of db at bparts[q * O].
   std::vector<T> parts(static_cast<size_t>(chunks * O * K)), bparts(db ? static_cast<size_t>(chunks * O) : 0);
+  if constexpr (std::is_same_v<T, float>)
+    if (conv2d_packed_applies(ex)) conv2d_weight_parts_packed(ex, d, parts.data(), dy, x);
+  const bool packed = std::is_same_v<T, float> && conv2d_packed_applies(ex);
   auto one_chunk = [&](int64_t q) {
     const int64_t n0 = q * kBatchChunk, nc = std::min(kBatchChunk, d.N - n0), L = nc * P;
-    T* col = scratch<T>(0, K * L);
-    T* dyg = scratch<T>(1, Og * L);
-    for (int64_t g = 0; g < d.groups; ++g) {
+    T* col = packed ? nullptr : scratch<T>(0, K * L);
+    T* dyg = packed ? nullptr : scratch<T>(1, Og * L);
+    for (int64_t g = 0; g < d.groups && !packed; ++g) {
       // Rows (n, oh, ow) of the chunk side by side: col K x L, dy_g Og x L.
       for (int64_t s = 0; s < nc; ++s) {
         conv2d_im2col(d, x + (n0 + s) * d.C * d.H * d.W, g, col + s * P, L);

@@ -186,7 +186,7 @@ const char* compare_op_name(CompareOp op) {
   return names[static_cast<int>(op)];
 }
 const char* unary_op_name(UnaryOp op) {
-  static const char* const names[] = {"neg", "abs", "sqrt", "relu", "exp", "log", "tanh", "sigmoid", "gelu"};
+  static const char* const names[] = {"neg", "abs", "sqrt", "relu", "exp", "log", "tanh", "sigmoid", "gelu", "silu"};
   return names[static_cast<int>(op)];
 }
 

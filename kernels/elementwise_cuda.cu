@@ -78,6 +78,7 @@ struct UnaryFn {
     if constexpr (OP == UnaryOp::tanh) return elem::tanh(x);
     if constexpr (OP == UnaryOp::sigmoid) return elem::sigmoid(x);
     if constexpr (OP == UnaryOp::gelu) return elem::gelu(x);
+    if constexpr (OP == UnaryOp::silu) return elem::silu(x);
   }
 };
 
@@ -185,6 +186,7 @@ void unary_impl(UnaryOp op, T* out, const T* x, int64_t n) {
     case UnaryOp::tanh: return unary_launch(out, x, n, UnaryFn<UnaryOp::tanh>{});
     case UnaryOp::sigmoid: return unary_launch(out, x, n, UnaryFn<UnaryOp::sigmoid>{});
     case UnaryOp::gelu: return unary_launch(out, x, n, UnaryFn<UnaryOp::gelu>{});
+    case UnaryOp::silu: return unary_launch(out, x, n, UnaryFn<UnaryOp::silu>{});
   }
 }
 

@@ -25,7 +25,7 @@
 //
 // Every output (forward) and every input gradient (backward) is one fixed sequence of
 // operations on its own: the bits are the same for any thread count, SIMD level (portable
-// loops only: pooling is memory-bound and gains little from AVX2), batch composition, and
+// loops, and an AVX2 max_pool2d forward for 2 x 2 windows that runs the same comparisons), batch composition, and
 // on CUDA (kernels/pool2d_cuda.cu, same signatures with device pointers). Backward kernels
 // WRITE dx (the autograd engine accumulates).
 #pragma once
@@ -74,6 +74,16 @@ void max_pool2d_forward_cpu(const Exec& ex, T* y, int64_t* idx, const T* x, cons
 // dx: planes x H x W, from dy and idx (planes x OH x OW).
 template <typename T>
 void max_pool2d_backward_cpu(const Exec& ex, T* dx, const T* dy, const int64_t* idx, const Pool2dGeom& g);
+// The same two as plain loops for any geometry (what the two above run unless the windows
+// tile the plane: kernel == stride, no padding; tests compare that path against these).
+template <typename T>
+void max_pool2d_forward_loops(T* y, int64_t* idx, const T* x, const Pool2dGeom& g);
+template <typename T>
+void max_pool2d_backward_loops(T* dx, const T* dy, const int64_t* idx, const Pool2dGeom& g);
+// AVX2 (pool2d_avx2.cpp, only with LOCKSTEP_HAVE_AVX2, when ex.avx2()): one output row of a
+// float 2 x 2, stride 2, unpadded max_pool2d: r0 = its first input row (r0 + W the second),
+// base = r0's offset in the plane; y, idx: the OW outputs. The scalar loop's bits.
+void max_pool2x2_row_avx2(const float* r0, int64_t W, int64_t OW, int64_t base, float* y, int64_t* idx);
 template <typename T>
 void avg_pool2d_forward_cpu(const Exec& ex, T* y, const T* x, const Pool2dGeom& g, bool count_include_pad);
 template <typename T>

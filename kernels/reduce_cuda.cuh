@@ -12,6 +12,7 @@
 //                     chunk partials by tree_sum.
 // No atomics; every launch size is a function of the shapes.
 #pragma once
+#include <type_traits>
 #include <cstdint>
 
 #include "kernels/cuda_common.cuh"
@@ -145,8 +146,18 @@ void contig_rows(T* out, const T* x, int64_t rows, int64_t cols, F f) {
 // ---- batch order over outer x d x inner ----
 
 // A Step adds row r's term for column j of outer slice o into acc and returns it:
-//   T operator()(T acc, int64_t o, int64_t r, int64_t j) const
+//   A operator()(A acc, int64_t o, int64_t r, int64_t j) const
+// where A, the chunk partial's type, is T unless the Step declares `using acc_type = ...`
+// (BatchNorm2d: double), in which case the partial is rounded to T when its chunk ends.
 // Finish writes the total of (o, j):  void operator()(int64_t o, int64_t j, T total) const
+template <typename Step, typename T, typename = void>
+struct StepAcc {
+  using type = T;
+};
+template <typename Step, typename T>
+struct StepAcc<Step, T, std::void_t<typename Step::acc_type>> {
+  using type = typename Step::acc_type;
+};
 
 // Thread (o, c, j): chunk c's partial. With a single chunk it is the total: Finish it.
 template <typename T, typename Step, typename Finish>
@@ -155,12 +166,13 @@ __global__ void batch_chunk_kernel(T* part, int64_t outer, int64_t d, int64_t in
   LS_CUDA_FOR(idx, outer * nchunks * inner) {
     const int64_t j = idx % inner, c = (idx / inner) % nchunks, o = idx / (inner * nchunks);
     const int64_t r0 = c * kBatchChunk, r1 = r0 + kBatchChunk < d ? r0 + kBatchChunk : d;
-    T acc = T(0);
+    using A = typename StepAcc<Step, T>::type;
+    A acc = A(0);
     for (int64_t r = r0; r < r1; ++r) acc = step(acc, o, r, j);
     if (nchunks == 1)
-      fin(o, j, acc);
+      fin(o, j, static_cast<T>(acc));
     else
-      part[idx] = acc;
+      part[idx] = static_cast<T>(acc);
   }
 }
 
@@ -213,9 +225,10 @@ __global__ void batch_atomic_kernel(T* total, int64_t outer, int64_t d, int64_t 
   LS_CUDA_FOR(idx, outer * groups * inner) {
     const int64_t j = idx % inner, g = (idx / inner) % groups, o = idx / (inner * groups);
     const int64_t r0 = g * kAtomicRowGroup, r1 = r0 + kAtomicRowGroup < d ? r0 + kAtomicRowGroup : d;
-    T acc = T(0);
+    using A = typename StepAcc<Step, T>::type;
+    A acc = A(0);
     for (int64_t r = r0; r < r1; ++r) acc = step(acc, o, r, j);
-    atomicAdd(total + o * inner + j, acc);
+    atomicAdd(total + o * inner + j, static_cast<T>(acc));
   }
 }
 

@@ -24,4 +24,11 @@ class GELU : public Module {
   std::string extra_repr() const override { return "approximate='tanh'"; }
 };
 
+// SiLU (swish): x * sigmoid(x), the project's own sigmoid.
+class SiLU : public Module {
+ public:
+  SiLU() : Module("SiLU") {}
+  Tensor forward(const Tensor& x) override { return silu(x); }
+};
+
 }  // namespace lockstep::nn

@@ -4,6 +4,8 @@
 #include "nn/batchnorm.h"
 #include "nn/conv.h"
 #include "nn/dropout.h"
+#include "nn/embedding.h"
+#include "nn/layernorm.h"
 #include "nn/linear.h"
 #include "nn/loss.h"
 #include "nn/module.h"

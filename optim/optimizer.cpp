@@ -289,12 +289,16 @@ void Optimizer::load_state_dict(const StateDict& sd) {
   state_ = std::move(state);
 }
 
-DecaySplit split_weight_decay(const std::vector<std::pair<std::string, Tensor>>& named_parameters) {
+DecaySplit split_weight_decay(const std::vector<std::pair<std::string, Tensor>>& named_parameters,
+                              const std::vector<std::string>& no_decay_modules) {
   DecaySplit s;
   for (auto& kv : named_parameters) {
     const std::string& n = kv.first;
     const bool bias = n == "bias" || (n.size() > 5 && n.compare(n.size() - 5, 5, ".bias") == 0);
-    if (kv.second.dim() <= 1 || bias) {
+    bool listed = false;
+    for (const std::string& m : no_decay_modules)
+      listed = listed || n == m || (n.size() > m.size() && n.compare(0, m.size(), m) == 0 && n[m.size()] == '.');
+    if (kv.second.dim() <= 1 || bias || listed) {
       s.no_decay.push_back(kv.second);
       s.no_decay_names.push_back(n);
     } else {

@@ -112,20 +112,23 @@ class Optimizer : public Stateful {
 };
 
 // Splits named parameters by the usual weight-decay rule: tensors of at most one dimension
-// (biases, BatchNorm weights) and parameters named "bias" or "*.bias" go to no_decay, the
-// rest (matrices, convolution kernels) to decay. Order is kept within each list.
+// (biases, BatchNorm and LayerNorm weights), parameters named "bias" or "*.bias", and those
+// of the modules named in `no_decay_modules` (a parameter "p" or "p.<anything>" for each
+// entry p: embeddings, e.g. {"wte", "wpe"} for the GPT) go to no_decay, the rest (matrices,
+// convolution kernels) to decay. Order is kept within each list.
 struct DecaySplit {
   std::vector<Tensor> decay, no_decay;
   std::vector<std::string> decay_names, no_decay_names;
 };
-DecaySplit split_weight_decay(const std::vector<std::pair<std::string, Tensor>>& named_parameters);
+DecaySplit split_weight_decay(const std::vector<std::pair<std::string, Tensor>>& named_parameters,
+                              const std::vector<std::string>& no_decay_modules = {});
 
 // The two groups of that split: {decay with `options`, no_decay with weight_decay 0}.
 // O is SGDOptions or AdamOptions (anything with a weight_decay(double) setter).
 template <typename O>
 std::vector<ParamGroup> weight_decay_groups(const std::vector<std::pair<std::string, Tensor>>& named_parameters,
-                                            const O& options) {
-  DecaySplit s = split_weight_decay(named_parameters);
+                                            const O& options, const std::vector<std::string>& no_decay_modules = {}) {
+  DecaySplit s = split_weight_decay(named_parameters, no_decay_modules);
   O no_decay = options;
   no_decay.weight_decay(0.0);
   return {ParamGroup(s.decay, options), ParamGroup(s.no_decay, no_decay)};

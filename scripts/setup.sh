@@ -6,13 +6,14 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config
       libeigen3-dev catch2 libbenchmark-dev zlib1g-dev
       libcli11-dev nlohmann-json3-dev libopenblas-dev
-      dataset-fashion-mnist clang libclang-rt-14-dev libomp-dev
+      dataset-fashion-mnist fortunes clang libclang-rt-14-dev libomp-dev
       openmpi-bin libopenmpi-dev iproute2 chromium
       g++-aarch64-linux-gnu g++-riscv64-linux-gnu qemu-user)
 # clang, libclang-rt-14-dev (libFuzzer, clang's sanitizers) and libomp-dev (clang's OpenMP)
 # serve the clang and fuzz builds; gcc's ASan, UBSan and TSan runtimes come with gcc.
 # g++-aarch64-linux-gnu, g++-riscv64-linux-gnu and qemu-user: scripts/cross_check.sh (ctest
 # label cross) builds for aarch64 and riscv64 and runs them under qemu.
+# fortunes (with fortunes-min): the GPT recipe's default text, /usr/share/games/fortunes (data/text.h).
 # iproute2 (`ip netns`) makes the two hosts of the multi-host MPI test (tests/cli/train_distributed_netns.sh).
 # chromium: headless, renders the lab's report.html in a test (tests/lab_report_html.sh).
 

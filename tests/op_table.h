@@ -729,6 +729,7 @@ inline void clip_rows(std::vector<OpRow>& t) {
 
 #include "op_table_cnn.h"  // pooling, BatchNorm2d
 #include "op_table_conv.h"
+#include "op_table_transformer.h"  // embedding, norms, batched matmul, attention
 
 namespace lockstep_test {
 
@@ -751,6 +752,7 @@ inline const std::vector<OpRow>& op_table() {
     rows::optim_rows(t);
     rows::clip_rows(t);
     rows::conv_rows(t);
+    rows::transformer_rows(t);
     return t;
   }();
   return table;

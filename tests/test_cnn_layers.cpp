@@ -151,3 +151,33 @@ TEST_CASE("pooling and BatchNorm2d reject bad input naming the op", "[unit][pool
   REQUIRE_THROWS_WITH(nn::Flatten(2, 1).forward(x), Contains("[Flatten] start_dim 2 comes after end_dim 1"));
   REQUIRE_THROWS_WITH(nn::Flatten(1, 7).forward(x), Contains("[Flatten] dim 7 is out of range"));
 }
+
+TEST_CASE("BatchNorm2d sums a chunk of 32 samples in double: a channel's sum of dy is the rounded exact sum",
+          "[deterministic][batchnorm]") {
+  // One chunk (N = 32) of 28 x 28 planes: 25,088 terms per channel. The chunk partial is held in
+  // double and rounded once, so dbias is the float nearest the exact sum; a float chain over the
+  // same terms (what the kernel did before) is several ulps off, which this test would catch.
+  const int64_t N = 32, C = 2, H = 28, W = 28, HW = H * W;
+  Tensor x = Tensor::empty({N, C, H, W}), dy = Tensor::empty({N, C, H, W});
+  fill_normal(x, 3.0, 1.0, 5, 1);
+  fill_normal(dy, 0.0, 1.0, 5, 2);
+  nn::BatchNorm2d bn(C);
+  Tensor xr = x.clone();
+  xr.set_requires_grad();
+  sum(mul(bn.forward(xr), dy)).backward();
+  const float* g = dy.data<float>();
+  const float* db = bn.bias().grad().data<float>();
+  for (int64_t c = 0; c < C; ++c) {
+    double exact = 0;
+    float chain = 0;
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t i = 0; i < HW; ++i) {
+        exact += g[(n * C + c) * HW + i];
+        chain += g[(n * C + c) * HW + i];
+      }
+    INFO("channel " << c << ": dbias " << db[c] << ", exact " << exact << ", float chain " << chain);
+    REQUIRE(db[c] == static_cast<float>(exact));
+    const float ulp = std::nextafter(static_cast<float>(std::fabs(exact)), 1e30f) - static_cast<float>(std::fabs(exact));
+    REQUIRE(std::fabs(chain - exact) > 2 * ulp);  // the float chain this replaced would fail the check above
+  }
+}

@@ -507,6 +507,26 @@ TEST_CASE("optim: parameter groups and the no-decay split", "[optim]") {
   REQUIRE_THROWS_WITH(optim::Adam({{{a}, optim::SGDOptions(0.1)}}), Contains("group 0") && Contains("another optimizer"));
 }
 
+TEST_CASE("optim: embeddings and norms get no decay, the groups are in the state dict", "[optim]") {
+  // A GPT's parameter names: embeddings listed by module, norms 1-d, biases by name.
+  auto p = [](Shape s) { Tensor t = Tensor::zeros(s); t.set_requires_grad(true); return t; };
+  const std::vector<std::pair<std::string, Tensor>> named = {
+      {"wte.weight", p({11, 4})}, {"wpe.weight", p({8, 4})},  {"h.0.ln_1.weight", p({4})},
+      {"h.0.ln_1.bias", p({4})},  {"h.0.attn.c_attn.weight", p({12, 4})}, {"h.0.attn.c_attn.bias", p({12})},
+      {"wte_extra.weight", p({3, 4})}};
+  const optim::DecaySplit s = optim::split_weight_decay(named, {"wte", "wpe"});
+  REQUIRE(s.decay_names == std::vector<std::string>{"h.0.attn.c_attn.weight", "wte_extra.weight"});
+  REQUIRE(s.no_decay_names == std::vector<std::string>{"wte.weight", "wpe.weight", "h.0.ln_1.weight", "h.0.ln_1.bias",
+                                                       "h.0.attn.c_attn.bias"});
+  optim::AdamW opt(optim::weight_decay_groups(named, optim::AdamWOptions(3e-4).weight_decay(0.1), {"wte", "wpe"}));
+  const StateDict sd = opt.state_dict();
+  REQUIRE(sd.at("param_groups.0.weight_decay").to_vector<double>()[0] == 0.1);
+  REQUIRE(sd.at("param_groups.1.weight_decay").to_vector<double>()[0] == 0.0);
+  // PyTorch numbers parameters across groups in order: decay first.
+  REQUIRE(sd.at("param_groups.0.params").to_vector<int64_t>() == std::vector<int64_t>{0, 1});
+  REQUIRE(sd.at("param_groups.1.params").to_vector<int64_t>() == std::vector<int64_t>{2, 3, 4, 5, 6});
+}
+
 TEST_CASE("optim: bad options throw naming the option", "[optim]") {
   Tensor p = make_param({1.f});
   using optim::AdamOptions;

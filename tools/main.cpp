@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   int rc = 0;
   lockstep_cli::add_demo(app, &rc);
   lockstep_cli::add_train(app, &rc);
+  lockstep_cli::add_generate(app, &rc);
   lockstep_cli::add_diff(app, &rc);
   lockstep_cli::add_inspect(app, &rc);
   lockstep_cli::add_lab(app, &rc);

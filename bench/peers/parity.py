@@ -2,20 +2,32 @@
 """Parity of `lockstep train` and its PyTorch twin (torch_twin.py), step by step.
 
 For each optimiser (SGD with momentum 0.9, AdamW), with Dropout off and BatchNorm in train
-mode: lockstep trains --steps steps and exports its initial weights, batch order, per-step
-trace and a final checkpoint; the twin replays the same weights and batches in float32, and
-once more in float64 (the reference: what the run is without float32 rounding).
+mode, lockstep trains --steps steps, exporting its initial weights, batch order, per-step
+trace and a checkpoint after every step. Two comparisons follow.
 
-The issue's targets, reported as met or MISSED:
-  - step 1 loss:        |l_torch - l_lockstep| <= 1e-5 * |l_lockstep|
-  - steps 1..N (200):   max relative loss difference <= 1e-3
-What fails the check (exit 1):
-  - step 1 above 1e-5, or steps 1..10 above 1e-3 (before rounding differences have grown);
-  - over all N steps, lockstep further from the float64 reference than 3x PyTorch float32 is
-    (loss: max relative difference, floor 1e-3; final weights: per tensor, relative 2-norm
-    of the difference, floor 1e-4). Training amplifies last-bit differences chaotically
-    (PyTorch with 2 threads drifts from itself with 1 thread by ~2e-2 in 200 steps here), so
-    "agrees to float32 rounding" is measured against what float32 rounding does to PyTorch.
+1. Step by step (what fails the check). For every step s, PyTorch takes one step from
+   lockstep's own state after step s-1 (its checkpoint: weights, BatchNorm statistics,
+   optimiser state), on the same batch with the same learning rate, once in float64 (the
+   reference) and once in float32. lockstep's state after step s must be as close to the
+   float64 step as PyTorch's float32 step is: per tensor, relative 2-norm of the difference
+   <= max(3 x PyTorch float32's, 1e-6); and its step-s loss likewise (floor 1e-6). This checks
+   the semantics of every op and of the optimiser at every step, and is immune to chaos.
+   It resolves a per-step difference of 1e-6 of a tensor's norm: weight decay off by 10%
+   (2.5e-6 on SGD's first step, 5e-6 on AdamW's) fails it; lockstep's worst measured here
+   is 5.6e-7 (AdamW step 1, where lr*g/(|g|+eps) magnifies rounding in tiny gradients).
+2. Free-running (reported; only the first 10 steps can fail). PyTorch replays the whole run
+   in float32 and in float64 from the same initial weights. The issue's targets, reported
+   as met or MISSED:
+     - step 1 loss:        |l_torch - l_lockstep| <= 1e-5 * |l_lockstep|   (fails the check)
+     - steps 1..10:        max relative loss difference <= 1e-3          (fails the check)
+     - steps 1..N (200):   max relative loss difference <= 1e-3          (reported)
+   Over hundreds of steps two float32 runs part ways for a reason that has nothing to do
+   with either being wrong: ReLU's derivative jumps at 0, so when a pre-activation lies
+   within rounding of 0 (one element in ~10^7 per step), one run takes the step with that
+   unit on and the other with it off. Measured here (seed 1, SGD): at step 24 one
+   BatchNorm output is +3.5e-7 in float64 and in lockstep, -7.4e-8 in PyTorch float32 from
+   the same state; from there the runs differ by 1e-5 and grow to 4e-2 by step 200.
+   Which float32 run lands on which side is luck, so the long run is reported, not judged.
 Exits 77 when PyTorch cannot be imported (the ctest entry reports that as skipped).
 """
 import argparse
@@ -36,6 +48,7 @@ except ImportError as e:
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import peer_io  # noqa: E402
+import torch_twin  # noqa: E402
 
 RECIPES = {
     "sgd": ["--optimizer", "sgd", "--lr", "0.05", "--momentum", "0.9", "--weight-decay", "0.0005"],
@@ -43,14 +56,14 @@ RECIPES = {
 }
 
 
-def read_trace(path):
-    losses = {}
+def read_trace(path, field="loss"):
+    values = {}
     with open(path) as f:
         for line in f:
             if line.strip():
                 rec = json.loads(line)
-                losses[int(rec["step"])] = float(rec["loss"])
-    return losses
+                values[int(rec["step"])] = float(rec[field])
+    return values
 
 
 def run(cmd, what):
@@ -72,6 +85,92 @@ def max_rel(a, b, steps):
     return np.array([abs(a[s] - b[s]) / abs(b[s]) for s in steps])
 
 
+def load_torch_state(model, opt, state, name):
+    """Loads a lockstep checkpoint's model.* and optimizer.state.* into a twin model and its optimiser."""
+    sd = model.state_dict()
+    for k in sd:
+        sd[k] = torch.from_numpy(state["model." + k].copy()).to(sd[k].dtype)
+    model.load_state_dict(sd)
+    params = list(model.parameters())
+    for i, p in enumerate(params):
+        key = f"optimizer.state.{i}."
+        if name == "sgd":
+            if key + "momentum_buffer" in state:
+                opt.state[p]["momentum_buffer"] = torch.from_numpy(state[key + "momentum_buffer"].copy()).to(p.dtype)
+        elif key + "exp_avg" in state:
+            opt.state[p]["step"] = torch.tensor(float(state[key + "step"]), dtype=torch.float32)
+            opt.state[p]["exp_avg"] = torch.from_numpy(state[key + "exp_avg"].copy()).to(p.dtype)
+            opt.state[p]["exp_avg_sq"] = torch.from_numpy(state[key + "exp_avg_sq"].copy()).to(p.dtype)
+
+
+def twin_step(args, name, state, lr, xb, yb, dtype):
+    """One PyTorch step from a lockstep state; returns ({name: float64 array}, loss)."""
+    hidden = [int(h) for h in args.hidden.split(",") if h]
+    channels = [int(c) for c in args.channels.split(",") if c]
+    model = torch_twin.make_model(hidden, 0.0, args.model, channels).to(dtype)
+    params = list(model.parameters())
+    hp = dict(zip(RECIPES[name][::2], RECIPES[name][1::2]))
+    wd = float(hp["--weight-decay"])
+    if name == "sgd":
+        opt = torch.optim.SGD(params, lr=lr, momentum=float(hp["--momentum"]), weight_decay=wd)
+    else:
+        opt = torch.optim.AdamW(params, lr=lr, weight_decay=wd)
+    load_torch_state(model, opt, state, name)
+    model.train()
+    loss = torch.nn.functional.cross_entropy(model(xb.to(dtype)), yb)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return {k: v.detach().double().numpy() for k, v in model.state_dict().items()}, loss.item()
+
+
+def replay(args, name, work, lloss, llr):
+    """Comparison 1 of the module docstring: every step from lockstep's own previous state."""
+    ckpts = sorted(glob.glob(os.path.join(work, "ckpt", "ckpt-*.safetensors")))
+    init = {"model." + k: v for k, v in peer_io.read_safetensors(os.path.join(work, "init.safetensors")).items()}
+    order = peer_io.read_safetensors(os.path.join(work, "order.safetensors"))
+    idx, sizes = order["indices"].astype(np.int64), order["batch_sizes"].astype(np.int64)
+    bounds = np.concatenate([[0], np.cumsum(sizes)])
+    x_np, y_np = peer_io.load_split(args.data, "train")
+    x_all, y_all = torch.from_numpy(x_np), torch.from_numpy(y_np)
+    steps = sorted(lloss)
+    if len(ckpts) != len(steps):
+        print(f"parity [{name}]: {len(ckpts)} checkpoints for {len(steps)} steps")
+        return False, {}
+    worst = {"ratio": 0.0}
+    failures = []
+    prev = init
+    for s in steps:
+        cur = peer_io.read_safetensors(ckpts[s - 1])
+        rows = torch.from_numpy(idx[bounds[s - 1]:bounds[s]])
+        xb, yb = x_all.index_select(0, rows), y_all.index_select(0, rows)
+        ref, ref_loss = twin_step(args, name, prev, llr[s], xb, yb, torch.float64)
+        t32, t32_loss = twin_step(args, name, prev, llr[s], xb, yb, torch.float32)
+        checks = [("loss", abs(lloss[s] - ref_loss) / abs(ref_loss), abs(t32_loss - ref_loss) / abs(ref_loss))]
+        for k, r in ref.items():
+            got = cur["model." + k]
+            if got.dtype != np.float32:  # num_batches_tracked: exact
+                if not np.array_equal(got, r.astype(got.dtype)):
+                    failures.append(f"step {s}: {k} is {got} (PyTorch {r})")
+                continue
+            checks.append((k, rel_norm(got, r), rel_norm(t32[k].astype(np.float32), r)))
+        for k, ld, td in checks:
+            bound = max(3 * td, 1e-6)
+            ratio = ld / bound
+            if ratio > worst["ratio"]:
+                worst = {"ratio": ratio, "step": s, "tensor": k, "lockstep": ld, "torch32": td}
+            if ld > bound:
+                failures.append(f"step {s}: {k}: lockstep {ld:.2e} from float64, PyTorch float32 {td:.2e}")
+        prev = cur
+    print(f"parity [{args.model} {name}] step by step, {len(steps)} steps from lockstep's own state: worst "
+          f"{worst.get('tensor')} at step {worst.get('step')}: lockstep {worst.get('lockstep', 0):.2e} from the "
+          f"float64 step, PyTorch float32 {worst.get('torch32', 0):.2e} (bound max(3x, 1e-6): "
+          f"{worst['ratio']:.2f} of it)")
+    for f in failures[:10]:
+        print(f"    MISSED {f}")
+    return not failures, worst
+
+
 def compare(args, name, work):
     common = RECIPES[name] + ["--dropout", "0", "--batch-size", str(args.batch_size), "--epochs", str(args.epochs),
                               "--max-steps", str(args.steps), "--subset", str(args.subset),
@@ -80,7 +179,8 @@ def compare(args, name, work):
     f = lambda n: os.path.join(work, n)  # noqa: E731
     lres = run([args.lockstep, "train", *common, "--threads", "1", "--seed", str(args.seed),
                 "--export-init", f("init.safetensors"), "--export-order", f("order.safetensors"),
-                "--trace", f("lockstep.jsonl"), "--save", f("ckpt"), "--no-fsync", "--json"], "lockstep train")
+                "--trace", f("lockstep.jsonl"), "--save", f("ckpt"), "--save-every", "1", "--keep", "0", "--no-fsync",
+                "--json"], "lockstep train")
     twin = [sys.executable, os.path.join(HERE, "torch_twin.py"), *common, "--threads", "1",
             "--init", f("init.safetensors"), "--order", f("order.safetensors")]
     tres = run(twin + ["--trace", f("torch.jsonl"), "--weights-out", f("torch.safetensors")], "torch_twin.py")
@@ -95,23 +195,21 @@ def compare(args, name, work):
     l_ref, t_ref = max_rel(lloss, dloss, steps).max(), max_rel(tloss, dloss, steps).max()
     target1, target_n = rel[0] <= 1e-5, rel.max() <= 1e-3
     early = rel[:10].max() <= 1e-3
-    loss_ok = l_ref <= max(3 * t_ref, 1e-3)
 
     ckpts = sorted(glob.glob(os.path.join(f("ckpt"), "*.safetensors")))
+    step_ok, worst = replay(args, name, work, lloss, read_trace(f("lockstep.jsonl"), "lr"))
     lw = {k[len("model."):]: v for k, v in peer_io.read_safetensors(ckpts[-1]).items() if k.startswith("model.")}
     tw, dw = peer_io.read_safetensors(f("torch.safetensors")), peer_io.read_safetensors(f("f64.safetensors"))
-    rows, weights_ok = [], True
+    rows = []
     for k in sorted(lw):
         if lw[k].dtype != np.float32:  # num_batches_tracked: exact
-            weights_ok &= bool(np.array_equal(lw[k], tw[k]))
             continue
         lt, ld, td = rel_norm(lw[k], tw[k]), rel_norm(lw[k], dw[k]), rel_norm(tw[k], dw[k])
         absmax = float(np.abs(lw[k].astype(np.float64) - tw[k]).max())
-        weights_ok &= ld <= max(3 * td, 1e-4)
         rows.append((k, lt, absmax, ld, td))
 
     word = lambda ok: "met" if ok else "MISSED"  # noqa: E731
-    print(f"parity [{args.model} {name}], {len(steps)} steps: loss rel diff lockstep vs torch: step 1 {rel[0]:.2e} "
+    print(f"parity [{args.model} {name}] free-running, {len(steps)} steps: loss rel diff lockstep vs torch: step 1 {rel[0]:.2e} "
           f"(target <= 1e-5: {word(target1)}), steps 1-10 max {rel[:10].max():.2e}, "
           f"steps 1-{len(steps)} max {rel.max():.2e} (target <= 1e-3: {word(target_n)}), median {np.median(rel):.2e}")
     print(f"    vs the float64 run, max rel loss diff: lockstep {l_ref:.2e}, PyTorch float32 {t_ref:.2e}")
@@ -121,10 +219,11 @@ def compare(args, name, work):
     summary = {"optimizer": name, "steps": len(steps), "step1_rel": float(rel[0]), "max_rel_10": float(rel[:10].max()),
                "max_rel": float(rel.max()), "median_rel": float(np.median(rel)), "lockstep_vs_f64": float(l_ref),
                "torch_vs_f64": float(t_ref), "target_step1_met": bool(target1), "target_200_met": bool(target_n),
-               "weights_rel2_max": max(r[1] for r in rows), "weights_ok": bool(weights_ok),
+               "weights_rel2_max": max(r[1] for r in rows), "step_by_step_ok": bool(step_ok),
+               "step_by_step_worst": worst,
                "lockstep_test_accuracy": lres.get("test_accuracy"), "torch_test_accuracy": tres.get("test_accuracy")}
     print(json.dumps(summary))
-    ok = bool(target1 and early and loss_ok and weights_ok)
+    ok = bool(target1 and early and step_ok)
     print(f"parity [{name}]: {'PASS' if ok else 'FAIL'}")
     return ok
 
@@ -141,6 +240,7 @@ def main():
     p.add_argument("--model", choices=["mlp", "cnn", "lenet5"], default="mlp")
     p.add_argument("--channels", default="32,64", help="--model cnn: conv channels")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--data", default="/usr/share/datasets/fashion-mnist", help="Fashion-MNIST directory (the twin's)")
     p.add_argument("--optimizers", default="sgd,adamw")
     p.add_argument("--keep", help="keep the run files in this directory")
     args = p.parse_args()

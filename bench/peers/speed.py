@@ -14,7 +14,11 @@ imported.) Prints a markdown table with the ratios det/torch (same
 threads, same batch) and det/fast, and the raw JSON per cell.
 Usage: speed.py --lockstep build/tools/lockstep [--epochs 1] [--out table.md]
        [--model cnn|lenet5 --batches 128 --max-steps 60]   (the convolutional recipes, shorter)
+       [--rounds 3 --cells det,torch]   (on a loaded machine: the cells of a (batch, threads)
+       pair run in turn, round after round, and each cell reports its median samples/s, so a
+       slow spell hits every program; cells not listed print as "-")
 """
+import statistics
 import argparse
 import json
 import os
@@ -50,6 +54,8 @@ def main():
     p.add_argument("--model", choices=["mlp", "cnn", "lenet5"], default="mlp")
     p.add_argument("--batches", default="128,512", help="batch sizes, comma separated")
     p.add_argument("--max-steps", type=int, default=0, help="stop each run after this many steps (0: the epochs)")
+    p.add_argument("--rounds", type=int, default=1, help="runs per cell, interleaved; the median is reported")
+    p.add_argument("--cells", default="det,fast,torch,torch_det", help="cells to run, comma separated")
     args = p.parse_args()
     import torch  # the twin's interpreter: fail early and clearly without it
 
@@ -64,26 +70,38 @@ def main():
                 "torch": [sys.executable, os.path.join(HERE, "torch_twin.py"), *common],
                 "torch_det": [sys.executable, os.path.join(HERE, "torch_twin.py"), *common, "--deterministic"],
             }
-            res = {}
-            for name, cmd in cells.items():
-                out, rss, wall = run_cell(cmd)
-                res[name] = (out["samples_per_sec"], rss)
-                raw.append({"batch": batch, "threads": threads, "cell": name,
-                            "wall_s": round(wall, 2), **out})
-                print(json.dumps(raw[-1]), flush=True)
+            wanted = args.cells.split(",")
+            runs = {name: [] for name in cells if name in wanted}
+            for rnd in range(args.rounds):
+                for name in runs:
+                    out, rss, wall = run_cell(cells[name])
+                    runs[name].append((out["samples_per_sec"], rss))
+                    raw.append({"batch": batch, "threads": threads, "cell": name, "round": rnd,
+                                "wall_s": round(wall, 2), **out})
+                    print(json.dumps(raw[-1]), flush=True)
+            res = {name: (statistics.median(r[0] for r in rs), max(r[1] for r in rs)) for name, rs in runs.items()}
+            for name in cells:
+                res.setdefault(name, (float("nan"), float("nan")))
             rows.append((batch, threads, res))
 
     lines = ["| batch | threads | lockstep det | lockstep fast | PyTorch | PyTorch deterministic | det / PyTorch "
              "| det / PyTorch det | det / fast | peak RSS lockstep det / PyTorch (MiB) |",
              "|---|---|---|---|---|---|---|---|---|---|"]
+    def rate(x):  # samples/s: "-" for a cell not run, thousands above 10 k
+        return "-" if x != x else f"{x/1e3:.1f} k" if x >= 1e4 else f"{x:.0f}"
+
+    def ratio(a, b):
+        return "-" if a != a or b != b else f"{a/b:.2f}"
+
     for batch, threads, r in rows:
         s = {k: v[0] for k, v in r.items()}
-        lines.append(f"| {batch} | {threads} | {s['det']/1e3:.1f} k | {s['fast']/1e3:.1f} k | {s['torch']/1e3:.1f} k | "
-                     f"{s['torch_det']/1e3:.1f} k | **{s['det']/s['torch']:.2f}** | {s['det']/s['torch_det']:.2f} | "
-                     f"**{s['det']/s['fast']:.2f}** | {r['det'][1]:.0f} / {r['torch'][1]:.0f} |")
+        lines.append(f"| {batch} | {threads} | {rate(s['det'])} | {rate(s['fast'])} | {rate(s['torch'])} | "
+                     f"{rate(s['torch_det'])} | **{ratio(s['det'], s['torch'])}** | "
+                     f"{ratio(s['det'], s['torch_det'])} | **{ratio(s['det'], s['fast'])}** | "
+                     f"{r['det'][1]:.0f} / {r['torch'][1]:.0f} |")
     table = "\n".join(lines)
     head = (f"{time.strftime('%Y-%m-%d %H:%M')}, --model {args.model}, {platform.node()}, {os.cpu_count()} CPUs, "
-            f"torch {torch.__version__}, "
+            f"torch {torch.__version__}, {args.rounds} round(s), "
             f"load average {os.getloadavg()[0]:.1f}")
     print(head)
     print(table)

@@ -52,9 +52,12 @@ Tensor gemm_op(const Tensor& a, const Tensor& b, bool ta, bool tb, KOrder order)
 
 }  // namespace
 
+Tensor matmul_batched(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b);  // core/ops/bmm.cpp
+
 Tensor matmul(const Tensor& a_in, const Tensor& b_in, bool trans_a, bool trans_b) {
   const char* op = "matmul";
   check_float_pair(op, a_in, b_in, "a", "b");
+  if (a_in.dim() > 2 || b_in.dim() > 2) return matmul_batched(a_in, b_in, trans_a, trans_b);
   LS_CHECK_ARG(a_in.dim() == 2 && b_in.dim() == 2, op, "expected 2-d operands, got a ",
                shape_str(a_in.shape()), " and b ", shape_str(b_in.shape()));
   const int64_t K = trans_a ? a_in.size(0) : a_in.size(1), Kb = trans_b ? b_in.size(1) : b_in.size(0);
@@ -83,7 +86,13 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in, bool trans_a, bool trans_b
 Tensor linear(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in) {
   const char* op = "linear";
   check_float_pair(op, x_in, w_in, "input", "weight");
-  LS_CHECK_ARG(x_in.dim() == 2, op, "expected a 2-d input (batch x features), got ", shape_str(x_in.shape()));
+  LS_CHECK_ARG(x_in.dim() >= 1, op, "expected an input of at least 1 dim (... x features), got ",
+               shape_str(x_in.shape()));
+  if (x_in.dim() != 2) {  // [..., in]: the rows of a 2-D product, as torch's linear
+    Shape s = x_in.shape();
+    s.back() = w_in.dim() == 2 ? w_in.size(0) : -1;
+    return linear(x_in.reshape({-1, x_in.size(-1)}), w_in, bias_in).reshape(s);
+  }
   LS_CHECK_ARG(w_in.dim() == 2, op, "expected a 2-d weight (out x in), got ", shape_str(w_in.shape()));
   LS_CHECK_ARG(x_in.size(1) == w_in.size(1), op, "input has ", x_in.size(1), " features, weight expects ",
                w_in.size(1), " (input ", shape_str(x_in.shape()), ", weight ", shape_str(w_in.shape()), ")");

@@ -1,11 +1,12 @@
 // Unary math, elementwise (kernels/elementwise.h states how each is evaluated):
 //   neg -x, abs |x|, sqrt, relu max(x, 0), exp, log, tanh (the project's own, base/math.h),
-//   sigmoid 1 / (1 + exp(-x)), gelu 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+//   sigmoid 1 / (1 + exp(-x)), gelu 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))),
+//   silu x sigmoid(x).
 // Deterministic in both modes; float32 and float64, any shape (0-d and empty included).
 //
 // Backward (g = d loss / d out, y = out): neg -g; abs g sign(x) (0 at 0); sqrt g / (2 y);
-// exp g y; log g / x; relu, tanh, sigmoid, gelu by the kernels of kernels/activation.h
-// (relu and gelu from x, tanh and sigmoid from y; formulas and rounding order there).
+// exp g y; log g / x; relu, tanh, sigmoid, gelu, silu by the kernels of kernels/activation.h
+// (relu, gelu and silu from x, tanh and sigmoid from y; formulas and rounding order there).
 #include "core/autograd.h"
 #include "core/ops/dispatch.h"
 #include "core/tensor.h"
@@ -30,7 +31,7 @@ Tensor unary_forward(UnaryOp op, const Tensor& x_in) {
   return out;
 }
 
-enum class Activation { relu, tanh, sigmoid, gelu };
+enum class Activation { relu, tanh, sigmoid, gelu, silu };
 
 // dx = activation'(.) * g by the activation backward kernels; s is x or y (see above).
 Tensor activation_backward(Activation act, const Tensor& g_in, const Tensor& s) {
@@ -48,6 +49,7 @@ Tensor activation_backward(Activation act, const Tensor& g_in, const Tensor& s) 
       case Activation::tanh: LS_KERNEL(on, tanh_backward, d, dy, p, n); return;
       case Activation::sigmoid: LS_KERNEL(on, sigmoid_backward, d, dy, p, n); return;
       case Activation::gelu: LS_KERNEL(on, gelu_backward, d, dy, p, n); return;
+      case Activation::silu: LS_KERNEL(on, silu_backward, d, dy, p, n); return;
     }
   });
   return dx;
@@ -81,6 +83,9 @@ Tensor unary(UnaryOp op, const Tensor& x_in) {
     case UnaryOp::gelu:
       fn = [x](const Tensor& g) { return std::vector<Tensor>{activation_backward(Activation::gelu, g, x)}; };
       break;
+    case UnaryOp::silu:
+      fn = [x](const Tensor& g) { return std::vector<Tensor>{activation_backward(Activation::silu, g, x)}; };
+      break;
   }
   record(out, unary_op_name(op), {x_in}, std::move(fn));
   return out;
@@ -97,6 +102,7 @@ Tensor log(const Tensor& x) { return unary(UnaryOp::log, x); }
 Tensor tanh(const Tensor& x) { return unary(UnaryOp::tanh, x); }
 Tensor sigmoid(const Tensor& x) { return unary(UnaryOp::sigmoid, x); }
 Tensor gelu(const Tensor& x) { return unary(UnaryOp::gelu, x); }
+Tensor silu(const Tensor& x) { return unary(UnaryOp::silu, x); }
 
 Tensor operator-(const Tensor& a) { return neg(a); }
 

@@ -49,7 +49,9 @@ Conv2dDims rows_unpadded() {
 
 std::vector<Conv2dDims> shapes() {
   return {dims(35, 3, 11, 13, 5, 3, 3, 1, 1, 1, 1), dims(70, 4, 9, 8, 6, 3, 3, 2, 1, 1, 2),
-          dims(33, 6, 10, 10, 6, 3, 3, 1, 2, 2, 6), dims(3, 17, 7, 7, 19, 5, 5, 1, 2, 1, 1), rows_unpadded()};
+          dims(33, 6, 10, 10, 6, 3, 3, 1, 2, 2, 6), dims(3, 17, 7, 7, 19, 5, 5, 1, 2, 1, 1), rows_unpadded(),
+          // K = 600: two k blocks of the packed forward; 33 outputs: an edge strip of 1 channel.
+          dims(3, 24, 6, 6, 33, 5, 5, 1, 2, 1, 1)};
 }
 
 }  // namespace

@@ -263,12 +263,13 @@ double unary_ref(UnaryOp op, double x) {
     case UnaryOp::tanh: return std::tanh(x);
     case UnaryOp::sigmoid: return 1.0 / (1.0 + std::exp(-x));
     case UnaryOp::gelu: return 0.5 * x * (1.0 + std::tanh(std::sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x)));
+    case UnaryOp::silu: return x / (1.0 + std::exp(-x));
   }
   return 0;
 }
 
 const UnaryOp kUnaryOps[] = {UnaryOp::neg,  UnaryOp::abs,  UnaryOp::sqrt,    UnaryOp::relu, UnaryOp::exp,
-                             UnaryOp::log, UnaryOp::tanh, UnaryOp::sigmoid, UnaryOp::gelu};
+                             UnaryOp::log, UnaryOp::tanh, UnaryOp::sigmoid, UnaryOp::gelu, UnaryOp::silu};
 
 }  // namespace
 
@@ -295,7 +296,10 @@ TEST_CASE("unary_cpu: accurate against float64", "[elementwise][deterministic]")
       } else if (std::isinf(r) || std::fabs(r) > 3.4e38) {
         REQUIRE(got[i] == static_cast<float>(r));
       } else {
-        const double atol = gelu ? 2.4e-7 * std::fabs(x[i]) : 1e-45;
+        // silu = x * sigmoid(x): sigmoid's denormal (or underflowed) value times |x|
+        const double atol = gelu                  ? 2.4e-7 * std::fabs(x[i])
+                            : op == UnaryOp::silu ? 1.5e-45 * (1 + std::fabs(x[i]))
+                                                  : 1e-45;
         REQUIRE(std::fabs(got[i] - r) <= atol + rtol * std::fabs(r));
       }
     }
@@ -324,6 +328,7 @@ TEST_CASE("unary_cpu: the documented formulas, bit for bit, SIMD and scalar", "[
           want[i] = (0.5f * v) * (1.0f + ls_tanhf(u));
           break;
         }
+        case UnaryOp::silu: want[i] = v * ls_sigmoidf(v); break;
       }
     }
     for (bool simd : {false, true}) {

@@ -13,7 +13,8 @@ const std::vector<Scenario>& scenarios() {
       seed_variance_scenario(),
       divergence_growth_scenario(), cpu_vs_gpu_scenario(),      world_size_scenario(),
       conv_autotune_scenario(),   winograd_numerics_scenario(), conv_wgrad_atomics_scenario(),
-      maxpool_ties_scenario(),
+      maxpool_ties_scenario(),    embedding_backward_scenario(), attention_split_scenario(),
+      batched_generation_scenario(),
   };
   return all;
 }

@@ -27,5 +27,8 @@ Scenario winograd_numerics_scenario();
 Scenario conv_wgrad_atomics_scenario();
 Scenario loaded_model_scenario();      // scenario_loaded.cpp
 Scenario maxpool_ties_scenario();      // scenarios_pool.cpp
+Scenario batched_generation_scenario(); // scenarios_gpt.cpp
+Scenario embedding_backward_scenario();
+Scenario attention_split_scenario();
 
 }  // namespace lockstep_cli::lab

@@ -44,6 +44,7 @@ class DistributedTraining {
   int64_t gradient_floats() const { return dp_.gradient_floats(); }
 
  private:
+  void install_gpt_step();  // --model gpt: whole sequences per rank (distributed.cpp)
   distributed::Communicator& comm_;
   Trainer& trainer_;
   distributed::DataParallel dp_;

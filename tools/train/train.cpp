@@ -148,7 +148,7 @@ int run_train(const TrainFlags& f, distributed::Communicator* comm) {
               trainer.global_step() > 0 ? (" (resumed at step " + std::to_string(trainer.global_step()) + ")").c_str()
                                         : "");
 
-  if (!f.export_init.empty() && rank0) serialize::save_state_dict(f.export_init, trainer.model().state_dict());
+  if (!f.export_init.empty() && rank0) serialize::save_state_dict(f.export_init, trainer.module().state_dict());
 
   // Under --distributed rank 0 alone writes the trace (and the order): it makes whole batches
   // and every rank gathers the layer outputs, so the trace equals one process's.
@@ -187,9 +187,13 @@ int run_train(const TrainFlags& f, distributed::Communicator* comm) {
   if (tty) trainer.set_progress(draw_progress);
   trainer.set_epoch_observer([&](const tools::EpochRecord& e) {
     if (tty) std::printf("\r%60s\r", "");
-    std::printf("epoch %lld/%lld  steps %lld  train_loss %.6f  test_accuracy %.4f\n",
-                static_cast<long long>(e.epoch + 1), static_cast<long long>(c.epochs), static_cast<long long>(e.steps),
-                e.train_loss, e.test_accuracy);
+    if (trainer.gpt())
+      std::printf("epoch %lld/%lld  steps %lld  train_loss %.6f  val_loss %.6f\n", static_cast<long long>(e.epoch + 1),
+                  static_cast<long long>(c.epochs), static_cast<long long>(e.steps), e.train_loss, e.val_loss);
+    else
+      std::printf("epoch %lld/%lld  steps %lld  train_loss %.6f  test_accuracy %.4f\n",
+                  static_cast<long long>(e.epoch + 1), static_cast<long long>(c.epochs),
+                  static_cast<long long>(e.steps), e.train_loss, e.test_accuracy);
     std::fflush(stdout);
   });
 
@@ -202,9 +206,14 @@ int run_train(const TrainFlags& f, distributed::Communicator* comm) {
         {{"indices", Tensor::from_vector(order, {static_cast<int64_t>(order.size())})},
          {"batch_sizes", Tensor::from_vector(batch_sizes, {static_cast<int64_t>(batch_sizes.size())})}});
 
-  std::printf("done: steps %lld  epoch %lld  train_loss %.6f  test_accuracy %.4f  %.1f samples/s\n",
-              static_cast<long long>(r.steps), static_cast<long long>(r.epoch + 1), r.train_loss, r.test_accuracy,
-              r.samples_per_sec);
+  if (trainer.gpt())
+    std::printf("done: steps %lld  epoch %lld  train_loss %.6f  val_loss %.6f  %.1f tokens/s\n",
+                static_cast<long long>(r.steps), static_cast<long long>(r.epoch + 1), r.train_loss, r.val_loss,
+                r.samples_per_sec * static_cast<double>(c.context));
+  else
+    std::printf("done: steps %lld  epoch %lld  train_loss %.6f  test_accuracy %.4f  %.1f samples/s\n",
+                static_cast<long long>(r.steps), static_cast<long long>(r.epoch + 1), r.train_loss, r.test_accuracy,
+                r.samples_per_sec);
   std::printf("weights_sha256 %s\n", r.weights_sha256.c_str());
   if (!r.last_checkpoint.empty()) std::printf("checkpoint %s\n", r.last_checkpoint.c_str());
   if (f.json) {
@@ -214,6 +223,14 @@ int run_train(const TrainFlags& f, distributed::Communicator* comm) {
     j["train_loss"] = r.train_loss;
     j["last_loss"] = r.last_loss;
     j["test_accuracy"] = r.test_accuracy;
+    if (trainer.gpt()) {
+      j["val_loss"] = r.val_loss;
+      j["vocab_size"] = trainer.vocab().size();
+      j["tokens_per_sec"] = r.samples_per_sec * static_cast<double>(c.context);
+      nlohmann::ordered_json curve = nlohmann::ordered_json::array();
+      for (float l : r.losses) curve.push_back(static_cast<double>(l));
+      j["losses"] = curve;  // every step's loss of this run (the training curve)
+    }
     j["weights_sha256"] = r.weights_sha256;
     j["samples_per_sec"] = r.samples_per_sec;
     j["train_seconds"] = r.train_seconds;
@@ -240,7 +257,8 @@ int run_train(const TrainFlags& f, distributed::Communicator* comm) {
 void add_train(CLI::App& app, int* rc) {
   auto f = std::make_shared<TrainFlags>();
   TrainConfig& c = f->cfg;
-  CLI::App* sub = app.add_subcommand("train", "train the Fashion-MNIST MLP; same flags and seed => same weights");
+  CLI::App* sub = app.add_subcommand("train", "train the Fashion-MNIST MLP or a char-level GPT; same flags and seed => "
+                                     "same weights");
   sub->option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);  // a repeated flag: the last wins
   sub->add_option("--epochs", c.epochs, "epochs planned (sets the cosine schedule's length)")->capture_default_str();
   sub->add_option("--max-steps", c.max_steps, "stop at this global step, counted from the start (0: none)");
@@ -260,7 +278,16 @@ void add_train(CLI::App& app, int* rc) {
   sub->add_option("--hidden", c.hidden, "hidden sizes, comma separated")->delimiter(',')
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
       ->capture_default_str();
-  sub->add_option("--model", c.model, "mlp, cnn or lenet5")->capture_default_str();
+  sub->add_option("--model", c.model, "mlp, cnn, lenet5 or gpt")->capture_default_str();
+  sub->add_option("--text", c.text, "--model gpt: UTF-8 text file (or directory of files)")->capture_default_str();
+  sub->add_option("--context", c.context, "--model gpt: context length T")->capture_default_str();
+  sub->add_option("--layers", c.n_layer, "--model gpt: transformer blocks")->capture_default_str();
+  sub->add_option("--heads", c.n_head, "--model gpt: attention heads")->capture_default_str();
+  sub->add_option("--width", c.n_embd, "--model gpt: embedding width C")->capture_default_str();
+  sub->add_option("--warmup", c.warmup, "linear warm-up steps before the cosine (gpt default 10)");
+  sub->add_option("--clip", c.clip, "clip the gradient norm to this (0: off; gpt default 1)");
+  sub->add_option("--val-fraction", c.val_fraction, "--model gpt: the text's last share held out")
+      ->capture_default_str();
   sub->add_option("--channels", c.channels, "--model cnn: conv channels, comma separated")->delimiter(',')
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
       ->capture_default_str();
@@ -289,11 +316,17 @@ void add_train(CLI::App& app, int* rc) {
   sub->add_flag("--debug-check-replicas", f->check_replicas,
                 "with --distributed: check after every step that all ranks hold identical weights");
   sub->add_option("--debug-nudge", f->debug_nudge_step)->group("");  // hidden, for the diff tests
-  sub->callback([f, rc] {
+  sub->callback([f, rc, sub] {
     if (f->trace_values && f->trace.empty())
       throw std::invalid_argument("[train] --trace-values: expected --trace FILE as well");
     if (f->trace_ops_values && f->trace_ops.empty())
       throw std::invalid_argument("[train] --trace-ops-values: expected --trace-ops FILE as well");
+    if (f->cfg.model == "gpt") {
+      std::vector<std::string> given;
+      for (const char* flag : {"--batch-size", "--lr", "--weight-decay", "--epochs", "--warmup", "--clip", "--dropout"})
+        if (sub->get_option(flag)->count() > 0) given.push_back(flag);
+      tools::apply_gpt_defaults(f->cfg, given);
+    }
     f->cfg.mode = f->mode == "fast" ? Mode::fast : Mode::deterministic;
     f->cfg.device = f->device == "cuda" ? Device::cuda : Device::cpu;
     check_distributed_flags(*f);

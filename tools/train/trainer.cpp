@@ -21,6 +21,7 @@
 #include "nn/models_cnn.h"
 #include "nn/nn.h"
 #include "optim/adam.h"
+#include "optim/clip.h"
 #include "optim/sgd.h"
 
 namespace lockstep::tools {
@@ -118,8 +119,15 @@ void validate(const TrainConfig& c) {
   need(std::isfinite(c.momentum) && c.momentum >= 0 && c.momentum < 1, "--momentum", "a number in [0, 1)",
        str_cat(c.momentum));
   need(c.dropout >= 0 && c.dropout < 1, "--dropout", "a probability in [0, 1)", str_cat(c.dropout));
-  need(c.model == "mlp" || c.model == "cnn" || c.model == "lenet5", "--model", "mlp, cnn or lenet5",
-       "'" + c.model + "'");
+  need(c.model == "mlp" || c.model == "cnn" || c.model == "lenet5" || c.model == "gpt", "--model",
+       "mlp, cnn, lenet5 or gpt", "'" + c.model + "'");
+  need(c.context >= 1 && c.context <= 65536, "--context", "an integer in 1..65536", std::to_string(c.context));
+  need(c.n_layer >= 1 && c.n_layer <= 256, "--layers", "an integer in 1..256", std::to_string(c.n_layer));
+  need(c.n_head >= 1 && c.n_embd >= 1 && c.n_embd <= 65536 && c.n_embd % c.n_head == 0, "--width",
+       "a size in 1..65536 that --heads divides", str_cat(c.n_embd, " with ", c.n_head, " heads"));
+  need(c.warmup >= 0, "--warmup", "an integer >= 0", std::to_string(c.warmup));
+  need(std::isfinite(c.clip) && c.clip >= 0, "--clip", "a finite number >= 0 (0: no clipping)", str_cat(c.clip));
+  need(c.val_fraction > 0 && c.val_fraction < 1, "--val-fraction", "a number in (0, 1)", str_cat(c.val_fraction));
   need(!c.channels.empty() && c.channels.size() <= 4, "--channels", "1 to 4 channel counts, e.g. 32,64",
        join(c.channels));
   for (int64_t ch : c.channels) need(ch >= 1 && ch <= 4096, "--channels", "counts in 1..4096", join(c.channels));
@@ -135,6 +143,33 @@ void validate(const TrainConfig& c) {
   need(c.keep_last >= 0, "--keep", "an integer >= 0 (0: keep all)", std::to_string(c.keep_last));
   need(c.eval_batch_size >= 1, "--eval-batch-size", "an integer >= 1", std::to_string(c.eval_batch_size));
   need(c.schedule == "cosine" || c.schedule == "constant", "schedule", "cosine or constant", "'" + c.schedule + "'");
+}
+
+void apply_gpt_defaults(TrainConfig& c, const std::vector<std::string>& set) {
+  auto unset = [&](const char* flag) { return std::find(set.begin(), set.end(), flag) == set.end(); };
+  if (unset("--batch-size")) c.batch_size = 16;
+  if (unset("--lr")) c.lr = 1e-3;
+  if (unset("--weight-decay")) c.weight_decay = 0.1;
+  if (unset("--epochs")) c.epochs = 8;
+  if (unset("--warmup")) c.warmup = 10;
+  if (unset("--clip")) c.clip = 1.0;
+  if (unset("--dropout")) c.dropout = 0.0;
+}
+
+void split_windows(const Tensor& windows, Tensor* ids, Tensor* targets) {
+  LS_CHECK_ARG(windows.dim() == 2 && windows.size(1) >= 2 && windows.dtype() == DType::f32, "train",
+               "expected text windows float32 [B, T + 1], got ", windows.str());
+  const int64_t B = windows.size(0), T = windows.size(1) - 1;
+  const Tensor w = windows.to(Device::cpu).contiguous();
+  const float* p = w.data<float>();
+  std::vector<int64_t> x(static_cast<size_t>(B * T)), y(static_cast<size_t>(B * T));
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < T; ++t) {
+      x[static_cast<size_t>(b * T + t)] = static_cast<int64_t>(p[b * (T + 1) + t]);
+      y[static_cast<size_t>(b * T + t)] = static_cast<int64_t>(p[b * (T + 1) + t + 1]);
+    }
+  *ids = Tensor::from_vector(x, {B, T});
+  *targets = Tensor::from_vector(y, {B * T});
 }
 
 std::shared_ptr<const data::Dataset> train_images_or_synthetic(const std::string& dir, int64_t n, uint64_t seed,
@@ -155,7 +190,24 @@ std::shared_ptr<const data::Dataset> train_images_or_synthetic(const std::string
 
 namespace {
 
+serialize::Metadata gpt_flags(const TrainConfig& c) {
+  return {{"recipe", "gpt-char"},
+          {"context", std::to_string(c.context)},
+          {"n_layer", std::to_string(c.n_layer)},
+          {"n_head", std::to_string(c.n_head)},
+          {"n_embd", std::to_string(c.n_embd)},
+          {"optimizer", c.optimizer},
+          {"lr", fmt_double(c.lr)},
+          {"weight_decay", fmt_double(c.weight_decay)},
+          {"warmup", std::to_string(c.warmup)},
+          {"clip", fmt_double(c.clip)},
+          {"val_fraction", fmt_double(c.val_fraction)},
+          {"batch_size", std::to_string(c.batch_size)},
+          {"seed", std::to_string(c.seed)}};
+}
+
 serialize::Metadata recipe_flags(const TrainConfig& c) {
+  if (c.model == "gpt") return gpt_flags(c);
   serialize::Metadata m{{"recipe", c.model + "-fashion-mnist"},
           {"hidden", join(c.hidden)},
           {"dropout", fmt_double(c.dropout)},
@@ -200,7 +252,9 @@ Trainer::Trainer(TrainConfig cfg, std::shared_ptr<nn::BatchSync> sync, TrainData
                                   "the CPU only)");
   }
   if (!cfg_.save_dir.empty()) make_dirs(cfg_.save_dir);
-  if (data.train) {
+  if (cfg_.model == "gpt") {
+    load_text();
+  } else if (data.train) {
     train_set_ = std::move(data.train), test_set_ = std::move(data.test);
   } else if (!data::mnist_available(cfg_.data_dir)) {
     std::string missing;
@@ -243,9 +297,60 @@ Trainer::Trainer(TrainConfig cfg, std::shared_ptr<nn::BatchSync> sync, TrainData
 
 Trainer::~Trainer() = default;
 
+nn::Sequential& Trainer::model() {
+  LS_CHECK_ARG(model_ != nullptr, "train", "expected an MLP or CNN trainer, this one trains --model ", cfg_.model);
+  return *model_;
+}
+
+nn::Module& Trainer::module() { return gpt_ ? static_cast<nn::Module&>(*gpt_) : *model_; }
+
+// The text, its vocabulary (sorted code points) and the windows of both sides of the split.
+void Trainer::load_text() {
+  const std::string text = data::read_text(cfg_.text);
+  vocab_ = data::CharVocab::build(text);
+  data::TextSplit split = data::split_tokens(vocab_.encode(text), cfg_.val_fraction);
+  auto train = std::make_shared<data::TokenWindows>(std::move(split.train), cfg_.context);
+  auto val = std::make_shared<data::TokenWindows>(std::move(split.validation), cfg_.context);
+  if (train->size() == 0 || val->size() == 0)
+    throw std::runtime_error(str_cat("[train] --text ", cfg_.text, ": ", text.size(), " bytes give ", train->size(),
+                                     " training and ", val->size(), " validation windows of --context ", cfg_.context,
+                                     " tokens; expected at least one of each (a longer text or a shorter context)"));
+  train_set_ = train, test_set_ = val;
+}
+
+// GPT: AdamW over two groups (no decay on embeddings, LayerNorm and biases), warm-up then
+// cosine over t_max_ when cfg.warmup > 0.
+void Trainer::build_gpt(uint64_t init) {
+  nn::GptConfig g;
+  g.vocab_size = vocab_.size(), g.context = cfg_.context, g.n_layer = cfg_.n_layer, g.n_head = cfg_.n_head;
+  g.n_embd = cfg_.n_embd;
+  gpt_ = nn::make_gpt(init, g);
+  gpt_->to(cfg_.device);
+  gpt_->train();
+  const auto named = gpt_->named_parameters();
+  const auto nd = nn::Gpt::no_decay_modules();
+  if (cfg_.optimizer == "sgd")
+  {
+    const auto o = optim::SGDOptions(cfg_.lr).momentum(cfg_.momentum).weight_decay(cfg_.weight_decay);
+    opt_ = std::make_unique<optim::SGD>(optim::weight_decay_groups(named, o, nd), o);
+  }
+  else if (cfg_.optimizer == "adam")
+    opt_ = std::make_unique<optim::Adam>(
+        optim::weight_decay_groups(named, optim::AdamOptions(cfg_.lr).weight_decay(cfg_.weight_decay), nd));
+  else
+    opt_ = std::make_unique<optim::AdamW>(
+        optim::weight_decay_groups(named, optim::AdamWOptions(cfg_.lr).weight_decay(cfg_.weight_decay), nd));
+  if (cfg_.schedule != "cosine") return;
+  if (cfg_.warmup > 0 && cfg_.warmup < t_max_)
+    sched_ = optim::make_warmup_cosine(*opt_, cfg_.warmup, t_max_);
+  else
+    sched_ = std::make_unique<optim::CosineAnnealingLR>(*opt_, t_max_, 0.0);
+}
+
 // Model, optimizer (one group with every parameter) and the cosine schedule over t_max_.
 void Trainer::build() {
   const uint64_t init = cfg_.init_seed.value_or(cfg_.seed);
+  if (cfg_.model == "gpt") return build_gpt(init);
   if (cfg_.model == "cnn") {
     nn::CnnOptions co;
     co.channels = cfg_.channels, co.hidden = cfg_.hidden, co.dropout = cfg_.dropout, co.sync = sync_;
@@ -305,6 +410,10 @@ void Trainer::resume() {
                                        user(key), ", this run asks for ", key, "=", value,
                                        "; only --threads, --workers, --epochs, --max-steps, --save*, --data may "
                                        "change on resume"));
+  if (cfg_.model == "gpt" && user("vocab") != vocab_.serialize())
+    throw std::runtime_error(str_cat("[train] --resume ", *path, ": the checkpoint's vocabulary (", user("vocab").size(),
+                                     " bytes of code points) differs from --text ", cfg_.text,
+                                     "'s; resume with the text it was trained on"));
   // The schedule is the one planned when training started.
   t_max_ = parse_i64(user("t_max"), "user.t_max");
   build();
@@ -318,7 +427,7 @@ void Trainer::resume() {
 
 serialize::TrainingState Trainer::training_state() {
   serialize::TrainingState st;
-  st.model = model_.get(), st.optimizer = opt_.get(), st.scheduler = sched_.get(), st.loader = loader_.get();
+  st.model = &module(), st.optimizer = opt_.get(), st.scheduler = sched_.get(), st.loader = loader_.get();
   st.step = step_, st.epoch = epoch_;
   return st;
 }
@@ -329,12 +438,46 @@ std::string Trainer::save() {
   st.user["t_max"] = std::to_string(t_max_);
   st.user["epoch_loss_sum"] = double_bits(epoch_loss_sum_);
   st.user["epoch_loss_count"] = std::to_string(epoch_loss_count_);
+  if (gpt_) st.user["vocab"] = vocab_.serialize();
   serialize::SaveOptions so;
   so.atomic.durable = cfg_.fsync;
   return serialize::save_checkpoint_rotating(cfg_.save_dir, kStem, st, cfg_.keep_last, so);
 }
 
+Tensor Trainer::gpt_forward_backward(const data::Batch& b) {
+  Tensor ids, targets;
+  split_windows(b.images, &ids, &targets);
+  Tensor logits = gpt_->forward(ids.to(cfg_.device));
+  OpScope scope("loss");
+  Tensor loss = cross_entropy(logits, targets.to(cfg_.device));
+  loss.backward();
+  gpt_->fold_tied_gradient();
+  return loss;
+}
+
+// Mean token loss over every validation window, in eval batches of eval_batch_size / T
+// windows (at least 1): each batch's loss sum in the batch order, the sums added in batch
+// order in double. Every rank of a data-parallel run computes it whole (no sharding).
+double Trainer::evaluate_gpt() {
+  NoGradGuard ng;
+  gpt_->eval();
+  const int64_t n = test_set_->size(), T = cfg_.context;
+  const int64_t per_batch = std::max<int64_t>(1, cfg_.eval_batch_size / T);
+  double total = 0.0;
+  for (int64_t b0 = 0; b0 < n; b0 += per_batch) {
+    const int64_t rows = std::min(per_batch, n - b0);
+    Tensor w = Tensor::empty({rows, T + 1});
+    for (int64_t r = 0; r < rows; ++r) test_set_->read_into(b0 + r, w.data<float>() + r * (T + 1));
+    Tensor ids, targets;
+    split_windows(w, &ids, &targets);
+    total += cross_entropy(gpt_->forward(ids.to(cfg_.device)), targets.to(cfg_.device), Reduction::sum).item();
+  }
+  gpt_->train();
+  return n == 0 ? 0.0 : total / static_cast<double>(n * T);
+}
+
 Tensor Trainer::local_forward_backward(const data::Batch& b, std::vector<std::pair<std::string, Tensor>>* outputs) {
+  if (gpt_) return gpt_forward_backward(b);
   // The batch is assembled on the CPU by the loader and copied to the model's device here.
   Tensor h = b.images.reshape({b.images.size(0), 784}).to(cfg_.device);
   for (size_t i = 0; i < model_->size(); ++i) {
@@ -350,6 +493,10 @@ Tensor Trainer::local_forward_backward(const data::Batch& b, std::vector<std::pa
 
 double Trainer::evaluate() {
   if (!test_set_) return 0.0;
+  if (gpt_) {
+    val_loss_ = evaluate_gpt();
+    return 0.0;
+  }
   NoGradGuard ng;
   model_->eval();
   int64_t correct = 0;
@@ -375,8 +522,9 @@ double Trainer::evaluate() {
 float Trainer::train_step(const data::Batch& b, StepRecord* rec) {
   opt_->zero_grad();
   Tensor loss = forward_backward_(b, rec ? &rec->outputs : nullptr);
+  if (cfg_.clip > 0) optim::clip_grad_norm_(module().parameters(), cfg_.clip);
   if (rec)
-    for (const auto& [name, p] : model_->named_parameters()) rec->grads.push_back({"grad." + name, p.grad()});
+    for (const auto& [name, p] : module().named_parameters()) rec->grads.push_back({"grad." + name, p.grad()});
   opt_->step();
   if (sched_) sched_->step();
   const float lv = static_cast<float>(loss.item());  // the one scalar copied back per step
@@ -397,7 +545,7 @@ float Trainer::step() {
     b = next();
     LS_CHECK_ARG(b.has_value(), "train", "expected an epoch with at least one batch, got none");
   }
-  model_->train();
+  module().train();
   return train_step(*b, nullptr);
 }
 
@@ -407,7 +555,7 @@ TrainResult Trainer::run() {
   TrainResult res;
   const size_t first_loss = losses_.size();
   res.resumed_from = resumed_from_;
-  model_->train();
+  module().train();
   double seconds = 0.0;
   std::optional<int64_t> evaluated_at;  // the step the last evaluation saw
   double accuracy = 0.0;
@@ -435,7 +583,7 @@ TrainResult Trainer::run() {
     if (observer_) {
       rec.step = step_, rec.loss = lv;
       if (capture_) {
-        const nn::StateDict sd = model_->state_dict();
+        const nn::StateDict sd = module().state_dict();
         for (const auto& kv : sd.items()) rec.params.push_back({"param." + kv.first, kv.second});
       }
       observer_(rec);
@@ -446,7 +594,7 @@ TrainResult Trainer::run() {
       evaluated_at = step_;
       if (epoch_observer_)
         epoch_observer_(EpochRecord{epoch_, epoch_loss_count_, epoch_loss_sum_ / static_cast<double>(epoch_loss_count_),
-                                    accuracy});
+                                    accuracy, val_loss_});
     }
     if (cfg_.save_every > 0 && step_ % cfg_.save_every == 0) res.last_checkpoint = save(), saved_at = step_;
   }
@@ -458,7 +606,8 @@ TrainResult Trainer::run() {
   res.train_loss = epoch_loss_count_ > 0 ? epoch_loss_sum_ / static_cast<double>(epoch_loss_count_) : 0.0;
   res.last_loss = last_loss;
   res.test_accuracy = accuracy;
-  res.weights_sha256 = nn::state_dict_sha256(model_->state_dict());  // hashed from CPU copies: same bits
+  res.val_loss = val_loss_;
+  res.weights_sha256 = nn::state_dict_sha256(module().state_dict());  // hashed from CPU copies: same bits
   res.train_seconds = seconds;
   res.samples_per_sec = seconds > 0 ? static_cast<double>(res.samples) / seconds : 0.0;
   res.losses.assign(losses_.begin() + static_cast<std::ptrdiff_t>(first_loss), losses_.end());

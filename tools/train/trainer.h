@@ -38,6 +38,8 @@
 #include "base/mode.h"
 #include "core/tensor.h"
 #include "data/loader.h"
+#include "data/text.h"
+#include "nn/gpt.h"
 #include "nn/sequential.h"
 #include "optim/optimizer.h"
 #include "optim/scheduler.h"
@@ -83,7 +85,23 @@ struct TrainConfig {
   bool batchnorm = true;            // BatchNorm1d after each hidden Linear
   bool drop_last = false;           // the loader leaves out a short last batch
   std::string schedule = "cosine";  // cosine | constant
+  // --model gpt (nn/gpt.h; the text pipeline of data/text.h). ApplyGptDefaults() sets the
+  // GPT recipe's values of the shared flags (batch, lr, weight decay, epochs) where unset.
+  std::string text = "/usr/share/games/fortunes/fortunes";  // a file or a directory of files
+  int64_t context = 128, n_layer = 4, n_head = 4, n_embd = 128;
+  int64_t warmup = 0;               // linear warm-up steps, then cosine (0: cosine only)
+  double clip = 0.0;                // clip_grad_norm_ max norm (0: none)
+  double val_fraction = 0.1;        // the text's last share is the validation set
 };
+
+// The GPT recipe's values of the flags it shares with the MLP's (called by `lockstep train
+// --model gpt` for every flag the command line left unset): batch 16, lr 1e-3, weight decay
+// 0.1, 8 epochs, warm-up 10 steps, clip 1.0, dropout 0.
+void apply_gpt_defaults(TrainConfig& cfg, const std::vector<std::string>& set_flags);
+
+// A batch of text windows (float32 [B, T + 1], data/text.h) as the model's int64 inputs
+// [B, T] (tokens 0..T-1 of each window) and targets [B T] (tokens 1..T).
+void split_windows(const Tensor& windows, Tensor* ids, Tensor* targets);
 
 // The data a Trainer trains and evaluates on, when the caller has it already; test may be
 // null (no evaluation: test_accuracy stays 0).
@@ -128,6 +146,7 @@ struct EpochRecord {
   int64_t steps = 0;         // steps of this epoch run so far (counted across a resume)
   double train_loss = 0.0;   // mean step loss of the epoch (float32 losses summed in double)
   double test_accuracy = 0.0;
+  double val_loss = 0.0;     // --model gpt: mean validation token loss (test_accuracy unused)
 };
 
 struct TrainResult {
@@ -137,6 +156,7 @@ struct TrainResult {
   double train_loss = 0.0;         // mean loss of the last epoch's steps (partial epoch too)
   double last_loss = 0.0;
   double test_accuracy = 0.0;      // on the test set after the last step
+  double val_loss = 0.0;           // --model gpt: validation loss after the last step
   std::string weights_sha256;      // nn::state_dict_sha256(model->state_dict())
   double samples_per_sec = 0.0;    // forward+backward+update time only
   double train_seconds = 0.0;
@@ -202,7 +222,11 @@ class Trainer {
   void shard_evaluation(EvalShard shard) { eval_shard_ = std::move(shard); }
 
   const TrainConfig& config() const { return cfg_; }
-  nn::Sequential& model() { return *model_; }
+  // The MLP/CNN (throws for --model gpt: use module() or gpt()).
+  nn::Sequential& model();
+  nn::Module& module();                     // whichever model this is
+  nn::Gpt* gpt() { return gpt_.get(); }     // null unless --model gpt
+  const data::CharVocab& vocab() const { return vocab_; }
   const std::shared_ptr<nn::Sequential>& model_ptr() const { return model_; }
   optim::Optimizer& optimizer() { return *opt_; }
   data::DataLoader& loader() { return *loader_; }
@@ -215,6 +239,10 @@ class Trainer {
 
  private:
   void build();
+  void build_gpt(uint64_t init);
+  void load_text();
+  Tensor gpt_forward_backward(const data::Batch& b);
+  double evaluate_gpt();
   void resume();
   std::string save();
   float train_step(const data::Batch& b, StepRecord* rec);  // the step both run() and step() take
@@ -223,8 +251,11 @@ class Trainer {
   std::shared_ptr<const data::Dataset> train_set_, test_set_;
   std::shared_ptr<nn::BatchSync> sync_;
   std::shared_ptr<nn::Sequential> model_;
+  std::shared_ptr<nn::Gpt> gpt_;
+  data::CharVocab vocab_;
+  double val_loss_ = 0.0;
   std::unique_ptr<optim::Optimizer> opt_;
-  std::unique_ptr<optim::LRScheduler> sched_;
+  std::shared_ptr<optim::LRScheduler> sched_;
   std::unique_ptr<data::DataLoader> loader_;
   int64_t step_ = 0, epoch_ = 0, t_max_ = 0;
   double epoch_loss_sum_ = 0.0;    // the current epoch's losses, restored on resume

@@ -1,0 +1,111 @@
+// Scaled dot-product attention (formulas and orders in kernels/attention.h):
+//   S = q k^T * scale (scale = 1/sqrt(D) by default), causal: key j visible to query t when
+//   j <= t + (Tk - Tq);  P = softmax(S) over the visible keys;  out = P v
+// Backward: dP = dOut v^T;  dS = P * (dP - rowsum(P * dP)) * scale;  dq = dS k;  dk = dS^T q;
+//   dv = P^T dOut, every sum in increasing key or query order. P is kept for the backward
+//   (B x H x Tq x Tk) when a gradient is needed.
+// attention_cached: the same forward over the first kv_len[b] rows of a KV cache (no gradient).
+#include <cmath>
+
+#include "core/autograd.h"
+#include "core/ops/dispatch.h"
+#include "core/tensor.h"
+#include "kernels/attention.h"
+
+namespace lockstep {
+namespace {
+
+struct Dims {
+  int64_t B = 1, H = 1, Tq = 0, Tk = 0, D = 0;
+};
+
+// q: [..., Tq, D], k, v: [..., Tk, D] with the same leading dims; 4-d: B x H x T x D.
+Dims check(const char* op, const Tensor& q, const Tensor& k, const Tensor& v) {
+  LS_CHECK_ARG(q.defined() && k.defined() && v.defined(), op, "expected defined q, k and v");
+  LS_CHECK_ARG(is_floating(q.dtype()), op, "expected float q, got ", dtype_name(q.dtype()));
+  for (const Tensor* t : {&k, &v})
+    LS_CHECK_ARG(t->dtype() == q.dtype() && t->device() == q.device(), op, "k and v must have q's dtype and device (",
+                 q.str(), "), got ", t->str());
+  LS_CHECK_ARG(q.dim() >= 2 && k.dim() == q.dim() && v.dim() == q.dim(), op,
+               "expected q [..., Tq, D], k and v [..., Tk, D] of one rank, got q ", shape_str(q.shape()), ", k ",
+               shape_str(k.shape()), ", v ", shape_str(v.shape()));
+  Dims d;
+  const int64_t n = q.dim();
+  for (int64_t i = 0; i < n - 2; ++i) {
+    LS_CHECK_ARG(k.size(i) == q.size(i) && v.size(i) == q.size(i), op, "leading dims differ: q ",
+                 shape_str(q.shape()), ", k ", shape_str(k.shape()), ", v ", shape_str(v.shape()));
+    if (n == 4 && i == 1)
+      d.H = q.size(i);
+    else
+      d.B *= q.size(i);
+  }
+  d.Tq = q.size(-2), d.Tk = k.size(-2), d.D = q.size(-1);
+  LS_CHECK_ARG(k.size(-1) == d.D && v.size(-1) == d.D && v.size(-2) == d.Tk, op,
+               "expected k and v [..., Tk, D] with q's D = ", d.D, ", got k ", shape_str(k.shape()), ", v ",
+               shape_str(v.shape()));
+  return d;
+}
+
+double default_scale(double scale, int64_t D) { return scale > 0 ? scale : 1.0 / std::sqrt(static_cast<double>(D)); }
+
+}  // namespace
+
+Tensor scaled_dot_product_attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, bool causal,
+                                    double scale_in) {
+  const char* op = "scaled_dot_product_attention";
+  const Dims d = check(op, q_in, k_in, v_in);
+  const double scale = default_scale(scale_in, d.D);
+  const Tensor q = q_in.contiguous().detach(), k = k_in.contiguous().detach(), v = v_in.contiguous().detach();
+  const Device dev = q.device();
+  const bool grad = should_record({&q_in, &k_in, &v_in});
+  Tensor out = Tensor::empty(q.shape(), q.dtype(), dev);
+  Tensor p = grad ? Tensor::empty({d.B, d.H, d.Tq, d.Tk}, q.dtype(), dev) : Tensor();
+  if (out.numel() > 0)
+    dispatch_float(op, dev, q.dtype(), [&](auto on, auto t) {
+      using T = decltype(t);
+      LS_KERNEL(on, attention_forward, out.data<T>(), p.defined() ? p.data<T>() : nullptr, q.data<T>(), k.data<T>(),
+                v.data<T>(), nullptr, d.B, d.H, d.Tq, d.Tk, d.D, causal, static_cast<T>(scale));
+    });
+  if (grad) {
+    const bool nq = q_in.requires_grad(), nk = k_in.requires_grad(), nv = v_in.requires_grad();
+    record(out, op, {q_in, k_in, v_in}, [=](const Tensor& g_in) {
+      const Tensor g = g_in.contiguous();
+      Tensor dq = nq ? Tensor::empty(q.shape(), q.dtype(), dev) : Tensor();
+      Tensor dk = nk ? Tensor::empty(k.shape(), q.dtype(), dev) : Tensor();
+      Tensor dv = nv ? Tensor::empty(v.shape(), q.dtype(), dev) : Tensor();
+      if (g.numel() > 0 || k.numel() > 0)
+        dispatch_float("scaled_dot_product_attention_backward", dev, q.dtype(), [&](auto on, auto t) {
+          using T = decltype(t);
+          auto ptr = [](Tensor& x) { return x.defined() ? x.data<T>() : nullptr; };
+          LS_KERNEL(on, attention_backward, ptr(dq), ptr(dk), ptr(dv), g.data<T>(), q.data<T>(), k.data<T>(),
+                    v.data<T>(), p.data<T>(), nullptr, d.B, d.H, d.Tq, d.Tk, d.D, causal, static_cast<T>(scale));
+        });
+      return std::vector<Tensor>{dq, dk, dv};
+    });
+  }
+  return out;
+}
+
+Tensor attention_cached(const Tensor& q_in, const Tensor& k_cache, const Tensor& v_cache,
+                        const std::vector<int64_t>& kv_len, bool causal, double scale_in) {
+  const char* op = "attention_cached";
+  LS_CHECK_ARG(q_in.defined() && q_in.dim() == 4, op, "expected q: B x H x Tq x D, got ",
+               q_in.defined() ? shape_str(q_in.shape()) : "undefined");
+  const Dims d = check(op, q_in, k_cache, v_cache);
+  LS_CHECK_ARG(static_cast<int64_t>(kv_len.size()) == d.B, op, "expected ", d.B, " key counts, got ", kv_len.size());
+  for (size_t b = 0; b < kv_len.size(); ++b)
+    LS_CHECK_ARG(kv_len[b] >= 0 && kv_len[b] <= d.Tk, op, "row ", b, " has ", kv_len[b],
+                 " keys, outside the cache's [0, ", d.Tk, "]");
+  const double scale = default_scale(scale_in, d.D);
+  const Tensor q = q_in.contiguous().detach(), k = k_cache.contiguous().detach(), v = v_cache.contiguous().detach();
+  Tensor out = Tensor::empty(q.shape(), q.dtype(), q.device());
+  if (out.numel() > 0)
+    dispatch_float(op, q.device(), q.dtype(), [&](auto on, auto t) {
+      using T = decltype(t);
+      LS_KERNEL(on, attention_forward, out.data<T>(), static_cast<T*>(nullptr), q.data<T>(), k.data<T>(), v.data<T>(),
+                kv_len.data(), d.B, d.H, d.Tq, d.Tk, d.D, causal, static_cast<T>(scale));
+    });
+  return out;
+}
+
+}  // namespace lockstep
