@@ -288,7 +288,8 @@ int main(int argc, char** argv) {
   lockstep::SimdLevel simd = lockstep::simd_level_available();
   g_lockstep_level = simd == lockstep::SimdLevel::avx512 ? kAvx512 : kAvx2;
   std::string core = openblas_get_corename();
-  g_openblas_level = avx512 && (core == "SkylakeX" || core == "Cooperlake" || core == "SapphireRapids") ? kAvx512 : kAvx2;
+  bool openblas_avx512 = core == "SkylakeX" || core == "Cooperlake" || core == "SapphireRapids";
+  g_openblas_level = avx512 && openblas_avx512 ? kAvx512 : kAvx2;
   benchmark::AddCustomContext("simd_level", lockstep::simd_level_name(simd));
   benchmark::AddCustomContext("openblas_core", core);
   benchmark::AddCustomContext("openblas_coretype_from",

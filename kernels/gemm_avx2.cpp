@@ -14,7 +14,8 @@
 // newest subtree kept in registers and the older ones in a small stack in L1.
 //
 // Also here: gemm_pack_a_strip_avx2, the A packing of a full 6-row strip by 6 x 8 register
-// transposes (a copy; the bits cannot depend on it).
+// transposes, and gemm_pack_b_strip_trans_avx2, the packing of a full 16-column strip of a
+// transposed B by 8 x 8 transposes (copies; the bits cannot depend on them).
 //
 // No standard-library templates here: their instantiations would be compiled with AVX2 and
 // could be picked by the linker for the scalar build of the same symbol.
@@ -200,6 +201,40 @@ void gemm_pack_a_strip_avx2(const float* src, int64_t lda, int64_t kc, float* ds
   }
   for (; k < kc; ++k)
     for (int r = 0; r < kMR; ++r) dst[k * kMR + r] = row[r][k];
+}
+
+void gemm_pack_b_strip_trans_avx2(const float* src, int64_t ldb, int64_t kb, int64_t ke, float* dst) {
+  int64_t k = kb;
+  // 8 values of k at a time, for each half (8 columns) of the strip: the 8 x 8 block (row c
+  // = stored row c, k .. k + 7) transposed by the unpack / shuffle / lane-permute network
+  // into 8 packed rows of 8 columns, stored at dst + (k + i) * kNR + half.
+  for (; k + 8 <= ke; k += 8)
+    for (int half = 0; half < kNR; half += 8) {
+      const float* s = src + half * ldb + k;
+      __m256 r0 = _mm256_loadu_ps(s), r1 = _mm256_loadu_ps(s + ldb);
+      __m256 r2 = _mm256_loadu_ps(s + 2 * ldb), r3 = _mm256_loadu_ps(s + 3 * ldb);
+      __m256 r4 = _mm256_loadu_ps(s + 4 * ldb), r5 = _mm256_loadu_ps(s + 5 * ldb);
+      __m256 r6 = _mm256_loadu_ps(s + 6 * ldb), r7 = _mm256_loadu_ps(s + 7 * ldb);
+      __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+      __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+      __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+      __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+      __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+      __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+      __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+      __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+      float* d = dst + k * kNR + half;
+      _mm256_storeu_ps(d + 0 * kNR, _mm256_permute2f128_ps(s0, s4, 0x20));
+      _mm256_storeu_ps(d + 1 * kNR, _mm256_permute2f128_ps(s1, s5, 0x20));
+      _mm256_storeu_ps(d + 2 * kNR, _mm256_permute2f128_ps(s2, s6, 0x20));
+      _mm256_storeu_ps(d + 3 * kNR, _mm256_permute2f128_ps(s3, s7, 0x20));
+      _mm256_storeu_ps(d + 4 * kNR, _mm256_permute2f128_ps(s0, s4, 0x31));
+      _mm256_storeu_ps(d + 5 * kNR, _mm256_permute2f128_ps(s1, s5, 0x31));
+      _mm256_storeu_ps(d + 6 * kNR, _mm256_permute2f128_ps(s2, s6, 0x31));
+      _mm256_storeu_ps(d + 7 * kNR, _mm256_permute2f128_ps(s3, s7, 0x31));
+    }
+  for (; k < ke; ++k)
+    for (int c = 0; c < kNR; ++c) dst[k * kNR + c] = src[c * ldb + k];
 }
 
 }  // namespace gemm_detail

@@ -6,9 +6,10 @@
 // register). Edge tiles (fewer than 6 rows or 16 columns: the packed strips are padded with
 // zeros) are computed whole into a tile buffer, and only their valid outputs go through the
 // scalar epilogue into C, as the AVX2 kernel does; a lone tile (n = 1) has 6 accumulator
-// chains, fewer than the 8 that hide the fma latency, but zmm-wide. Register tile: 6n x 16 outputs in 6n zmm accumulators (up to 30), zmm31
-// holding the B row. Per k: one aligned 64-byte load of the B row and 6n vfmadd231ps whose
-// A operand is broadcast from memory ({1to16}). Against the AVX2 6 x 16 tile, this issues
+// chains, fewer than the 8 that hide the fma latency, but zmm-wide. Register tile: 6n x 16
+// outputs in 6n zmm accumulators (up to 30), zmm31 holding the B row. Per k: one aligned
+// 64-byte load of the B row and 6n vfmadd231ps whose A operand is broadcast from memory
+// ({1to16}). Against the AVX2 6 x 16 tile, this issues
 // 6n + 1 instructions per 6n zmm fmas instead of 8 per 12 ymm fmas, and reads B once per
 // 6n rows instead of once per 6.
 //

@@ -85,6 +85,9 @@ void gemm_group_avx512(const TileArgs* t, int na);
 // Packs one full A strip: kMR stored rows (src, row stride lda) of kc values each, into
 // dst[k * kMR + r]. A copy, so it gives the same bits as the scalar packing.
 void gemm_pack_a_strip_avx2(const float* src, int64_t lda, int64_t kc, float* dst);
+// Packs rows [kb, ke) of one full strip of a transposed B: kNR stored rows (src, row stride
+// ldb) read at k in [kb, ke), into dst[k * kNR + c] (dst is the strip's start). A copy.
+void gemm_pack_b_strip_trans_avx2(const float* src, int64_t ldb, int64_t kb, int64_t ke, float* dst);
 
 // Fast mode: Eigen's GEMM built for AVX2+FMA (gemm_fast_avx2.cpp; ex.avx2() only)
 // and for AVX-512 (gemm_fast_avx512.cpp; ex.avx512() only).

@@ -7,7 +7,8 @@
 # mean little (the load average is printed with them).
 #
 # usage: scripts/bench_issue21.sh [BUILD_DIR] [OUT_DIR]      (defaults: build, bench-issue21)
-#   GEMM_ROUNDS=3 (bench_gemm / torch.mm rounds), PROFILE_STEPS=300
+#   GEMM_ROUNDS=3 (bench_gemm / torch.mm rounds), SPEED_ROUNDS=1 (speed.py --rounds: runs per
+#   cell, interleaved, medians), PROFILE_STEPS=300
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
@@ -16,9 +17,13 @@ py=${LOCKSTEP_PEERS_PYTHON:-${LOCKSTEP_PEERS_VENV:-/opt/lockstep-peers}/bin/pyth
 for f in "$build/bench/bench_gemm" "$build/bench/bench_step_profile" "$build/tools/lockstep"; do
   [ -x "$f" ] || { echo "bench_issue21: $f is missing: build it first (see the header of $0)" >&2; exit 2; }
 done
-"$py" -c "import torch" 2>/dev/null || { echo "bench_issue21: $py has no torch: run scripts/setup-peers.sh" >&2; exit 2; }
+if ! "$py" -c "import torch" 2>/dev/null; then
+  echo "bench_issue21: $py has no torch: run scripts/setup-peers.sh" >&2
+  exit 2
+fi
 mkdir -p "$out"
-echo "bench_issue21: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-)"
+cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-)
+echo "bench_issue21: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, $cpu"
 echo "bench_issue21: load average at the start: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 echo "== 1. GEMM: bench_gemm (lockstep, OpenBLAS) and torch.mm, same shapes and threads"
@@ -26,8 +31,8 @@ echo "== 1. GEMM: bench_gemm (lockstep, OpenBLAS) and torch.mm, same shapes and 
   --min-time 0.3 --json-out "$out/gemm.json" | tee "$out/gemm.md"
 
 echo "== 2. the default MLP recipe, one epoch per cell: lockstep vs PyTorch, peak RSS"
-"$py" bench/peers/speed.py --lockstep "$build/tools/lockstep" --out "$out/speed.md" --json-out "$out/speed.json" \
-  | grep -v '^{'
+"$py" bench/peers/speed.py --lockstep "$build/tools/lockstep" --rounds "${SPEED_ROUNDS:-1}" \
+  --out "$out/speed.md" --json-out "$out/speed.json" | grep -v '^{'
 
 echo "== 3. where one training step's time goes"
 "$build/bench/bench_step_profile" --steps "${PROFILE_STEPS:-300}" | tee "$out/profile.md"
@@ -38,7 +43,7 @@ echo "== 4. bits: the default recipe's weights_sha256"
 echo "bench_issue21: load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "== goals (issue 21)"
 python3 - "$out" <<'EOF'
-import json, sys
+import json, statistics, sys
 out = sys.argv[1]
 gemm = json.load(open(f"{out}/gemm.json"))
 speed = json.load(open(f"{out}/speed.json"))
@@ -65,7 +70,11 @@ for t in (1, 2):
     if rs:
         goal(f"1. det GEMM / torch.mm, MLP shapes and transposes, {t} thread(s) (min)", min(rs), ">= 0.9",
              min(rs) >= 0.9)
-cell = {(c["batch"], c["threads"], c["cell"]): c for c in speed}
+# samples/s per (batch, threads, cell): the median over speed.py's rounds
+runs = {}
+for c in speed:
+    runs.setdefault((c["batch"], c["threads"], c["cell"]), []).append(c["samples_per_sec"])
+cell = {k: {"samples_per_sec": statistics.median(v)} for k, v in runs.items()}
 for b, target in ((128, 3.0), (512, 2.0)):
     for t in (1, 2):
         r = cell[(b, t, "det")]["samples_per_sec"] / cell[(b, t, "torch")]["samples_per_sec"]

@@ -45,7 +45,8 @@ def torch_worker(cells, min_time):
             dt = time.perf_counter() - t0
             if dt >= min_time and calls >= 3:
                 break
-        out.append({"M": m, "N": n, "K": k, "op": op, "threads": threads, "GFLOPS": 2.0 * m * n * k * calls / dt * 1e-9})
+        out.append({"M": m, "N": n, "K": k, "op": op, "threads": threads,
+                    "GFLOPS": 2.0 * m * n * k * calls / dt * 1e-9})
     print(json.dumps({"torch": torch.__version__, "mkl": torch.backends.mkl.is_available(), "rows": out}))
 
 
