@@ -24,7 +24,7 @@ out=res.txt; train $CNN --threads 2 --resume r5
 grep -q '"resumed_from":5' res.txt || fail "not resumed from step 5: $(tail -n 1 res.txt)"
 echo "ok: cnn resumed at step 5 -> $ref"
 expect_fail "recipe=cnn-fashion-mnist" "$LOCKSTEP" train $SMALL --max-steps 8 --batch-size 64 --hidden 32 --resume r5
-expect_fail "\[train\] --model: expected mlp, cnn or lenet5" "$LOCKSTEP" train $SMALL --model vgg
+expect_fail "\[train\] --model: expected mlp, cnn, lenet5 or gpt" "$LOCKSTEP" train $SMALL --model vgg
 expect_fail "\[train\] --channels: expected counts in 1..4096" "$LOCKSTEP" train $SMALL --model cnn --channels 8,0
 
 out=le1.txt; train --model lenet5 --max-steps 6 --threads 1
