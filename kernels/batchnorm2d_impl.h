@@ -1,7 +1,7 @@
 // The CPU BatchNorm2d loops of kernels/batchnorm2d.h as templates, compiled twice: by
 // batchnorm2d_cpu.cpp (portable) and batchnorm2d_avx2.cpp (-mavx2 -mfma, when ex.avx2()).
-// The per-channel sums run in the batch order with one sample as the row (wide_batch_sums
-// below): add_row adds the sample's H*W terms of each channel in position order into the
+// The per-channel sums run in the batch order with one sample as the row (bn::batch_sums
+// with Wide<T> partials): add_row adds the sample's H*W terms of each channel in position order into the
 // chunk partial, which is held in double (Wide<T>) and rounded to T once, when the chunk ends.
 // Up to kGroup channels advance together (independent chains, for instruction-level
 // parallelism); each channel's order is the header's whatever the grouping. The plane
@@ -22,37 +22,10 @@ constexpr int64_t kGroup = 8;
 template <typename T>
 using Wide = double;
 
-// bn::batch_sums (the batch order of kernels/reduce_order.h) with the chunk partials held
-// in Wide<T>: each chunk starts at +0, add_row(acc, r) adds sample r's terms in (h, w)
-// order into acc[0 .. width), and the chunk's partial is rounded to T when it ends; the
-// T partials are combined by the tree. width <= 2 * kGroup.
-template <typename T, typename AddRow>
-void wide_batch_sums(T* out, int64_t N, int64_t width, Scratch<T>& mem, const AddRow& add_row) {
-  if (N <= 0) {
-    std::fill(out, out + width, T(0));
-    return;
-  }
-  const int64_t nchunks = (N + kBatchChunk - 1) / kBatchChunk;
-  int64_t levels = 0;
-  while ((int64_t(1) << levels) < nchunks) ++levels;
-  mem.resize((levels + 1) * width);
-  TreeStack<T> stack(mem.data(), width);
-  Wide<T> acc[2 * kGroup];
-  for (int64_t r0 = 0; r0 < N; r0 += kBatchChunk) {
-    std::fill(acc, acc + width, Wide<T>(0));
-    for (int64_t r = r0; r < std::min(N, r0 + kBatchChunk); ++r) add_row(acc, r);
-    T* part = stack.next();
-    for (int64_t j = 0; j < width; ++j) part[j] = static_cast<T>(acc[j]);
-    stack.push();
-  }
-  const T* total = stack.finish();
-  std::copy(total, total + width, out);
-}
-
 // s[0 .. w) = sums of x over channels [c0, c0 + w), w <= kGroup.
 template <typename T>
 void channel_sums(T* s, const T* x, int64_t N, int64_t C, int64_t HW, int64_t c0, int64_t w, Scratch<T>& mem) {
-  wide_batch_sums(s, N, w, mem, [&](Wide<T>* acc, int64_t r) {
+  bn::batch_sums<T, Wide<T>>(s, N, w, mem, [&](Wide<T>* acc, int64_t r) {
     Wide<T> a[kGroup];
     for (int64_t j = 0; j < w; ++j) a[j] = acc[j];
     const T* xr = x + (r * C + c0) * HW;
@@ -66,7 +39,7 @@ void channel_sums(T* s, const T* x, int64_t N, int64_t C, int64_t HW, int64_t c0
 template <typename T>
 void sqdev_sums(T* s, const T* x, const T* m, int64_t N, int64_t C, int64_t HW, int64_t c0, int64_t w,
                 Scratch<T>& mem) {
-  wide_batch_sums(s, N, w, mem, [&](Wide<T>* acc, int64_t r) {
+  bn::batch_sums<T, Wide<T>>(s, N, w, mem, [&](Wide<T>* acc, int64_t r) {
     Wide<T> a[kGroup];
     T mm[kGroup];
     for (int64_t j = 0; j < w; ++j) a[j] = acc[j], mm[j] = m[j];
@@ -84,7 +57,7 @@ void sqdev_sums(T* s, const T* x, const T* m, int64_t N, int64_t C, int64_t HW, 
 template <typename T>
 void backward_sums(T* b, const T* dy, const T* x, const T* m, const T* rs, int64_t N, int64_t C, int64_t HW,
                    int64_t c0, int64_t w, Scratch<T>& mem) {
-  wide_batch_sums(b, N, 2 * w, mem, [&](Wide<T>* acc, int64_t r) {
+  bn::batch_sums<T, Wide<T>>(b, N, 2 * w, mem, [&](Wide<T>* acc, int64_t r) {
     Wide<T> a1[kGroup], a2[kGroup];
     T mm[kGroup], rr[kGroup];
     for (int64_t j = 0; j < w; ++j) a1[j] = acc[j], a2[j] = acc[w + j], mm[j] = m[j], rr[j] = rs[j];

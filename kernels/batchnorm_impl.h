@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cassert>
 #include <cmath>
+#include <type_traits>
 
 #include "base/parallel.h"
 #include "kernels/batchnorm.h"
@@ -49,8 +50,11 @@ class Scratch {
 };
 
 // out[0 .. width) = batch-order sums over rows 0 .. N-1, where add_row(acc, r) adds row r's
-// terms into the chunk partials acc[0 .. width). mem is scratch for the tree.
-template <typename T, typename AddRow>
+// terms into the chunk partials acc[0 .. width). mem is scratch for the tree. With Acc wider
+// than T (BatchNorm2d: double for float data) each chunk partial is held in Acc and rounded
+// to T once when its chunk ends; then width <= kMaxWideWidth.
+inline constexpr int64_t kMaxWideWidth = 16;
+template <typename T, typename Acc = T, typename AddRow>
 void batch_sums(T* out, int64_t N, int64_t width, Scratch<T>& mem, const AddRow& add_row) {
   if (N <= 0) {
     std::fill(out, out + width, T(0));
@@ -62,9 +66,17 @@ void batch_sums(T* out, int64_t N, int64_t width, Scratch<T>& mem, const AddRow&
   mem.resize((levels + 1) * width);
   TreeStack<T> stack(mem.data(), width);
   for (int64_t r0 = 0; r0 < N; r0 += kBatchChunk) {
-    T* acc = stack.next();
-    std::fill(acc, acc + width, T(0));
-    for (int64_t r = r0; r < std::min(N, r0 + kBatchChunk); ++r) add_row(acc, r);
+    T* part = stack.next();
+    if constexpr (std::is_same_v<Acc, T>) {
+      std::fill(part, part + width, T(0));
+      for (int64_t r = r0; r < std::min(N, r0 + kBatchChunk); ++r) add_row(part, r);
+    } else {
+      assert(width <= kMaxWideWidth);
+      Acc acc[kMaxWideWidth];
+      std::fill(acc, acc + width, Acc(0));
+      for (int64_t r = r0; r < std::min(N, r0 + kBatchChunk); ++r) add_row(acc, r);
+      for (int64_t j = 0; j < width; ++j) part[j] = static_cast<T>(acc[j]);
+    }
     stack.push();
   }
   const T* total = stack.finish();
