@@ -83,7 +83,12 @@ class Pool {
     // reads the count of the job it woke for, never of a later one (a late worker that
     // read the count separately could run a task of the next job and then run it again).
     const uint64_t seq = (job_word_.load(std::memory_order_relaxed) | kTaskMask) + 1;
-    job_word_.store(seq | static_cast<uint64_t>(ntasks), std::memory_order_release);
+    // seq_cst, not release: this store and the load of sleepers_ below pair with the worker's
+    // sleepers_ increment and its load of job_word_ (a Dekker pattern). With a release store
+    // x86 may let the load pass the store; then the caller sees no sleeper while the worker
+    // sees no new job, nobody wakes the worker, and both wait forever (seen: a hang in
+    // batchnorm_forward's parallel_for, 2026-12-03).
+    job_word_.store(seq | static_cast<uint64_t>(ntasks), std::memory_order_seq_cst);
     if (sleepers_.load() > 0) {
       std::lock_guard<std::mutex> lk(mu_);
       cv_start_.notify_all();
@@ -126,7 +131,8 @@ class Pool {
       // The job cannot finish, nor job_ change, before this worker's task is done.
       if (w >= static_cast<int>(seen & kTaskMask)) continue;
       run_task(w, *job_);
-      if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1 && caller_waiting_.load()) {
+      // seq_cst for the same reason, paired with caller_waiting_ and the caller's load of pending_.
+      if (pending_.fetch_sub(1, std::memory_order_seq_cst) == 1 && caller_waiting_.load()) {
         std::lock_guard<std::mutex> lk(mu_);
         cv_done_.notify_one();
       }
