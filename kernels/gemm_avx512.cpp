@@ -31,6 +31,7 @@
 
 #include <cassert>
 #include <cstddef>
+#include <cstdint>
 
 #include "kernels/gemm_internal.h"
 
@@ -220,6 +221,9 @@ void gemm_group_avx512(const TileArgs* t, int na) {
   bool full = true;
   for (int i = 0; i < na; ++i) a[i] = t[i].a, full = full && t[i].full;
   const TileArgs& x = t[0];
+  // The group ends in C: its rows are fetched while the k loop runs.
+  if (x.last)
+    for (int i = 0; i < na; ++i) prefetch_c_rows(t[i]);
   // Full tiles take the asm's own epilogue into C; a group with an edge tile ends raw.
   const int64_t to_c = full ? (x.last ? kToC : 0) | (x.accumulate ? kAccumulate : 0) : 0;
   if (!x.chunked) {
