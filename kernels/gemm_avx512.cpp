@@ -242,7 +242,7 @@ void gemm_group_avx512(const TileArgs* t, int na) {
   // Batch-chunked: chunk q is summed from +0.0f into slot[depth]; after it, equal-sized
   // subtrees merge once per trailing zero bit of q + 1 (TreeStack::push); the rest folds
   // from the right (TreeStack::finish), leaving the block's sum in slot[0].
-  alignas(64) float slot[kGroupLevels][kGroupA * kTile];
+  alignas(64) float slot[kGroupLevels512][kGroupA * kTile];  // up to 16 chunks per block
   int depth = 0;
   for (int64_t k0 = 0; k0 < x.kc; k0 += kChunk) {
     const float* ak[kGroupA];

@@ -24,6 +24,8 @@ constexpr int kTile = kMR * kNR;         // floats in one tile buffer (row-major
 constexpr int kChunk = 32;               // kBatchChunk, checked in gemm_cpu.cpp
 constexpr int kGroupChunks = 8;          // chunks per k block in batch_chunked order
 constexpr int kGroupLevels = 4;          // log2(kGroupChunks) + 1 slots of the group tree
+constexpr int kGroupChunks512 = 16;      // the same for the AVX-512 group kernel
+constexpr int kGroupLevels512 = 5;
 
 // One micro-kernel call: tile += op(A)[rows, k block] * op(B)[k block, cols].
 struct TileArgs {
@@ -33,7 +35,8 @@ struct TileArgs {
   bool chunked;        // KOrder::batch_chunked
   // Sequential order: the sum starts at +0.0f when `first`, else continues from `partial`.
   // Batch-chunked order: the block's chunks are summed from +0.0f each and combined by the
-  // canonical tree over the block (at most kGroupChunks chunks); `first` is ignored.
+  // canonical tree over the block (at most kGroupChunks chunks, kGroupChunks512 for the
+  // AVX-512 group kernel); `first` is ignored.
   bool first;
   // The result goes through the epilogue into C when `last`, else it is stored raw into
   // `partial` (a kTile buffer, row stride kNR, 32-byte aligned).
