@@ -17,13 +17,16 @@
 // one fma per product, the canonical loop; lanes never mix, so neither the vector width
 // nor the group size enters the result. The batch-chunked order restarts the tile at
 // +0.0f every kChunk values of k and combines the chunk tiles with the same binary
-// counter as TreeStack (older + newer, right fold at the end), element by element.
+// counter as TreeStack (older + newer, right fold at the end), element by element: a
+// chunk's tile is added to the older subtrees while still in registers, and only the
+// result is stored (a block is up to 16 chunks; see gemm_group_avx512).
 //
 // The whole call is one asm statement per group size with the accumulators in fixed
 // registers (zmm0..zmm29): 30 accumulators exceed the operand limit of an asm statement
 // and GCC's register allocator (it spilled the AVX2 kernel's twelve), so the statement
-// loads them from the tiles' partial sums (or zeroes them), runs the k loop, and stores
-// them either back as partial sums or through the epilogue into C.
+// loads them from the tiles' partial sums (or zeroes them), runs the k loop, adds the
+// older chunk subtrees if asked, and stores them either back as partial sums or through
+// the epilogue into C.
 //
 // No standard-library or shared templates here: an instantiation compiled with AVX-512
 // could be picked by the linker for a build of the same symbol that runs on any CPU.
@@ -31,6 +34,7 @@
 
 #include <cassert>
 #include <cstddef>
+#include <cstdint>
 
 #include "kernels/gemm_internal.h"
 
@@ -58,6 +62,9 @@ namespace {
 #define LS_LOAD(Z) "vmovups 64*" #Z "(%[b]), %%zmm" #Z "\n\t"
 #define LS_STORE(Z) "vmovups %%zmm" #Z ", 64*" #Z "(%[b])\n\t"
 #define LS_ZERO(Z) "vpxord %%zmm" #Z ", %%zmm" #Z ", %%zmm" #Z "\n\t"
+// Accumulator Z = older + Z, older from the slot whose address is in b (zmm31 = older is the
+// first operand, as in TreeStack's a[j] + b[j]).
+#define LS_MERGE(Z) "vmovups 64*" #Z "(%[b]), %%zmm31\n\t vaddps %%zmm" #Z ", %%zmm31, %%zmm" #Z "\n\t"
 #define LS_SIX(M, A, B, C, D, E, F) M(A) M(B) M(C) M(D) M(E) M(F)
 #define LS_ALL1(M) LS_SIX(M, 0, 1, 2, 3, 4, 5)
 #define LS_ALL2(M) LS_ALL1(M) LS_SIX(M, 6, 7, 8, 9, 10, 11)
@@ -80,11 +87,19 @@ struct GroupIo {
   // One cache line prefetched per 4 k steps, from here on: the driver points it at this
   // group's share of the next B strip, so the strip is in L1 when its first group starts.
   const float* prefetch;
+  // Batch-chunked order, after the steps: `merges` older subtrees are added in registers,
+  // acc = older + acc, the first at merge_from, each next one kSlotBytes below it.
+  int64_t merges;
+  const float* merge_from;
 };
 constexpr int64_t kZero = 1, kToC = 2, kAccumulate = 4;
+constexpr int64_t kSlotBytes = kGroupA * kTile * sizeof(float);  // one slot of the chunk tree
+static_assert(kSlotBytes == 1920, "LS_GROUP_ASM steps down by 1920 bytes per merge");
 // The asm reads the fields at these byte offsets.
 static_assert(offsetof(GroupIo, acc) == 0 && offsetof(GroupIo, c) == 8 && offsetof(GroupIo, ldc_bytes) == 16 &&
-                  offsetof(GroupIo, bias) == 24 && offsetof(GroupIo, flags) == 32 && offsetof(GroupIo, prefetch) == 40,
+                  offsetof(GroupIo, bias) == 24 && offsetof(GroupIo, flags) == 32 &&
+                  offsetof(GroupIo, prefetch) == 40 && offsetof(GroupIo, merges) == 48 &&
+                  offsetof(GroupIo, merge_from) == 56,
               "GroupIo layout used by LS_GROUP_ASM");
 
 // Row Z of the group into C: out = acc (+ bias) then (C +) out, one row of 16 columns, the
@@ -130,6 +145,15 @@ static_assert(offsetof(GroupIo, acc) == 0 && offsetof(GroupIo, c) == 8 && offset
                    "decq %[rem]\n\t"                                                      \
                    "jnz 5b\n\t"                                                           \
                    "6:\n\t"                                                               \
+                   "movq 48(%[io]), %[n4]\n\t"                                            \
+                   "testq %[n4], %[n4]\n\t"                                               \
+                   "jz 10f\n\t"                                                           \
+                   "movq 56(%[io]), %[b]\n"                                                \
+                   "11:\n\t" ALL(LS_MERGE)                                                \
+                   "subq $1920, %[b]\n\t"                                                 \
+                   "decq %[n4]\n\t"                                                       \
+                   "jnz 11b\n"                                                             \
+                   "10:\n\t"                                                              \
                    "testq $2, 32(%[io])\n\t"                                              \
                    "jnz 7f\n\t"                                                           \
                    "movq (%[io]), %[b]\n\t"                                               \
@@ -182,6 +206,7 @@ void group_steps(const GroupIo& io, const float* const* a, int na, const float* 
 #undef LS_ALL2
 #undef LS_ALL1
 #undef LS_SIX
+#undef LS_MERGE
 #undef LS_ZERO
 #undef LS_STORE
 #undef LS_LOAD
@@ -199,13 +224,6 @@ LS_INLINE void copy_tile(float* dst, const float* src) {
   for (int i = 0; i < kMR; ++i) _mm512_storeu_ps(dst + kNR * i, _mm512_loadu_ps(src + kNR * i));
 }
 
-// older = older + newer for n tiles: one node of the chunk tree, element by element.
-LS_INLINE void merge(float* older, const float* newer, int n) {
-  for (int i = 0; i < n * kMR; ++i)
-    _mm512_storeu_ps(older + kNR * i,
-                     _mm512_add_ps(_mm512_loadu_ps(older + kNR * i), _mm512_loadu_ps(newer + kNR * i)));
-}
-
 }  // namespace
 
 // Edge tiles of a finished group: their raw sums (tile i at acc + i * kTile) through the
@@ -220,6 +238,11 @@ void gemm_group_avx512(const TileArgs* t, int na) {
   bool full = true;
   for (int i = 0; i < na; ++i) a[i] = t[i].a, full = full && t[i].full;
   const TileArgs& x = t[0];
+  // The group ends in C: its rows are fetched while the k loop runs (sequential order: all
+  // at the start; batch-chunked: a tile per chunk, as a burst of 30 prefetches stalled the
+  // short chunked calls of K = 128, perf: 5% of 256 x 784 x 128).
+  if (x.last && !x.chunked)
+    for (int i = 0; i < na; ++i) prefetch_c_rows(t[i]);
   // Full tiles take the asm's own epilogue into C; a group with an edge tile ends raw.
   const int64_t to_c = full ? (x.last ? kToC : 0) | (x.accumulate ? kAccumulate : 0) : 0;
   if (!x.chunked) {
@@ -230,31 +253,42 @@ void gemm_group_avx512(const TileArgs* t, int na) {
     alignas(64) float own[kGroupA * kTile];
     float* acc = !full && x.first && x.last ? own : x.partial;
     for (int i = 1; i < na && acc == x.partial; ++i) assert(t[i].partial == x.partial + i * kTile);
-    GroupIo io{acc, x.c, x.ldc * int64_t(sizeof(float)), x.bias, (x.first ? kZero : 0) | to_c, x.prefetch};
+    GroupIo io{acc, x.c, x.ldc * int64_t(sizeof(float)), x.bias, (x.first ? kZero : 0) | to_c, x.prefetch, 0, nullptr};
     group_steps(io, a, na, x.b, x.kc);
     if (!full && x.last) epilogue_tiles(t, na, acc);
     return;
   }
-  // Batch-chunked: chunk q is summed from +0.0f into slot[depth]; after it, equal-sized
-  // subtrees merge once per trailing zero bit of q + 1 (TreeStack::push); the rest folds
-  // from the right (TreeStack::finish), leaving the block's sum in slot[0].
-  alignas(64) float slot[kGroupLevels][kGroupA * kTile];
+  // Batch-chunked: chunk q is summed from +0.0f in registers; then, still in registers,
+  // the equal-sized subtrees on the stack are added to it, older + newer, once per
+  // trailing zero bit of q + 1 (TreeStack::push), and after the block's last chunk every
+  // subtree left (TreeStack::finish's fold from the right); the result goes to the slot it
+  // occupies, or for the last chunk of a finished full group through the epilogue into C.
+  alignas(64) float slot[kGroupLevels512][kGroupA * kTile];  // up to 16 chunks per block
   int depth = 0;
-  for (int64_t k0 = 0; k0 < x.kc; k0 += kChunk) {
+  int64_t n_chunks = (x.kc + kChunk - 1) / kChunk;
+  for (int64_t q = 0; q < n_chunks; ++q) {
+    if (x.last)
+      for (int64_t i = q * na / n_chunks; i < (q + 1) * na / n_chunks; ++i) prefetch_c_rows(t[i]);
+    int64_t k0 = q * kChunk;
     const float* ak[kGroupA];
     for (int i = 0; i < na; ++i) ak[i] = a[i] + kMR * k0;
     int64_t len = x.kc - k0 < kChunk ? x.kc - k0 : kChunk;
-    group_steps(GroupIo{slot[depth], nullptr, 0, nullptr, kZero, x.prefetch + kNR * k0}, ak, na, x.b + kNR * k0, len);
+    bool final_chunk = q == n_chunks - 1;
+    int merges = 0;
+    if (final_chunk)
+      merges = depth;
+    else
+      for (int64_t c = q + 1; (c & 1) == 0; c >>= 1) ++merges;
+    const float* from = depth > 0 ? slot[depth - 1] : nullptr;
+    depth -= merges;
+    int64_t flags = kZero | (final_chunk ? to_c : 0);
+    group_steps(GroupIo{slot[depth], x.c, x.ldc * int64_t(sizeof(float)), x.bias, flags, x.prefetch + kNR * k0,
+                        merges, from},
+                ak, na, x.b + kNR * k0, len);
     ++depth;
-    for (int64_t c = k0 / kChunk + 1; (c & 1) == 0; c >>= 1, --depth) merge(slot[depth - 2], slot[depth - 1], na);
   }
-  for (; depth > 1; --depth) merge(slot[depth - 2], slot[depth - 1], na);
-  if (x.last && !full) return epilogue_tiles(t, na, slot[0]);
-  if (x.last) {
-    // No more steps: the same asm's epilogue into C.
-    group_steps(GroupIo{slot[0], x.c, x.ldc * int64_t(sizeof(float)), x.bias, to_c, x.prefetch}, a, na, x.b, 0);
-    return;
-  }
+  if (to_c & kToC) return;  // full group, last block: already in C
+  if (x.last) return epilogue_tiles(t, na, slot[0]);
   // The block's subtree goes to each tile's own slot (TreeStack storage, not back to back).
   for (int i = 0; i < na; ++i) copy_tile(t[i].partial, slot[0] + i * kTile);
 }

@@ -254,9 +254,12 @@ TEST_CASE("gemm_cpu: every SIMD level gives the scalar path's bits", "[gemm][det
   // ends in a partial chunk; N = 40 ends in an 8-column edge strip. Groups with an edge
   // tile: 1 row and 6 rows (a lone tile), 7 rows (a full tile and a 1-row edge), 128 rows
   // (the MLP's batch: 21 strips and a 2-row edge), N = 17 (a 1-column edge strip).
+  // Batch-chunked k blocks of the AVX-512 kernel (16 chunks): K = 257 and 300 are one block
+  // of 9 and 10 chunks, 600 is 16 + 3, 1000 is 16 + 16, 1100 is 16 + 16 + 3 (three block
+  // subtrees on the tile's TreeStack).
   const std::vector<Shape> shapes = {{129, 33, 257}, {150, 100, 600}, {7, 40, 1000}, {161, 40, 600},
                                      {47, 32, 41},   {300, 16, 9},    {1, 40, 70},   {6, 17, 300},
-                                     {128, 48, 256}};
+                                     {128, 48, 256}, {31, 40, 1100}};
   for (Shape s : shapes)
     for (KOrder order : {KOrder::sequential, KOrder::batch_chunked})
       for (int ta = 0; ta < 2; ++ta) {
