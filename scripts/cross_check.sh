@@ -49,7 +49,8 @@ run_on() {  # run_on ARCH CMD...: ARCH's binary under qemu-user (x86-64: directl
 }
 lockstep_of() { if [ "$1" = x86-64 ]; then echo "$host_lockstep"; else echo "$build_root/$1/tools/lockstep"; fi; }
 
-# ---- the cross builds: the program and the test binary, no zlib, MPI, CUDA or benchmarks ----
+# ---- the cross builds: the library, the program with its `train` command alone
+# (LOCKSTEP_CLI_COMMANDS=train) and the test binary; no zlib, MPI, CUDA or benchmarks ----
 launcher=()
 command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 for a in "${archs[@]}"; do
@@ -63,7 +64,7 @@ for a in "${archs[@]}"; do
   esac
   echo "== build $a (${targets[*]})"
   cmake -S "$root" -B "$b" -DCMAKE_BUILD_TYPE=Release -DCMAKE_TOOLCHAIN_FILE="$root/cmake/toolchain-$a.cmake" \
-    -DLOCKSTEP_ZLIB=OFF -DLOCKSTEP_CUDA=OFF -DLOCKSTEP_BENCH=OFF \
+    -DLOCKSTEP_ZLIB=OFF -DLOCKSTEP_CUDA=OFF -DLOCKSTEP_BENCH=OFF -DLOCKSTEP_CLI_COMMANDS=train \
     -DLOCKSTEP_TESTS="$([ "$tests" = none ] && echo OFF || echo ON)" "${launcher[@]}" > "$work/configure-$a.log" || { cat "$work/configure-$a.log" >&2; fail "configure $a"; }
   cmake --build "$b" -j "$jobs" --target "${targets[@]}" > "$work/build-$a.log" 2>&1 || {
     tail -n 40 "$work/build-$a.log" >&2; fail "build $a"; }
