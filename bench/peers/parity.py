@@ -211,20 +211,20 @@ def replay(args, name, work, lloss, llr):
                 n = sum(d[1].size for d in forced.values())
                 print(f"parity [{args.model} {name}] step {s}: lockstep's {n} ReLU and max-pool decisions are "
                       f"float64's")
+            elif not all(f["tie"] for f in flips):
+                failures.append(f"step {s}: decisions differ from float64 beyond a tie ({where}; ties are margins "
+                                f"<= {TIE_FACTOR:g} x PyTorch float32's largest rounding, "
+                                f"{max(f['bound'] for f in flips) / TIE_FACTOR:.1e})")
             elif not missed:
-                print(f"parity [{args.model} {name}] step {s}: {len(flips)} decision(s) differ from float64's "
+                print(f"parity [{args.model} {name}] step {s}: {len(flips)} tie(s) decided otherwise than float64 "
                       f"({where}); the step is within the bound as it is")
-            elif all(f["tie"] for f in flips):
+            else:
                 ref, ref_loss = twin_step(args, name, prev, llr[s], xb, yb, torch.float64, forced)
                 t32, t32_loss = twin_step(args, name, prev, llr[s], xb, yb, torch.float32, forced)
                 checks, exact = judge(ref, ref_loss, t32, t32_loss, cur, lloss[s])
                 kinks.append(f"step {s}: {len(flips)} tie(s) decided otherwise than float64 ({where}); judged "
                              f"with lockstep's decisions (first miss was {missed[0][0]}: {missed[0][1]:.2e} vs "
                              f"{missed[0][2]:.2e})")
-            elif flips:
-                failures.append(f"step {s}: decisions differ from float64 beyond a tie ({where}; ties are margins "
-                                f"<= {TIE_FACTOR:g} x PyTorch float32's largest rounding, "
-                                f"{max(f['bound'] for f in flips) / TIE_FACTOR:.1e})")
         failures += [f"step {s}: {e}" for e in exact]
         for k, ld, td in checks:
             bound = max(3 * td, 1e-6)
