@@ -3,7 +3,8 @@
 // BM_conv_forward: the forward alone; BM_conv_step: forward and backward (grad-weight, and
 // grad-input for layer 2; layer 1's input needs none, as in training). Deterministic vs
 // fast mode (autotuned forward, library GEMM backward), 1 and 2 threads. Reports samples/s
-// and GFLOP/s (2 flops per multiply-add of the direct convolution).
+// and GFLOP/s (2 flops per multiply-add of the direct convolution). BM_block_step: the
+// block's BatchNorm2d, ReLU and 2 x 2 max-pool, forward and backward, on the conv's output.
 #include <benchmark/benchmark.h>
 
 #include "base/mode.h"
@@ -86,6 +87,27 @@ void BM_gemm_baseline(benchmark::State& state) {
       benchmark::Counter(2.0 * M * N * K * state.iterations() * 1e-9, benchmark::Counter::kIsRate);
 }
 
+// The rest of a conv block on the conv's output: BatchNorm2d (training, affine) -> ReLU ->
+// MaxPool2d(2), forward and backward, deterministic (layer 0: 32 x 28 x 28, layer 1: 64 x 14 x 14).
+void BM_block_step(benchmark::State& state) {
+  const Layer L = kLayers[state.range(0)];
+  const int64_t batch = state.range(1);
+  ThreadsGuard tg(static_cast<int>(state.range(2)));
+  Tensor x = Tensor::empty({batch, L.o, L.side, L.side}), dy = Tensor::empty({batch, L.o, L.side / 2, L.side / 2});
+  Tensor g = Tensor::ones({L.o}), b = Tensor::zeros({L.o}), rm = Tensor::zeros({L.o}), rv = Tensor::ones({L.o});
+  fill_uniform(x, -1, 1, 1, 5);
+  fill_uniform(dy, -1, 1, 1, 6);
+  x.set_requires_grad(true), g.set_requires_grad(true), b.set_requires_grad(true);
+  for (auto _ : state) {
+    x.set_grad(Tensor()), g.set_grad(Tensor()), b.set_grad(Tensor());
+    Tensor y = max_pool2d(relu(batch_norm2d(x, rm, rv, g, b, true, 0.1, 1e-5)), {2, 2}, {2, 2}, {0, 0});
+    y.backward(dy);
+    benchmark::DoNotOptimize(x.grad().data<float>());
+  }
+  state.counters["samples/s"] = benchmark::Counter(double(batch) * state.iterations(), benchmark::Counter::kIsRate);
+  state.SetLabel(str_cat("BatchNorm2d+ReLU+MaxPool2d ", L.o, "x", L.side, "x", L.side));
+}
+
 void BM_conv_forward(benchmark::State& state) { run(state, false); }
 void BM_conv_step(benchmark::State& state) { run(state, true); }
 
@@ -104,6 +126,12 @@ BENCHMARK(BM_gemm_baseline)
 BENCHMARK(BM_conv_step)
     ->ArgNames({"layer", "batch", "threads", "fast"})
     ->ArgsProduct({{0, 1}, {128}, {1, 2}, {0, 1}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+BENCHMARK(BM_block_step)
+    ->ArgNames({"layer", "batch", "threads"})
+    ->ArgsProduct({{0, 1}, {128}, {1, 2}})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 

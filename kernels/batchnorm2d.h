@@ -19,7 +19,8 @@
 // Threads split the channels (a task owns whole channels and runs each channel's sums in
 // that order; up to 8 channels advance together for instruction-level parallelism, which
 // changes no order); the elementwise passes are per (n, c) plane. So the bits are the same
-// for any thread count, run to run, with AVX2 (batchnorm2d_avx2.cpp: the same templates) and
+// for any thread count, run to run, with AVX2 (batchnorm2d_avx2.cpp: the same templates; a full
+// group of 8 float channels sums on vectors, one lane a channel, each lane this order) and
 // on CUDA (batchnorm2d_cuda.cu: one thread per (chunk, channel), then per channel the tree).
 // In eval mode a sample's y depends on nothing else (batch invariance). Kernels WRITE.
 // The front end requires M > 1 in training (PyTorch); the kernels assert.

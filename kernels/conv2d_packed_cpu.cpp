@@ -20,6 +20,9 @@
 #include "kernels/gemm_internal.h"
 #include "kernels/reduce_order.h"
 #include "lockstep/config.h"
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 namespace lockstep {
 namespace {
@@ -99,6 +102,45 @@ const float* pad_input(const Conv2dDims& d, const Geo& g, const float* x) {
     }
   });
   return xp;
+}
+
+// dst[j ds + i] = src[i ss + j] (+ add[j] when add) for i < m, j < 4: a 4-column slice of m
+// rows written as 4 rows of m (a layout change: moves, and at most one add per element, so
+// the bits do not depend on how it is done). SSE: 4 x 4 blocks transposed in registers.
+void transpose4(const float* src, int64_t ss, float* dst, int64_t ds, int64_t m, const float* add) {
+  int64_t i = 0;
+#if defined(__SSE2__)
+  const __m128 z = _mm_setzero_ps();
+  const __m128 a0 = add ? _mm_set1_ps(add[0]) : z, a1 = add ? _mm_set1_ps(add[1]) : z;
+  const __m128 a2 = add ? _mm_set1_ps(add[2]) : z, a3 = add ? _mm_set1_ps(add[3]) : z;
+  for (; i + 4 <= m; i += 4) {
+    __m128 r0 = _mm_loadu_ps(src + i * ss), r1 = _mm_loadu_ps(src + (i + 1) * ss);
+    __m128 r2 = _mm_loadu_ps(src + (i + 2) * ss), r3 = _mm_loadu_ps(src + (i + 3) * ss);
+    _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+    if (add) r0 = _mm_add_ps(r0, a0), r1 = _mm_add_ps(r1, a1), r2 = _mm_add_ps(r2, a2), r3 = _mm_add_ps(r3, a3);
+    _mm_storeu_ps(dst + i, r0), _mm_storeu_ps(dst + ds + i, r1);
+    _mm_storeu_ps(dst + 2 * ds + i, r2), _mm_storeu_ps(dst + 3 * ds + i, r3);
+  }
+#endif
+  for (; i < m; ++i)
+    for (int64_t j = 0; j < 4; ++j) dst[j * ds + i] = add ? src[i * ss + j] + add[j] : src[i * ss + j];
+}
+
+// The other way: dst[i ds + j] = src[j ss + i] for i < m, j < 4 (4 rows of m written as m
+// rows of 4).
+void transpose4_rows(const float* src, int64_t ss, float* dst, int64_t ds, int64_t m) {
+  int64_t i = 0;
+#if defined(__SSE2__)
+  for (; i + 4 <= m; i += 4) {
+    __m128 r0 = _mm_loadu_ps(src + i), r1 = _mm_loadu_ps(src + ss + i);
+    __m128 r2 = _mm_loadu_ps(src + 2 * ss + i), r3 = _mm_loadu_ps(src + 3 * ss + i);
+    _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+    _mm_storeu_ps(dst + i * ds, r0), _mm_storeu_ps(dst + (i + 1) * ds, r1);
+    _mm_storeu_ps(dst + (i + 2) * ds, r2), _mm_storeu_ps(dst + (i + 3) * ds, r3);
+  }
+#endif
+  for (; i < m; ++i)
+    for (int64_t j = 0; j < 4; ++j) dst[i * ds + j] = src[j * ss + i];
 }
 
 // One pass of micro-kernel calls over n_jr B strips x n_ir A strips for one k block.
@@ -243,7 +285,19 @@ void conv2d_forward_packed(const Exec& ex, const Conv2dDims& d, float* y, const 
           run_tiles(kn, tr);
         }
         // Raw sums to NCHW: tile (jr, ir) row r is block row ir kMR + r, at work + (jr n_ir kMR + row) kNR.
-        for (int64_t o = 0; o < Og; ++o) {
+        // Four channels at a time (transpose4), the rest one by one.
+        const int64_t og4 = Og / 4 * 4;
+        for (int64_t o = 0; o < og4; o += 4) {
+          const float* col = work + (o / kNR) * n_ir * kTile + o % kNR;
+          const float* bv = bias ? bias + g * Og + o : nullptr;
+          int64_t n = t0 / P, p = t0 % P;
+          for (int64_t r = 0; r < mb; ++n, p = 0) {
+            const int64_t len = std::min(mb - r, P - p);
+            transpose4(col + r * kNR, kNR, y + (n * d.O + g * Og + o) * P + p, P, len, bv);
+            r += len;
+          }
+        }
+        for (int64_t o = og4; o < Og; ++o) {
           const float* col = work + (o / kNR) * n_ir * kTile + o % kNR;
           const float bv = bias ? bias[g * Og + o] : 0.0f;
           int64_t n = t0 / P, p = t0 % P;
@@ -351,11 +405,22 @@ void conv2d_weight_parts_packed(const Exec& ex, const Conv2dDims& d, float* part
           pb[u] = n * geo.sample + g * Cg * geo.plane + geo.poff[p];
           if (++p == P) p = 0, ++n;
         }
-        // dy_g^T in kNR-channel strips over the block's pixels: bp[(s kcb + u) kNR + c].
+        // dy_g^T in kNR-channel strips over the block's pixels: bp[(s kcb + u) kNR + c];
+        // four channels at a time (transpose4_rows) while four remain, then one by one.
         for (int64_t s = 0; s < nb; ++s)
           for (int64_t c = 0; c < kNR; ++c) {
             const int64_t o = s * kNR + c;
             float* dst = bp + s * kcb * kNR + c;
+            if (c % 4 == 0 && o + 4 <= Og) {
+              int64_t n = n0 + k0 / P, p = k0 % P;
+              for (int64_t u = 0; u < kcb; ++n, p = 0) {
+                const int64_t len = std::min(kcb - u, P - p);
+                transpose4_rows(dy + (n * O + g * Og + o) * P + p, P, dst + u * kNR, kNR, len);
+                u += len;
+              }
+              c += 3;
+              continue;
+            }
             if (o >= Og) {
               for (int64_t u = 0; u < kcb; ++u) dst[u * kNR] = 0.0f;
               continue;

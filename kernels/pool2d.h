@@ -25,7 +25,8 @@
 //
 // Every output (forward) and every input gradient (backward) is one fixed sequence of
 // operations on its own: the bits are the same for any thread count, SIMD level (portable
-// loops, and an AVX2 max_pool2d forward for 2 x 2 windows that runs the same comparisons), batch composition, and
+// loops, and AVX2 max_pool2d forward and backward for 2 x 2 windows with the same comparisons and selections),
+// batch composition, and
 // on CUDA (kernels/pool2d_cuda.cu, same signatures with device pointers). Backward kernels
 // WRITE dx (the autograd engine accumulates).
 #pragma once
@@ -84,6 +85,10 @@ void max_pool2d_backward_loops(T* dx, const T* dy, const int64_t* idx, const Poo
 // float 2 x 2, stride 2, unpadded max_pool2d: r0 = its first input row (r0 + W the second),
 // base = r0's offset in the plane; y, idx: the OW outputs. The scalar loop's bits.
 void max_pool2x2_row_avx2(const float* r0, int64_t W, int64_t OW, int64_t base, float* y, int64_t* idx);
+// Its backward: dx0 = the window row's first input row (dx0 + W the second), columns [0, 2 OW);
+// base = dx0's offset in the plane; dy, idx: the OW outputs. The scalar gather's bits.
+void max_pool2x2_backward_row_avx2(float* dx0, int64_t W, int64_t OW, int64_t base, const float* dy,
+                                   const int64_t* idx);
 template <typename T>
 void avg_pool2d_forward_cpu(const Exec& ex, T* y, const T* x, const Pool2dGeom& g, bool count_include_pad);
 template <typename T>

@@ -156,7 +156,27 @@ void max_pool2d_forward_cpu(const Exec& ex, T* y, int64_t* idx, const T* x, cons
 }
 
 template <typename T>
-void max_pool2d_backward_cpu(const Exec&, T* dx, const T* dy, const int64_t* idx, const Pool2dGeom& g) {
+void max_pool2d_backward_cpu(const Exec& ex, T* dx, const T* dy, const int64_t* idx, const Pool2dGeom& g) {
+#if LOCKSTEP_HAVE_AVX2
+  if constexpr (std::is_same_v<T, float>)
+    if (ex.avx2() && tiling_windows(g) && g.kh == 2 && g.kw == 2 && g.W < (int64_t{1} << 30)) {
+      const int64_t H = g.H, W = g.W, OH = g.OH, OW = g.OW;
+      over_planes(g, [=](int64_t p0, int64_t p1) {
+        for (int64_t p = p0; p < p1; ++p) {
+          T* dxp = dx + p * H * W;
+          for (int64_t oh = 0; oh < OH; ++oh) {
+            T* r0 = dxp + 2 * oh * W;
+            max_pool2x2_backward_row_avx2(r0, W, OW, 2 * oh * W, dy + (p * OH + oh) * OW, idx + (p * OH + oh) * OW);
+            std::fill(r0 + 2 * OW, r0 + W, T(0));  // a last odd column: in no window
+            std::fill(r0 + W + 2 * OW, r0 + 2 * W, T(0));
+          }
+          std::fill(dxp + 2 * OH * W, dxp + H * W, T(0));  // a last odd row
+        }
+      });
+      return;
+    }
+#endif
+  (void)ex;
   if (tiling_windows(g)) return max_pool_backward_tiled(dx, dy, idx, g);
   max_pool2d_backward_loops(dx, dy, idx, g);
 }

@@ -38,4 +38,13 @@ head -n 1 a.ops > head.ops; echo '{"step":1}' >> head.ops
 "$LOCKSTEP" diff head.ops a.ops 2> err.txt; rc=$?
 [ $rc -eq 2 ] && grep -q "head.ops:2: field \"i\"" err.txt || fail "malformed op trace: exit $rc, $(cat err.txt)"
 expect_fail "expected --trace-ops FILE" "$LOCKSTEP" train $SMALL --max-steps 1 --trace-ops-values
+# --trace-ops-steps 1: the first step's records only (steps 2 and 3 still run: same weights).
+out=s.txt; train --max-steps 3 --trace-ops s.ops --trace-ops-values --trace-ops-steps 1
+[ "$(weights_of plain.txt)" = "$(weights_of s.txt)" ] || fail "--trace-ops-steps changed the weights"
+grep -q '"step":1,' s.ops && ! grep -q '"step":2,' s.ops || fail "--trace-ops-steps 1 kept other steps"
+[ "$(grep -c '"step":1,' s.ops)" = "$(grep -c '"step":1,' a.ops)" ] || fail "--trace-ops-steps 1 lost records"
+expect_fail "\[train\] --trace-ops-steps: expected an integer >= 0 and --trace-ops FILE" "$LOCKSTEP" train $SMALL \
+  --max-steps 1 --trace-ops-steps 2
+expect_fail "\[train\] --trace-ops-steps: expected an integer >= 0" "$LOCKSTEP" train $SMALL --max-steps 1 \
+  --trace-ops x.ops --trace-ops-steps -1
 echo PASS

@@ -58,7 +58,7 @@ class OpTracer : public OpObserver {
     bool values = false;     // store output values (file: "<path>.values"; memory: in the records)
     bool keep = false;       // keep records in memory (records())
     std::string perturb_op;  // hidden test aid: nudge the first output of the first such forward op by 1 ulp
-    int64_t max_steps = 0;   // memory mode: stop recording after this many steps (0: no limit)
+    int64_t max_steps = 0;   // stop recording after this many steps (0: no limit; --trace-ops-steps)
   };
   explicit OpTracer(Options o);
   ~OpTracer() override;

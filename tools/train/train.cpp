@@ -64,6 +64,7 @@ struct TrainFlags {
   bool check_replicas = false;   // --debug-check-replicas (with --distributed)
   std::string trace_ops, perturb_op;  // --trace-ops FILE; hidden --debug-perturb-op OP (train/op_trace.h)
   bool trace_ops_values = false;
+  int64_t trace_ops_steps = 0;  // --trace-ops-steps: record only this run's first N steps (0: all)
   double dist_timeout = 300.0;   // --dist-timeout: seconds a collective may wait (0: forever)
 };
 
@@ -159,7 +160,7 @@ int run_train(const TrainFlags& f, distributed::Communicator* comm) {
   std::unique_ptr<tools::OpTracer> op_trace;
   if (!f.trace_ops.empty() || !f.perturb_op.empty())
     op_trace = std::make_unique<tools::OpTracer>(
-        tools::OpTracer::Options{f.trace_ops, f.trace_ops_values, false, f.perturb_op, 0});
+        tools::OpTracer::Options{f.trace_ops, f.trace_ops_values, false, f.perturb_op, f.trace_ops_steps});
   tools::OpTracer::Install op_trace_on(op_trace.get());  // null: no observer, the default
   if (dt && (trace || want_order)) dt->whole_batches();
   if (dt && !f.trace.empty()) dt->gather_outputs();
@@ -303,6 +304,8 @@ void add_train(CLI::App& app, int* rc) {
   sub->add_flag("--trace-values", f->trace_values, "with --trace: also store every traced tensor's values");
   sub->add_option("--trace-ops", f->trace_ops, "write every autograd op of every step (digests) to FILE");
   sub->add_flag("--trace-ops-values", f->trace_ops_values, "with --trace-ops: also store every op output's values");
+  sub->add_option("--trace-ops-steps", f->trace_ops_steps,
+                  "with --trace-ops: record only this run's first N steps (0: all)");
   sub->add_option("--debug-perturb-op", f->perturb_op)->group("");  // hidden: 1 ulp on the first OP's output
   sub->add_option("--export-init", f->export_init, "save the initial weights (safetensors) to FILE");
   sub->add_option("--export-order", f->export_order, "save each step's sample indices (safetensors) to FILE");
@@ -321,6 +324,9 @@ void add_train(CLI::App& app, int* rc) {
       throw std::invalid_argument("[train] --trace-values: expected --trace FILE as well");
     if (f->trace_ops_values && f->trace_ops.empty())
       throw std::invalid_argument("[train] --trace-ops-values: expected --trace-ops FILE as well");
+    if (f->trace_ops_steps < 0 || (f->trace_ops_steps > 0 && f->trace_ops.empty()))
+      throw std::invalid_argument("[train] --trace-ops-steps: expected an integer >= 0 and --trace-ops FILE as well, "
+                                  "got " + std::to_string(f->trace_ops_steps));
     if (f->cfg.model == "gpt") {
       std::vector<std::string> given;
       for (const char* flag : {"--batch-size", "--lr", "--weight-decay", "--epochs", "--warmup", "--clip", "--dropout"})
