@@ -3,7 +3,10 @@
 #
 #   scripts/sanitize.sh [--full] [asan] [tsan]      (no job named: both)
 #
-# asan: gcc, -fsanitize=address,undefined with every UBSan check fatal; builds the test
+# asan: clang, -fsanitize=address,undefined with every UBSan check fatal, in the fuzz
+#       harnesses' configuration (tests/fuzz/run_fuzz.sh configure: -fsanitize=fuzzer-no-link
+#       as well, so one build directory serves both; scripts/test.sh points LOCKSTEP_ASAN_BUILD
+#       at the fuzz build of the gcc ctest and the library is compiled once); builds the test
 #       binary and the `lockstep` program and runs the ctest labels unit, deterministic, cli
 #       and lab. Left out, because they cannot run instrumented: install_find_package (the
 #       downstream project links the installed, instrumented libraries without the
@@ -19,8 +22,8 @@
 #
 # Without --full (CI, scripts/test.sh) each job runs a smaller selection, chosen to keep CI
 # short; --full runs everything above. Build directories: ${LOCKSTEP_SANITIZE_BUILD}-asan and
-# -tsan (default build-asan, build-tsan); JOBS sets the build's parallelism. Both builds
-# use -O1 -g1 -DNDEBUG and leave CUDA out. Exit status: non-zero on any sanitizer report.
+# -tsan (default build-asan, build-tsan; LOCKSTEP_ASAN_BUILD overrides the first); JOBS sets
+# the build's parallelism. Both builds use -O1 -g1 -DNDEBUG and leave CUDA out. Exit status: non-zero on any sanitizer report.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
@@ -40,7 +43,7 @@ prefix="${LOCKSTEP_SANITIZE_BUILD:-$root/build}"
 jobs="${JOBS:-$(nproc 2>/dev/null || echo 2)}"
 
 # configure DIR FLAGS: a gcc build with FLAGS on every compile and link, no CUDA, no MPI,
-# no benchmarks.
+# no benchmarks (TSan; ASan is configured by tests/fuzz/run_fuzz.sh).
 configure() {
   cmake -S "$root" -B "$1" -DCMAKE_CXX_COMPILER=g++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" -DCMAKE_CXX_FLAGS="$2" \
@@ -50,9 +53,11 @@ configure() {
 }
 
 run_asan() {
-  local dir="$prefix-asan"
-  echo "sanitize: ASan+UBSan build in $dir"
-  configure "$dir" "-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
+  local dir="${LOCKSTEP_ASAN_BUILD:-$prefix-asan}" rc=0
+  echo "sanitize: ASan+UBSan build (clang) in $dir"
+  "$root/tests/fuzz/run_fuzz.sh" configure "$dir" || rc=$?
+  [ "$rc" -eq 77 ] && { echo "sanitize: asan needs clang++ with its sanitizer runtimes (scripts/setup.sh)" >&2; return 1; }
+  [ "$rc" -eq 0 ] || return "$rc"
   cmake --build "$dir" -j "$jobs" --target lockstep_tests lockstep_cli
   # detect_leaks: LeakSanitizer at exit; print_stacktrace: where UBSan's report comes from.
   export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:strict_init_order=1:detect_stack_use_after_return=1"

@@ -51,7 +51,9 @@ clang_stage() {  # chained with &&: set -e is off inside a command that stage() 
 }
 stage "clang" clang_stage
 
-stage "asan+ubsan" scripts/sanitize.sh asan
+# ASan + UBSan in the fuzz harnesses' build of the gcc ctest (tests/fuzz/run_fuzz.sh: the same
+# clang configuration), so the instrumented library is compiled once for both.
+stage "asan+ubsan" env LOCKSTEP_ASAN_BUILD="$PWD/build/tests/fuzz/fuzz_build" scripts/sanitize.sh asan
 stage "tsan" scripts/sanitize.sh tsan
 printf 'test.sh: %s\n' "${times[@]}"
 [ ${#failed[@]} -eq 0 ] || { echo "test.sh: failed: ${failed[*]}" >&2; exit 1; }

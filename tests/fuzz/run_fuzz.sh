@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Builds and runs the libFuzzer harnesses (tests/fuzz/CMakeLists.txt lists them).
+#   tests/fuzz/run_fuzz.sh configure BUILD_DIR             configure only (also scripts/sanitize.sh asan)
 #   tests/fuzz/run_fuzz.sh build BUILD_DIR                 configure and build all harnesses
 #   tests/fuzz/run_fuzz.sh run BUILD_DIR NAME [SECONDS]    fuzz NAME for SECONDS (default 20)
 # The build is clang with -fsanitize=fuzzer-no-link,address,undefined on the whole library
-# (every UBSan check fatal), CUDA and MPI off. A run starts from the committed seeds
+# (every UBSan check fatal), CUDA and MPI off. It is also the ASan + UBSan build of
+# scripts/sanitize.sh (the tests and the program, built in the same directory: in CI the
+# library is compiled once for both). A run starts from the committed seeds
 # (corpus/NAME) and keeps what it finds in BUILD_DIR/corpus/NAME; a crash leaves its input
 # in BUILD_DIR/artifacts/NAME/ and fails. Exit 77 (ctest: skipped) when clang++ or its
 # libFuzzer runtime is missing. Environment: CLANGXX (default clang++), JOBS (build).
@@ -15,7 +18,7 @@ usage() { sed -n '3,4p' "$0" >&2; exit 2; }
 [ $# -ge 2 ] || usage
 cmd="$1" out="$2"
 
-if [ "$cmd" = build ]; then
+if [ "$cmd" = build ] || [ "$cmd" = configure ]; then
   if ! command -v "$cxx" > /dev/null; then echo "run_fuzz: $cxx not found, skipped"; exit 77; fi
   mkdir -p "$out"
   probe="$out/probe.cpp"
@@ -26,8 +29,9 @@ if [ "$cmd" = build ]; then
   flags="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
   cmake -S "$root" -B "$out" -DCMAKE_CXX_COMPILER="$cxx" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" -DCMAKE_CXX_FLAGS="$flags" -DLOCKSTEP_FUZZ=ON \
-    -DLOCKSTEP_CUDA=OFF -DLOCKSTEP_BENCH=OFF -DLOCKSTEP_TOOLS=OFF -DCMAKE_DISABLE_FIND_PACKAGE_MPI=ON \
+    -DLOCKSTEP_CUDA=OFF -DLOCKSTEP_BENCH=OFF -DCMAKE_DISABLE_FIND_PACKAGE_MPI=ON \
     > "$out/configure.log" 2>&1 || { cat "$out/configure.log"; exit 1; }
+  [ "$cmd" = build ] || exit 0
   targets=()
   for f in $(sed -n 's/^set(LOCKSTEP_FUZZERS \(.*\))$/\1/p' "$here/CMakeLists.txt"); do targets+=("fuzz_$f"); done
   exec cmake --build "$out" -j "${JOBS:-$(nproc 2>/dev/null || echo 2)}" --target "${targets[@]}"
