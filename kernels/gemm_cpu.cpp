@@ -442,13 +442,16 @@ void gemm_float(const Exec& ex, const GemmArgs& g) {
   p.n_strips = ceil_div(g.N, kNR);
   // A plain B used by a single row block (M <= mc: the MLP's products at batch 128) is read
   // in place by the AVX-512 group kernel, its full strips unpacked: packing would copy
-  // each value to read it once (perf: 10-16% of 128 x 784 x 256). Only when each strip
-  // row is one cache line (64-byte aligned rows) and the row stride is not a multiple of
-  // 256 bytes (a k block's kc rows would share at most 16 of L1's 64 sets). The kernel
-  // reads the same values in the same order: no bit changes.
+  // each value to read it once (perf: 10-16% of 128 x 784 x 256; measured 1.03-1.25x,
+  // docs/benchmarks.md, issue 21). Only when each strip row is one cache line (64-byte
+  // aligned rows) and the row stride is not a multiple of 4 KiB: then a strip's rows all
+  // fall in one L1 set (measured 0.53-0.91x at K = 256-512; strides of 1-2 KiB, 4 or 2
+  // sets, measured 0.98-1.11x). The kernel reads the same values in the same order: no
+  // bit changes (tests/kernels/test_gemm.cpp, "B read in place").
   p.first_packed = 0;
   bool aligned = reinterpret_cast<uintptr_t>(g.B) % 64 == 0 && g.ldb % kNR == 0;
-  if (p.group_a > 1 && !g.trans_b && g.M <= p.mc && aligned && (g.ldb / kNR) % 4 != 0) p.first_packed = g.N / kNR;
+  bool page_stride = g.ldb * int64_t(sizeof(float)) % 4096 == 0;
+  if (p.group_a > 1 && !g.trans_b && g.M <= p.mc && aligned && !page_stride) p.first_packed = g.N / kNR;
   p.panel_strips = std::max<int64_t>(1, kPanelBytes / (int64_t(sizeof(float)) * kNR * g.K));
   FloatBuffer b_buffer(p.n_strips * kNR * g.K);
   p.b_packed = b_buffer.get();
