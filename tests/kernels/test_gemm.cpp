@@ -282,11 +282,12 @@ TEST_CASE("gemm_cpu: every SIMD level gives the scalar path's bits", "[gemm][det
       }
 }
 
-// The AVX-512 group kernel reads a plain B in place (no packing) when M <= 150, B's rows
-// are 64-byte aligned and their stride is not a multiple of 4 KiB (gemm_cpu.cpp). The
-// padded Problems above never qualify; these do: ldb = 48 (N = 40: two strips in place and
-// a packed 8-column edge strip), 112 (K = 600: k blocks, and 16 + 3 chunks), 32, 64, and
-// 784 (the row stride of the MLP's 128 x 784 x 256). Compared with the scalar path, which always packs.
+// The AVX-512 group kernel reads a plain B in place (no packing) when M <= 150 or M x K <=
+// 150 x 512 (one larger row block: 256 x 48 x 128 here), B's rows are 64-byte aligned and
+// their stride is not a multiple of 4 KiB (gemm_cpu.cpp). The padded Problems above never
+// qualify; these do: ldb = 48 (N = 40: two strips in place and a packed 8-column edge
+// strip), 112 (K = 600: k blocks, and 16 + 3 chunks), 32, 64, and 784 (the row stride of
+// the MLP's 128 x 784 x 256). Compared with the scalar path, which always packs.
 TEST_CASE("gemm_cpu: B read in place gives the packed path's bits", "[gemm][deterministic]") {
   using lockstep::SimdLevel;
   if (lockstep::simd_level_available() != SimdLevel::avx512)
@@ -296,7 +297,7 @@ TEST_CASE("gemm_cpu: B read in place gives the packed path's bits", "[gemm][dete
     int64_t pad;
   };
   for (Case c : {Case{{128, 40, 300}, 8}, Case{{150, 100, 600}, 12}, Case{{7, 32, 41}, 0}, Case{{13, 64, 70}, 0},
-                 Case{{128, 784, 70}, 0}})
+                 Case{{128, 784, 70}, 0}, Case{{256, 48, 128}, 0}})
     for (KOrder order : {KOrder::sequential, KOrder::batch_chunked})
       for (int ta = 0; ta < 2; ++ta) {
         Problem p(ta, false, c.s, true, ta, order, 33, c.pad, true);
