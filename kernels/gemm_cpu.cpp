@@ -8,8 +8,9 @@
 // partition). op(B) is packed once per call into kNR-wide strips (K x kNR each) shared by
 // all threads; a (group of strips, k block) piece is packed by whichever thread needs it
 // first, claimed with an atomic flag, so there is no barrier and no thread ever waits
-// for one that has not started (nested, serial parallel_for included). Each thread packs
-// the A blocks of its own rows. Memory per call: the packed op(B), K x ceil(N/16)*16 floats,
+// for one that has not started (nested, serial parallel_for included). Exception: a plain
+// B used by one row block is read in place by the AVX-512 kernel (see gemm_float). Each
+// thread packs the A blocks of its own rows. Memory per call: the packed op(B), K x ceil(N/16)*16 floats,
 // and per thread one A block and the partial sums of one row block of a panel.
 // Blocking inside a thread's rectangle (Goto/BLIS style, loops from the outside in):
 //   jc: panels of nc columns, nc chosen so a panel of packed B stays L3-resident.
