@@ -50,7 +50,13 @@ namespace {
 #define LS_F(K, P, R, Z) "vfmadd231ps 24*" #K "+4*" #R "(%[" #P "])%{1to16%}, %%zmm31, %%zmm" #Z "\n\t"
 #define LS_STRIP(K, P, Z0, Z1, Z2, Z3, Z4, Z5) \
   LS_F(K, P, 0, Z0) LS_F(K, P, 1, Z1) LS_F(K, P, 2, Z2) LS_F(K, P, 3, Z3) LS_F(K, P, 4, Z4) LS_F(K, P, 5, Z5)
-#define LS_BROW(K) "vmovaps 64*" #K "(%[b]), %%zmm31\n\t"
+// B row K of a group of 4 steps, rows ldb bytes apart (64 when packed; the row stride of
+// B itself when read in place): rows 0 and 1 from b, then b moves on by two rows.
+#define LS_BROW_0 "vmovups (%[b]), %%zmm31\n\t"
+#define LS_BROW_1 "vmovups (%[b],%[ldb]), %%zmm31\n\t"
+#define LS_BROW_2 "leaq (%[b],%[ldb],2), %[b]\n\t vmovups (%[b]), %%zmm31\n\t"
+#define LS_BROW_3 LS_BROW_1
+#define LS_BROW(K) LS_BROW_##K
 #define LS_STEP1(K) LS_BROW(K) LS_STRIP(K, a0, 0, 1, 2, 3, 4, 5)
 #define LS_STEP2(K) LS_STEP1(K) LS_STRIP(K, a1, 6, 7, 8, 9, 10, 11)
 #define LS_STEP3(K) LS_STEP2(K) LS_STRIP(K, a2, 12, 13, 14, 15, 16, 17)
@@ -72,9 +78,12 @@ namespace {
 #define LS_ALL4(M) LS_ALL3(M) LS_SIX(M, 18, 19, 20, 21, 22, 23)
 #define LS_ALL5(M) LS_ALL4(M) LS_SIX(M, 24, 25, 26, 27, 28, 29)
 
-#define LS_ADVANCE(NA_BYTES, B_BYTES)                                                    \
+// A pointers on by NA_BYTES; B on by one row (after step 0) or, after step 3, by the two
+// rows left of a group of 4 (LS_BROW_2 moved the first two).
+#define LS_ADVANCE(NA_BYTES, B_ROWS)                                                      \
   "addq $" #NA_BYTES ", %[a0]\n\t addq $" #NA_BYTES ", %[a1]\n\t addq $" #NA_BYTES        \
-  ", %[a2]\n\t addq $" #NA_BYTES ", %[a3]\n\t addq $" #NA_BYTES ", %[a4]\n\t addq $" #B_BYTES ", %[b]\n\t"
+  ", %[a2]\n\t addq $" #NA_BYTES ", %[a3]\n\t addq $" #NA_BYTES ", %[a4]\n\t"             \
+  "leaq (%[b],%[ldb]," #B_ROWS "), %[b]\n\t"
 
 // Where one call's accumulators come from and go to (read by the asm through one pointer,
 // which leaves registers for the loop).
@@ -135,13 +144,13 @@ static_assert(offsetof(GroupIo, acc) == 0 && offsetof(GroupIo, c) == 8 && offset
                    ".p2align 5\n"                                                         \
                    "3:\n\t"                                                               \
                    "prefetcht0 (%[pf])\n\t"                                               \
-                   "addq $64, %[pf]\n\t" STEP(0) STEP(1) STEP(2) STEP(3) LS_ADVANCE(96, 256) \
+                   "addq %[ldb], %[pf]\n\t" STEP(0) STEP(1) STEP(2) STEP(3) LS_ADVANCE(96, 2) \
                    "decq %[n4]\n\t"                                                       \
                    "jnz 3b\n\t"                                                           \
                    "4:\n\t"                                                               \
                    "testq %[rem], %[rem]\n\t"                                             \
                    "jz 6f\n\t"                                                            \
-                   "5:\n\t" STEP(0) LS_ADVANCE(24, 64)                                    \
+                   "5:\n\t" STEP(0) LS_ADVANCE(24, 1)                                    \
                    "decq %[rem]\n\t"                                                      \
                    "jnz 5b\n\t"                                                           \
                    "6:\n\t"                                                               \
@@ -168,7 +177,7 @@ static_assert(offsetof(GroupIo, acc) == 0 && offsetof(GroupIo, c) == 8 && offset
                    : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3),          \
                      [a4] "+r"(a4), [b] "=&r"(bscratch), [n4] "+r"(n4), [rem] "+r"(rem),  \
                      [pf] "=&r"(pfscratch)                                                \
-                   : [io] "r"(&io), [b0] "r"(b)                                           \
+                   : [io] "r"(&io), [b0] "r"(b), [ldb] "r"(ldb_bytes)                     \
                    : "memory", "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5",      \
                      "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13",  \
                      "xmm14", "xmm15", "xmm16", "xmm17", "xmm18", "xmm19", "xmm20",       \
@@ -178,9 +187,9 @@ static_assert(offsetof(GroupIo, acc) == 0 && offsetof(GroupIo, c) == 8 && offset
 // n k steps of the group of na tiles (na tile buffers back to back in io.acc, each kMR
 // rows of kNR floats): acc = (kZero ? +0.0f : acc) continued by fma over the steps, in
 // order, then stored raw to io.acc or, with kToC, through the epilogue into C. a[i] is
-// strip i's packed A at the first step, b the packed B row of the first step. With n == 0
-// it is the epilogue alone.
-void group_steps(const GroupIo& io, const float* const* a, int na, const float* b, int64_t n) {
+// strip i's packed A at the first step, b the B row of the first step (rows ldb_bytes
+// apart). With n == 0 it is the epilogue alone.
+void group_steps(const GroupIo& io, const float* const* a, int na, const float* b, int64_t ldb_bytes, int64_t n) {
   const float *a0 = a[0], *a1 = a[0], *a2 = a[0], *a3 = a[0], *a4 = a[0];
   if (na > 1) a1 = a[1];
   if (na > 2) a2 = a[2];
@@ -216,6 +225,10 @@ void group_steps(const GroupIo& io, const float* const* a, int na, const float* 
 #undef LS_STEP2
 #undef LS_STEP1
 #undef LS_BROW
+#undef LS_BROW_3
+#undef LS_BROW_2
+#undef LS_BROW_1
+#undef LS_BROW_0
 #undef LS_STRIP
 #undef LS_F
 
@@ -238,6 +251,7 @@ void gemm_group_avx512(const TileArgs* t, int na) {
   bool full = true;
   for (int i = 0; i < na; ++i) a[i] = t[i].a, full = full && t[i].full;
   const TileArgs& x = t[0];
+  const int64_t ldb_bytes = x.ldb * int64_t(sizeof(float));
   // The group ends in C: its rows are fetched while the k loop runs (sequential order: all
   // at the start; batch-chunked: a tile per chunk, as a burst of 30 prefetches stalled the
   // short chunked calls of K = 128, perf: 5% of 256 x 784 x 128).
@@ -254,7 +268,7 @@ void gemm_group_avx512(const TileArgs* t, int na) {
     float* acc = !full && x.first && x.last ? own : x.partial;
     for (int i = 1; i < na && acc == x.partial; ++i) assert(t[i].partial == x.partial + i * kTile);
     GroupIo io{acc, x.c, x.ldc * int64_t(sizeof(float)), x.bias, (x.first ? kZero : 0) | to_c, x.prefetch, 0, nullptr};
-    group_steps(io, a, na, x.b, x.kc);
+    group_steps(io, a, na, x.b, ldb_bytes, x.kc);
     if (!full && x.last) epilogue_tiles(t, na, acc);
     return;
   }
@@ -282,9 +296,9 @@ void gemm_group_avx512(const TileArgs* t, int na) {
     const float* from = depth > 0 ? slot[depth - 1] : nullptr;
     depth -= merges;
     int64_t flags = kZero | (final_chunk ? to_c : 0);
-    group_steps(GroupIo{slot[depth], x.c, x.ldc * int64_t(sizeof(float)), x.bias, flags, x.prefetch + kNR * k0,
+    group_steps(GroupIo{slot[depth], x.c, x.ldc * int64_t(sizeof(float)), x.bias, flags, x.prefetch + x.ldb * k0,
                         merges, from},
-                ak, na, x.b + kNR * k0, len);
+                ak, na, x.b + x.ldb * k0, ldb_bytes, len);
     ++depth;
   }
   if (to_c & kToC) return;  // full group, last block: already in C

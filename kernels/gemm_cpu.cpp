@@ -8,8 +8,9 @@
 // partition). op(B) is packed once per call into kNR-wide strips (K x kNR each) shared by
 // all threads; a (group of strips, k block) piece is packed by whichever thread needs it
 // first, claimed with an atomic flag, so there is no barrier and no thread ever waits
-// for one that has not started (nested, serial parallel_for included). Each thread packs
-// the A blocks of its own rows. Memory per call: the packed op(B), K x ceil(N/16)*16 floats,
+// for one that has not started (nested, serial parallel_for included). Exception: a plain
+// B used by one row block is read in place by the AVX-512 kernel (see gemm_float). Each
+// thread packs the A blocks of its own rows. Memory per call: the packed op(B), K x ceil(N/16)*16 floats,
 // and per thread one A block and the partial sums of one row block of a panel.
 // Blocking inside a thread's rectangle (Goto/BLIS style, loops from the outside in):
 //   jc: panels of nc columns, nc chosen so a panel of packed B stays L3-resident.
@@ -98,6 +99,8 @@ struct Plan {
   int64_t mc;        // rows per A block
   float* b_packed;   // strip s of op(B) at b_packed + s * K * kNR
   int64_t n_strips;  // ceil(N / kNR)
+  // Strips [0, first_packed) are read in place from B (b_in_place), the others packed.
+  int64_t first_packed;
   int64_t panel_strips;
   // Claim flag of (strip group q, k block pc) at b_ready[q * nk + pc]:
   // 0 not packed, 1 being packed, 2 packed.
@@ -114,6 +117,7 @@ void fma_steps_scalar(float* acc, const float* a, const float* b, int64_t n) {
 }
 
 void gemm_tile_scalar(const TileArgs& x) {
+  assert(x.ldb == kNR);  // packed B only
   float acc[kTile];
   if (!x.chunked) {
     if (x.first)
@@ -250,6 +254,7 @@ void pack_a_block(const Plan& p, int64_t i0, int64_t mc, int64_t k0, int64_t kc,
 // thread only waits for a packer that is running, so this cannot deadlock.
 void ensure_b_packed(const Plan& p, int64_t s0, int64_t s1, int64_t pc, int64_t k0, int64_t kc) {
   const GemmArgs& g = *p.g;
+  s0 = std::max(s0, p.first_packed);
   int64_t q0 = s0 / kClaimStrips, q1 = ceil_div(s1, kClaimStrips);
   for (int pass = 0; pass < 2; ++pass)
     for (int64_t q = q0; q < q1; ++q) {
@@ -257,7 +262,8 @@ void ensure_b_packed(const Plan& p, int64_t s0, int64_t s1, int64_t pc, int64_t 
       if (flag.load(std::memory_order_acquire) == 2) continue;
       uint8_t expected = 0;
       if (pass == 0 && flag.compare_exchange_strong(expected, 1, std::memory_order_acquire)) {
-        int64_t first = q * kClaimStrips, n = std::min(kClaimStrips, p.n_strips - first);
+        int64_t first = std::max(q * kClaimStrips, p.first_packed);
+        int64_t n = std::min((q + 1) * kClaimStrips, p.n_strips) - first;
         pack_b_panel(g, first * kNR, n, k0, k0 + kc, p.b_packed + first * g.K * kNR, p.avx2);
         flag.store(2, std::memory_order_release);
       } else if (pass == 1) {
@@ -298,7 +304,12 @@ void compute_panel(const Plan& p, int64_t s0, int64_t s1, int64_t i0, int64_t i1
       int64_t lines_per_group = ceil_div(kc, n_groups);  // next-B-strip prefetch slice
       for (int64_t jr = 0; jr < n_jr; ++jr) {
         int64_t j = jc + jr * kNR;
-        const float* b_strip = bp + jr * g.K * kNR + k0 * kNR;
+        // This strip and the next one: in place (rows ldb apart) or packed (kNR apart).
+        auto strip_at = [&](int64_t r) {
+          return s0 + r < p.first_packed ? g.B + k0 * g.ldb + jc + r * kNR : bp + r * g.K * kNR + k0 * kNR;
+        };
+        const float* b_strip = strip_at(jr);
+        int64_t b_ld = s0 + jr < p.first_packed ? g.ldb : kNR;
         for (int64_t ig = 0; ig < n_groups; ++ig) {
           // Pull the next B strip (kc cache lines, L3-resident) in slices, one per call,
           // so the first tile of the next column strip does not wait for it (measured:
@@ -306,7 +317,7 @@ void compute_panel(const Plan& p, int64_t s0, int64_t s1, int64_t i0, int64_t i1
           // k loop, one line per 4 steps from x.prefetch on (perf at 2048^3: the bursts of
           // ~100 prefetches the AVX-512 groups got here stalled, 3% of the time); the
           // scalar kernel gets its slice here.
-          const float* next_b = jr + 1 < n_jr ? b_strip + g.K * kNR : b_strip;
+          const float* next_b = jr + 1 < n_jr ? strip_at(jr + 1) : b_strip;
           if (p.kernel == gemm_tile_scalar && jr + 1 < n_jr)
             for (int64_t line = ig * lines_per_group; line < std::min(kc, (ig + 1) * lines_per_group); ++line)
               __builtin_prefetch(next_b + line * kNR, 0, 3);
@@ -317,6 +328,7 @@ void compute_panel(const Plan& p, int64_t s0, int64_t s1, int64_t i0, int64_t i1
             TileArgs& x = xs[u];
             x.a = a_pack + ir * kc * kMR;
             x.b = b_strip;
+            x.ldb = b_ld;
             x.kc = kc;
             x.chunked = p.chunked;
             x.first = pc == 0;
@@ -330,7 +342,7 @@ void compute_panel(const Plan& p, int64_t s0, int64_t s1, int64_t i0, int64_t i1
             x.full = mr == kMR && nr == kNR;
             x.bias = g.bias ? g.bias + j : nullptr;
             x.accumulate = g.accumulate;
-            x.prefetch = next_b + ig * lines_per_group * kNR;
+            x.prefetch = next_b + ig * lines_per_group * b_ld;
             // Several batch-chunked blocks: the block's subtree goes to the tile's stack.
             if (tree_blocks) {
               x.last = false;
@@ -429,6 +441,24 @@ void gemm_float(const Exec& ex, const GemmArgs& g) {
 
   // Packed B for the whole call, filled on first use (ensure_b_packed).
   p.n_strips = ceil_div(g.N, kNR);
+  // A plain B used by a single row block (M <= mc: the MLP's products at batch 128) is read
+  // in place by the AVX-512 group kernel, its full strips unpacked: packing would copy
+  // each value to read it once (perf: 10-16% of 128 x 784 x 256; measured 1.03-1.25x,
+  // docs/benchmarks.md, issue 21). Only when each strip row is one cache line (64-byte
+  // aligned rows) and the row stride is not a multiple of 4 KiB: then a strip's rows all
+  // fall in one L1 set (measured 0.53-0.91x at K = 256-512; strides of 1-2 KiB, 4 or 2
+  // sets, measured 0.98-1.11x). The kernel reads the same values in the same order: no
+  // bit changes (tests/kernels/test_gemm.cpp, "B read in place").
+  p.first_packed = 0;
+  bool aligned = reinterpret_cast<uintptr_t>(g.B) % 64 == 0 && g.ldb % kNR == 0;
+  bool page_stride = g.ldb * int64_t(sizeof(float)) % 4096 == 0;
+  bool b_in_place = p.group_a > 1 && !g.trans_b && aligned && !page_stride;
+  // A few more rows (up to an A block of kMC512 x kKC512 floats, the L2 share it has at
+  // K >= 512) still make one row block, so that B can be read in place (measured: 256 x
+  // 784 x 128 tn, the MLP's layer-0 grad-weight at batch 128, 1.03-1.09x against two row
+  // blocks of packed B). Row blocks never change a sum.
+  if (b_in_place && g.M * std::min(p.kc, g.K) <= kMC512 * kKC512) p.mc = std::max(p.mc, ceil_div(g.M, kMR) * kMR);
+  if (b_in_place && g.M <= p.mc) p.first_packed = g.N / kNR;
   p.panel_strips = std::max<int64_t>(1, kPanelBytes / (int64_t(sizeof(float)) * kNR * g.K));
   FloatBuffer b_buffer(p.n_strips * kNR * g.K);
   p.b_packed = b_buffer.get();

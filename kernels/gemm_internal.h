@@ -31,6 +31,10 @@ constexpr int kGroupLevels512 = 5;
 struct TileArgs {
   const float* a;      // packed A strip, kc x kMR
   const float* b;      // packed B strip, kc x kNR
+  // Floats between consecutive rows of b (and of prefetch): kNR when packed. Only the
+  // AVX-512 group kernel takes another stride: B read in place, kNR columns of each stored
+  // row (64-byte aligned rows; the driver decides, gemm_cpu.cpp).
+  int64_t ldb = kNR;
   int64_t kc;          // k values in this block (>= 1)
   bool chunked;        // KOrder::batch_chunked
   // Sequential order: the sum starts at +0.0f when `first`, else continues from `partial`.
@@ -52,8 +56,8 @@ struct TileArgs {
   bool full;
   const float* bias;   // bias at the tile's first column, or null
   bool accumulate;
-  // The AVX-512 group kernel prefetches one cache line per 4 k steps from here on (the
-  // next B strip); prefetching is only a hint, so any address will do.
+  // The AVX-512 group kernel prefetches one cache line per 4 k steps from here on, ldb
+  // floats apart (the next B strip); prefetching is only a hint, so any address will do.
   const float* prefetch;
 };
 

@@ -4,6 +4,7 @@
 // float64 overload; and fast mode (variants and autotuner) within a derived tolerance.
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <thread>
 #include <vector>
@@ -40,8 +41,10 @@ struct Problem {
   GemmArgs g;
   std::vector<float> A, B, C0, bias;
 
+  // align_b: B's first row starts on a 64-byte boundary (with a pad that makes ldb a
+  // multiple of 16, every row does).
   Problem(bool ta, bool tb, Shape s, bool with_bias, bool accumulate, KOrder order, uint32_t seed,
-          int64_t pad = 3) {
+          int64_t pad = 3, bool align_b = false) {
     g.trans_a = ta;
     g.trans_b = tb;
     g.M = s.M, g.N = s.N, g.K = s.K;
@@ -51,11 +54,12 @@ struct Problem {
     g.ldb = b_cols + pad;
     g.ldc = s.N + pad;
     A = random_floats(a_rows * g.lda + 1, seed);
-    B = random_floats(b_rows * g.ldb + 1, seed + 1);
+    B = random_floats(b_rows * g.ldb + 1 + (align_b ? 16 : 0), seed + 1);
     C0 = random_floats(s.M * g.ldc + 1, seed + 2, -4.f, 4.f);
     if (with_bias) bias = random_floats(s.N + 1, seed + 3);
     g.A = A.data();
     g.B = B.data();
+    while (align_b && reinterpret_cast<uintptr_t>(g.B) % 64 != 0) ++g.B;
     g.bias = with_bias ? bias.data() : nullptr;
     g.accumulate = accumulate;
     g.order = order;
@@ -275,6 +279,37 @@ TEST_CASE("gemm_cpu: every SIMD level gives the scalar path's bits", "[gemm][det
             REQUIRE_BITWISE_EQUAL(p.det(Exec{lockstep::Mode::deterministic, level}), scalar);
           }
         }
+      }
+}
+
+// The AVX-512 group kernel reads a plain B in place (no packing) when M <= 150 or M x K <=
+// 150 x 512 (one larger row block: 256 x 48 x 128 here), B's rows are 64-byte aligned and
+// their stride is not a multiple of 4 KiB (gemm_cpu.cpp). The padded Problems above never
+// qualify; these do: ldb = 48 (N = 40: two strips in place and a packed 8-column edge
+// strip), 112 (K = 600: k blocks, and 16 + 3 chunks), 32, 64, and 784 (the row stride of
+// the MLP's 128 x 784 x 256). Compared with the scalar path, which always packs.
+TEST_CASE("gemm_cpu: B read in place gives the packed path's bits", "[gemm][deterministic]") {
+  using lockstep::SimdLevel;
+  if (lockstep::simd_level_available() != SimdLevel::avx512)
+    WARN("AVX-512 not available in this build or CPU: B is never read in place here");
+  struct Case {
+    Shape s;
+    int64_t pad;
+  };
+  for (Case c : {Case{{128, 40, 300}, 8}, Case{{150, 100, 600}, 12}, Case{{7, 32, 41}, 0}, Case{{13, 64, 70}, 0},
+                 Case{{128, 784, 70}, 0}, Case{{256, 48, 128}, 0}})
+    for (KOrder order : {KOrder::sequential, KOrder::batch_chunked})
+      for (int ta = 0; ta < 2; ++ta) {
+        Problem p(ta, false, c.s, true, ta, order, 33, c.pad, true);
+        REQUIRE(reinterpret_cast<uintptr_t>(p.g.B) % 64 == 0);
+        const std::vector<float> scalar = p.det(Exec{lockstep::Mode::deterministic, SimdLevel::scalar});
+        for (SimdLevel level : lockstep::simd_levels_available())
+          for (int threads : {1, 3}) {
+            INFO("M=" << c.s.M << " N=" << c.s.N << " K=" << c.s.K << " order=" << int(order) << " trans_a=" << ta
+                      << " level=" << lockstep::simd_level_name(level) << " threads=" << threads);
+            lockstep::ThreadsGuard tg(threads);
+            REQUIRE_BITWISE_EQUAL(p.det(Exec{lockstep::Mode::deterministic, level}), scalar);
+          }
       }
 }
 
