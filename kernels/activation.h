@@ -53,8 +53,10 @@ template <typename T> void silu_backward_cpu(const Exec& ex, T* dx, const T* dy,
 
 // ---- AVX2 (kernels/activation_avx2.cpp; only with LOCKSTEP_HAVE_AVX2, when ex.avx2()) ----
 // The same loops on [0, n) of this thread, vectorised; the same bits as the portable loop.
-template <typename T> void gelu_backward_avx2(T* dx, const T* dy, const T* x, int64_t n);
-template <typename T> void silu_backward_avx2(T* dx, const T* dy, const T* x, int64_t n);
+void gelu_backward_avx2(float* dx, const float* dy, const float* x, int64_t n);
+void gelu_backward_avx2(double* dx, const double* dy, const double* x, int64_t n);
+void silu_backward_avx2(float* dx, const float* dy, const float* x, int64_t n);
+void silu_backward_avx2(double* dx, const double* dy, const double* x, int64_t n);
 
 // ---- CUDA: the same contracts with device pointers (activation_cuda.cu) ----
 template <typename T> void relu_backward_cuda(const Exec& ex, T* dx, const T* dy, const T* x, int64_t n);

@@ -14,17 +14,19 @@
 
 namespace lockstep {
 
-template <typename T>
-void gelu_backward_avx2(T* dx, const T* dy, const T* x, int64_t n) {
+// Plain overloads, not template instantiations: those would be weak symbols that the
+// linker could share with the portable build (tests/isa_symbols.sh).
+void gelu_backward_avx2(float* dx, const float* dy, const float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) dx[i] = act::gelu_grad(dy[i], x[i]);
 }
-template <typename T>
-void silu_backward_avx2(T* dx, const T* dy, const T* x, int64_t n) {
+void gelu_backward_avx2(double* dx, const double* dy, const double* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dx[i] = act::gelu_grad(dy[i], x[i]);
+}
+void silu_backward_avx2(float* dx, const float* dy, const float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) dx[i] = act::silu_grad(dy[i], x[i]);
 }
-template void gelu_backward_avx2<float>(float*, const float*, const float*, int64_t);
-template void gelu_backward_avx2<double>(double*, const double*, const double*, int64_t);
-template void silu_backward_avx2<float>(float*, const float*, const float*, int64_t);
-template void silu_backward_avx2<double>(double*, const double*, const double*, int64_t);
+void silu_backward_avx2(double* dx, const double* dy, const double* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dx[i] = act::silu_grad(dy[i], x[i]);
+}
 
 }  // namespace lockstep

@@ -37,6 +37,7 @@
 #include "base/parallel.h"
 #include "kernels/gemm.h"
 #include "kernels/gemm_internal.h"
+#include "kernels/gemm_rows.h"
 #include "kernels/memory.h"
 #include "kernels/reduce_order.h"
 #include "lockstep/config.h"
@@ -379,6 +380,9 @@ void gemm_float(const Exec& ex, const GemmArgs& g) {
   assert(g.lda >= (g.trans_a ? g.M : g.K) && g.ldb >= (g.trans_b ? g.K : g.N));
   if (g.M == 0 || g.N == 0) return;
   if (g.K == 0) return gemm_empty_k(g);
+  // Up to 4 rows, B readable in place or packed already: one fma chain per output, the
+  // same order (kernels/gemm_rows.h).
+  if (gemm_rows::applies(g)) return gemm_rows::gemm_rows_cpu(ex, g);
 
   // The k blocking. It decides where partial sums wait, never their order.
   Plan p;
@@ -418,11 +422,12 @@ void gemm_float(const Exec& ex, const GemmArgs& g) {
   // Packed B for the whole call, filled on first use (ensure_b_packed).
   p.n_strips = ceil_div(g.N, kNR);
   p.panel_strips = std::max<int64_t>(1, kPanelBytes / (int64_t(sizeof(float)) * kNR * g.K));
-  FloatBuffer b_buffer(p.n_strips * kNR * g.K);
-  p.b_packed = b_buffer.get();
+  // (Packed before the call, g.b_packed: every piece is marked packed.)
+  FloatBuffer b_buffer(g.b_packed ? 1 : p.n_strips * kNR * g.K);
+  p.b_packed = g.b_packed ? const_cast<float*>(g.b_packed) : b_buffer.get();
   int64_t n_flags = ceil_div(p.n_strips, kClaimStrips) * p.nk;
   std::unique_ptr<std::atomic<uint8_t>[]> ready(new std::atomic<uint8_t>[n_flags]);
-  for (int64_t f = 0; f < n_flags; ++f) ready[f].store(0, std::memory_order_relaxed);
+  for (int64_t f = 0; f < n_flags; ++f) ready[f].store(g.b_packed ? 2 : 0, std::memory_order_relaxed);
   p.b_ready = ready.get();
 
   // Split the longer side of C, so that the shared packed B is read by fewer threads when
@@ -496,6 +501,13 @@ void gemm_double(const GemmArgsF64& g) {
 }
 
 }  // namespace
+
+int64_t gemm_packed_b_floats(int64_t N, int64_t K) { return ceil_div(N, kNR) * kNR * K; }
+
+// The whole of op(B), as ensure_b_packed leaves it once every piece is packed.
+void gemm_pack_b_cpu(const Exec& ex, const GemmArgs& g, float* dst) {
+  if (g.N > 0 && g.K > 0) pack_b_panel(g, 0, ceil_div(g.N, kNR), 0, g.K, dst, ex.avx2());
+}
 
 // float64 has no SIMD path: nothing in ex applies to it.
 template <typename T>
