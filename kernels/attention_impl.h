@@ -31,23 +31,30 @@ class Buf {
   T* p_;
 };
 
+// acc[u] (u < V) = fma chain over t in [t0, t1), in increasing t, of w[t * ws] * x[t * D + u],
+// from +0: V outputs advance together, each its own chain.
+template <int V, typename T>
+inline void chain_block(T* __restrict__ o, const T* __restrict__ w, int64_t ws, const T* __restrict__ x, int64_t t0,
+                        int64_t t1, int64_t D) {
+  T acc[V] = {};
+  for (int64_t t = t0; t < t1; ++t) {
+    const T wt = w[t * ws];
+    const T* xr = x + t * D;
+    for (int u = 0; u < V; ++u) acc[u] = std::fma(wt, xr[u], acc[u]);
+  }
+  for (int u = 0; u < V; ++u) o[u] = acc[u];
+}
+
 // o[d] = fma chain over t in [t0, t1), in increasing t, of w[t * ws] * x[t * D + d], from
-// +0, for every d < D. Eight outputs advance together (their accumulators stay in one
-// register), each in its own chain: the order of every output is the plain loop's.
+// +0, for every d < D. 32 outputs advance together where D allows (four independent
+// vector chains: one chain alone waits on the fma latency), then 8, then one at a time;
+// each output keeps the plain loop's order.
 template <typename T>
 void chain_rows(T* __restrict__ o, const T* __restrict__ w, int64_t ws, const T* __restrict__ x, int64_t t0,
                 int64_t t1, int64_t D) {
-  constexpr int V = 8;
   int64_t d0 = 0;
-  for (; d0 + V <= D; d0 += V) {
-    T acc[V] = {};
-    for (int64_t t = t0; t < t1; ++t) {
-      const T wt = w[t * ws];
-      const T* xr = x + t * D + d0;
-      for (int dd = 0; dd < V; ++dd) acc[dd] = std::fma(wt, xr[dd], acc[dd]);
-    }
-    for (int dd = 0; dd < V; ++dd) o[d0 + dd] = acc[dd];
-  }
+  for (; d0 + 32 <= D; d0 += 32) chain_block<32>(o + d0, w, ws, x + d0, t0, t1, D);
+  for (; d0 + 8 <= D; d0 += 8) chain_block<8>(o + d0, w, ws, x + d0, t0, t1, D);
   for (; d0 < D; ++d0) {
     T acc = T(0);
     for (int64_t t = t0; t < t1; ++t) acc = std::fma(w[t * ws], x[t * D + d0], acc);
@@ -62,16 +69,28 @@ void weighted_rows(T* o, const T* w, const T* rows, int64_t L, int64_t D) {
 }
 
 // s[j] = fma chain over d of q[d] * kt[d][j] for j < L, kt the head's keys transposed
-// (D x Tk): every key's chain runs in increasing d from +0 (acc = fma(q[d], k[j][d], acc)),
-// and the loop over j (independent chains) vectorises.
+// (D x Tk): every key's chain runs in increasing d from +0 (acc = fma(q[d], k[j][d], acc)).
+// Blocks of 32 keys keep their chains in registers through the d loop; the rest of the
+// keys run the same chains through memory.
 template <typename T>
 void scores_t(T* __restrict__ s, const T* __restrict__ qr, const T* __restrict__ kt, int64_t L, int64_t Tk,
               int64_t D) {
-  for (int64_t j = 0; j < L; ++j) s[j] = T(0);
+  constexpr int J = 32;
+  int64_t j0 = 0;
+  for (; j0 + J <= L; j0 += J) {
+    T acc[J] = {};
+    for (int64_t d = 0; d < D; ++d) {
+      const T qd = qr[d];
+      const T* kd = kt + d * Tk + j0;
+      for (int u = 0; u < J; ++u) acc[u] = std::fma(qd, kd[u], acc[u]);
+    }
+    for (int u = 0; u < J; ++u) s[j0 + u] = acc[u];
+  }
+  for (int64_t j = j0; j < L; ++j) s[j] = T(0);
   for (int64_t d = 0; d < D; ++d) {
     const T qd = qr[d];
     const T* kd = kt + d * Tk;
-    for (int64_t j = 0; j < L; ++j) s[j] = std::fma(qd, kd[j], s[j]);
+    for (int64_t j = j0; j < L; ++j) s[j] = std::fma(qd, kd[j], s[j]);
   }
 }
 

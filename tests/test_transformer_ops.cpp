@@ -12,6 +12,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 #include "base/mode.h"
@@ -129,18 +130,21 @@ TEST_CASE("index ops: out-of-range ids name the op, the id and the range", "[ind
 }
 
 TEST_CASE("attention: a query row is the documented order bit for bit", "[attention][deterministic]") {
-  const int64_t T = 29, D = 19;
-  const Tensor q = rand_t({1, 1, T, D}, 9, -2, 2), k = rand_t({1, 1, T, D}, 10, -2, 2), v = rand_t({1, 1, T, D}, 11);
-  const float scale = static_cast<float>(1.0 / std::sqrt(double(D)));
-  for (SimdLevel l : simd_levels_available()) {
-    SimdLevelGuard simd(l);
-    const Tensor out = scaled_dot_product_attention(q, k, v, true);
-    const auto ov = out.to_vector<float>();
-    for (int64_t t = 0; t < T; ++t) {
-      std::vector<float> want(static_cast<size_t>(D));
-      attention_row_ref(want.data(), q.data<float>() + t * D, k.data<float>(), v.data<float>(), t + 1, D, scale);
-      INFO(simd_level_name(l) << ", row " << t);
-      REQUIRE(std::memcmp(want.data(), ov.data() + t * D, sizeof(float) * D) == 0);
+  // T = 29, D = 19: the one-at-a-time chains; T = 75, D = 43: also the kernels' register
+  // blocks (32 keys per score block, 32 and 8 outputs per chain block) and their tails.
+  for (const auto [T, D] : {std::pair<int64_t, int64_t>{29, 19}, {75, 43}}) {
+    const Tensor q = rand_t({1, 1, T, D}, 9, -2, 2), k = rand_t({1, 1, T, D}, 10, -2, 2), v = rand_t({1, 1, T, D}, 11);
+    const float scale = static_cast<float>(1.0 / std::sqrt(double(D)));
+    for (SimdLevel l : simd_levels_available()) {
+      SimdLevelGuard simd(l);
+      const Tensor out = scaled_dot_product_attention(q, k, v, true);
+      const auto ov = out.to_vector<float>();
+      for (int64_t t = 0; t < T; ++t) {
+        std::vector<float> want(static_cast<size_t>(D));
+        attention_row_ref(want.data(), q.data<float>() + t * D, k.data<float>(), v.data<float>(), t + 1, D, scale);
+        INFO(simd_level_name(l) << ", row " << t);
+        REQUIRE(std::memcmp(want.data(), ov.data() + t * D, sizeof(float) * D) == 0);
+      }
     }
   }
 }
