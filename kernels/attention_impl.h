@@ -70,22 +70,37 @@ void weighted_rows(T* o, const T* w, const T* rows, int64_t L, int64_t D) {
 
 // s[j] = fma chain over d of q[d] * kt[d][j] for j < L, kt the head's keys transposed
 // (D x Tk): every key's chain runs in increasing d from +0 (acc = fma(q[d], k[j][d], acc)).
-// Blocks of 32 keys keep their chains in registers through the d loop; the rest of the
-// keys run the same chains through memory.
+// Blocks of 64, 32, then 8 keys keep their chains in registers through the d loop (64 keys:
+// eight independent vector chains, enough to hide the fma latency); the last few keys run
+// the same chains through memory.
+template <int J, typename T>
+inline void scores_block(T* __restrict__ s, const T* __restrict__ qr, const T* __restrict__ kt, int64_t Tk,
+                         int64_t D) {
+  T acc[J] = {};
+  for (int64_t d = 0; d < D; ++d) {
+    const T qd = qr[d];
+    const T* kd = kt + d * Tk;
+    for (int u = 0; u < J; ++u) acc[u] = std::fma(qd, kd[u], acc[u]);
+  }
+  for (int u = 0; u < J; ++u) s[u] = acc[u];
+}
+
+// avail: columns of kt readable from kt (Tk, or less for a view that starts at a column).
 template <typename T>
 void scores_t(T* __restrict__ s, const T* __restrict__ qr, const T* __restrict__ kt, int64_t L, int64_t Tk,
-              int64_t D) {
-  constexpr int J = 32;
+              int64_t D, int64_t avail) {
   int64_t j0 = 0;
-  for (; j0 + J <= L; j0 += J) {
-    T acc[J] = {};
-    for (int64_t d = 0; d < D; ++d) {
-      const T qd = qr[d];
-      const T* kd = kt + d * Tk + j0;
-      for (int u = 0; u < J; ++u) acc[u] = std::fma(qd, kd[u], acc[u]);
-    }
-    for (int u = 0; u < J; ++u) s[j0 + u] = acc[u];
+  for (; j0 + 64 <= L; j0 += 64) scores_block<64>(s + j0, qr, kt + j0, Tk, D);
+  for (; j0 + 32 <= L; j0 += 32) scores_block<32>(s + j0, qr, kt + j0, Tk, D);
+  // Fewer than 32 keys left: one block of 32 whose extra lanes read columns past L (stale
+  // but readable) and are dropped; lanes never mix, so the kept ones are the same chains.
+  if (j0 < L && j0 + 32 <= avail) {
+    T tmp[32];
+    scores_block<32>(tmp, qr, kt + j0, Tk, D);
+    std::copy(tmp, tmp + (L - j0), s + j0);
+    return;
   }
+  for (; j0 + 8 <= L; j0 += 8) scores_block<8>(s + j0, qr, kt + j0, Tk, D);
   for (int64_t j = j0; j < L; ++j) s[j] = T(0);
   for (int64_t d = 0; d < D; ++d) {
     const T qd = qr[d];
@@ -112,7 +127,7 @@ void transpose_rows(T* kt, const T* kh, int64_t L, int64_t Tk, int64_t D) {
 template <typename T>
 void row_forward(const Exec& ex, T* o, T* e, const T* qr, const T* kt, const T* vh, int64_t L, int64_t Tk, int64_t D,
                  T scale) {
-  scores_t(e, qr, kt, L, Tk, D);
+  scores_t(e, qr, kt, L, Tk, D, Tk);
   for (int64_t j = 0; j < L; ++j) e[j] = e[j] * scale;
   const T m = e[argmax_serial_cpu(e, L)];
   for (int64_t j = 0; j < L; ++j) e[j] = e[j] - m;
@@ -131,7 +146,7 @@ void row_forward_split(const Exec& ex, T* o, T* e, T* acc, const T* qr, const T*
   for (int64_t d = 0; d < D; ++d) o[d] = T(0);
   for (int64_t s = 0; s < S; ++s) {
     const int64_t j0 = L * s / S, j1 = L * (s + 1) / S, n = j1 - j0;
-    scores_t(e, qr, kt + j0, n, Tk, D);
+    scores_t(e, qr, kt + j0, n, Tk, D, Tk - j0);
     for (int64_t j = 0; j < n; ++j) e[j] = e[j] * scale;
     const T m = e[argmax_serial_cpu(e, n)];
     for (int64_t j = 0; j < n; ++j) e[j] = e[j] - m;
@@ -219,7 +234,7 @@ void backward_impl(const Exec& ex, T* dq, T* dk, T* dv, const T* g, const T* q, 
         const int64_t L = attention_visible(len, Tq, i, causal);
         const T* pi = ph + i * Tk;
         T* dsi = ds.get() + i * Tk;
-        scores_t(dp.get(), gh + i * D, vt.get(), L, Tk, D);  // dp[j] = the chain over d of g[i][d] v[j][d]
+        scores_t(dp.get(), gh + i * D, vt.get(), L, Tk, D, Tk);  // dp[j] = the chain over d of g[i][d] v[j][d]
         for (int64_t j = 0; j < L; ++j) tmp.get()[j] = pi[j] * dp.get()[j];
         const T c = sum_serial_cpu(ex, tmp.get(), L);
         for (int64_t j = 0; j < L; ++j) dsi[j] = (pi[j] * (dp.get()[j] - c)) * scale;
