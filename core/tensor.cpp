@@ -8,6 +8,7 @@
 #include <cstring>
 #include <sstream>
 
+#include "base/parallel.h"
 #include "core/autograd.h"
 #include "kernels/memory.h"
 
@@ -326,8 +327,10 @@ Tensor Tensor::to(DType target) const {
 namespace {
 
 // dst (contiguous, row-major) = the view of src with `shape` and element `strides`, for
-// elements of es bytes. A copy: the bits are the source's.
+// elements of es bytes. A copy: the bits are the source's. Threads take ranges of rows
+// (the last dim), at least kCopyGrain bytes each.
 void gather_strided(void* dst, const void* src, size_t es, const Shape& shape, const Shape& strides) {
+  constexpr int64_t kCopyGrain = 1 << 18;
   const int64_t nd = static_cast<int64_t>(shape.size());
   const int64_t n = shape_numel(shape);
   if (n == 0) return;
@@ -336,28 +339,37 @@ void gather_strided(void* dst, const void* src, size_t es, const Shape& shape, c
     return;
   }
   const int64_t inner = shape[nd - 1], step = strides[nd - 1], rows = n / inner;
-  const char* s = static_cast<const char*>(src);
-  char* d = static_cast<char*>(dst);
-  std::vector<int64_t> idx(static_cast<size_t>(nd), 0);
-  int64_t off = 0;  // element offset of the current row's start in src
-  for (int64_t r = 0; r < rows; ++r, d += inner * static_cast<int64_t>(es)) {
-    const char* row = s + off * static_cast<int64_t>(es);
-    if (step == 1) {
-      std::memcpy(d, row, inner * es);
-    } else if (es == 4) {
-      uint32_t* o = reinterpret_cast<uint32_t*>(d);
-      for (int64_t j = 0; j < inner; ++j) std::memcpy(o + j, row + j * step * 4, 4);
-    } else {
-      for (int64_t j = 0; j < inner; ++j) std::memcpy(d + j * es, row + j * step * static_cast<int64_t>(es), es);
+  const int64_t e = static_cast<int64_t>(es);
+  parallel_for(rows, std::max<int64_t>(1, kCopyGrain / (inner * e)), [&](int64_t r0, int64_t r1) {
+    // The odometer over dims nd-2 .. 0 at row r0, and the element offset of its start.
+    std::vector<int64_t> idx(static_cast<size_t>(nd), 0);
+    int64_t off = 0;
+    for (int64_t k = nd - 2, r = r0; k >= 0; --k) {
+      idx[k] = r % shape[k];
+      off += idx[k] * strides[k];
+      r /= shape[k];
     }
-    // Next row: advance the odometer over dims nd-2 .. 0.
-    for (int64_t k = nd - 2; k >= 0; --k) {
-      off += strides[k];
-      if (++idx[k] < shape[k]) break;
-      off -= strides[k] * shape[k];
-      idx[k] = 0;
+    const char* s = static_cast<const char*>(src);
+    char* d = static_cast<char*>(dst) + r0 * inner * e;
+    for (int64_t r = r0; r < r1; ++r, d += inner * e) {
+      const char* row = s + off * e;
+      if (step == 1) {
+        std::memcpy(d, row, static_cast<size_t>(inner * e));
+      } else if (es == 4) {
+        uint32_t* o = reinterpret_cast<uint32_t*>(d);
+        for (int64_t j = 0; j < inner; ++j) std::memcpy(o + j, row + j * step * 4, 4);
+      } else {
+        for (int64_t j = 0; j < inner; ++j) std::memcpy(d + j * e, row + j * step * e, es);
+      }
+      // Next row: advance the odometer.
+      for (int64_t k = nd - 2; k >= 0; --k) {
+        off += strides[k];
+        if (++idx[k] < shape[k]) break;
+        off -= strides[k] * shape[k];
+        idx[k] = 0;
+      }
     }
-  }
+  });
 }
 
 }  // namespace

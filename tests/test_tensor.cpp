@@ -1,6 +1,7 @@
 // Tensor: creation, views, copies, conversions, devices and the error messages.
 #include <catch2/catch.hpp>
 
+#include "base/parallel.h"
 #include "core/tensor.h"
 #include "kernels/memory.h"
 #include "test_util.h"
@@ -86,6 +87,30 @@ TEST_CASE("tensor: strided copies equal an index loop", "[tensor]") {
             for (int64_t l = 0; l < s[3]; ++l) want.push_back(av[i * st[0] + j * st[1] + k * st[2] + l * st[3]]);
       INFO(dtype_name(dt) << " permute " << p[0] << p[1] << p[2] << p[3]);
       REQUIRE(got == want);
+    }
+  }
+  // Large enough for several threads' row ranges (each starts its own odometer).
+  {
+    std::vector<float> big(64 * 32 * 16 * 9);
+    for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<float>(i);
+    Tensor b = Tensor::from_vector(big, {64, 32, 16, 9});
+    for (int threads : {1, 3}) {
+      ThreadsGuard tg(threads);
+      for (const auto& p : perms) {
+        const Tensor v = b.permute(p);
+        const std::vector<float> got = v.contiguous().to_vector<float>();
+        const Shape& s = v.shape();
+        const Shape& st = v.strides();
+        size_t n = 0;
+        bool same = true;
+        for (int64_t i = 0; i < s[0]; ++i)
+          for (int64_t j = 0; j < s[1]; ++j)
+            for (int64_t k = 0; k < s[2]; ++k)
+              for (int64_t l = 0; l < s[3]; ++l)
+                same = same && got[n++] == big[i * st[0] + j * st[1] + k * st[2] + l * st[3]];
+        INFO("threads " << threads << " permute " << p[0] << p[1] << p[2] << p[3]);
+        REQUIRE(same);
+      }
     }
   }
   // Copied onto its own storage: the square transpose of a 4 x 4 into itself.
