@@ -19,23 +19,30 @@ if [ -z "$CK" ]; then
   CK=$work/ckpt
   "$L" train --model gpt --max-steps 5 --save "$CK" --json > /dev/null
 fi
-echo "| threads | what | lockstep deterministic | lockstep fast | PyTorch $("$PY" -c 'import torch; print(torch.__version__)') | det / PyTorch | det / fast |"
+tv=$("$PY" -c 'import torch; print(torch.__version__)')
+echo "| threads | what | lockstep deterministic | lockstep fast | PyTorch $tv | det / PyTorch | det / fast |"
 echo "|---|---|---|---|---|---|---|"
 for t in 1 2; do
   td="" tf="" pt="" pg="" gd="" gf=""
   for r in $(seq "$R"); do
-    td="$td $("$L" train --model gpt --max-steps 5 --threads $t --json | tail -1 | num tokens_per_sec)"
-    tf="$tf $("$L" train --model gpt --max-steps 5 --threads $t --mode fast --json | tail -1 | num tokens_per_sec)"
+    train() { "$L" train --model gpt --max-steps 5 --threads $t "$@" --json | tail -1 | num tokens_per_sec; }
+    td="$td $(train)"
+    tf="$tf $(train --mode fast)"
     "$PY" "$here/gpt_twin.py" bench --threads $t --steps 5 --gen-tokens 128 > "$work/torch.txt"
     pt="$pt $(grep '"train"' "$work/torch.txt" | num tokens_per_sec)"
     pg="$pg $(grep '"generate"' "$work/torch.txt" | num tokens_per_sec)"
-    gen() { "$L" generate --checkpoint "$CK" --prompt "A" --max-new-tokens 127 --threads $t "$@" --json | num tokens_per_sec; }
+    gen() {
+      "$L" generate --checkpoint "$CK" --prompt "A" --max-new-tokens 127 --threads $t "$@" --json | num tokens_per_sec
+    }
     gd="$gd $(gen)"
     gf="$gf $(gen --mode fast)"
   done
-  a=$(echo $td | best) b=$(echo $tf | best) c=$(echo $pt | best)
-  awk -v t=$t -v a="$a" -v b="$b" -v c="$c" 'BEGIN{printf "| %d | train tokens/s | %.0f | %.0f | %.0f | %.2f | %.2f |\n", t, a, b, c, a/c, a/b}'
-  a=$(echo $gd | best) b=$(echo $gf | best) c=$(echo $pg | best)
-  awk -v t=$t -v a="$a" -v b="$b" -v c="$c" 'BEGIN{printf "| %d | batch-1 generation tokens/s | %.0f | %.0f | %.0f | %.2f | %.2f |\n", t, a, b, c, a/c, a/b}'
-  echo "(threads $t, every round: det train$td; fast train$tf; torch train$pt; det gen$gd; fast gen$gf; torch gen$pg)" >&2
+  row() {  # row WHAT DET FAST TORCH: the best of each cell's rounds and the two ratios
+    awk -v t=$t -v w="$1" -v a="$(echo $2 | best)" -v b="$(echo $3 | best)" -v c="$(echo $4 | best)" \
+      'BEGIN{printf "| %d | %s | %.0f | %.0f | %.0f | %.2f | %.2f |\n", t, w, a, b, c, a/c, a/b}'
+  }
+  row "train tokens/s" "$td" "$tf" "$pt"
+  row "batch-1 generation tokens/s" "$gd" "$gf" "$pg"
+  echo "(threads $t, every round: det train$td; fast train$tf; torch train$pt;" \
+    "det gen$gd; fast gen$gf; torch gen$pg)" >&2
 done
