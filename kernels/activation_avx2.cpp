@@ -8,7 +8,9 @@
 // As in elementwise_avx2.cpp: the selects of the ls_* functions vectorise only if FP
 // operations may be assumed not to trap; that changes no value, only exception flags,
 // which lockstep never reads. It must come before any include.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("no-trapping-math", "no-math-errno")
+#endif
 
 #include "kernels/activation.h"
 

@@ -133,7 +133,7 @@ TEST_CASE("index ops: out-of-range ids name the op, the id and the range", "[ind
 TEST_CASE("attention: a query row is the documented order bit for bit", "[attention][deterministic]") {
   // T = 29, D = 19: the one-at-a-time chains; T = 75, D = 43: also the kernels' register
   // blocks (32 keys per score block, 32 and 8 outputs per chain block) and their tails.
-  for (const auto [T, D] : {std::pair<int64_t, int64_t>{29, 19}, {75, 43}}) {
+  for (const auto& [T, D] : {std::pair<int64_t, int64_t>{29, 19}, {75, 43}}) {
     const Tensor q = rand_t({1, 1, T, D}, 9, -2, 2), k = rand_t({1, 1, T, D}, 10, -2, 2), v = rand_t({1, 1, T, D}, 11);
     const float scale = static_cast<float>(1.0 / std::sqrt(double(D)));
     for (SimdLevel l : simd_levels_available()) {
@@ -155,7 +155,7 @@ TEST_CASE("attention: a query row is the documented order bit for bit", "[attent
 // 8-wide chain blocks and their tails; causal and not; every SIMD level and 1 or 3 threads.
 TEST_CASE("attention: backward is the documented order bit for bit", "[attention][deterministic]") {
   const int64_t B = 1, H = 2;
-  for (const auto [T, D] : {std::pair<int64_t, int64_t>{21, 43}, {8, 19}, {37, 32}})
+  for (const auto& [T, D] : {std::pair<int64_t, int64_t>{21, 43}, {8, 19}, {37, 32}})
     for (bool causal : {true, false}) {
       const auto q = random_floats(B * H * T * D, 31, -2, 2), k = random_floats(B * H * T * D, 32, -2, 2);
       const auto v = random_floats(B * H * T * D, 33), g = random_floats(B * H * T * D, 34);
