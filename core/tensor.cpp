@@ -8,6 +8,7 @@
 #include <cstring>
 #include <sstream>
 
+#include "base/parallel.h"
 #include "core/autograd.h"
 #include "kernels/memory.h"
 
@@ -323,6 +324,56 @@ Tensor Tensor::to(DType target) const {
   return out.to(device());
 }
 
+namespace {
+
+// dst (contiguous, row-major) = the view of src with `shape` and element `strides`, for
+// elements of es bytes. A copy: the bits are the source's. Threads take ranges of rows
+// (the last dim), at least kCopyGrain bytes each.
+void gather_strided(void* dst, const void* src, size_t es, const Shape& shape, const Shape& strides) {
+  constexpr int64_t kCopyGrain = 1 << 18;
+  const int64_t nd = static_cast<int64_t>(shape.size());
+  const int64_t n = shape_numel(shape);
+  if (n == 0) return;
+  if (nd == 0) {
+    std::memcpy(dst, src, es);
+    return;
+  }
+  const int64_t inner = shape[nd - 1], step = strides[nd - 1], rows = n / inner;
+  const int64_t e = static_cast<int64_t>(es);
+  parallel_for(rows, std::max<int64_t>(1, kCopyGrain / (inner * e)), [&](int64_t r0, int64_t r1) {
+    // The odometer over dims nd-2 .. 0 at row r0, and the element offset of its start.
+    std::vector<int64_t> idx(static_cast<size_t>(nd), 0);
+    int64_t off = 0;
+    for (int64_t k = nd - 2, r = r0; k >= 0; --k) {
+      idx[k] = r % shape[k];
+      off += idx[k] * strides[k];
+      r /= shape[k];
+    }
+    const char* s = static_cast<const char*>(src);
+    char* d = static_cast<char*>(dst) + r0 * inner * e;
+    for (int64_t r = r0; r < r1; ++r, d += inner * e) {
+      const char* row = s + off * e;
+      if (step == 1) {
+        std::memcpy(d, row, static_cast<size_t>(inner * e));
+      } else if (es == 4) {
+        uint32_t* o = reinterpret_cast<uint32_t*>(d);
+        for (int64_t j = 0; j < inner; ++j) std::memcpy(o + j, row + j * step * 4, 4);
+      } else {
+        for (int64_t j = 0; j < inner; ++j) std::memcpy(d + j * e, row + j * step * e, es);
+      }
+      // Next row: advance the odometer.
+      for (int64_t k = nd - 2; k >= 0; --k) {
+        off += strides[k];
+        if (++idx[k] < shape[k]) break;
+        off -= strides[k] * shape[k];
+        idx[k] = 0;
+      }
+    }
+  });
+}
+
+}  // namespace
+
 void Tensor::copy_(const Tensor& src) {
   require_defined("copy_");
   LS_CHECK_ARG(src.defined(), "copy_", "expected a defined source tensor");
@@ -341,19 +392,13 @@ void Tensor::copy_(const Tensor& src) {
       copy_(packed);
       return;
     }
-    // Gather a strided CPU view element by element in row-major order.
-    Tensor packed = empty(shape(), dtype());
-    const int64_t n = numel(), nd = dim();
-    const char* s = static_cast<const char*>(src.raw_data());
-    char* d = static_cast<char*>(packed.raw_data());
-    std::vector<int64_t> idx(nd, 0);
-    for (int64_t i = 0; i < n; ++i) {
-      int64_t off = 0;
-      for (int64_t k = 0; k < nd; ++k) off += idx[k] * src.strides()[k];
-      std::memcpy(d + i * es, s + off * static_cast<int64_t>(es), es);
-      for (int64_t k = nd - 1; k >= 0 && ++idx[k] == shape()[k]; --k) idx[k] = 0;
-    }
-    copy_(packed);
+    // Gather a strided CPU view in row-major order: an odometer over all dims but the last,
+    // whose run is one memcpy when it is contiguous, else a typed strided loop. Into a
+    // scratch tensor first when the two share storage (a view copied onto its own base) or
+    // the destination is on the device.
+    Tensor packed = same_storage(src) || device() != Device::cpu ? empty(shape(), dtype()) : *this;
+    gather_strided(packed.raw_data(), src.raw_data(), es, shape(), src.strides());
+    if (!packed.same_storage(*this)) copy_(packed);
     return;
   }
   const size_t nb = nbytes();

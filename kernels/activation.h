@@ -51,6 +51,13 @@ template <typename T> void gelu_backward_cpu(const Exec& ex, T* dx, const T* dy,
 // dx[i] = silu'(x[i]) * dy[i], from the forward's input x.
 template <typename T> void silu_backward_cpu(const Exec& ex, T* dx, const T* dy, const T* x, int64_t n);
 
+// ---- AVX2 (kernels/activation_avx2.cpp; only with LOCKSTEP_HAVE_AVX2, when ex.avx2()) ----
+// The same loops on [0, n) of this thread, vectorised; the same bits as the portable loop.
+void gelu_backward_avx2(float* dx, const float* dy, const float* x, int64_t n);
+void gelu_backward_avx2(double* dx, const double* dy, const double* x, int64_t n);
+void silu_backward_avx2(float* dx, const float* dy, const float* x, int64_t n);
+void silu_backward_avx2(double* dx, const double* dy, const double* x, int64_t n);
+
 // ---- CUDA: the same contracts with device pointers (activation_cuda.cu) ----
 template <typename T> void relu_backward_cuda(const Exec& ex, T* dx, const T* dy, const T* x, int64_t n);
 template <typename T> void tanh_backward_cuda(const Exec& ex, T* dx, const T* dy, const T* y, int64_t n);

@@ -36,6 +36,10 @@ struct GemmArgsT {
   const T* bias = nullptr;  // length N, or null
   bool accumulate = false;  // add into C instead of overwriting it
   KOrder order = KOrder::sequential;
+  // Optional, deterministic CPU float only: op(B) already packed by gemm_pack_b_cpu from
+  // this B, trans_b, ldb, N and K (a B reused unchanged by many products: frozen weights,
+  // core/frozen_weights.h). The packing is a copy, so the bits are those of a null b_packed.
+  const T* b_packed = nullptr;
 };
 using GemmArgs = GemmArgsT<float>;
 using GemmArgsF64 = GemmArgsT<double>;  // reference checks and float64 gradient checks
@@ -50,6 +54,12 @@ template <typename T> void gemm_cpu(const Exec& ex, const GemmArgsT<T>& g);
 
 // Reference: the canonical order as plain loops (for tests; slow).
 void gemm_cpu_ref(const GemmArgs& g);
+
+// The packed op(B) that gemm_cpu<float> otherwise builds on every call, built once, for
+// GemmArgs::b_packed: reads g.trans_b, B, ldb, N and K; dst holds gemm_packed_b_floats(N, K)
+// floats, 64-byte aligned (host_alloc): the micro-kernels load packed B rows aligned.
+int64_t gemm_packed_b_floats(int64_t N, int64_t K);
+void gemm_pack_b_cpu(const Exec& ex, const GemmArgs& g, float* dst);
 
 // Fast mode. float: the variant an autotuner picked for this (shape, thread count,
 // ex.simd) by timing, Eigen's multi-threaded GEMM among them; same math, rounding order not

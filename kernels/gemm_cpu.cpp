@@ -39,6 +39,8 @@
 #include "base/parallel.h"
 #include "kernels/gemm.h"
 #include "kernels/gemm_internal.h"
+#include "kernels/gemm_pack.h"
+#include "kernels/gemm_rows.h"
 #include "kernels/memory.h"
 #include "kernels/reduce_order.h"
 #include "lockstep/config.h"
@@ -215,8 +217,13 @@ void pack_a_block(const Plan& p, int64_t i0, int64_t mc, int64_t k0, int64_t kc,
       // (measured: trans_a at 2048^3, 99 vs 86 GFLOP/s best of 4).
       if (k + 8 < kc)
         for (int64_t c = 0; c < mc; c += 16) __builtin_prefetch(src + 8 * g.lda + c);
-      for (int64_t s = 0; s < full; ++s)
-        for (int r = 0; r < kMR; ++r) dst[(s * kc + k) * kMR + r] = src[s * kMR + r];  // no memmove call
+#if LOCKSTEP_HAVE_AVX2
+      if (p.avx2)
+        gemm_pack_a_trans_row_avx2(src, full, g.M - i0, k, kc, dst);  // gemm_pack.h
+      else
+#endif
+        for (int64_t s = 0; s < full; ++s)
+          for (int r = 0; r < kMR; ++r) dst[(s * kc + k) * kMR + r] = src[s * kMR + r];  // no memmove call
       for (int64_t r = 0; full < n_ir && r < kMR; ++r)
         dst[(full * kc + k) * kMR + r] = full * kMR + r < mc ? src[full * kMR + r] : 0.0f;
     }
@@ -394,6 +401,9 @@ void gemm_float(const Exec& ex, const GemmArgs& g) {
   assert(g.lda >= (g.trans_a ? g.M : g.K) && g.ldb >= (g.trans_b ? g.K : g.N));
   if (g.M == 0 || g.N == 0) return;
   if (g.K == 0) return gemm_empty_k(g);
+  // Up to 4 rows, B readable in place or packed already: one fma chain per output, the
+  // same order (kernels/gemm_rows.h).
+  if (gemm_rows::applies(g)) return gemm_rows::gemm_rows_cpu(ex, g);
 
   // The k blocking. It decides where partial sums wait, never their order.
   Plan p;
@@ -460,11 +470,12 @@ void gemm_float(const Exec& ex, const GemmArgs& g) {
   if (b_in_place && g.M * std::min(p.kc, g.K) <= kMC512 * kKC512) p.mc = std::max(p.mc, ceil_div(g.M, kMR) * kMR);
   if (b_in_place && g.M <= p.mc) p.first_packed = g.N / kNR;
   p.panel_strips = std::max<int64_t>(1, kPanelBytes / (int64_t(sizeof(float)) * kNR * g.K));
-  FloatBuffer b_buffer(p.n_strips * kNR * g.K);
-  p.b_packed = b_buffer.get();
+  // (Packed before the call, g.b_packed: every piece is marked packed.)
+  FloatBuffer b_buffer(g.b_packed ? 1 : p.n_strips * kNR * g.K);
+  p.b_packed = g.b_packed ? const_cast<float*>(g.b_packed) : b_buffer.get();
   int64_t n_flags = ceil_div(p.n_strips, kClaimStrips) * p.nk;
   std::unique_ptr<std::atomic<uint8_t>[]> ready(new std::atomic<uint8_t>[n_flags]);
-  for (int64_t f = 0; f < n_flags; ++f) ready[f].store(0, std::memory_order_relaxed);
+  for (int64_t f = 0; f < n_flags; ++f) ready[f].store(g.b_packed ? 2 : 0, std::memory_order_relaxed);
   p.b_ready = ready.get();
 
   // Split the longer side of C, so that the shared packed B is read by fewer threads when
@@ -538,6 +549,13 @@ void gemm_double(const GemmArgsF64& g) {
 }
 
 }  // namespace
+
+int64_t gemm_packed_b_floats(int64_t N, int64_t K) { return ceil_div(N, kNR) * kNR * K; }
+
+// The whole of op(B), as ensure_b_packed leaves it once every piece is packed.
+void gemm_pack_b_cpu(const Exec& ex, const GemmArgs& g, float* dst) {
+  if (g.N > 0 && g.K > 0) pack_b_panel(g, 0, ceil_div(g.N, kNR), 0, g.K, dst, ex.avx2());
+}
 
 // float64 has no SIMD path: nothing in ex applies to it.
 template <typename T>

@@ -19,7 +19,7 @@ namespace lockstep::lnorm {
 namespace {
 
 constexpr int64_t kGrainElems = 16384;  // elements per task
-constexpr int64_t kColBlock = 256;      // columns per task of the weight sums
+constexpr int64_t kColBlock = 32;       // columns per task of the weight sums (C = 128: 4 tasks)
 constexpr int kMaxLevels = 64;
 
 // Zero-initialised scratch (no standard container: no weak symbols, tests/isa_symbols.sh).
@@ -72,7 +72,9 @@ template <typename T, typename Term>
 void batch_sums(T* out, int64_t rows, int64_t C, const Term& term) {
   if (!out) return;
   const int64_t blocks = (C + kColBlock - 1) / kColBlock;
-  parallel_for(blocks, 1, [&](int64_t b0, int64_t b1) {
+  // Columns are independent sums: the split into tasks never enters the bits.
+  const int64_t grain = std::max<int64_t>(1, kGrainElems / std::max<int64_t>(1, rows * kColBlock));
+  parallel_for(blocks, grain, [&](int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; ++b) batch_cols(out, rows, b * kColBlock, std::min(C, (b + 1) * kColBlock), term);
   });
 }

@@ -1,6 +1,7 @@
 // Tensor: creation, views, copies, conversions, devices and the error messages.
 #include <catch2/catch.hpp>
 
+#include "base/parallel.h"
 #include "core/tensor.h"
 #include "kernels/memory.h"
 #include "test_util.h"
@@ -59,6 +60,66 @@ TEST_CASE("tensor: reshape, transpose and contiguous", "[tensor]") {
   REQUIRE(t.t().is_contiguous());
   // reshape of a strided view copies
   REQUIRE(t.reshape({6}).to_vector<float>() == std::vector<float>{1, 4, 2, 5, 3, 6});
+}
+
+// contiguous() of permuted, transposed and sliced-by-stride views, against an index loop:
+// inner runs that are contiguous (memcpy) and strided, float32 / float64 / int64 / uint8,
+// a view copied onto its own base, and empty and 0-d views.
+TEST_CASE("tensor: strided copies equal an index loop", "[tensor]") {
+  const Shape base_shape{3, 4, 5, 6};
+  std::vector<double> vals(3 * 4 * 5 * 6);
+  for (size_t i = 0; i < vals.size(); ++i) vals[i] = static_cast<double>((i * 37) % 251);  // exact in every dtype
+  const std::vector<std::vector<int64_t>> perms = {{0, 2, 1, 3}, {3, 2, 1, 0}, {1, 0, 3, 2}, {0, 1, 3, 2}};
+  for (DType dt : {DType::f32, DType::f64, DType::i64, DType::u8}) {
+    Tensor a = Tensor::from_vector(vals, base_shape).to(dt);
+    Tensor ad = a.to(DType::f64);
+    const std::vector<double> av = ad.to_vector<double>();
+    for (const auto& p : perms) {
+      Tensor v = a.permute(p);
+      REQUIRE_FALSE(v.is_contiguous());
+      std::vector<double> got = v.contiguous().to(DType::f64).to_vector<double>();
+      std::vector<double> want;
+      const Shape& s = v.shape();
+      const Shape& st = v.strides();
+      for (int64_t i = 0; i < s[0]; ++i)
+        for (int64_t j = 0; j < s[1]; ++j)
+          for (int64_t k = 0; k < s[2]; ++k)
+            for (int64_t l = 0; l < s[3]; ++l) want.push_back(av[i * st[0] + j * st[1] + k * st[2] + l * st[3]]);
+      INFO(dtype_name(dt) << " permute " << p[0] << p[1] << p[2] << p[3]);
+      REQUIRE(got == want);
+    }
+  }
+  // Large enough for several threads' row ranges (each starts its own odometer).
+  {
+    std::vector<float> big(64 * 32 * 16 * 9);
+    for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<float>(i);
+    Tensor b = Tensor::from_vector(big, {64, 32, 16, 9});
+    for (int threads : {1, 3}) {
+      ThreadsGuard tg(threads);
+      for (const auto& p : perms) {
+        const Tensor v = b.permute(p);
+        const std::vector<float> got = v.contiguous().to_vector<float>();
+        const Shape& s = v.shape();
+        const Shape& st = v.strides();
+        size_t n = 0;
+        bool same = true;
+        for (int64_t i = 0; i < s[0]; ++i)
+          for (int64_t j = 0; j < s[1]; ++j)
+            for (int64_t k = 0; k < s[2]; ++k)
+              for (int64_t l = 0; l < s[3]; ++l)
+                same = same && got[n++] == big[i * st[0] + j * st[1] + k * st[2] + l * st[3]];
+        INFO("threads " << threads << " permute " << p[0] << p[1] << p[2] << p[3]);
+        REQUIRE(same);
+      }
+    }
+  }
+  // Copied onto its own storage: the square transpose of a 4 x 4 into itself.
+  Tensor sq = Tensor::from_vector(std::vector<float>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}, {4, 4});
+  sq.copy_(sq.t());
+  REQUIRE(sq.to_vector<float>() == std::vector<float>{0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15});
+  // Empty views copy nothing.
+  Tensor e = Tensor::zeros({0, 3}).t();
+  REQUIRE(e.contiguous().numel() == 0);
 }
 
 TEST_CASE("tensor: dtype conversions", "[tensor]") {

@@ -12,6 +12,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 #include "base/mode.h"
@@ -22,6 +23,7 @@
 #include "core/tensor.h"
 #include "kernels/attention.h"
 #include "kernels/index.h"
+#include "kernels/reduce.h"
 #include "kernels/reduce_order.h"
 #include "nn/embedding.h"
 #include "test_util.h"
@@ -129,20 +131,86 @@ TEST_CASE("index ops: out-of-range ids name the op, the id and the range", "[ind
 }
 
 TEST_CASE("attention: a query row is the documented order bit for bit", "[attention][deterministic]") {
-  const int64_t T = 29, D = 19;
-  const Tensor q = rand_t({1, 1, T, D}, 9, -2, 2), k = rand_t({1, 1, T, D}, 10, -2, 2), v = rand_t({1, 1, T, D}, 11);
-  const float scale = static_cast<float>(1.0 / std::sqrt(double(D)));
-  for (SimdLevel l : simd_levels_available()) {
-    SimdLevelGuard simd(l);
-    const Tensor out = scaled_dot_product_attention(q, k, v, true);
-    const auto ov = out.to_vector<float>();
-    for (int64_t t = 0; t < T; ++t) {
-      std::vector<float> want(static_cast<size_t>(D));
-      attention_row_ref(want.data(), q.data<float>() + t * D, k.data<float>(), v.data<float>(), t + 1, D, scale);
-      INFO(simd_level_name(l) << ", row " << t);
-      REQUIRE(std::memcmp(want.data(), ov.data() + t * D, sizeof(float) * D) == 0);
+  // T = 29, D = 19: the one-at-a-time chains; T = 75, D = 43: also the kernels' register
+  // blocks (32 keys per score block, 32 and 8 outputs per chain block) and their tails.
+  for (const auto& [T, D] : {std::pair<int64_t, int64_t>{29, 19}, {75, 43}}) {
+    const Tensor q = rand_t({1, 1, T, D}, 9, -2, 2), k = rand_t({1, 1, T, D}, 10, -2, 2), v = rand_t({1, 1, T, D}, 11);
+    const float scale = static_cast<float>(1.0 / std::sqrt(double(D)));
+    for (SimdLevel l : simd_levels_available()) {
+      SimdLevelGuard simd(l);
+      const Tensor out = scaled_dot_product_attention(q, k, v, true);
+      const auto ov = out.to_vector<float>();
+      for (int64_t t = 0; t < T; ++t) {
+        std::vector<float> want(static_cast<size_t>(D));
+        attention_row_ref(want.data(), q.data<float>() + t * D, k.data<float>(), v.data<float>(), t + 1, D, scale);
+        INFO(simd_level_name(l) << ", row " << t);
+        REQUIRE(std::memcmp(want.data(), ov.data() + t * D, sizeof(float) * D) == 0);
+      }
     }
   }
+}
+
+// The backward kernel against the documented order written as plain loops, from the
+// forward kernel's p: odd Tq, Tk and D reach the kernel's paired rows and keys, its 32- and
+// 8-wide chain blocks and their tails; causal and not; every SIMD level and 1 or 3 threads.
+TEST_CASE("attention: backward is the documented order bit for bit", "[attention][deterministic]") {
+  const int64_t B = 1, H = 2;
+  for (const auto& [T, D] : {std::pair<int64_t, int64_t>{21, 43}, {8, 19}, {37, 32}})
+    for (bool causal : {true, false}) {
+      const auto q = random_floats(B * H * T * D, 31, -2, 2), k = random_floats(B * H * T * D, 32, -2, 2);
+      const auto v = random_floats(B * H * T * D, 33), g = random_floats(B * H * T * D, 34);
+      const float scale = static_cast<float>(1.0 / std::sqrt(double(D)));
+      std::vector<float> o(q.size()), p(static_cast<size_t>(B * H * T * T));
+      attention_forward_cpu<float>(Exec{}, o.data(), p.data(), q.data(), k.data(), v.data(), nullptr, B, H, T, T, D,
+                                   causal, scale);
+      // The reference: dp, c, ds by query rows; dq over keys; dk, dv over the queries that
+      // see the key, in increasing order.
+      std::vector<float> wq(q.size()), wk(q.size()), wv(q.size()), ds(p.size());
+      for (int64_t h = 0; h < B * H; ++h) {
+        const float *qh = q.data() + h * T * D, *kh = k.data() + h * T * D, *vh = v.data() + h * T * D;
+        const float *gh = g.data() + h * T * D, *ph = p.data() + h * T * T;
+        float* dsh = ds.data() + h * T * T;
+        for (int64_t i = 0; i < T; ++i) {
+          const int64_t L = causal ? i + 1 : T;
+          std::vector<float> dp(static_cast<size_t>(L)), pd(static_cast<size_t>(L));
+          for (int64_t j = 0; j < L; ++j) {
+            float a = 0.0f;
+            for (int64_t d = 0; d < D; ++d) a = std::fma(gh[i * D + d], vh[j * D + d], a);
+            dp[j] = a;
+            pd[j] = ph[i * T + j] * a;
+          }
+          const float c = sum_cpu_ref(pd.data(), L);
+          for (int64_t j = 0; j < L; ++j) dsh[i * T + j] = (ph[i * T + j] * (dp[j] - c)) * scale;
+          for (int64_t d = 0; d < D; ++d) {
+            float a = 0.0f;
+            for (int64_t j = 0; j < L; ++j) a = std::fma(dsh[i * T + j], kh[j * D + d], a);
+            wq[(h * T + i) * D + d] = a;
+          }
+        }
+        for (int64_t j = 0; j < T; ++j)
+          for (int64_t d = 0; d < D; ++d) {
+            float a = 0.0f, b = 0.0f;
+            for (int64_t i = causal ? j : 0; i < T; ++i) {
+              a = std::fma(dsh[i * T + j], qh[i * D + d], a);
+              b = std::fma(ph[i * T + j], gh[i * D + d], b);
+            }
+            wk[(h * T + j) * D + d] = a;
+            wv[(h * T + j) * D + d] = b;
+          }
+      }
+      for (SimdLevel l : simd_levels_available())
+        for (int threads : {1, 3}) {
+          SimdLevelGuard simd(l);
+          ThreadsGuard tg(threads);
+          std::vector<float> dq(q.size(), -1.f), dk(q.size(), -1.f), dv(q.size(), -1.f);
+          attention_backward_cpu<float>(Exec::current(), dq.data(), dk.data(), dv.data(), g.data(), q.data(),
+                                        k.data(), v.data(), p.data(), nullptr, B, H, T, T, D, causal, scale);
+          INFO(simd_level_name(l) << ", threads " << threads << ", T " << T << ", D " << D << ", causal " << causal);
+          REQUIRE_BITWISE_EQUAL(dq, wq);
+          REQUIRE_BITWISE_EQUAL(dk, wk);
+          REQUIRE_BITWISE_EQUAL(dv, wv);
+        }
+    }
 }
 
 TEST_CASE("attention: prefill of T tokens == T one-token steps over the KV cache", "[attention][deterministic]") {

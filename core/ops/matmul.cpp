@@ -4,7 +4,10 @@
 //   linear_grad_weight: dW (+)= dY^T x              (batch order over the rows of the batch)
 // Backward of linear (issue 3): dx = dY W (matmul), dW via linear_grad_weight, db = sum over
 // rows of dY (batch order).
+#include <type_traits>
+
 #include "core/autograd.h"
+#include "core/frozen_weights.h"
 #include "core/ops/dispatch.h"
 #include "core/tensor.h"
 #include "kernels/gemm.h"
@@ -34,6 +37,9 @@ void run_gemm(const char* op, const Tensor& a, const Tensor& b, Tensor& c, bool 
     g.C = c.data<T>(), g.ldc = N;
     g.bias = bias.defined() ? bias.data<T>() : nullptr;
     g.accumulate = accumulate, g.order = order;
+    // A frozen B (core/frozen_weights.h) comes packed: the deterministic CPU float GEMM only.
+    if constexpr (std::is_same_v<T, float> && decltype(on)::device == Device::cpu)
+      if (!on.exec.fast()) g.b_packed = frozen_packed_b(on.exec, g);
     if (on.exec.fast())
       LS_KERNEL(on, gemm_fast, g);
     else

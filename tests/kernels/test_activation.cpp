@@ -3,10 +3,13 @@
 // (unary_cpu), the documented special cases, and the same bits for every thread count.
 #include <cmath>
 #include <functional>
+#include <iterator>
 #include <limits>
+#include <utility>
 #include <vector>
 
 #include "base/parallel.h"
+#include "base/simd.h"
 #include "kernels/activation.h"
 #include "kernels/elementwise.h"
 #include "test_util.h"
@@ -177,6 +180,41 @@ TEST_CASE("activation backward: same bits for every thread count, 20 repeats",
         c.bwd32(Exec::current(), dx.data(), dy.data(), in.data(), n);
         REQUIRE_BITWISE_EQUAL(dx, ref);
       }
+    }
+  }
+}
+
+// gelu and silu run a vectorised loop with AVX2 (activation_avx2.cpp): the same bits as the
+// portable loop, on ordinary inputs and on the edges (0, -0, huge, inf, NaN, subnormal).
+TEST_CASE("activation backward: gelu and silu, SIMD and scalar give the same bits",
+          "[layers][activation][deterministic]") {
+  const int64_t n = 20011;
+  std::vector<double> x64 = random_doubles(n, 51, -12.0, 12.0), dy64 = random_doubles(n, 52, -2.0, 2.0);
+  const double edges[] = {0.0, -0.0, 1e-40, -1e-40, 0.5625, -0.5625, 9.0, 20.0, -20.0, 1e20, -1e20,
+                          std::numeric_limits<double>::infinity(), -std::numeric_limits<double>::infinity(),
+                          std::numeric_limits<double>::quiet_NaN()};
+  for (size_t i = 0; i < std::size(edges); ++i) x64[i * 7] = edges[i];
+  std::vector<float> x32(x64.begin(), x64.end()), dy32(dy64.begin(), dy64.end());
+  auto run = [&](bool simd, Bwd32 f32, Bwd64 f64, std::vector<float>& o32, std::vector<double>& o64) {
+    SimdGuard sg(simd);
+    const Exec ex = Exec::current();
+    REQUIRE(ex.simd == (simd ? simd_level_available() : SimdLevel::scalar));
+    o32.assign(n, -7.0f);
+    o64.assign(n, -7.0);
+    f32(ex, o32.data(), dy32.data(), x32.data(), n);
+    f64(ex, o64.data(), dy64.data(), x64.data(), n);
+  };
+  const std::pair<Bwd32, Bwd64> ops[] = {{gelu_backward_cpu<float>, gelu_backward_cpu<double>},
+                                         {silu_backward_cpu<float>, silu_backward_cpu<double>}};
+  for (const auto& [f32, f64] : ops) {
+    std::vector<float> s32, v32;
+    std::vector<double> s64, v64;
+    run(false, f32, f64, s32, s64);
+    for (int threads : {1, 3}) {
+      ThreadsGuard tg(threads);
+      run(true, f32, f64, v32, v64);
+      REQUIRE_BITWISE_EQUAL(v32, s32);
+      REQUIRE_BITWISE_EQUAL(v64, s64);
     }
   }
 }

@@ -9,6 +9,7 @@
 #include "base/error.h"
 #include "base/philox.h"
 #include "core/autograd.h"
+#include "core/frozen_weights.h"
 #include "core/kv_cache.h"
 #include "core/ops.h"
 #include "core/random.h"
@@ -113,6 +114,9 @@ std::vector<GenResult> generate(nn::Gpt& model, const std::vector<GenRequest>& r
   if (N == 0) return out;
   NoGradGuard ng;
   model.eval();
+  // The weights do not change while generating: each is packed for the GEMM once, not per
+  // one-row product (core/frozen_weights.h; the same bits).
+  FrozenWeights frozen(model.parameters());
   std::vector<KVCache> caches;
   for (int64_t l = 0; l < c.n_layer; ++l) caches.emplace_back(N, H, c.context, D);
   std::vector<int64_t> pos(static_cast<size_t>(N), 0);  // the position each request feeds next
