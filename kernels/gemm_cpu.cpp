@@ -462,7 +462,8 @@ void gemm_float(const Exec& ex, const GemmArgs& g) {
   p.first_packed = 0;
   bool aligned = reinterpret_cast<uintptr_t>(g.B) % 64 == 0 && g.ldb % kNR == 0;
   bool page_stride = g.ldb * int64_t(sizeof(float)) % 4096 == 0;
-  bool b_in_place = p.group_a > 1 && !g.trans_b && aligned && !page_stride;
+  // A B packed before the call (g.b_packed, FrozenWeights) is read packed.
+  bool b_in_place = p.group_a > 1 && !g.trans_b && aligned && !page_stride && !g.b_packed;
   // A few more rows (up to an A block of kMC512 x kKC512 floats, the L2 share it has at
   // K >= 512) still make one row block, so that B can be read in place (measured: 256 x
   // 784 x 128 tn, the MLP's layer-0 grad-weight at batch 128, 1.03-1.09x against two row
