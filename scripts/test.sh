@@ -28,6 +28,9 @@ build_gcc() {
 }
 build_gcc  # nothing else can run without it
 stage "gcc ctest" ctest --test-dir build --output-on-failure -j "$jobs" --timeout 600
+# ctest shows a passing test's output only in its log: print the cross-architecture table
+# (cross_check: every architecture's and SIMD level's weights_sha256 of the same run).
+sed -n '/^arch  *asked  *ran/,/^cross_check: /p' build/Testing/Temporary/LastTest.log 2>/dev/null || true
 
 # The CUDA backend on the CUDA emulation (docs/cuda.md): the CUDA suite against the CPU,
 # bit for bit, under three schedule seeds, every __global__ launched; no nvcc or GPU needed.
