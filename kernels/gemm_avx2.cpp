@@ -167,37 +167,42 @@ void gemm_tile_avx2(const TileArgs& x) {
     acc_store(t, x.partial);
 }
 
+// The 8 x 8 transpose by the usual unpack / shuffle / lane-permute network: c[j] holds
+// element j of every r[i], in i order.
+static inline void transpose8x8(const __m256 r[8], __m256 c[8]) {
+  __m256 t[8], u[8];
+  for (int i = 0; i < 4; ++i) {
+    t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int h = 0; h < 2; ++h)  // h = 0: rows 0-3, h = 1: rows 4-7
+    for (int i = 0; i < 2; ++i) {
+      u[4 * h + 2 * i] = _mm256_shuffle_ps(t[4 * h + i], t[4 * h + i + 2], 0x44);
+      u[4 * h + 2 * i + 1] = _mm256_shuffle_ps(t[4 * h + i], t[4 * h + i + 2], 0xEE);
+    }
+  for (int j = 0; j < 4; ++j) {
+    c[j] = _mm256_permute2f128_ps(u[j], u[j + 4], 0x20);
+    c[j + 4] = _mm256_permute2f128_ps(u[j], u[j + 4], 0x31);
+  }
+}
+
 void gemm_pack_a_strip_avx2(const float* src, int64_t lda, int64_t kc, float* dst) {
   const float* row[kMR];
   for (int r = 0; r < kMR; ++r) row[r] = src + r * lda;
   int64_t k = 0;
-  // 8 values of k at a time: the 6 x 8 block (rows 6 and 7 zero) is transposed with the
-  // usual unpack / shuffle / lane-permute network, giving column c = the kMR values for
-  // k + c, stored at dst + (k + c) * kMR. Each 8-wide store spills 2 floats into the next
-  // column's place, which the next store overwrites; the last column stores 4 + 2.
+  // 8 values of k at a time: the 6 x 8 block (rows 6 and 7 zero) transposed, giving column
+  // c = the kMR values for k + c, stored at dst + (k + c) * kMR. Each 8-wide store spills 2
+  // floats into the next column's place, which the next store overwrites; the last column
+  // stores 4 + 2.
   for (; k + 8 <= kc; k += 8) {
-    __m256 r0 = _mm256_loadu_ps(row[0] + k), r1 = _mm256_loadu_ps(row[1] + k);
-    __m256 r2 = _mm256_loadu_ps(row[2] + k), r3 = _mm256_loadu_ps(row[3] + k);
-    __m256 r4 = _mm256_loadu_ps(row[4] + k), r5 = _mm256_loadu_ps(row[5] + k);
-    __m256 zero = _mm256_setzero_ps();
-    __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
-    __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
-    __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
-    __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-    __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-    __m256 s4 = _mm256_shuffle_ps(t4, zero, 0x44), s5 = _mm256_shuffle_ps(t4, zero, 0xEE);
-    __m256 s6 = _mm256_shuffle_ps(t5, zero, 0x44), s7 = _mm256_shuffle_ps(t5, zero, 0xEE);
+    __m256 r[8], c[8];
+    for (int i = 0; i < kMR; ++i) r[i] = _mm256_loadu_ps(row[i] + k);
+    for (int i = kMR; i < 8; ++i) r[i] = _mm256_setzero_ps();
+    transpose8x8(r, c);
     float* d = dst + k * kMR;
-    _mm256_storeu_ps(d + 0 * kMR, _mm256_permute2f128_ps(s0, s4, 0x20));
-    _mm256_storeu_ps(d + 1 * kMR, _mm256_permute2f128_ps(s1, s5, 0x20));
-    _mm256_storeu_ps(d + 2 * kMR, _mm256_permute2f128_ps(s2, s6, 0x20));
-    _mm256_storeu_ps(d + 3 * kMR, _mm256_permute2f128_ps(s3, s7, 0x20));
-    _mm256_storeu_ps(d + 4 * kMR, _mm256_permute2f128_ps(s0, s4, 0x31));
-    _mm256_storeu_ps(d + 5 * kMR, _mm256_permute2f128_ps(s1, s5, 0x31));
-    _mm256_storeu_ps(d + 6 * kMR, _mm256_permute2f128_ps(s2, s6, 0x31));
-    __m256 c7 = _mm256_permute2f128_ps(s3, s7, 0x31);
-    _mm_storeu_ps(d + 7 * kMR, _mm256_castps256_ps128(c7));
-    _mm_storel_pi(reinterpret_cast<__m64*>(d + 7 * kMR + 4), _mm256_extractf128_ps(c7, 1));
+    for (int j = 0; j < 7; ++j) _mm256_storeu_ps(d + j * kMR, c[j]);
+    _mm_storeu_ps(d + 7 * kMR, _mm256_castps256_ps128(c[7]));
+    _mm_storel_pi(reinterpret_cast<__m64*>(d + 7 * kMR + 4), _mm256_extractf128_ps(c[7], 1));
   }
   for (; k < kc; ++k)
     for (int r = 0; r < kMR; ++r) dst[k * kMR + r] = row[r][k];
@@ -206,32 +211,16 @@ void gemm_pack_a_strip_avx2(const float* src, int64_t lda, int64_t kc, float* ds
 void gemm_pack_b_strip_trans_avx2(const float* src, int64_t ldb, int64_t kb, int64_t ke, float* dst) {
   int64_t k = kb;
   // 8 values of k at a time, for each half (8 columns) of the strip: the 8 x 8 block (row c
-  // = stored row c, k .. k + 7) transposed by the unpack / shuffle / lane-permute network
-  // into 8 packed rows of 8 columns, stored at dst + (k + i) * kNR + half.
+  // = stored row c, k .. k + 7) transposed into 8 packed rows of 8 columns, stored at
+  // dst + (k + i) * kNR + half.
   for (; k + 8 <= ke; k += 8)
     for (int half = 0; half < kNR; half += 8) {
       const float* s = src + half * ldb + k;
-      __m256 r0 = _mm256_loadu_ps(s), r1 = _mm256_loadu_ps(s + ldb);
-      __m256 r2 = _mm256_loadu_ps(s + 2 * ldb), r3 = _mm256_loadu_ps(s + 3 * ldb);
-      __m256 r4 = _mm256_loadu_ps(s + 4 * ldb), r5 = _mm256_loadu_ps(s + 5 * ldb);
-      __m256 r6 = _mm256_loadu_ps(s + 6 * ldb), r7 = _mm256_loadu_ps(s + 7 * ldb);
-      __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
-      __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
-      __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
-      __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
-      __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-      __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-      __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-      __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+      __m256 r[8], c[8];
+      for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(s + i * ldb);
+      transpose8x8(r, c);
       float* d = dst + k * kNR + half;
-      _mm256_storeu_ps(d + 0 * kNR, _mm256_permute2f128_ps(s0, s4, 0x20));
-      _mm256_storeu_ps(d + 1 * kNR, _mm256_permute2f128_ps(s1, s5, 0x20));
-      _mm256_storeu_ps(d + 2 * kNR, _mm256_permute2f128_ps(s2, s6, 0x20));
-      _mm256_storeu_ps(d + 3 * kNR, _mm256_permute2f128_ps(s3, s7, 0x20));
-      _mm256_storeu_ps(d + 4 * kNR, _mm256_permute2f128_ps(s0, s4, 0x31));
-      _mm256_storeu_ps(d + 5 * kNR, _mm256_permute2f128_ps(s1, s5, 0x31));
-      _mm256_storeu_ps(d + 6 * kNR, _mm256_permute2f128_ps(s2, s6, 0x31));
-      _mm256_storeu_ps(d + 7 * kNR, _mm256_permute2f128_ps(s3, s7, 0x31));
+      for (int j = 0; j < 8; ++j) _mm256_storeu_ps(d + j * kNR, c[j]);
     }
   for (; k < ke; ++k)
     for (int c = 0; c < kNR; ++c) dst[k * kNR + c] = src[c * ldb + k];
