@@ -12,24 +12,12 @@
 #include "kernels/attention.h"
 #include "kernels/elementwise.h"
 #include "kernels/reduce.h"
+#include "kernels/scratch_impl.h"
 
 // Anonymous namespace and no standard containers: each build keeps its own copies, so the
 // linker never shares the AVX2 code with the portable path (tests/isa_symbols.sh).
 namespace lockstep::attn {
 namespace {
-
-template <typename T>
-class Buf {
- public:
-  explicit Buf(int64_t n) : p_(new T[static_cast<size_t>(n > 0 ? n : 1)]()) {}
-  ~Buf() { delete[] p_; }
-  Buf(const Buf&) = delete;
-  Buf& operator=(const Buf&) = delete;
-  T* get() { return p_; }
-
- private:
-  T* p_;
-};
 
 // acc[u] (u < V) = fma chain over t in [t0, t1), in increasing t, of w[t * ws] * x[t * D + u],
 // from +0: V outputs advance together, each its own chain.
@@ -237,7 +225,7 @@ void forward_impl(const Exec& ex, T* out, T* p, const T* q, const T* k, const T*
   const int64_t task_fmas = 2 * std::min(Tq, kQueryBlock) * Tk * D;
   parallel_for(B * H * qblocks, std::max<int64_t>(1, kMinFmasPerTask / std::max<int64_t>(1, task_fmas)),
                [&](int64_t t0, int64_t t1) {
-    Buf<T> e(Tk), e2(Tk), acc(D), kt(D * Tk);
+    Scratch<T> e(Tk), e2(Tk), acc(D), kt(D * Tk);
     for (int64_t task = t0; task < t1; ++task) {
       const int64_t bh = task / qblocks, b = bh / H;
       const int64_t i0 = (task % qblocks) * kQueryBlock, i1 = std::min(Tq, i0 + kQueryBlock);
@@ -246,7 +234,7 @@ void forward_impl(const Exec& ex, T* out, T* p, const T* q, const T* k, const T*
       const T* vh = v + bh * Tk * D;
       // Only the keys some row of this block sees (a row sees a prefix, growing with t).
       const int64_t seen = std::max(attention_visible(len, Tq, i1 - 1, causal), int64_t{0});
-      transpose_rows(kt.get(), kh, std::min({seen, len, Tk}), Tk, D);
+      transpose_rows(kt.data(), kh, std::min({seen, len, Tk}), Tk, D);
       for (int64_t t = i0; t < i1; ++t) {
         const int64_t r = bh * Tq + t;
         const int64_t L = attention_visible(len, Tq, t, causal);
@@ -255,13 +243,13 @@ void forward_impl(const Exec& ex, T* out, T* p, const T* q, const T* k, const T*
         // Deterministic: rows t and t + 1 together, each its own probabilities and chains.
         const int64_t L2 = t + 1 < i1 ? attention_visible(len, Tq, t + 1, causal) : 0;
         if (!split && L > 0 && L2 > 0) {
-          row_probs(ex, e.get(), q + r * D, kt.get(), L, Tk, D, scale);
-          row_probs(ex, e2.get(), q + (r + 1) * D, kt.get(), L2, Tk, D, scale);
-          chain_rows2(o, e.get(), 0, L, o + D, e2.get(), 0, L2, 1, vh, D);
+          row_probs(ex, e.data(), q + r * D, kt.data(), L, Tk, D, scale);
+          row_probs(ex, e2.data(), q + (r + 1) * D, kt.data(), L2, Tk, D, scale);
+          chain_rows2(o, e.data(), 0, L, o + D, e2.data(), 0, L2, 1, vh, D);
           if (pr) {
-            std::copy(e.get(), e.get() + L, pr);
+            std::copy(e.data(), e.data() + L, pr);
             std::fill(pr + L, pr + Tk, T(0));
-            std::copy(e2.get(), e2.get() + L2, pr + Tk);
+            std::copy(e2.data(), e2.data() + L2, pr + Tk);
             std::fill(pr + Tk + L2, pr + 2 * Tk, T(0));
           }
           ++t;
@@ -270,11 +258,11 @@ void forward_impl(const Exec& ex, T* out, T* p, const T* q, const T* k, const T*
         if (L == 0)
           std::fill(o, o + D, T(0));
         else if (split)
-          row_forward_split(ex, o, e.get(), acc.get(), q + r * D, kt.get(), vh, L, Tk, D, scale, S);
+          row_forward_split(ex, o, e.data(), acc.data(), q + r * D, kt.data(), vh, L, Tk, D, scale, S);
         else
-          row_forward(ex, o, e.get(), q + r * D, kt.get(), vh, L, Tk, D, scale);
+          row_forward(ex, o, e.data(), q + r * D, kt.data(), vh, L, Tk, D, scale);
         if (pr) {
-          std::copy(e.get(), e.get() + L, pr);
+          std::copy(e.data(), e.data() + L, pr);
           std::fill(pr + L, pr + Tk, T(0));
         }
       }
@@ -287,7 +275,7 @@ void backward_impl(const Exec& ex, T* dq, T* dk, T* dv, const T* g, const T* q, 
                    const int64_t* kv_len, int64_t B, int64_t H, int64_t Tq, int64_t Tk, int64_t D, bool causal,
                    T scale) {
   parallel_for(B * H, 1, [&](int64_t h0, int64_t h1) {
-    Buf<T> ds(Tq * Tk), dp(Tk), tmp(Tk), vt(D * Tk);
+    Scratch<T> ds(Tq * Tk), dp(Tk), tmp(Tk), vt(D * Tk);
     for (int64_t bh = h0; bh < h1; ++bh) {
       const int64_t b = bh / H, len = kv_len ? kv_len[b] : Tk;
       const T* kh = k + bh * Tk * D;
@@ -295,27 +283,27 @@ void backward_impl(const Exec& ex, T* dq, T* dk, T* dv, const T* g, const T* q, 
       const T* qh = q + bh * Tq * D;
       const T* gh = g + bh * Tq * D;
       const T* ph = p + bh * Tq * Tk;
-      transpose_rows(vt.get(), vh, std::min(len, Tk), Tk, D);
+      transpose_rows(vt.data(), vh, std::min(len, Tk), Tk, D);
       // by query rows: dp, c, ds, dq
       for (int64_t i = 0; i < Tq; ++i) {
         const int64_t L = attention_visible(len, Tq, i, causal);
         const T* pi = ph + i * Tk;
-        T* dsi = ds.get() + i * Tk;
-        scores_t(dp.get(), gh + i * D, vt.get(), L, Tk, D, Tk);  // dp[j] = the chain over d of g[i][d] v[j][d]
-        for (int64_t j = 0; j < L; ++j) tmp.get()[j] = pi[j] * dp.get()[j];
-        const T c = sum_serial_cpu(ex, tmp.get(), L);
-        for (int64_t j = 0; j < L; ++j) dsi[j] = (pi[j] * (dp.get()[j] - c)) * scale;
+        T* dsi = ds.data() + i * Tk;
+        scores_t(dp.data(), gh + i * D, vt.data(), L, Tk, D, Tk);  // dp[j] = the chain over d of g[i][d] v[j][d]
+        for (int64_t j = 0; j < L; ++j) tmp.data()[j] = pi[j] * dp.data()[j];
+        const T c = sum_serial_cpu(ex, tmp.data(), L);
+        for (int64_t j = 0; j < L; ++j) dsi[j] = (pi[j] * (dp.data()[j] - c)) * scale;
       }
       // dq by pairs of query rows (each its own chain over its keys)
       for (int64_t i = 0; dq && i < Tq; i += 2) {
         const int64_t L = attention_visible(len, Tq, i, causal);
         T* dqi = dq + (bh * Tq + i) * D;
         if (i + 1 == Tq) {
-          weighted_rows(dqi, ds.get() + i * Tk, kh, L, D);
+          weighted_rows(dqi, ds.data() + i * Tk, kh, L, D);
           break;
         }
         const int64_t L2 = attention_visible(len, Tq, i + 1, causal);
-        chain_rows2(dqi, ds.get() + i * Tk, 0, L, dqi + D, ds.get() + (i + 1) * Tk, 0, L2, 1, kh, D);
+        chain_rows2(dqi, ds.data() + i * Tk, 0, L, dqi + D, ds.data() + (i + 1) * Tk, 0, L2, 1, kh, D);
       }
       // by key rows: dk, dv over the queries that see key j, in increasing i; they are a
       // suffix [first(j), Tq) of the queries (a query sees a prefix of the keys, growing
@@ -328,14 +316,14 @@ void backward_impl(const Exec& ex, T* dq, T* dk, T* dv, const T* g, const T* q, 
       for (int64_t j = 0; j < Tk; j += 2) {
         i0 = first(j, i0);
         if (j + 1 == Tk) {
-          if (dk) chain_rows(dk + (bh * Tk + j) * D, ds.get() + j, Tk, qh, i0, Tq, D);
+          if (dk) chain_rows(dk + (bh * Tk + j) * D, ds.data() + j, Tk, qh, i0, Tq, D);
           if (dv) chain_rows(dv + (bh * Tk + j) * D, ph + j, Tk, gh, i0, Tq, D);
           break;
         }
         const int64_t i1 = first(j + 1, i0);
         T* dkj = dk ? dk + (bh * Tk + j) * D : nullptr;
         T* dvj = dv ? dv + (bh * Tk + j) * D : nullptr;
-        if (dk) chain_rows2(dkj, ds.get() + j, i0, Tq, dkj + D, ds.get() + j + 1, i1, Tq, Tk, qh, D);
+        if (dk) chain_rows2(dkj, ds.data() + j, i0, Tq, dkj + D, ds.data() + j + 1, i1, Tq, Tk, qh, D);
         if (dv) chain_rows2(dvj, ph + j, i0, Tq, dvj + D, ph + j + 1, i1, Tq, Tk, gh, D);
       }
     }

@@ -16,6 +16,7 @@
 #include "base/parallel.h"
 #include "kernels/batchnorm.h"
 #include "kernels/reduce_order.h"
+#include "kernels/scratch_impl.h"
 
 // An anonymous namespace: each including file gets its own copies, so the AVX2 build and
 // the portable build are never merged by the linker. For the same reason no standard
@@ -26,28 +27,7 @@ namespace {
 
 constexpr int64_t kGrainElems = 16384;  // elements of x per task, at least
 
-// A zero-initialised scratch array that can grow (contents are not kept when it does).
-template <typename T>
-class Scratch {
- public:
-  Scratch() = default;
-  explicit Scratch(int64_t n) { resize(n); }
-  ~Scratch() { delete[] p_; }
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
-  void resize(int64_t n) {
-    if (n <= cap_) return;
-    delete[] p_;
-    p_ = new T[static_cast<size_t>(n)]();
-    cap_ = n;
-  }
-  T* data() { return p_; }
-  T& operator[](int64_t i) { return p_[i]; }
-
- private:
-  T* p_ = nullptr;
-  int64_t cap_ = 0;
-};
+using lockstep::Scratch;  // kernels/scratch_impl.h (bn::Scratch for batchnorm2d_impl.h and the callers)
 
 // out[0 .. width) = batch-order sums over rows 0 .. N-1, where add_row(acc, r) adds row r's
 // terms into the chunk partials acc[0 .. width). mem is scratch for the tree. With Acc wider

@@ -13,6 +13,7 @@
 #include "kernels/layernorm.h"
 #include "kernels/reduce.h"
 #include "kernels/reduce_order.h"
+#include "kernels/scratch_impl.h"
 
 // An anonymous namespace: each including file keeps its own copies.
 namespace lockstep::lnorm {
@@ -21,20 +22,6 @@ namespace {
 constexpr int64_t kGrainElems = 16384;  // elements per task
 constexpr int64_t kColBlock = 32;       // columns per task of the weight sums (C = 128: 4 tasks)
 constexpr int kMaxLevels = 64;
-
-// Zero-initialised scratch (no standard container: no weak symbols, tests/isa_symbols.sh).
-template <typename T>
-class Buf {
- public:
-  explicit Buf(int64_t n) : p_(new T[static_cast<size_t>(n > 0 ? n : 1)]()) {}
-  ~Buf() { delete[] p_; }
-  Buf(const Buf&) = delete;
-  Buf& operator=(const Buf&) = delete;
-  T* get() { return p_; }
-
- private:
-  T* p_;
-};
 
 template <typename T>
 T inv_std(T var, T eps) {
@@ -50,8 +37,8 @@ void over_rows(int64_t rows, int64_t C, const Fn& fn) {
 template <typename T, typename Term>
 void batch_cols(T* out, int64_t rows, int64_t c0, int64_t c1, const Term& term) {
   const int64_t w = c1 - c0;
-  Buf<T> store((kMaxLevels + 1) * w);
-  TreeStack<T> stack(store.get(), w);
+  Scratch<T> store((kMaxLevels + 1) * w);
+  TreeStack<T> stack(store.data(), w);
   for (int64_t r0 = 0; r0 < rows; r0 += kBatchChunk) {
     const int64_t r1 = std::min(rows, r0 + kBatchChunk);
     T* acc = stack.next();
@@ -84,8 +71,8 @@ void layer_norm_forward_impl(const Exec& ex, T* y, T* mean, T* rstd, const T* x,
                             int64_t C, T eps) {
   const T Cf = static_cast<T>(C);
   over_rows(rows, C, [&](int64_t r0, int64_t r1) {
-    Buf<T> qb(C);
-    T* q = qb.get();
+    Scratch<T> qb(C);
+    T* q = qb.data();
     for (int64_t r = r0; r < r1; ++r) {
       const T* xr = x + r * C;
       T* yr = y + r * C;
@@ -113,8 +100,8 @@ void layer_norm_backward_impl(const Exec& ex, T* dx, T* dw, T* db, const T* dy, 
   const T Cf = static_cast<T>(C);
   if (dx)
     over_rows(rows, C, [&](int64_t r0, int64_t r1) {
-      Buf<T> gb(C), pb(C), xb(C);
-      T *g = gb.get(), *p = pb.get(), *xh = xb.get();
+      Scratch<T> gb(C), pb(C), xb(C);
+      T *g = gb.data(), *p = pb.data(), *xh = xb.data();
       for (int64_t r = r0; r < r1; ++r) {
         const T* xr = x + r * C;
         const T* dyr = dy + r * C;
@@ -141,8 +128,8 @@ template <typename T>
 void rms_norm_forward_impl(const Exec& ex, T* y, T* rstd, const T* x, const T* w, int64_t rows, int64_t C, T eps) {
   const T Cf = static_cast<T>(C);
   over_rows(rows, C, [&](int64_t r0, int64_t r1) {
-    Buf<T> qb(C);
-    T* q = qb.get();
+    Scratch<T> qb(C);
+    T* q = qb.data();
     for (int64_t r = r0; r < r1; ++r) {
       const T* xr = x + r * C;
       T* yr = y + r * C;
@@ -164,8 +151,8 @@ void rms_norm_backward_impl(const Exec& ex, T* dx, T* dw, const T* dy, const T* 
   const T Cf = static_cast<T>(C);
   if (dx)
     over_rows(rows, C, [&](int64_t r0, int64_t r1) {
-      Buf<T> gb(C), pb(C), xb(C);
-      T *g = gb.get(), *p = pb.get(), *xh = xb.get();
+      Scratch<T> gb(C), pb(C), xb(C);
+      T *g = gb.data(), *p = pb.data(), *xh = xb.data();
       for (int64_t r = r0; r < r1; ++r) {
         const T* xr = x + r * C;
         const T* dyr = dy + r * C;
