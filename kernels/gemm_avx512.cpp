@@ -100,6 +100,11 @@ struct GroupIo {
   // acc = older + acc, the first at merge_from, each next one kSlotBytes below it.
   int64_t merges;
   const float* merge_from;
+  // C rows prefetched for writing inside the k loop, one row (two lines) per 4 steps
+  // while the loop counter is above c_stop: the first rows from c_prefetch on, ldc_bytes
+  // apart. c_stop = n4 (or more) prefetches none.
+  const float* c_prefetch;
+  int64_t c_stop;
 };
 constexpr int64_t kZero = 1, kToC = 2, kAccumulate = 4;
 constexpr int64_t kSlotBytes = kGroupA * kTile * sizeof(float);  // one slot of the chunk tree
@@ -108,7 +113,8 @@ static_assert(kSlotBytes == 1920, "LS_GROUP_ASM steps down by 1920 bytes per mer
 static_assert(offsetof(GroupIo, acc) == 0 && offsetof(GroupIo, c) == 8 && offsetof(GroupIo, ldc_bytes) == 16 &&
                   offsetof(GroupIo, bias) == 24 && offsetof(GroupIo, flags) == 32 &&
                   offsetof(GroupIo, prefetch) == 40 && offsetof(GroupIo, merges) == 48 &&
-                  offsetof(GroupIo, merge_from) == 56,
+                  offsetof(GroupIo, merge_from) == 56 && offsetof(GroupIo, c_prefetch) == 64 &&
+                  offsetof(GroupIo, c_stop) == 72,
               "GroupIo layout used by LS_GROUP_ASM");
 
 // Row Z of the group into C: out = acc (+ bias) then (C +) out, one row of 16 columns, the
@@ -139,12 +145,19 @@ static_assert(offsetof(GroupIo, acc) == 0 && offsetof(GroupIo, c) == 8 && offset
                    "2:\n\t"                                                               \
                    "movq %[b0], %[b]\n\t"                                                 \
                    "movq 40(%[io]), %[pf]\n\t"                                            \
+                   "movq 64(%[io]), %[pc]\n\t"                                            \
                    "testq %[n4], %[n4]\n\t"                                               \
                    "jz 4f\n\t"                                                            \
                    ".p2align 5\n"                                                         \
                    "3:\n\t"                                                               \
                    "prefetcht0 (%[pf])\n\t"                                               \
-                   "addq %[ldb], %[pf]\n\t" STEP(0) STEP(1) STEP(2) STEP(3) LS_ADVANCE(96, 2) \
+                   "addq %[ldb], %[pf]\n\t"                                               \
+                   "cmpq 72(%[io]), %[n4]\n\t"                                            \
+                   "jle 12f\n\t"                                                          \
+                   "prefetchw (%[pc])\n\t"                                                \
+                   "prefetchw 60(%[pc])\n\t"                                              \
+                   "addq 16(%[io]), %[pc]\n"                                               \
+                   "12:\n\t" STEP(0) STEP(1) STEP(2) STEP(3) LS_ADVANCE(96, 2)           \
                    "decq %[n4]\n\t"                                                       \
                    "jnz 3b\n\t"                                                           \
                    "4:\n\t"                                                               \
@@ -176,7 +189,7 @@ static_assert(offsetof(GroupIo, acc) == 0 && offsetof(GroupIo, c) == 8 && offset
                    "9:\n\t"                                                               \
                    : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3),          \
                      [a4] "+r"(a4), [b] "=&r"(bscratch), [n4] "+r"(n4), [rem] "+r"(rem),  \
-                     [pf] "=&r"(pfscratch)                                                \
+                     [pf] "=&r"(pfscratch), [pc] "=&r"(pcscratch)                         \
                    : [io] "r"(&io), [b0] "r"(b), [ldb] "r"(ldb_bytes)                     \
                    : "memory", "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5",      \
                      "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13",  \
@@ -196,7 +209,7 @@ void group_steps(const GroupIo& io, const float* const* a, int na, const float* 
   if (na > 3) a3 = a[3];
   if (na > 4) a4 = a[4];
   int64_t n4 = n >> 2, rem = n & 3;
-  const float *bscratch, *pfscratch;
+  const float *bscratch, *pfscratch, *pcscratch;
   switch (na) {
     case 1: LS_GROUP_ASM(LS_ALL1, LS_STEP1); break;
     case 2: LS_GROUP_ASM(LS_ALL2, LS_STEP2); break;
@@ -252,11 +265,23 @@ void gemm_group_avx512(const TileArgs* t, int na) {
   for (int i = 0; i < na; ++i) a[i] = t[i].a, full = full && t[i].full;
   const TileArgs& x = t[0];
   const int64_t ldb_bytes = x.ldb * int64_t(sizeof(float));
-  // The group ends in C: its rows are fetched while the k loop runs (sequential order: all
-  // at the start; batch-chunked: a tile per chunk, as a burst of 30 prefetches stalled the
-  // short chunked calls of K = 128, perf: 5% of 256 x 784 x 128).
+  // The group ends in C: its rows are fetched for writing while the k loop runs.
+  // Sequential order: one row (prefetchw, both lines of an unaligned row) per 4 k steps
+  // inside the loop, rows that do not fit the loop's count at the start (a burst of 30
+  // prefetches at the start stalled the loop: perf, 8% of 512^3 on the instruction after
+  // them; spread, 1.03-1.15x, docs/benchmarks.md, issue 21). Batch-chunked: a tile per
+  // chunk, as a burst of 30 prefetches stalled the short chunked calls of K = 128 (perf:
+  // 5% of 256 x 784 x 128).
+  int64_t c_rows = 0;  // rows 0 .. c_rows of the group, in the loop
+  bool in_loop = true;
   if (x.last && !x.chunked)
-    for (int i = 0; i < na; ++i) prefetch_c_rows(t[i]);
+    for (int i = 0; i < na; ++i) {
+      in_loop = in_loop && c_rows + t[i].mr <= (x.kc >> 2);
+      if (in_loop)
+        c_rows += t[i].mr;
+      else
+        prefetch_c_rows(t[i]);
+    }
   // Full tiles take the asm's own epilogue into C; a group with an edge tile ends raw.
   const int64_t to_c = full ? (x.last ? kToC : 0) | (x.accumulate ? kAccumulate : 0) : 0;
   if (!x.chunked) {
@@ -267,7 +292,9 @@ void gemm_group_avx512(const TileArgs* t, int na) {
     alignas(64) float own[kGroupA * kTile];
     float* acc = !full && x.first && x.last ? own : x.partial;
     for (int i = 1; i < na && acc == x.partial; ++i) assert(t[i].partial == x.partial + i * kTile);
-    GroupIo io{acc, x.c, x.ldc * int64_t(sizeof(float)), x.bias, (x.first ? kZero : 0) | to_c, x.prefetch, 0, nullptr};
+    int64_t n4 = x.kc >> 2;
+    GroupIo io{acc, x.c, x.ldc * int64_t(sizeof(float)), x.bias, (x.first ? kZero : 0) | to_c, x.prefetch, 0, nullptr,
+               x.c, n4 - c_rows};
     group_steps(io, a, na, x.b, ldb_bytes, x.kc);
     if (!full && x.last) epilogue_tiles(t, na, acc);
     return;
@@ -297,7 +324,7 @@ void gemm_group_avx512(const TileArgs* t, int na) {
     depth -= merges;
     int64_t flags = kZero | (final_chunk ? to_c : 0);
     group_steps(GroupIo{slot[depth], x.c, x.ldc * int64_t(sizeof(float)), x.bias, flags, x.prefetch + x.ldb * k0,
-                        merges, from},
+                        merges, from, x.c, int64_t{1} << 62},
                 ak, na, x.b + x.ldb * k0, ldb_bytes, len);
     ++depth;
   }
