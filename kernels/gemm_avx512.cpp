@@ -42,7 +42,6 @@ namespace lockstep {
 namespace gemm_detail {
 namespace {
 
-#define LS_INLINE inline __attribute__((always_inline))
 
 // ---- the asm text -----------------------------------------------------------------------
 // Step K of the unrolled loop: B row K into zmm31, then for each strip P (rows Z0..Z5 of
@@ -245,11 +244,6 @@ void group_steps(const GroupIo& io, const float* const* a, int na, const float* 
 #undef LS_STRIP
 #undef LS_F
 
-// dst = src, one tile (kTile floats).
-LS_INLINE void copy_tile(float* dst, const float* src) {
-  for (int i = 0; i < kMR; ++i) _mm512_storeu_ps(dst + kNR * i, _mm512_loadu_ps(src + kNR * i));
-}
-
 }  // namespace
 
 // Edge tiles of a finished group: their raw sums (tile i at acc + i * kTile) through the
@@ -301,11 +295,19 @@ void gemm_group_avx512(const TileArgs* t, int na) {
   }
   // Batch-chunked: chunk q is summed from +0.0f in registers; then, still in registers,
   // the equal-sized subtrees on the stack are added to it, older + newer, once per
-  // trailing zero bit of q + 1 (TreeStack::push), and after the block's last chunk every
+  // trailing zero bit of q + 1 (TreeStack::push), and after the last chunk of K every
   // subtree left (TreeStack::finish's fold from the right); the result goes to the slot it
   // occupies, or for the last chunk of a finished full group through the epilogue into C.
-  alignas(64) float slot[kGroupLevels512][kGroupA * kTile];  // up to 16 chunks per block
-  int depth = 0;
+  // q counts the chunks of the whole K: a call with several k blocks (not first or not
+  // last) continues the stack its group keeps at t[0].partial (slot d of the group's tiles
+  // at partial + d * kGroupA * kTile), which holds popcount(q) subtrees when chunk q starts;
+  // so the stack over all blocks is exactly TreeStack over all chunks. One block alone uses
+  // a stack here (up to 16 chunks).
+  alignas(64) float local[kGroupLevels512 * kGroupA * kTile];
+  constexpr int64_t kSlot = kGroupA * kTile;
+  float* stack = x.first && x.last ? local : x.partial;
+  const int64_t q0 = x.k_base / kChunk;
+  int depth = __builtin_popcountll(static_cast<unsigned long long>(q0));
   int64_t n_chunks = (x.kc + kChunk - 1) / kChunk;
   for (int64_t q = 0; q < n_chunks; ++q) {
     if (x.last)
@@ -314,24 +316,17 @@ void gemm_group_avx512(const TileArgs* t, int na) {
     const float* ak[kGroupA];
     for (int i = 0; i < na; ++i) ak[i] = a[i] + kMR * k0;
     int64_t len = x.kc - k0 < kChunk ? x.kc - k0 : kChunk;
-    bool final_chunk = q == n_chunks - 1;
-    int merges = 0;
-    if (final_chunk)
-      merges = depth;
-    else
-      for (int64_t c = q + 1; (c & 1) == 0; c >>= 1) ++merges;
-    const float* from = depth > 0 ? slot[depth - 1] : nullptr;
+    bool final_chunk = x.last && q == n_chunks - 1;
+    int merges = final_chunk ? depth : __builtin_ctzll(static_cast<unsigned long long>(q0 + q + 1));
+    const float* from = depth > 0 ? stack + (depth - 1) * kSlot : nullptr;
     depth -= merges;
     int64_t flags = kZero | (final_chunk ? to_c : 0);
-    group_steps(GroupIo{slot[depth], x.c, x.ldc * int64_t(sizeof(float)), x.bias, flags, x.prefetch + x.ldb * k0,
-                        merges, from, x.c, int64_t{1} << 62},
+    group_steps(GroupIo{stack + depth * kSlot, x.c, x.ldc * int64_t(sizeof(float)), x.bias, flags,
+                        x.prefetch + x.ldb * k0, merges, from, x.c, int64_t{1} << 62},
                 ak, na, x.b + x.ldb * k0, ldb_bytes, len);
     ++depth;
   }
-  if (to_c & kToC) return;  // full group, last block: already in C
-  if (x.last) return epilogue_tiles(t, na, slot[0]);
-  // The block's subtree goes to each tile's own slot (TreeStack storage, not back to back).
-  for (int i = 0; i < na; ++i) copy_tile(t[i].partial, slot[0] + i * kTile);
+  if (x.last && !(to_c & kToC)) epilogue_tiles(t, na, stack);  // edge tiles
 }
 
 }  // namespace gemm_detail

@@ -25,7 +25,8 @@
 // In batch-chunked order a k block is kGroupChunks chunks (kGroupChunks512 for the AVX-512
 // group kernel), an aligned subtree of the canonical tree; the micro-kernel returns the
 // block's subtree and a per-tile TreeStack combines the blocks, which gives exactly
-// tree_sum over all chunks.
+// tree_sum over all chunks. The AVX-512 group kernel instead keeps one chunk stack per
+// group over all blocks (TreeStack over all chunks, the same tree; Plan::group_tree).
 #include <algorithm>
 #include <atomic>
 #include <cassert>
@@ -95,6 +96,10 @@ struct Plan {
   int64_t kc;        // k block size: all blocks but the last have kc values of k
   int64_t nk;        // number of k blocks
   int64_t slots;     // workspace tiles per output tile (0 when nk == 1)
+  // Batch-chunked, several k blocks, AVX-512 group kernel: each group of row strips keeps
+  // one stack of chunk subtrees over the whole K (slots levels of kGroupA tiles, back to
+  // back) and the kernel combines them itself (gemm_group_avx512); no per-tile TreeStack.
+  bool group_tree;
   TileKernel kernel;
   // AVX-512: up to group_a tiles of one B strip per call (gemm_group_avx512); 1: none.
   int group_a;
@@ -294,6 +299,7 @@ void compute_panel(const Plan& p, int64_t s0, int64_t s1, int64_t i0, int64_t i1
   int64_t n_jr = s1 - s0, jc = s0 * kNR;
   const float* bp = p.b_packed + s0 * g.K * kNR;
   int64_t max_ir = ceil_div(std::min(p.mc, i1 - i0), kMR);
+  max_ir = ceil_div(max_ir, p.group_a) * p.group_a;  // whole groups (group_tree's stacks)
   FloatBuffer a_buffer(p.mc * p.kc);
   float* a_pack = a_buffer.get();
   // Partials between k blocks: `slots` tiles per output tile, tile t = jr * n_ir + ir.
@@ -303,7 +309,7 @@ void compute_panel(const Plan& p, int64_t s0, int64_t s1, int64_t i0, int64_t i1
   for (int64_t ic = i0; ic < i1; ic += p.mc) {
     int64_t mc = std::min(p.mc, i1 - ic);
     int64_t n_ir = ceil_div(mc, kMR);
-    bool tree_blocks = p.chunked && p.nk > 1;
+    bool tree_blocks = p.chunked && p.nk > 1 && !p.group_tree;
     if (tree_blocks) {
       stacks.clear();
       for (int64_t t = 0; t < n_ir * n_jr; ++t) stacks.emplace_back(work + t * p.slots * kTile, kTile);
@@ -357,6 +363,10 @@ void compute_panel(const Plan& p, int64_t s0, int64_t s1, int64_t i0, int64_t i1
             x.bias = g.bias ? g.bias + j : nullptr;
             x.accumulate = g.accumulate;
             x.prefetch = next_b + ig * lines_per_group * b_ld;
+            x.k_base = k0;
+            // One chunk stack per group over all k blocks, slot d of its tiles at
+            // partial + d * group_a * kTile (gemm_group_avx512).
+            if (p.group_tree) x.partial = work + (jr * n_groups + ig) * p.group_a * p.slots * kTile;
             // Several batch-chunked blocks: the block's subtree goes to the tile's stack.
             if (tree_blocks) {
               x.last = false;
@@ -430,6 +440,11 @@ void gemm_float(const Exec& ex, const GemmArgs& g) {
     p.kc = group512 ? kKC512Chunked : kKC;
     p.nk = ceil_div(g.K, p.kc);
     p.slots = p.nk > 1 ? ceil_log2(p.nk) + 1 : 0;  // one TreeStack per tile over the blocks
+    // The AVX-512 group kernel continues its own chunk tree across the blocks instead (perf:
+    // the tiles' TreeStacks and scalar epilogue were 13% of the GPT's grad-weight 384 x 128
+    // x 2048).
+    p.group_tree = group512 && p.nk > 1;
+    if (p.group_tree) p.slots = ceil_log2(ceil_div(g.K, kChunk)) + 1;
   } else {
     // Sequential: any split continues the same chain, so balance the blocks. The AVX-512
     // group kernel takes deeper blocks: fewer partials between blocks (measured, best of
@@ -438,6 +453,7 @@ void gemm_float(const Exec& ex, const GemmArgs& g) {
     p.nk = ceil_div(g.K, kc_max);
     p.kc = ceil_div(g.K, p.nk);
     p.slots = p.nk > 1 ? 1 : 0;  // the running partial between blocks
+    p.group_tree = false;
   }
   // Same bits either way (tests/kernels/test_gemm.cpp, "SIMD and scalar").
   p.kernel = gemm_tile_scalar;

@@ -37,6 +37,9 @@ struct TileArgs {
   int64_t ldb = kNR;
   int64_t kc;          // k values in this block (>= 1)
   bool chunked;        // KOrder::batch_chunked
+  // Batch-chunked, AVX-512 group kernel: the block's first k in the whole K (a multiple of
+  // kChunk), i.e. where the block's chunks sit in the canonical tree.
+  int64_t k_base = 0;
   // Sequential order: the sum starts at +0.0f when `first`, else continues from `partial`.
   // Batch-chunked order: the block's chunks are summed from +0.0f each and combined by the
   // canonical tree over the block (at most kGroupChunks chunks, kGroupChunks512 for the
