@@ -44,23 +44,25 @@ namespace {
 
 
 // ---- the asm text -----------------------------------------------------------------------
-// Step K of the unrolled loop: B row K into zmm31, then for each strip P (rows Z0..Z5 of
-// the accumulators) six fmas with A value (K, R) broadcast from P + 24*K + 4*R bytes.
-#define LS_F(K, P, R, Z) "vfmadd231ps 24*" #K "+4*" #R "(%[" #P "])%{1to16%}, %%zmm31, %%zmm" #Z "\n\t"
-#define LS_STRIP(K, P, Z0, Z1, Z2, Z3, Z4, Z5) \
-  LS_F(K, P, 0, Z0) LS_F(K, P, 1, Z1) LS_F(K, P, 2, Z2) LS_F(K, P, 3, Z3) LS_F(K, P, 4, Z4) LS_F(K, P, 5, Z5)
-// B row K of a group of 4 steps, rows ldb bytes apart (64 when packed; the row stride of
-// B itself when read in place): rows 0 and 1 from b, then b moves on by two rows.
-#define LS_BROW_0 "vmovups (%[b]), %%zmm31\n\t"
-#define LS_BROW_1 "vmovups (%[b],%[ldb]), %%zmm31\n\t"
-#define LS_BROW_2 "leaq (%[b],%[ldb],2), %[b]\n\t vmovups (%[b]), %%zmm31\n\t"
-#define LS_BROW_3 LS_BROW_1
-#define LS_BROW(K) LS_BROW_##K
-#define LS_STEP1(K) LS_BROW(K) LS_STRIP(K, a0, 0, 1, 2, 3, 4, 5)
-#define LS_STEP2(K) LS_STEP1(K) LS_STRIP(K, a1, 6, 7, 8, 9, 10, 11)
-#define LS_STEP3(K) LS_STEP2(K) LS_STRIP(K, a2, 12, 13, 14, 15, 16, 17)
-#define LS_STEP4(K) LS_STEP3(K) LS_STRIP(K, a3, 18, 19, 20, 21, 22, 23)
-#define LS_STEP5(K) LS_STEP4(K) LS_STRIP(K, a4, 24, 25, 26, 27, 28, 29)
+// Step K of the unrolled loop, B row K in register BR (zmm31 for even K, zmm30 for odd
+// K): for each strip P (rows Z0..Z5 of the accumulators) six fmas with A value (K, R)
+// broadcast from P + 24*K + 4*R bytes.
+#define LS_F(K, BR, P, R, Z) "vfmadd231ps 24*" #K "+4*" #R "(%[" #P "])%{1to16%}, %%zmm" #BR ", %%zmm" #Z "\n\t"
+#define LS_STRIP(K, BR, P, Z0, Z1, Z2, Z3, Z4, Z5)                                       \
+  LS_F(K, BR, P, 0, Z0) LS_F(K, BR, P, 1, Z1) LS_F(K, BR, P, 2, Z2) LS_F(K, BR, P, 3, Z3) \
+  LS_F(K, BR, P, 4, Z4) LS_F(K, BR, P, 5, Z5)
+// B rows one step ahead: at the start of step K of a group of 4, row K + 1 goes into the
+// other register (perf: the first fma after each B load was the loop's hot spot when a
+// step loaded its own row). Rows are ldb bytes apart (64 when packed; the row stride of B
+// itself when read in place); b is at row 0 of the group, and moves on by two rows at
+// steps 1 and 3, so it is at the next group's row 0 after the group.
+#define LS_BNEXT_0 "vmovups (%[b],%[ldb]), %%zmm30\n\t"
+#define LS_BNEXT_1 "leaq (%[b],%[ldb],2), %[b]\n\t vmovups (%[b]), %%zmm31\n\t"
+#define LS_STEP1(K, BR) LS_STRIP(K, BR, a0, 0, 1, 2, 3, 4, 5)
+#define LS_STEP2(K, BR) LS_STEP1(K, BR) LS_STRIP(K, BR, a1, 6, 7, 8, 9, 10, 11)
+#define LS_STEP3(K, BR) LS_STEP2(K, BR) LS_STRIP(K, BR, a2, 12, 13, 14, 15, 16, 17)
+#define LS_STEP4(K, BR) LS_STEP3(K, BR) LS_STRIP(K, BR, a3, 18, 19, 20, 21, 22, 23)
+#define LS_STEP5(K, BR) LS_STEP4(K, BR) LS_STRIP(K, BR, a4, 24, 25, 26, 27, 28, 29)
 
 // Accumulator Z <-> the tile buffer at acc + 64*Z bytes (tile i's row r is Z = 6i + r);
 // the buffer's address is in the b register at those two moments.
@@ -77,12 +79,10 @@ namespace {
 #define LS_ALL4(M) LS_ALL3(M) LS_SIX(M, 18, 19, 20, 21, 22, 23)
 #define LS_ALL5(M) LS_ALL4(M) LS_SIX(M, 24, 25, 26, 27, 28, 29)
 
-// A pointers on by NA_BYTES; B on by one row (after step 0) or, after step 3, by the two
-// rows left of a group of 4 (LS_BROW_2 moved the first two).
-#define LS_ADVANCE(NA_BYTES, B_ROWS)                                                      \
+// A pointers on by NA_BYTES.
+#define LS_ADVANCE(NA_BYTES)                                                              \
   "addq $" #NA_BYTES ", %[a0]\n\t addq $" #NA_BYTES ", %[a1]\n\t addq $" #NA_BYTES        \
-  ", %[a2]\n\t addq $" #NA_BYTES ", %[a3]\n\t addq $" #NA_BYTES ", %[a4]\n\t"             \
-  "leaq (%[b],%[ldb]," #B_ROWS "), %[b]\n\t"
+  ", %[a2]\n\t addq $" #NA_BYTES ", %[a3]\n\t addq $" #NA_BYTES ", %[a4]\n\t"
 
 // Where one call's accumulators come from and go to (read by the asm through one pointer,
 // which leaves registers for the loop).
@@ -132,9 +132,11 @@ static_assert(offsetof(GroupIo, acc) == 0 && offsetof(GroupIo, c) == 8 && offset
   "vmovups %%zmm" #Z ", (%[a0])\n\t"                                                      \
   "addq %[a1], %[a0]\n\t"
 
-// The whole call: accumulators loaded from io.acc (or zeroed), n4 groups of 4 steps, rem
-// single steps, then either stored raw to io.acc or through the epilogue into C. Pointers
-// of strips the group does not have are copies of a0 and are advanced without being read.
+// The whole call: accumulators loaded from io.acc (or zeroed), B row 0 loaded (when rem > 0),
+// n4 groups of 4 steps (each loading the row after it), rem single steps (each loading
+// the next row after its fmas, if there is one: no row past the last is ever read), then
+// either stored raw to io.acc or through the epilogue into C. Pointers of strips the group
+// does not have are copies of a0 and are advanced without being read.
 #define LS_GROUP_ASM(ALL, STEP)                                                           \
   __asm__ volatile("testq $1, 32(%[io])\n\t"                                              \
                    "jnz 1f\n\t"                                                           \
@@ -143,6 +145,10 @@ static_assert(offsetof(GroupIo, acc) == 0 && offsetof(GroupIo, c) == 8 && offset
                    "1:\n\t" ALL(LS_ZERO)                                                  \
                    "2:\n\t"                                                               \
                    "movq %[b0], %[b]\n\t"                                                 \
+                   "testq %[rem], %[rem]\n\t"                                             \
+                   "jz 13f\n\t"                                                           \
+                   "vmovups (%[b]), %%zmm31\n"                                             \
+                   "13:\n\t"                                                              \
                    "movq 40(%[io]), %[pf]\n\t"                                            \
                    "movq 64(%[io]), %[pc]\n\t"                                            \
                    "testq %[n4], %[n4]\n\t"                                               \
@@ -156,15 +162,19 @@ static_assert(offsetof(GroupIo, acc) == 0 && offsetof(GroupIo, c) == 8 && offset
                    "prefetchw (%[pc])\n\t"                                                \
                    "prefetchw 60(%[pc])\n\t"                                              \
                    "addq 16(%[io]), %[pc]\n"                                               \
-                   "12:\n\t" STEP(0) STEP(1) STEP(2) STEP(3) LS_ADVANCE(96, 2)           \
+                   "12:\n\t" LS_BNEXT_0 STEP(0, 31) LS_BNEXT_1 STEP(1, 30)                \
+                   LS_BNEXT_0 STEP(2, 31) LS_BNEXT_1 STEP(3, 30) LS_ADVANCE(96)            \
                    "decq %[n4]\n\t"                                                       \
                    "jnz 3b\n\t"                                                           \
                    "4:\n\t"                                                               \
                    "testq %[rem], %[rem]\n\t"                                             \
                    "jz 6f\n\t"                                                            \
-                   "5:\n\t" STEP(0) LS_ADVANCE(24, 1)                                    \
+                   "5:\n\t" STEP(0, 31) LS_ADVANCE(24)                                   \
                    "decq %[rem]\n\t"                                                      \
-                   "jnz 5b\n\t"                                                           \
+                   "jz 6f\n\t"                                                            \
+                   "addq %[ldb], %[b]\n\t"                                                \
+                   "vmovups (%[b]), %%zmm31\n\t"                                          \
+                   "jmp 5b\n"                                                             \
                    "6:\n\t"                                                               \
                    "movq 48(%[io]), %[n4]\n\t"                                            \
                    "testq %[n4], %[n4]\n\t"                                               \
@@ -201,13 +211,17 @@ static_assert(offsetof(GroupIo, acc) == 0 && offsetof(GroupIo, c) == 8 && offset
 // order, then stored raw to io.acc or, with kToC, through the epilogue into C. a[i] is
 // strip i's packed A at the first step, b the B row of the first step (rows ldb_bytes
 // apart). With n == 0 it is the epilogue alone.
+// Groups of 4 steps in the unrolled loop for n steps: each group loads the row after it,
+// so the last step is always left to the single steps (1..4 of them when n > 0).
+inline int64_t loop_groups(int64_t n) { return n > 0 ? (n - 1) >> 2 : 0; }
+
 void group_steps(const GroupIo& io, const float* const* a, int na, const float* b, int64_t ldb_bytes, int64_t n) {
   const float *a0 = a[0], *a1 = a[0], *a2 = a[0], *a3 = a[0], *a4 = a[0];
   if (na > 1) a1 = a[1];
   if (na > 2) a2 = a[2];
   if (na > 3) a3 = a[3];
   if (na > 4) a4 = a[4];
-  int64_t n4 = n >> 2, rem = n & 3;
+  int64_t n4 = loop_groups(n), rem = n - 4 * n4;
   const float *bscratch, *pfscratch, *pcscratch;
   switch (na) {
     case 1: LS_GROUP_ASM(LS_ALL1, LS_STEP1); break;
@@ -236,11 +250,8 @@ void group_steps(const GroupIo& io, const float* const* a, int na, const float* 
 #undef LS_STEP3
 #undef LS_STEP2
 #undef LS_STEP1
-#undef LS_BROW
-#undef LS_BROW_3
-#undef LS_BROW_2
-#undef LS_BROW_1
-#undef LS_BROW_0
+#undef LS_BNEXT_1
+#undef LS_BNEXT_0
 #undef LS_STRIP
 #undef LS_F
 
@@ -270,7 +281,7 @@ void gemm_group_avx512(const TileArgs* t, int na) {
   bool in_loop = true;
   if (x.last && !x.chunked)
     for (int i = 0; i < na; ++i) {
-      in_loop = in_loop && c_rows + t[i].mr <= (x.kc >> 2);
+      in_loop = in_loop && c_rows + t[i].mr <= loop_groups(x.kc);
       if (in_loop)
         c_rows += t[i].mr;
       else
@@ -286,7 +297,7 @@ void gemm_group_avx512(const TileArgs* t, int na) {
     alignas(64) float own[kGroupA * kTile];
     float* acc = !full && x.first && x.last ? own : x.partial;
     for (int i = 1; i < na && acc == x.partial; ++i) assert(t[i].partial == x.partial + i * kTile);
-    int64_t n4 = x.kc >> 2;
+    int64_t n4 = loop_groups(x.kc);
     GroupIo io{acc, x.c, x.ldc * int64_t(sizeof(float)), x.bias, (x.first ? kZero : 0) | to_c, x.prefetch, 0, nullptr,
                x.c, n4 - c_rows};
     group_steps(io, a, na, x.b, ldb_bytes, x.kc);
