@@ -17,7 +17,7 @@
 //   ic: blocks of kMC rows; pc: k blocks of at most kKC. The A block (kMC x kc, in L2)
 //       is packed per (ic, pc).
 //   jr, ir: kNR-column strips, then kMR-row strips: one micro-kernel call per tile (AVX-512:
-//       per group of up to kGroupA tiles), with the B strip (kc x kNR, 16 KiB; 32 KiB
+//       per group of up to kGroupA tiles), with the B strip (kc x kNR, 16 KiB; 64 KiB
 //       for the AVX-512 kernel's deeper k blocks) staying close across the ir loop.
 // Reduction order (gemm.h): a tile is only ever summed by its owning thread, over
 // pc = 0, 1, ... in increasing k. Between k blocks a sequential partial waits in a
@@ -54,7 +54,12 @@ using namespace gemm_detail;
 // Zen4 sizes (32 KiB L1d, 1 MiB L2 per core, L3 shared); see docs/benchmarks.md.
 constexpr int64_t kMC = 144;                  // A block kMC x kKC = 144 KiB, in L2
 constexpr int64_t kMC512 = 150;               // AVX-512: whole groups of kGroupA strips
-constexpr int64_t kKC512 = 512;               // AVX-512, sequential order: B strip 32 KiB
+// AVX-512, sequential order: B strip 64 KiB (L2), A block 600 KiB (of a 2 MiB L2). Against
+// 512: 1024^3 1.04-1.09x, 512 x 512 x 1024 1.06-1.07x, 128 x 256 x 784 (nt, the MLP's
+// forward, one block instead of two) 1.02-1.07x, 2048^3 1.0-1.02x (thread CPU time, paired,
+// under load; docs/benchmarks.md, issue 21).
+constexpr int64_t kKC512 = 1024;
+constexpr int64_t kInPlaceAFloats = kMC512 * 512;  // a larger A block when B is read in place
 constexpr int64_t kKC = 256;                  // B strip kKC x kNR = 16 KiB, in L1
 constexpr int64_t kPanelBytes = 8 << 20;      // packed B per column panel (K x nc), in L3
 constexpr int64_t kClaimStrips = 8;           // B strips packed per claim (512 B per row read)
@@ -448,7 +453,7 @@ void gemm_float(const Exec& ex, const GemmArgs& g) {
   } else {
     // Sequential: any split continues the same chain, so balance the blocks. The AVX-512
     // group kernel takes deeper blocks: fewer partials between blocks (measured, best of
-    // 300 interleaved calls at 512^3: +4%; 1024^3 and 2048^3 within 2%).
+    // 300 interleaved calls at 512^3: 512 against 256, +4%; 1024 against 512 see kKC512).
     int64_t kc_max = ex.avx512() ? kKC512 : kKC;
     p.nk = ceil_div(g.K, kc_max);
     p.kc = ceil_div(g.K, p.nk);
@@ -487,11 +492,11 @@ void gemm_float(const Exec& ex, const GemmArgs& g) {
   bool page_stride = g.ldb * int64_t(sizeof(float)) % 4096 == 0;
   // A B packed before the call (g.b_packed, FrozenWeights) is read packed.
   bool b_in_place = p.group_a > 1 && !g.trans_b && aligned && !page_stride && !g.b_packed;
-  // A few more rows (up to an A block of kMC512 x kKC512 floats, the L2 share it has at
+  // A few more rows (up to an A block of kMC512 x 512 floats, the L2 share it has at
   // K >= 512) still make one row block, so that B can be read in place (measured: 256 x
   // 784 x 128 tn, the MLP's layer-0 grad-weight at batch 128, 1.03-1.09x against two row
   // blocks of packed B). Row blocks never change a sum.
-  if (b_in_place && g.M * std::min(p.kc, g.K) <= kMC512 * kKC512) p.mc = std::max(p.mc, ceil_div(g.M, kMR) * kMR);
+  if (b_in_place && g.M * std::min(p.kc, g.K) <= kInPlaceAFloats) p.mc = std::max(p.mc, ceil_div(g.M, kMR) * kMR);
   if (b_in_place && g.M <= p.mc) p.first_packed = g.N / kNR;
   p.panel_strips = std::max<int64_t>(1, kPanelBytes / (int64_t(sizeof(float)) * kNR * g.K));
   // (Packed before the call, g.b_packed: every piece is marked packed.)
