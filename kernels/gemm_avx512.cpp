@@ -274,9 +274,8 @@ void gemm_group_avx512(const TileArgs* t, int na) {
   // Sequential order: one row (prefetchw, both lines of an unaligned row) per 4 k steps
   // inside the loop, rows that do not fit the loop's count at the start (a burst of 30
   // prefetches at the start stalled the loop: perf, 8% of 512^3 on the instruction after
-  // them; spread, 1.03-1.15x, docs/benchmarks.md, issue 21). Batch-chunked: a tile per
-  // chunk, as a burst of 30 prefetches stalled the short chunked calls of K = 128 (perf:
-  // 5% of 256 x 784 x 128).
+  // them; spread, 1.03-1.15x, docs/benchmarks.md, issue 21). Batch-chunked: spread over
+  // the chunks' loops (below).
   int64_t c_rows = 0;  // rows 0 .. c_rows of the group, in the loop
   bool in_loop = true;
   if (x.last && !x.chunked)
