@@ -10,8 +10,11 @@
 // first, claimed with an atomic flag, so there is no barrier and no thread ever waits
 // for one that has not started (nested, serial parallel_for included). Exception: a plain
 // B used by one row block is read in place by the AVX-512 kernel (see gemm_float). Each
-// thread packs the A blocks of its own rows. Memory per call: the packed op(B), K x ceil(N/16)*16 floats,
-// and per thread one A block and the partial sums of one row block of a panel.
+// thread packs the A blocks of its own rows; in the column split on several threads op(A)
+// is packed once for the call instead and shared, claimed the same way (ensure_a_packed).
+// Memory per call: the packed op(B), K x ceil(N/16)*16 floats (plus the shared op(A), at
+// most kSharedAFloats), and per thread one A block and the partial sums of one row block
+// of a panel.
 // Blocking inside a thread's rectangle (Goto/BLIS style, loops from the outside in):
 //   jc: panels of nc columns, nc chosen so a panel of packed B stays L3-resident.
 //   ic: blocks of kMC rows; pc: k blocks of at most kKC. The A block (kMC x kc, in L2)
@@ -63,6 +66,8 @@ constexpr int64_t kInPlaceAFloats = kMC512 * 512;  // a larger A block when B is
 constexpr int64_t kKC = 256;                  // B strip kKC x kNR = 16 KiB, in L1
 constexpr int64_t kPanelBytes = 8 << 20;      // packed B per column panel (K x nc), in L3
 constexpr int64_t kClaimStrips = 8;           // B strips packed per claim (512 B per row read)
+constexpr int64_t kClaimAStrips = 5;          // A strips packed per claim (shared A: one group)
+constexpr int64_t kSharedAFloats = 4 << 20;   // largest op(A) packed once and shared (16 MiB)
 // Work per thread below which another thread does not pay: ~9 us of fma at full speed,
 // against a hand-off of about 1 us to a spinning pool worker (base/parallel.cpp; a sleeping
 // one takes 30-45 us on the 2-vCPU VM).
@@ -117,6 +122,15 @@ struct Plan {
   // Claim flag of (strip group q, k block pc) at b_ready[q * nk + pc]:
   // 0 not packed, 1 being packed, 2 packed.
   std::atomic<uint8_t>* b_ready;
+  // Column split over several threads: op(A) packed once for the call into a_shared,
+  // shared by all threads like B (null: each thread packs its own A blocks). Row block
+  // r = ic / mc, k block pc at a_shared + r * a_stride * K + k0 * a_stride (a_stride = mc
+  // rounded up to whole strips); claim flag of (r, pc, strip group q) at
+  // a_ready[(r * nk + pc) * a_groups + q], kClaimAStrips strips per group.
+  float* a_shared = nullptr;
+  int64_t a_stride = 0;
+  int64_t a_groups = 0;
+  std::atomic<uint8_t>* a_ready = nullptr;
 };
 
 // The portable micro-kernel: same contract, layouts and order as gemm_tile_avx2 (one
@@ -296,6 +310,31 @@ void ensure_b_packed(const Plan& p, int64_t s0, int64_t s1, int64_t pc, int64_t 
     }
 }
 
+// The shared packed A block of rows [ic, ic + mc), k block pc: groups of kClaimAStrips
+// strips claimed and packed as in ensure_b_packed (a thread waits only for a packer that
+// is running). Each group is what pack_a_block would write there for the whole block, so
+// the packed values, and every sum, are the same as with a thread's own A block.
+const float* ensure_a_packed(const Plan& p, int64_t ic, int64_t mc, int64_t pc, int64_t k0, int64_t kc) {
+  int64_t r = ic / p.mc;
+  float* block = p.a_shared + r * p.a_stride * p.g->K + k0 * p.a_stride;
+  int64_t n_q = ceil_div(ceil_div(mc, kMR), kClaimAStrips);
+  std::atomic<uint8_t>* flags = p.a_ready + (r * p.nk + pc) * p.a_groups;
+  for (int pass = 0; pass < 2; ++pass)
+    for (int64_t q = 0; q < n_q; ++q) {
+      std::atomic<uint8_t>& flag = flags[q];
+      if (flag.load(std::memory_order_acquire) == 2) continue;
+      uint8_t expected = 0;
+      if (pass == 0 && flag.compare_exchange_strong(expected, 1, std::memory_order_acquire)) {
+        int64_t row0 = q * kClaimAStrips * kMR;
+        pack_a_block(p, ic + row0, std::min(kClaimAStrips * kMR, mc - row0), k0, kc, block + row0 * kc);
+        flag.store(2, std::memory_order_release);
+      } else if (pass == 1) {
+        while (flag.load(std::memory_order_acquire) != 2) std::this_thread::yield();
+      }
+    }
+  return block;
+}
+
 // Rows [i0, i1) of the column panel made of strips [s0, s1). B is packed one k block at a
 // time during the first row block, just before that block uses it, so it is still in L2
 // then (measured: +6% at 128 x 256 x 784); later row blocks read it from L3.
@@ -305,8 +344,8 @@ void compute_panel(const Plan& p, int64_t s0, int64_t s1, int64_t i0, int64_t i1
   const float* bp = p.b_packed + s0 * g.K * kNR;
   int64_t max_ir = ceil_div(std::min(p.mc, i1 - i0), kMR);
   max_ir = ceil_div(max_ir, p.group_a) * p.group_a;  // whole groups (group_tree's stacks)
-  FloatBuffer a_buffer(p.mc * p.kc);
-  float* a_pack = a_buffer.get();
+  FloatBuffer a_buffer(p.a_shared ? 1 : p.mc * p.kc);
+  const float* a_pack = a_buffer.get();
   // Partials between k blocks: `slots` tiles per output tile, tile t = jr * n_ir + ir.
   FloatBuffer work_buffer(std::max<int64_t>(1, max_ir * n_jr * p.slots * kTile));
   float* work = work_buffer.get();
@@ -322,7 +361,10 @@ void compute_panel(const Plan& p, int64_t s0, int64_t s1, int64_t i0, int64_t i1
     for (int64_t pc = 0; pc < p.nk; ++pc) {
       int64_t k0 = pc * p.kc, kc = std::min(p.kc, g.K - k0);
       if (ic == i0) ensure_b_packed(p, s0, s1, pc, k0, kc);
-      pack_a_block(p, ic, mc, k0, kc, a_pack);
+      if (p.a_shared)
+        a_pack = ensure_a_packed(p, ic, mc, pc, k0, kc);
+      else
+        pack_a_block(p, ic, mc, k0, kc, a_buffer.get());
       // Tiles go to the micro-kernel in groups of up to group_a consecutive row strips
       // (AVX-512; one tile per call otherwise).
       int64_t n_groups = ceil_div(n_ir, p.group_a);
@@ -526,6 +568,22 @@ void gemm_float(const Exec& ex, const GemmArgs& g) {
     });
   } else {
     int64_t grain = ceil_div(kMinFmasPerTask, g.M * kNR * g.K);
+    // More than one task: op(A) packed once and shared, not once by every thread (2 threads,
+    // thread CPU time summed over both, paired under load: 128 x 256 x 784 nt 1.1x;
+    // docs/benchmarks.md, issue 21).
+    p.a_stride = ceil_div(p.mc, kMR) * kMR;
+    int64_t a_floats = ceil_div(g.M, p.mc) * p.a_stride * g.K;
+    bool share_a = threads > 1 && ceil_div(n_strips, grain) > 1 && a_floats <= kSharedAFloats;
+    FloatBuffer a_buffer(share_a ? a_floats : 1);
+    std::unique_ptr<std::atomic<uint8_t>[]> a_ready;
+    if (share_a) {
+      p.a_groups = ceil_div(p.a_stride / kMR, kClaimAStrips);
+      int64_t n = ceil_div(g.M, p.mc) * p.nk * p.a_groups;
+      a_ready.reset(new std::atomic<uint8_t>[n]);
+      for (int64_t f = 0; f < n; ++f) a_ready[f].store(0, std::memory_order_relaxed);
+      p.a_shared = a_buffer.get();
+      p.a_ready = a_ready.get();
+    }
     parallel_for(n_strips, grain, [&](int64_t b, int64_t e) { compute_block(p, 0, g.M, b, e); });
   }
 }

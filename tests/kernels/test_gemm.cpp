@@ -237,6 +237,29 @@ TEST_CASE("gemm_cpu: bitwise identical for 1, 2, 3 and 8 threads", "[gemm][deter
       }
 }
 
+TEST_CASE("gemm_cpu: column split with op(A) packed once and shared", "[gemm][deterministic]") {
+  // M < N on several threads: the threads split the column strips and share one packed A,
+  // each group of strips packed by whichever thread claims it first. Two row blocks (M =
+  // 160), plain and transposed A, one or two k blocks; every thread count must give the
+  // 1-thread bits, and those the reference's.
+  for (int ta = 0; ta < 2; ++ta)
+    for (KOrder order : {KOrder::sequential, KOrder::batch_chunked}) {
+      Problem p(ta, false, {160, 400, 600}, true, false, order, 13);
+      INFO("trans_a=" << ta << " order=" << int(order));
+      std::vector<float> one;
+      {
+        lockstep::ThreadsGuard threads(1);
+        one = p.det();
+      }
+      REQUIRE_BITWISE_EQUAL(one, p.ref());
+      for (int t : {2, 3}) {
+        lockstep::ThreadsGuard threads(t);
+        INFO("threads=" << t);
+        REQUIRE_BITWISE_EQUAL(p.det(), one);
+      }
+    }
+}
+
 TEST_CASE("gemm_cpu: 20 repeated runs give the same bits", "[gemm][deterministic]") {
   Problem p(true, false, {257, 130, 513}, true, true, KOrder::batch_chunked, 21);
   auto first = p.det();
