@@ -57,6 +57,11 @@ void gelu_backward_avx2(float* dx, const float* dy, const float* x, int64_t n);
 void gelu_backward_avx2(double* dx, const double* dy, const double* x, int64_t n);
 void silu_backward_avx2(float* dx, const float* dy, const float* x, int64_t n);
 void silu_backward_avx2(double* dx, const double* dy, const double* x, int64_t n);
+// ---- AVX-512 (kernels/activation_avx512.cpp; only with LOCKSTEP_HAVE_AVX512, when ex.avx512()) ----
+void gelu_backward_avx512(float* dx, const float* dy, const float* x, int64_t n);
+void gelu_backward_avx512(double* dx, const double* dy, const double* x, int64_t n);
+void silu_backward_avx512(float* dx, const float* dy, const float* x, int64_t n);
+void silu_backward_avx512(double* dx, const double* dy, const double* x, int64_t n);
 
 // ---- CUDA: the same contracts with device pointers (activation_cuda.cu) ----
 template <typename T> void relu_backward_cuda(const Exec& ex, T* dx, const T* dy, const T* x, int64_t n);

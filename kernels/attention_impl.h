@@ -157,12 +157,31 @@ void transpose_rows(T* kt, const T* kh, int64_t L, int64_t Tk, int64_t D) {
     for (int64_t d = 0; d < D; ++d) kt[d * Tk + j] = kh[j * D + d];
 }
 
+// The largest of e[0..n), for the softmax's shift: 8 running maxima (vector lanes), then
+// combined. Equal to e[argmax] except that a NaN may be skipped and a zero's sign may differ;
+// neither changes a probability: a NaN score makes its exp NaN and so the sum and every
+// probability the canonical NaN either way, and e - (+-0) differs only for e = +-0, whose
+// exp is 1 either way.
+template <typename T>
+T row_max(const T* e, int64_t n) {
+  constexpr int W = 8;
+  T m[W];
+  for (int l = 0; l < W; ++l) m[l] = e[0];
+  int64_t j = 0;
+  for (; j + W <= n; j += W)
+    for (int l = 0; l < W; ++l) m[l] = e[j + l] > m[l] ? e[j + l] : m[l];
+  for (; j < n; ++j) m[0] = e[j] > m[0] ? e[j] : m[0];
+  T r = m[0];
+  for (int l = 1; l < W; ++l) r = m[l] > r ? m[l] : r;
+  return r;
+}
+
 // One query row's probabilities into e (L), deterministic.
 template <typename T>
 void row_probs(const Exec& ex, T* e, const T* qr, const T* kt, int64_t L, int64_t Tk, int64_t D, T scale) {
   scores_t(e, qr, kt, L, Tk, D, Tk);
   for (int64_t j = 0; j < L; ++j) e[j] = e[j] * scale;
-  const T m = e[argmax_serial_cpu(e, L)];
+  const T m = row_max(e, L);
   for (int64_t j = 0; j < L; ++j) e[j] = e[j] - m;
   unary_serial_cpu(ex, UnaryOp::exp, e, e, L);
   const T l = sum_serial_cpu(ex, e, L);
@@ -188,7 +207,7 @@ void row_forward_split(const Exec& ex, T* o, T* e, T* acc, const T* qr, const T*
     const int64_t j0 = L * s / S, j1 = L * (s + 1) / S, n = j1 - j0;
     scores_t(e, qr, kt + j0, n, Tk, D, Tk - j0);
     for (int64_t j = 0; j < n; ++j) e[j] = e[j] * scale;
-    const T m = e[argmax_serial_cpu(e, n)];
+    const T m = row_max(e, n);
     for (int64_t j = 0; j < n; ++j) e[j] = e[j] - m;
     unary_serial_cpu(ex, UnaryOp::exp, e, e, n);
     T ls = T(0);
