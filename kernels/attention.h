@@ -73,6 +73,13 @@ void attention_forward_avx2(const Exec& ex, float* out, float* p, const float* q
 void attention_backward_avx2(const Exec& ex, float* dq, float* dk, float* dv, const float* g, const float* q,
                              const float* k, const float* v, const float* p, const int64_t* kv_len, int64_t B,
                              int64_t H, int64_t Tq, int64_t Tk, int64_t D, bool causal, float scale);
+// ---- AVX-512 (attention_avx512.cpp; only with LOCKSTEP_HAVE_AVX512, when ex.avx512()): same bits ----
+void attention_forward_avx512(const Exec& ex, float* out, float* p, const float* q, const float* k, const float* v,
+                              const int64_t* kv_len, int64_t B, int64_t H, int64_t Tq, int64_t Tk, int64_t D,
+                              bool causal, float scale);
+void attention_backward_avx512(const Exec& ex, float* dq, float* dk, float* dv, const float* g, const float* q,
+                               const float* k, const float* v, const float* p, const int64_t* kv_len, int64_t B,
+                               int64_t H, int64_t Tq, int64_t Tk, int64_t D, bool causal, float scale);
 
 template <typename T>
 void attention_forward_cuda(const Exec& ex, T* out, T* p, const T* q, const T* k, const T* v, const int64_t* kv_len,

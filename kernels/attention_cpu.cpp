@@ -1,5 +1,6 @@
 // CPU attention (kernels/attention.h): the loops of kernels/attention_impl.h, portable or
-// AVX2 (attention_avx2.cpp, the same loops compiled with -mavx2 -mfma) when ex.avx2().
+// AVX2 (attention_avx2.cpp, the same loops compiled with -mavx2 -mfma) when ex.avx2(), AVX-512
+// (attention_avx512.cpp) when ex.avx512().
 #include <cmath>
 #include <vector>
 
@@ -11,6 +12,10 @@ namespace lockstep {
 template <typename T>
 void attention_forward_cpu(const Exec& ex, T* out, T* p, const T* q, const T* k, const T* v, const int64_t* kv_len,
                            int64_t B, int64_t H, int64_t Tq, int64_t Tk, int64_t D, bool causal, T scale) {
+#if LOCKSTEP_HAVE_AVX512
+  if constexpr (std::is_same_v<T, float>)
+    if (ex.avx512()) return attention_forward_avx512(ex, out, p, q, k, v, kv_len, B, H, Tq, Tk, D, causal, scale);
+#endif
 #if LOCKSTEP_HAVE_AVX2
   if constexpr (std::is_same_v<T, float>)
     if (ex.avx2()) return attention_forward_avx2(ex, out, p, q, k, v, kv_len, B, H, Tq, Tk, D, causal, scale);
@@ -22,6 +27,11 @@ template <typename T>
 void attention_backward_cpu(const Exec& ex, T* dq, T* dk, T* dv, const T* g, const T* q, const T* k, const T* v,
                             const T* p, const int64_t* kv_len, int64_t B, int64_t H, int64_t Tq, int64_t Tk,
                             int64_t D, bool causal, T scale) {
+#if LOCKSTEP_HAVE_AVX512
+  if constexpr (std::is_same_v<T, float>)
+    if (ex.avx512())
+      return attention_backward_avx512(ex, dq, dk, dv, g, q, k, v, p, kv_len, B, H, Tq, Tk, D, causal, scale);
+#endif
 #if LOCKSTEP_HAVE_AVX2
   if constexpr (std::is_same_v<T, float>)
     if (ex.avx2())
