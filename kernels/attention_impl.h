@@ -245,15 +245,21 @@ void forward_impl(const Exec& ex, T* out, T* p, const T* q, const T* k, const T*
   parallel_for(B * H * qblocks, std::max<int64_t>(1, kMinFmasPerTask / std::max<int64_t>(1, task_fmas)),
                [&](int64_t t0, int64_t t1) {
     Scratch<T> e(Tk), e2(Tk), acc(D), kt(D * Tk);
+    int64_t kt_bh = -1, kt_rows = 0;  // kt holds the first kt_rows keys of head kt_bh
     for (int64_t task = t0; task < t1; ++task) {
       const int64_t bh = task / qblocks, b = bh / H;
       const int64_t i0 = (task % qblocks) * kQueryBlock, i1 = std::min(Tq, i0 + kQueryBlock);
       const int64_t len = kv_len ? kv_len[b] : Tk;
       const T* kh = k + bh * Tk * D;
       const T* vh = v + bh * Tk * D;
-      // Only the keys some row of this block sees (a row sees a prefix, growing with t).
-      const int64_t seen = std::max(attention_visible(len, Tq, i1 - 1, causal), int64_t{0});
-      transpose_rows(kt.data(), kh, std::min({seen, len, Tk}), Tk, D);
+      // Only the keys some row of this block sees (a row sees a prefix, growing with t); the
+      // next block of the same head adds the keys it sees beyond those already transposed.
+      const int64_t seen = std::min({std::max(attention_visible(len, Tq, i1 - 1, causal), int64_t{0}), len, Tk});
+      if (bh != kt_bh) kt_bh = bh, kt_rows = 0;
+      if (seen > kt_rows) {
+        transpose_rows(kt.data() + kt_rows, kh + kt_rows * D, seen - kt_rows, Tk, D);
+        kt_rows = seen;
+      }
       for (int64_t t = i0; t < i1; ++t) {
         const int64_t r = bh * Tq + t;
         const int64_t L = attention_visible(len, Tq, t, causal);
