@@ -267,14 +267,16 @@ void forward_impl(const Exec& ex, T* out, T* p, const T* q, const T* k, const T*
         T* pr = p ? p + r * Tk : nullptr;
         // Deterministic: rows t and t + 1 together, each its own probabilities and chains.
         const int64_t L2 = t + 1 < i1 ? attention_visible(len, Tq, t + 1, causal) : 0;
+        // With p kept, the probabilities are computed in place in p's rows (row_probs writes
+        // only [0, L)); the rest of each row is zero.
+        T* ea = pr ? pr : e.data();
         if (!split && L > 0 && L2 > 0) {
-          row_probs(ex, e.data(), q + r * D, kt.data(), L, Tk, D, scale);
-          row_probs(ex, e2.data(), q + (r + 1) * D, kt.data(), L2, Tk, D, scale);
-          chain_rows2(o, e.data(), 0, L, o + D, e2.data(), 0, L2, 1, vh, D);
+          T* eb = pr ? pr + Tk : e2.data();
+          row_probs(ex, ea, q + r * D, kt.data(), L, Tk, D, scale);
+          row_probs(ex, eb, q + (r + 1) * D, kt.data(), L2, Tk, D, scale);
+          chain_rows2(o, ea, 0, L, o + D, eb, 0, L2, 1, vh, D);
           if (pr) {
-            std::copy(e.data(), e.data() + L, pr);
             std::fill(pr + L, pr + Tk, T(0));
-            std::copy(e2.data(), e2.data() + L2, pr + Tk);
             std::fill(pr + Tk + L2, pr + 2 * Tk, T(0));
           }
           ++t;
@@ -285,11 +287,8 @@ void forward_impl(const Exec& ex, T* out, T* p, const T* q, const T* k, const T*
         else if (split)
           row_forward_split(ex, o, e.data(), acc.data(), q + r * D, kt.data(), vh, L, Tk, D, scale, S);
         else
-          row_forward(ex, o, e.data(), q + r * D, kt.data(), vh, L, Tk, D, scale);
-        if (pr) {
-          std::copy(e.data(), e.data() + L, pr);
-          std::fill(pr + L, pr + Tk, T(0));
-        }
+          row_forward(ex, o, ea, q + r * D, kt.data(), vh, L, Tk, D, scale);
+        if (pr) std::fill(pr + std::max<int64_t>(L, 0), pr + Tk, T(0));
       }
     }
   });
