@@ -101,8 +101,19 @@ Tensor attention_qkv(const Tensor& qkv_in, int64_t n_head, bool causal, double s
   const double scale = default_scale(scale_in, D);
   const Device dev = qkv_in.device();
   const DType dt = qkv_in.dtype();
+  const bool cpu = dev == Device::cpu;
   // [B, T, 3, H, D] -> [3, B, H, T, D]: q, k and v, each B x H x T x D, one after the other.
-  const Tensor heads = qkv_in.detach().reshape({B, T, 3, H, D}).permute({2, 0, 3, 1, 4}).contiguous();
+  Tensor heads;
+  if (cpu && n > 0) {
+    const Tensor src = qkv_in.contiguous();
+    heads = Tensor::empty({3, B, H, T, D}, dt, dev);
+    dispatch_float(op, dev, dt, [&](auto, auto t) {
+      using T_ = decltype(t);
+      attention_heads_from_rows_cpu(Exec::current(), heads.data<T_>(), src.data<T_>(), 3, B, T, H, D);
+    });
+  } else {
+    heads = qkv_in.detach().reshape({B, T, 3, H, D}).permute({2, 0, 3, 1, 4}).contiguous();
+  }
   const bool grad = should_record({&qkv_in});
   Tensor o = Tensor::empty({B, H, T, D}, dt, dev);
   Tensor p = grad ? Tensor::empty({B, H, T, T}, dt, dev) : Tensor();
@@ -114,10 +125,29 @@ Tensor attention_qkv(const Tensor& qkv_in, int64_t n_head, bool causal, double s
                 nullptr, B, H, T, T, D, causal, static_cast<T_>(scale));
     });
   // [B, H, T, D] -> [B, T, H, D] = [B, T, C]
-  Tensor out = o.permute({0, 2, 1, 3}).contiguous().reshape({B, T, C});
+  Tensor out;
+  if (cpu && n > 0) {
+    out = Tensor::empty({B, T, C}, dt, dev);
+    dispatch_float(op, dev, dt, [&](auto, auto t) {
+      using T_ = decltype(t);
+      attention_rows_from_heads_cpu(Exec::current(), out.data<T_>(), o.data<T_>(), 1, B, T, H, D, false);
+    });
+  } else {
+    out = o.permute({0, 2, 1, 3}).contiguous().reshape({B, T, C});
+  }
   if (grad) {
     record(out, op, {qkv_in}, [=](const Tensor& g_in) {
-      const Tensor g = g_in.contiguous().reshape({B, T, H, D}).permute({0, 2, 1, 3}).contiguous();
+      Tensor g;
+      if (cpu && n > 0) {
+        const Tensor gc = g_in.contiguous();
+        g = Tensor::empty({B, H, T, D}, dt, dev);
+        dispatch_float(op, dev, dt, [&](auto, auto t) {
+          using T_ = decltype(t);
+          attention_heads_from_rows_cpu(Exec::current(), g.data<T_>(), gc.data<T_>(), 1, B, T, H, D);
+        });
+      } else {
+        g = g_in.contiguous().reshape({B, T, H, D}).permute({0, 2, 1, 3}).contiguous();
+      }
       Tensor d3 = Tensor::empty({3, B, H, T, D}, dt, dev);
       if (n > 0)
         dispatch_float("attention_qkv_backward", dev, dt, [&](auto on, auto t) {
@@ -129,6 +159,14 @@ Tensor attention_qkv(const Tensor& qkv_in, int64_t n_head, bool causal, double s
         });
       // [3, B, H, T, D] -> [B, T, 3, H, D]. The + 0 keeps the bits of the split it replaces
       // (index_select's backward added each part into zeros, turning -0 into +0).
+      if (cpu && n > 0) {
+        Tensor dqkv = Tensor::empty({B, T, 3 * C}, dt, dev);
+        dispatch_float(op, dev, dt, [&](auto, auto t) {
+          using T_ = decltype(t);
+          attention_rows_from_heads_cpu(Exec::current(), dqkv.data<T_>(), d3.data<T_>(), 3, B, T, H, D, true);
+        });
+        return std::vector<Tensor>{dqkv};
+      }
       return std::vector<Tensor>{add(d3.permute({1, 3, 0, 2, 4}).contiguous(), 0.0).reshape({B, T, 3 * C})};
     });
   }
