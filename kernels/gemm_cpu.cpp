@@ -17,7 +17,7 @@
 //   ic: blocks of kMC rows; pc: k blocks of at most kKC. The A block (kMC x kc, in L2)
 //       is packed per (ic, pc).
 //   jr, ir: kNR-column strips, then kMR-row strips: one micro-kernel call per tile (AVX-512:
-//       per group of up to kGroupA tiles), with the B strip (kc x kNR, 16 KiB; 32 KiB
+//       per group of up to kGroupA tiles), with the B strip (kc x kNR, 16 KiB; 64 KiB
 //       for the AVX-512 kernel's deeper k blocks) staying close across the ir loop.
 // Reduction order (gemm.h): a tile is only ever summed by its owning thread, over
 // pc = 0, 1, ... in increasing k. Between k blocks a sequential partial waits in a
@@ -25,7 +25,8 @@
 // In batch-chunked order a k block is kGroupChunks chunks (kGroupChunks512 for the AVX-512
 // group kernel), an aligned subtree of the canonical tree; the micro-kernel returns the
 // block's subtree and a per-tile TreeStack combines the blocks, which gives exactly
-// tree_sum over all chunks.
+// tree_sum over all chunks. The AVX-512 group kernel instead keeps one chunk stack per
+// group over all blocks (TreeStack over all chunks, the same tree; Plan::group_tree).
 #include <algorithm>
 #include <atomic>
 #include <cassert>
@@ -53,7 +54,12 @@ using namespace gemm_detail;
 // Zen4 sizes (32 KiB L1d, 1 MiB L2 per core, L3 shared); see docs/benchmarks.md.
 constexpr int64_t kMC = 144;                  // A block kMC x kKC = 144 KiB, in L2
 constexpr int64_t kMC512 = 150;               // AVX-512: whole groups of kGroupA strips
-constexpr int64_t kKC512 = 512;               // AVX-512, sequential order: B strip 32 KiB
+// AVX-512, sequential order: B strip 64 KiB (L2), A block 600 KiB (of a 2 MiB L2). Against
+// 512: 1024^3 1.04-1.09x, 512 x 512 x 1024 1.06-1.07x, 128 x 256 x 784 (nt, the MLP's
+// forward, one block instead of two) 1.02-1.07x, 2048^3 1.0-1.02x (thread CPU time, paired,
+// under load; docs/benchmarks.md, issue 21).
+constexpr int64_t kKC512 = 1024;
+constexpr int64_t kInPlaceAFloats = kMC512 * 512;  // a larger A block when B is read in place
 constexpr int64_t kKC = 256;                  // B strip kKC x kNR = 16 KiB, in L1
 constexpr int64_t kPanelBytes = 8 << 20;      // packed B per column panel (K x nc), in L3
 constexpr int64_t kClaimStrips = 8;           // B strips packed per claim (512 B per row read)
@@ -95,6 +101,10 @@ struct Plan {
   int64_t kc;        // k block size: all blocks but the last have kc values of k
   int64_t nk;        // number of k blocks
   int64_t slots;     // workspace tiles per output tile (0 when nk == 1)
+  // Batch-chunked, several k blocks, AVX-512 group kernel: each group of row strips keeps
+  // one stack of chunk subtrees over the whole K (slots levels of kGroupA tiles, back to
+  // back) and the kernel combines them itself (gemm_group_avx512); no per-tile TreeStack.
+  bool group_tree;
   TileKernel kernel;
   // AVX-512: up to group_a tiles of one B strip per call (gemm_group_avx512); 1: none.
   int group_a;
@@ -211,19 +221,26 @@ void pack_a_block(const Plan& p, int64_t i0, int64_t mc, int64_t k0, int64_t kc,
   if (g.trans_a) {
     // A is K x M: stored row k holds the kMR values of every strip for that k.
     int64_t full = mc / kMR;
+#if LOCKSTEP_HAVE_AVX2
+    // The full strips 8 stored rows at a time (gemm_pack.h; perf: the row-at-a-time loop
+    // was 17% of the GPT's grad-weight 384 x 128 x 2048, now 1.15-1.17x faster in all).
+    if (p.avx2) {
+      gemm_pack_a_trans_avx2(g.A + k0 * g.lda + i0, g.lda, full, g.M - i0, kc, dst);
+      for (int64_t k = 0; full < n_ir && k < kc; ++k) {
+        const float* src = g.A + (k0 + k) * g.lda + i0 + full * kMR;
+        for (int64_t r = 0; r < kMR; ++r) dst[(full * kc + k) * kMR + r] = full * kMR + r < mc ? src[r] : 0.0f;
+      }
+      return;
+    }
+#endif
     for (int64_t k = 0; k < kc; ++k) {
       const float* src = g.A + (k0 + k) * g.lda + i0;
       // Each k starts a new stored row (often a new page): ask for row k + 8 now
       // (measured: trans_a at 2048^3, 99 vs 86 GFLOP/s best of 4).
       if (k + 8 < kc)
         for (int64_t c = 0; c < mc; c += 16) __builtin_prefetch(src + 8 * g.lda + c);
-#if LOCKSTEP_HAVE_AVX2
-      if (p.avx2)
-        gemm_pack_a_trans_row_avx2(src, full, g.M - i0, k, kc, dst);  // gemm_pack.h
-      else
-#endif
-        for (int64_t s = 0; s < full; ++s)
-          for (int r = 0; r < kMR; ++r) dst[(s * kc + k) * kMR + r] = src[s * kMR + r];  // no memmove call
+      for (int64_t s = 0; s < full; ++s)
+        for (int r = 0; r < kMR; ++r) dst[(s * kc + k) * kMR + r] = src[s * kMR + r];  // no memmove call
       for (int64_t r = 0; full < n_ir && r < kMR; ++r)
         dst[(full * kc + k) * kMR + r] = full * kMR + r < mc ? src[full * kMR + r] : 0.0f;
     }
@@ -287,6 +304,7 @@ void compute_panel(const Plan& p, int64_t s0, int64_t s1, int64_t i0, int64_t i1
   int64_t n_jr = s1 - s0, jc = s0 * kNR;
   const float* bp = p.b_packed + s0 * g.K * kNR;
   int64_t max_ir = ceil_div(std::min(p.mc, i1 - i0), kMR);
+  max_ir = ceil_div(max_ir, p.group_a) * p.group_a;  // whole groups (group_tree's stacks)
   FloatBuffer a_buffer(p.mc * p.kc);
   float* a_pack = a_buffer.get();
   // Partials between k blocks: `slots` tiles per output tile, tile t = jr * n_ir + ir.
@@ -296,7 +314,7 @@ void compute_panel(const Plan& p, int64_t s0, int64_t s1, int64_t i0, int64_t i1
   for (int64_t ic = i0; ic < i1; ic += p.mc) {
     int64_t mc = std::min(p.mc, i1 - ic);
     int64_t n_ir = ceil_div(mc, kMR);
-    bool tree_blocks = p.chunked && p.nk > 1;
+    bool tree_blocks = p.chunked && p.nk > 1 && !p.group_tree;
     if (tree_blocks) {
       stacks.clear();
       for (int64_t t = 0; t < n_ir * n_jr; ++t) stacks.emplace_back(work + t * p.slots * kTile, kTile);
@@ -309,6 +327,20 @@ void compute_panel(const Plan& p, int64_t s0, int64_t s1, int64_t i0, int64_t i1
       // (AVX-512; one tile per call otherwise).
       int64_t n_groups = ceil_div(n_ir, p.group_a);
       int64_t lines_per_group = ceil_div(kc, n_groups);  // next-B-strip prefetch slice
+      // The tiles' arguments: what is the same for the whole k block set here, per column
+      // strip and per group below (perf: setting every field per tile was 5-8% of the
+      // GPT's K = 128 products).
+      TileArgs xs[kGroupA];
+      for (TileArgs& x : xs) {
+        x.kc = kc;
+        x.chunked = p.chunked;
+        x.first = pc == 0;
+        // Several batch-chunked blocks: the block's subtree goes to the tile's stack.
+        x.last = pc == p.nk - 1 && !tree_blocks;
+        x.ldc = g.ldc;
+        x.accumulate = g.accumulate;
+        x.k_base = k0;
+      }
       for (int64_t jr = 0; jr < n_jr; ++jr) {
         int64_t j = jc + jr * kNR;
         // This strip and the next one: in place (rows ldb apart) or packed (kNR apart).
@@ -317,6 +349,13 @@ void compute_panel(const Plan& p, int64_t s0, int64_t s1, int64_t i0, int64_t i1
         };
         const float* b_strip = strip_at(jr);
         int64_t b_ld = s0 + jr < p.first_packed ? g.ldb : kNR;
+        int nr = static_cast<int>(std::min<int64_t>(kNR, g.N - j));
+        for (TileArgs& x : xs) {
+          x.b = b_strip;
+          x.ldb = b_ld;
+          x.nr = nr;
+          x.bias = g.bias ? g.bias + j : nullptr;
+        }
         for (int64_t ig = 0; ig < n_groups; ++ig) {
           // Pull the next B strip (kc cache lines, L3-resident) in slices, one per call,
           // so the first tile of the next column strip does not wait for it (measured:
@@ -328,33 +367,21 @@ void compute_panel(const Plan& p, int64_t s0, int64_t s1, int64_t i0, int64_t i1
           if (p.kernel == gemm_tile_scalar && jr + 1 < n_jr)
             for (int64_t line = ig * lines_per_group; line < std::min(kc, (ig + 1) * lines_per_group); ++line)
               __builtin_prefetch(next_b + line * kNR, 0, 3);
-          TileArgs xs[kGroupA];
           int64_t ir0 = ig * p.group_a, n_tiles = std::min<int64_t>(p.group_a, n_ir - ir0);
+          const float* prefetch = next_b + ig * lines_per_group * b_ld;
+          // One chunk stack per group over all k blocks, slot d of its tiles at
+          // partial + d * group_a * kTile (gemm_group_avx512).
+          float* group_stack = work + (jr * n_groups + ig) * p.group_a * p.slots * kTile;
           for (int64_t u = 0; u < n_tiles; ++u) {
             int64_t ir = ir0 + u, i = ic + ir * kMR, t = jr * n_ir + ir;
             TileArgs& x = xs[u];
             x.a = a_pack + ir * kc * kMR;
-            x.b = b_strip;
-            x.ldb = b_ld;
-            x.kc = kc;
-            x.chunked = p.chunked;
-            x.first = pc == 0;
-            x.last = pc == p.nk - 1;
-            x.partial = work + t * kTile;
             x.c = g.C + i * g.ldc + j;
-            x.ldc = g.ldc;
-            int64_t mr = std::min<int64_t>(kMR, g.M - i), nr = std::min<int64_t>(kNR, g.N - j);
-            x.mr = static_cast<int>(mr);
-            x.nr = static_cast<int>(nr);
+            int mr = static_cast<int>(std::min<int64_t>(kMR, g.M - i));
+            x.mr = mr;
             x.full = mr == kMR && nr == kNR;
-            x.bias = g.bias ? g.bias + j : nullptr;
-            x.accumulate = g.accumulate;
-            x.prefetch = next_b + ig * lines_per_group * b_ld;
-            // Several batch-chunked blocks: the block's subtree goes to the tile's stack.
-            if (tree_blocks) {
-              x.last = false;
-              x.partial = stacks[t].next();
-            }
+            x.prefetch = prefetch;
+            x.partial = p.group_tree ? group_stack : tree_blocks ? stacks[t].next() : work + t * kTile;
           }
           int64_t u = 0;
 #if LOCKSTEP_HAVE_AVX512
@@ -423,14 +450,20 @@ void gemm_float(const Exec& ex, const GemmArgs& g) {
     p.kc = group512 ? kKC512Chunked : kKC;
     p.nk = ceil_div(g.K, p.kc);
     p.slots = p.nk > 1 ? ceil_log2(p.nk) + 1 : 0;  // one TreeStack per tile over the blocks
+    // The AVX-512 group kernel continues its own chunk tree across the blocks instead (perf:
+    // the tiles' TreeStacks and scalar epilogue were 13% of the GPT's grad-weight 384 x 128
+    // x 2048).
+    p.group_tree = group512 && p.nk > 1;
+    if (p.group_tree) p.slots = ceil_log2(ceil_div(g.K, kChunk)) + 1;
   } else {
     // Sequential: any split continues the same chain, so balance the blocks. The AVX-512
     // group kernel takes deeper blocks: fewer partials between blocks (measured, best of
-    // 300 interleaved calls at 512^3: +4%; 1024^3 and 2048^3 within 2%).
+    // 300 interleaved calls at 512^3: 512 against 256, +4%; 1024 against 512 see kKC512).
     int64_t kc_max = ex.avx512() ? kKC512 : kKC;
     p.nk = ceil_div(g.K, kc_max);
     p.kc = ceil_div(g.K, p.nk);
     p.slots = p.nk > 1 ? 1 : 0;  // the running partial between blocks
+    p.group_tree = false;
   }
   // Same bits either way (tests/kernels/test_gemm.cpp, "SIMD and scalar").
   p.kernel = gemm_tile_scalar;
@@ -464,11 +497,11 @@ void gemm_float(const Exec& ex, const GemmArgs& g) {
   bool page_stride = g.ldb * int64_t(sizeof(float)) % 4096 == 0;
   // A B packed before the call (g.b_packed, FrozenWeights) is read packed.
   bool b_in_place = p.group_a > 1 && !g.trans_b && aligned && !page_stride && !g.b_packed;
-  // A few more rows (up to an A block of kMC512 x kKC512 floats, the L2 share it has at
+  // A few more rows (up to an A block of kMC512 x 512 floats, the L2 share it has at
   // K >= 512) still make one row block, so that B can be read in place (measured: 256 x
   // 784 x 128 tn, the MLP's layer-0 grad-weight at batch 128, 1.03-1.09x against two row
   // blocks of packed B). Row blocks never change a sum.
-  if (b_in_place && g.M * std::min(p.kc, g.K) <= kMC512 * kKC512) p.mc = std::max(p.mc, ceil_div(g.M, kMR) * kMR);
+  if (b_in_place && g.M * std::min(p.kc, g.K) <= kInPlaceAFloats) p.mc = std::max(p.mc, ceil_div(g.M, kMR) * kMR);
   if (b_in_place && g.M <= p.mc) p.first_packed = g.N / kNR;
   p.panel_strips = std::max<int64_t>(1, kPanelBytes / (int64_t(sizeof(float)) * kNR * g.K));
   // (Packed before the call, g.b_packed: every piece is marked packed.)

@@ -37,6 +37,9 @@ struct TileArgs {
   int64_t ldb = kNR;
   int64_t kc;          // k values in this block (>= 1)
   bool chunked;        // KOrder::batch_chunked
+  // Batch-chunked, AVX-512 group kernel: the block's first k in the whole K (a multiple of
+  // kChunk), i.e. where the block's chunks sit in the canonical tree.
+  int64_t k_base = 0;
   // Sequential order: the sum starts at +0.0f when `first`, else continues from `partial`.
   // Batch-chunked order: the block's chunks are summed from +0.0f each and combined by the
   // canonical tree over the block (at most kGroupChunks chunks, kGroupChunks512 for the
@@ -80,10 +83,10 @@ inline void epilogue_scalar(const float* acc, float* c, int64_t ldc, int mr, int
 
 // A tile whose call ends in C: its rows requested at the start of the call, one cache line
 // per row (two when a row is not 64-byte aligned), so that the epilogue's stores do not
-// wait for them at the end. Used by the AVX-512 group kernel (perf: the stall after its
-// stores into C was 3.5% of a 512^3 product; with the prefetch 3-23% faster, paired, see
-// docs/benchmarks.md, issue 21); the AVX2 kernel measured no different with it. Only a
-// hint: no result depends on it.
+// wait for them at the end. Used by the AVX-512 group kernel for the rows its k loop
+// cannot spread (it asks for one row per 4 k steps inside the loop: a burst of 30 of
+// these before the loop stalled it, 8% of a 512^3 product; docs/benchmarks.md, issue 21);
+// the AVX2 kernel measured no different with it. Only a hint: no result depends on it.
 inline void prefetch_c_rows(const TileArgs& x) {
   for (int r = 0; r < x.mr; ++r) {
     const char* row = reinterpret_cast<const char*>(x.c + r * x.ldc);

@@ -42,12 +42,14 @@ done
 prefix="${LOCKSTEP_SANITIZE_BUILD:-$root/build}"
 jobs="${JOBS:-$(nproc 2>/dev/null || echo 2)}"
 
-# configure DIR FLAGS: a gcc build with FLAGS on every compile and link, no CUDA, no MPI,
-# no benchmarks (TSan; ASan is configured by tests/fuzz/run_fuzz.sh).
+# configure DIR FLAGS [SOURCES_REGEX]: a gcc build with FLAGS on every compile and link, no
+# CUDA, no MPI, no benchmarks (TSan; ASan is configured by tests/fuzz/run_fuzz.sh); with
+# SOURCES_REGEX, only the test files whose text matches it are compiled.
 configure() {
   cmake -S "$root" -B "$1" -DCMAKE_CXX_COMPILER=g++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" -DCMAKE_CXX_FLAGS="$2" \
     -DCMAKE_EXE_LINKER_FLAGS="$2" -DLOCKSTEP_CUDA=OFF -DLOCKSTEP_BENCH=OFF \
+    -DLOCKSTEP_TEST_SOURCES_MATCHING="${3:-}" \
     -DCMAKE_DISABLE_FIND_PACKAGE_MPI=ON > "$1.configure.log" 2>&1 \
     || { cat "$1.configure.log"; return 1; }
 }
@@ -79,13 +81,17 @@ run_asan() {
 
 run_tsan() {
   local dir="$prefix-tsan"
-  echo "sanitize: TSan build in $dir"
-  configure "$dir" "-fsanitize=thread"
+  local tags=(parallel data dist)
+  [ "$full" = 1 ] && tags+=(resume deterministic)
+  # Only the test files that hold a case with one of the tags are compiled (a Catch2 tag is
+  # a string literal in its TEST_CASE line); the run below selects the cases by the same tags.
+  local files_with_tags
+  files_with_tags="\\[($(IFS='|'; echo "${tags[*]}"))\\]"
+  echo "sanitize: TSan build in $dir (test files matching $files_with_tags)"
+  configure "$dir" "-fsanitize=thread" "$files_with_tags"
   cmake --build "$dir" -j "$jobs" --target lockstep_tests
   # halt_on_error: the first race fails the run; second_deadlock_stack: both lock orders.
   export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:history_size=4"
-  local tags=(parallel data dist)
-  [ "$full" = 1 ] && tags+=(resume deterministic)
   # Catch2: "[a]~[fast],[b]~[fast]" is (a and not fast) or (b and not fast). The [fast]
   # cases are left out (see the top); the pool gets 4 threads on any machine.
   local spec

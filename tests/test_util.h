@@ -16,6 +16,25 @@
 
 namespace lockstep_test {
 
+// True in a sanitizer build (ASan or TSan, gcc or clang). The slowest exhaustive sweeps run
+// a subset of their thread counts there (instrumented code runs 10-30x slower); the
+// uninstrumented builds run them all.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+inline constexpr bool kSanitized = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+inline constexpr bool kSanitized = true;
+#else
+inline constexpr bool kSanitized = false;
+#endif
+#else
+inline constexpr bool kSanitized = false;
+#endif
+
+// Thread counts for a sweep: {1, 3}, or {3} alone in a sanitizer build (3 threads on any
+// machine: a split with an uneven last part).
+inline std::vector<int> sweep_threads() { return kSanitized ? std::vector<int>{3} : std::vector<int>{1, 3}; }
+
 // Uniform floats in [lo, hi) from a fixed seed (std::mt19937 is specified bit-exactly).
 inline std::vector<float> random_floats(size_t n, uint32_t seed, float lo = -1.f, float hi = 1.f) {
   std::mt19937 gen(seed);

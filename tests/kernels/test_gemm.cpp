@@ -304,7 +304,7 @@ TEST_CASE("gemm_cpu: B read in place gives the packed path's bits", "[gemm][dete
         REQUIRE(reinterpret_cast<uintptr_t>(p.g.B) % 64 == 0);
         const std::vector<float> scalar = p.det(Exec{lockstep::Mode::deterministic, SimdLevel::scalar});
         for (SimdLevel level : lockstep::simd_levels_available())
-          for (int threads : {1, 3}) {
+          for (int threads : lockstep_test::sweep_threads()) {
             INFO("M=" << c.s.M << " N=" << c.s.N << " K=" << c.s.K << " order=" << int(order) << " trans_a=" << ta
                       << " level=" << lockstep::simd_level_name(level) << " threads=" << threads);
             lockstep::ThreadsGuard tg(threads);
