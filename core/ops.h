@@ -142,6 +142,10 @@ Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps = 1e-6);
 // in a fixed key order: batch-invariant, and bitwise equal to the KV-cache path.
 Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal = false,
                                     double scale = 0.0);
+// The same on a packed projection: qkv [B, T, 3C] holds q, k, v side by side, each [B, T,
+// C] with C = n_head heads of D; -> [B, T, C] (the heads merged back). Equal bit for bit to
+// splitting qkv into B x H x T x D tensors, scaled_dot_product_attention and merging.
+Tensor attention_qkv(const Tensor& qkv, int64_t n_head, bool causal = true, double scale = 0.0);
 // Inference over a KV cache (core/kv_cache.h): q: B x H x Tq x D, the cache k, v: B x H x
 // capacity x D of which row b holds kv_len[b] positions; q's rows are the last Tq of them.
 // No gradient.

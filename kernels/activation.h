@@ -51,12 +51,33 @@ template <typename T> void gelu_backward_cpu(const Exec& ex, T* dx, const T* dy,
 // dx[i] = silu'(x[i]) * dy[i], from the forward's input x.
 template <typename T> void silu_backward_cpu(const Exec& ex, T* dx, const T* dy, const T* x, int64_t n);
 
+// gelu with its tanh kept (CPU, what autograd's gelu uses when it records): the forward
+// writes y = gelu(x), the bits of unary gelu (elementwise.h), and t = tanh(u), the value
+// both that forward and gelu_backward_cpu compute; the backward takes t instead of
+// recomputing it and gives the bits of gelu_backward_cpu. Saves one ls_tanh per element.
+template <typename T> void gelu_forward_keep_cpu(const Exec& ex, T* y, T* t, const T* x, int64_t n);
+template <typename T>
+void gelu_backward_kept_cpu(const Exec& ex, T* dx, const T* dy, const T* x, const T* t, int64_t n);
+
 // ---- AVX2 (kernels/activation_avx2.cpp; only with LOCKSTEP_HAVE_AVX2, when ex.avx2()) ----
 // The same loops on [0, n) of this thread, vectorised; the same bits as the portable loop.
 void gelu_backward_avx2(float* dx, const float* dy, const float* x, int64_t n);
 void gelu_backward_avx2(double* dx, const double* dy, const double* x, int64_t n);
 void silu_backward_avx2(float* dx, const float* dy, const float* x, int64_t n);
 void silu_backward_avx2(double* dx, const double* dy, const double* x, int64_t n);
+void gelu_forward_keep_avx2(float* y, float* t, const float* x, int64_t n);
+void gelu_forward_keep_avx2(double* y, double* t, const double* x, int64_t n);
+void gelu_backward_kept_avx2(float* dx, const float* dy, const float* x, const float* t, int64_t n);
+void gelu_backward_kept_avx2(double* dx, const double* dy, const double* x, const double* t, int64_t n);
+// ---- AVX-512 (kernels/activation_avx512.cpp; only with LOCKSTEP_HAVE_AVX512, when ex.avx512()) ----
+void gelu_backward_avx512(float* dx, const float* dy, const float* x, int64_t n);
+void gelu_backward_avx512(double* dx, const double* dy, const double* x, int64_t n);
+void silu_backward_avx512(float* dx, const float* dy, const float* x, int64_t n);
+void silu_backward_avx512(double* dx, const double* dy, const double* x, int64_t n);
+void gelu_forward_keep_avx512(float* y, float* t, const float* x, int64_t n);
+void gelu_forward_keep_avx512(double* y, double* t, const double* x, int64_t n);
+void gelu_backward_kept_avx512(float* dx, const float* dy, const float* x, const float* t, int64_t n);
+void gelu_backward_kept_avx512(double* dx, const double* dy, const double* x, const double* t, int64_t n);
 
 // ---- CUDA: the same contracts with device pointers (activation_cuda.cu) ----
 template <typename T> void relu_backward_cuda(const Exec& ex, T* dx, const T* dy, const T* x, int64_t n);
@@ -91,20 +112,40 @@ LS_HD static inline T sigmoid_grad(T dy, T y) {
   return v * y;
 }
 
+// tanh(u) of gelu at x: u as in the forward (x3 = (x * x) * x) and the backward.
 template <typename T>
-LS_HD static inline T gelu_grad(T dy, T x) {
+LS_HD static inline T gelu_tanh(T x) {
   const T c = static_cast<T>(0.79788456080286535588);  // sqrt(2/pi), as in the forward
   const T k = static_cast<T>(0.044715);
   const T x2 = x * x;
   const T x3 = x2 * x;
   const T u = c * (x + k * x3);
-  const T t = tanh_of(u);
+  return tanh_of(u);
+}
+
+// gelu'(x) * dy given t = gelu_tanh(x).
+template <typename T>
+LS_HD static inline T gelu_grad_t(T dy, T x, T t) {
+  const T c = static_cast<T>(0.79788456080286535588);
+  const T k = static_cast<T>(0.044715);
+  const T x2 = x * x;
   const T dleft = T(0.5) * (T(1) + t);  // d/dx of the 0.5 x factor, times (1 + t)
   const T dt = T(1) - t * t;            // tanh'(u)
   const T k3 = T(3) * k;
   const T du = c * (T(1) + k3 * x2);    // u'(x)
   const T dright = ((T(0.5) * x) * dt) * du;
   return dy * (dleft + dright);
+}
+
+template <typename T>
+LS_HD static inline T gelu_grad(T dy, T x) {
+  return gelu_grad_t(dy, x, gelu_tanh(x));
+}
+
+// The forward from t = gelu_tanh(x): the bits of elem::gelu.
+template <typename T>
+LS_HD static inline T gelu_from_t(T x, T t) {
+  return (T(0.5) * x) * (T(1) + t);
 }
 
 template <typename T>

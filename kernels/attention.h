@@ -66,6 +66,16 @@ void attention_backward_cpu(const Exec& ex, T* dq, T* dk, T* dv, const T* g, con
 void attention_row_ref(float* out, const float* q, const float* k, const float* v, int64_t L, int64_t D,
                        float scale);
 
+// attention_qkv's layout changes (CPU): rows [B, T, P, H, D] (P = 3 for a packed q k v,
+// 1 for an output) <-> heads [P, B, H, T, D]. Pure copies; plus_zero writes x + 0 (the
+// bits of a sum into zeros: -0 becomes +0). Threads split the B T rows.
+template <typename T>
+void attention_heads_from_rows_cpu(const Exec& ex, T* heads, const T* rows, int64_t P, int64_t B, int64_t Tn,
+                                   int64_t H, int64_t D);
+template <typename T>
+void attention_rows_from_heads_cpu(const Exec& ex, T* rows, const T* heads, int64_t P, int64_t B, int64_t Tn,
+                                   int64_t H, int64_t D, bool plus_zero);
+
 // ---- AVX2 (attention_avx2.cpp; only with LOCKSTEP_HAVE_AVX2, when ex.avx2()): same bits ----
 void attention_forward_avx2(const Exec& ex, float* out, float* p, const float* q, const float* k, const float* v,
                             const int64_t* kv_len, int64_t B, int64_t H, int64_t Tq, int64_t Tk, int64_t D,
@@ -73,6 +83,13 @@ void attention_forward_avx2(const Exec& ex, float* out, float* p, const float* q
 void attention_backward_avx2(const Exec& ex, float* dq, float* dk, float* dv, const float* g, const float* q,
                              const float* k, const float* v, const float* p, const int64_t* kv_len, int64_t B,
                              int64_t H, int64_t Tq, int64_t Tk, int64_t D, bool causal, float scale);
+// ---- AVX-512 (attention_avx512.cpp; only with LOCKSTEP_HAVE_AVX512, when ex.avx512()): same bits ----
+void attention_forward_avx512(const Exec& ex, float* out, float* p, const float* q, const float* k, const float* v,
+                              const int64_t* kv_len, int64_t B, int64_t H, int64_t Tq, int64_t Tk, int64_t D,
+                              bool causal, float scale);
+void attention_backward_avx512(const Exec& ex, float* dq, float* dk, float* dv, const float* g, const float* q,
+                               const float* k, const float* v, const float* p, const int64_t* kv_len, int64_t B,
+                               int64_t H, int64_t Tq, int64_t Tk, int64_t D, bool causal, float scale);
 
 template <typename T>
 void attention_forward_cuda(const Exec& ex, T* out, T* p, const T* q, const T* k, const T* v, const int64_t* kv_len,

@@ -157,12 +157,31 @@ void transpose_rows(T* kt, const T* kh, int64_t L, int64_t Tk, int64_t D) {
     for (int64_t d = 0; d < D; ++d) kt[d * Tk + j] = kh[j * D + d];
 }
 
+// The largest of e[0..n), for the softmax's shift: 8 running maxima (vector lanes), then
+// combined. Equal to e[argmax] except that a NaN may be skipped and a zero's sign may differ;
+// neither changes a probability: a NaN score makes its exp NaN and so the sum and every
+// probability the canonical NaN either way, and e - (+-0) differs only for e = +-0, whose
+// exp is 1 either way.
+template <typename T>
+T row_max(const T* e, int64_t n) {
+  constexpr int W = 8;
+  T m[W];
+  for (int l = 0; l < W; ++l) m[l] = e[0];
+  int64_t j = 0;
+  for (; j + W <= n; j += W)
+    for (int l = 0; l < W; ++l) m[l] = e[j + l] > m[l] ? e[j + l] : m[l];
+  for (; j < n; ++j) m[0] = e[j] > m[0] ? e[j] : m[0];
+  T r = m[0];
+  for (int l = 1; l < W; ++l) r = m[l] > r ? m[l] : r;
+  return r;
+}
+
 // One query row's probabilities into e (L), deterministic.
 template <typename T>
 void row_probs(const Exec& ex, T* e, const T* qr, const T* kt, int64_t L, int64_t Tk, int64_t D, T scale) {
   scores_t(e, qr, kt, L, Tk, D, Tk);
   for (int64_t j = 0; j < L; ++j) e[j] = e[j] * scale;
-  const T m = e[argmax_serial_cpu(e, L)];
+  const T m = row_max(e, L);
   for (int64_t j = 0; j < L; ++j) e[j] = e[j] - m;
   unary_serial_cpu(ex, UnaryOp::exp, e, e, L);
   const T l = sum_serial_cpu(ex, e, L);
@@ -188,7 +207,7 @@ void row_forward_split(const Exec& ex, T* o, T* e, T* acc, const T* qr, const T*
     const int64_t j0 = L * s / S, j1 = L * (s + 1) / S, n = j1 - j0;
     scores_t(e, qr, kt + j0, n, Tk, D, Tk - j0);
     for (int64_t j = 0; j < n; ++j) e[j] = e[j] * scale;
-    const T m = e[argmax_serial_cpu(e, n)];
+    const T m = row_max(e, n);
     for (int64_t j = 0; j < n; ++j) e[j] = e[j] - m;
     unary_serial_cpu(ex, UnaryOp::exp, e, e, n);
     T ls = T(0);
@@ -226,15 +245,21 @@ void forward_impl(const Exec& ex, T* out, T* p, const T* q, const T* k, const T*
   parallel_for(B * H * qblocks, std::max<int64_t>(1, kMinFmasPerTask / std::max<int64_t>(1, task_fmas)),
                [&](int64_t t0, int64_t t1) {
     Scratch<T> e(Tk), e2(Tk), acc(D), kt(D * Tk);
+    int64_t kt_bh = -1, kt_rows = 0;  // kt holds the first kt_rows keys of head kt_bh
     for (int64_t task = t0; task < t1; ++task) {
       const int64_t bh = task / qblocks, b = bh / H;
       const int64_t i0 = (task % qblocks) * kQueryBlock, i1 = std::min(Tq, i0 + kQueryBlock);
       const int64_t len = kv_len ? kv_len[b] : Tk;
       const T* kh = k + bh * Tk * D;
       const T* vh = v + bh * Tk * D;
-      // Only the keys some row of this block sees (a row sees a prefix, growing with t).
-      const int64_t seen = std::max(attention_visible(len, Tq, i1 - 1, causal), int64_t{0});
-      transpose_rows(kt.data(), kh, std::min({seen, len, Tk}), Tk, D);
+      // Only the keys some row of this block sees (a row sees a prefix, growing with t); the
+      // next block of the same head adds the keys it sees beyond those already transposed.
+      const int64_t seen = std::min({std::max(attention_visible(len, Tq, i1 - 1, causal), int64_t{0}), len, Tk});
+      if (bh != kt_bh) kt_bh = bh, kt_rows = 0;
+      if (seen > kt_rows) {
+        transpose_rows(kt.data() + kt_rows, kh + kt_rows * D, seen - kt_rows, Tk, D);
+        kt_rows = seen;
+      }
       for (int64_t t = i0; t < i1; ++t) {
         const int64_t r = bh * Tq + t;
         const int64_t L = attention_visible(len, Tq, t, causal);
@@ -242,14 +267,16 @@ void forward_impl(const Exec& ex, T* out, T* p, const T* q, const T* k, const T*
         T* pr = p ? p + r * Tk : nullptr;
         // Deterministic: rows t and t + 1 together, each its own probabilities and chains.
         const int64_t L2 = t + 1 < i1 ? attention_visible(len, Tq, t + 1, causal) : 0;
+        // With p kept, the probabilities are computed in place in p's rows (row_probs writes
+        // only [0, L)); the rest of each row is zero.
+        T* ea = pr ? pr : e.data();
         if (!split && L > 0 && L2 > 0) {
-          row_probs(ex, e.data(), q + r * D, kt.data(), L, Tk, D, scale);
-          row_probs(ex, e2.data(), q + (r + 1) * D, kt.data(), L2, Tk, D, scale);
-          chain_rows2(o, e.data(), 0, L, o + D, e2.data(), 0, L2, 1, vh, D);
+          T* eb = pr ? pr + Tk : e2.data();
+          row_probs(ex, ea, q + r * D, kt.data(), L, Tk, D, scale);
+          row_probs(ex, eb, q + (r + 1) * D, kt.data(), L2, Tk, D, scale);
+          chain_rows2(o, ea, 0, L, o + D, eb, 0, L2, 1, vh, D);
           if (pr) {
-            std::copy(e.data(), e.data() + L, pr);
             std::fill(pr + L, pr + Tk, T(0));
-            std::copy(e2.data(), e2.data() + L2, pr + Tk);
             std::fill(pr + Tk + L2, pr + 2 * Tk, T(0));
           }
           ++t;
@@ -260,11 +287,8 @@ void forward_impl(const Exec& ex, T* out, T* p, const T* q, const T* k, const T*
         else if (split)
           row_forward_split(ex, o, e.data(), acc.data(), q + r * D, kt.data(), vh, L, Tk, D, scale, S);
         else
-          row_forward(ex, o, e.data(), q + r * D, kt.data(), vh, L, Tk, D, scale);
-        if (pr) {
-          std::copy(e.data(), e.data() + L, pr);
-          std::fill(pr + L, pr + Tk, T(0));
-        }
+          row_forward(ex, o, ea, q + r * D, kt.data(), vh, L, Tk, D, scale);
+        if (pr) std::fill(pr + std::max<int64_t>(L, 0), pr + Tk, T(0));
       }
     }
   });

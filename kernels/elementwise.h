@@ -96,6 +96,9 @@ template <typename T> void unary_serial_cpu(const Exec& ex, UnaryOp op, T* out, 
 // ---- AVX2 (kernels/elementwise_avx2.cpp; only with LOCKSTEP_HAVE_AVX2, when ex.avx2()) ----
 void unary_avx2(UnaryOp op, float* out, const float* x, int64_t n);
 void unary_avx2(UnaryOp op, double* out, const double* x, int64_t n);
+// ---- AVX-512 (kernels/elementwise_avx512.cpp; only with LOCKSTEP_HAVE_AVX512, when ex.avx512()) ----
+void unary_avx512(UnaryOp op, float* out, const float* x, int64_t n);
+void unary_avx512(UnaryOp op, double* out, const double* x, int64_t n);
 // One run of axpy: x advances when x_moves (else x[0] repeats), y likewise.
 void axpy_run_avx2(float* out, float alpha, const float* x, const float* y, int64_t n, bool x_moves, bool y_moves);
 void axpy_run_avx2(double* out, double alpha, const double* x, const double* y, int64_t n, bool x_moves,

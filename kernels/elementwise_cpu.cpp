@@ -139,22 +139,23 @@ void compare_impl(CompareOp op, uint8_t* out, const T* a, const T* b, const Broa
   }
 }
 
-// The unary loop over [0, n) on this thread, AVX2 build or portable build.
+// The unary loop over [0, n) on this thread: AVX-512, AVX2 or portable build (same bits).
 template <typename T>
-void unary_run(bool simd, UnaryOp op, T* out, const T* x, int64_t n) {
-#if LOCKSTEP_HAVE_AVX2
-  if (simd) return unary_avx2(op, out, x, n);
+void unary_run(const Exec& ex, UnaryOp op, T* out, const T* x, int64_t n) {
+#if LOCKSTEP_HAVE_AVX512
+  if (ex.avx512()) return unary_avx512(op, out, x, n);
 #endif
-  (void)simd;
+#if LOCKSTEP_HAVE_AVX2
+  if (ex.avx2()) return unary_avx2(op, out, x, n);
+#endif
+  (void)ex;
   elem::unary_map(op, out, x, n);
 }
 
 template <typename T>
 void unary_impl(const Exec& ex, UnaryOp op, T* out, const T* x, int64_t n) {
   const bool cheap = op == UnaryOp::neg || op == UnaryOp::abs || op == UnaryOp::relu;
-  const bool simd = ex.avx2();
-  parallel_for(n, cheap ? kGrain : kGrainMath,
-               [&](int64_t b, int64_t e) { unary_run(simd, op, out + b, x + b, e - b); });
+  parallel_for(n, cheap ? kGrain : kGrainMath, [&](int64_t b, int64_t e) { unary_run(ex, op, out + b, x + b, e - b); });
 }
 
 template <typename T>
@@ -257,7 +258,7 @@ void unary_cpu(const Exec& ex, UnaryOp op, T* out, const T* x, int64_t n) {
 }
 template <typename T>
 void unary_serial_cpu(const Exec& ex, UnaryOp op, T* out, const T* x, int64_t n) {
-  unary_run(ex.avx2(), op, out, x, n);
+  unary_run(ex, op, out, x, n);
 }
 
 // float and double for every kernel; comparisons also on int64, where() on int64 and uint8.

@@ -60,6 +60,19 @@ void rms_norm_backward_cpu(const Exec& ex, T* dx, T* dw, const T* dy, const T* x
 LS_LN_AVX2_DECL(float)
 LS_LN_AVX2_DECL(double)
 #undef LS_LN_AVX2_DECL
+// ---- AVX-512 (layernorm_avx512.cpp; only with LOCKSTEP_HAVE_AVX512, when ex.avx512()): same bits ----
+#define LS_LN_AVX512_DECL(T)                                                                                      \
+  void layer_norm_forward_avx512(const Exec& ex, T* y, T* mean, T* rstd, const T* x, const T* w, const T* b,      \
+                               int64_t rows, int64_t C, T eps);                                                 \
+  void layer_norm_backward_avx512(const Exec& ex, T* dx, T* dw, T* db, const T* dy, const T* x, const T* mean,    \
+                                const T* rstd, const T* w, int64_t rows, int64_t C);                            \
+  void rms_norm_forward_avx512(const Exec& ex, T* y, T* rstd, const T* x, const T* w, int64_t rows, int64_t C,    \
+                             T eps);                                                                            \
+  void rms_norm_backward_avx512(const Exec& ex, T* dx, T* dw, const T* dy, const T* x, const T* rstd, const T* w, \
+                              int64_t rows, int64_t C);
+LS_LN_AVX512_DECL(float)
+LS_LN_AVX512_DECL(double)
+#undef LS_LN_AVX512_DECL
 
 template <typename T>
 void layer_norm_forward_cuda(const Exec& ex, T* y, T* mean, T* rstd, const T* x, const T* w, const T* b,

@@ -1,4 +1,6 @@
-// Device memory. CPU storage is 64-byte aligned host memory. CUDA storage comes from a
+// Device memory. CPU storage is 64-byte aligned host memory; freed blocks of 64 KiB and more
+// wait in a size-keyed cache (at most LOCKSTEP_HOST_CACHE_MB MiB, default 1024) and are handed
+// out again, so a training step's activations do not page-fault afresh every step. CUDA storage comes from a
 // caching allocator (kernels/memory_cuda.cu): freed blocks go back to a free list of their
 // size bucket and are handed out again, so steady-state training calls cudaMalloc only in
 // its first step. All CUDA work, copies included, is ordered on one stream.
@@ -9,7 +11,15 @@
 namespace lockstep {
 
 void* host_alloc(size_t nbytes);  // 64-byte aligned; throws std::runtime_error on failure
-void host_free(void* p);
+void host_free(void* p);          // large blocks back to the cache (or the system when it is full)
+
+struct HostMemoryStats {
+  uint64_t system_allocs = 0;     // cacheable-size blocks taken from the system so far
+  uint64_t cache_hits = 0;        // cacheable-size allocations served from the cache
+  uint64_t bytes_cached = 0;      // bytes waiting in the cache
+};
+HostMemoryStats host_memory_stats();
+void host_empty_cache();          // returns the cached blocks to the system
 
 bool cuda_device_available();     // false in CPU-only builds or without a device
 void* cuda_alloc(size_t nbytes);  // from the cache when a block of the bucket is free

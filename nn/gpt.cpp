@@ -45,18 +45,13 @@ CausalSelfAttention::CausalSelfAttention(const GptConfig& c)
 }
 
 Tensor CausalSelfAttention::forward(const Tensor& x) {
-  const int64_t B = batch_, T = seq_, C = n_embd_, H = n_head_, D = C / H;
+  const int64_t B = batch_, T = seq_, C = n_embd_, H = n_head_;
   LS_CHECK_ARG(x.dim() == 2 && x.size(0) == B * T && x.size(1) == C, "CausalSelfAttention", "expected [", B * T,
                ", ", C, "] (B ", B, ", T ", T, "), got ", shape_str(x.shape()));
-  // [B T, 3C] -> [B T, 3, C]: q, k, v are index 0, 1, 2 of dim 1.
-  Tensor qkv = c_attn_->forward(x).reshape({B * T, 3, C});
-  auto head_split = [&](int64_t which) {  // [B T, C] -> [B, H, T, D]
-    Tensor part = index_select(qkv, 1, Tensor::from_vector(std::vector<int64_t>{which}, {1}));
-    return part.reshape({B, T, H, D}).transpose(1, 2).contiguous();
-  };
-  Tensor y = scaled_dot_product_attention(head_split(0), head_split(1), head_split(2), /*causal=*/true);
-  // [B, H, T, D] -> [B, T, H, D] -> [B T, C]
-  return c_proj_->forward(y.transpose(1, 2).contiguous().reshape({B * T, C}));
+  // [B T, 3C] -> [B, T, 3C]: q, k, v side by side; the op splits and merges the heads.
+  Tensor qkv = c_attn_->forward(x).reshape({B, T, 3 * C});
+  Tensor y = attention_qkv(qkv, H, /*causal=*/true);  // [B, T, C]
+  return c_proj_->forward(y.reshape({B * T, C}));
 }
 
 Mlp::Mlp(const GptConfig& c) : Module("Mlp") {

@@ -52,6 +52,23 @@ inline std::vector<double> ref_attention(const Tensor& qt, const Tensor& kt, con
   return out;
 }
 
+// attention_qkv's reference: qkv [B, T, 3C] split into B x H x T x D q, k, v (exact copies),
+// ref_attention, and the heads merged back to [B, T, C].
+inline std::vector<double> ref_attention_qkv(const Tensor& qkv, int64_t H, bool causal) {
+  const int64_t B = qkv.size(0), T = qkv.size(1), C = qkv.size(2) / 3, D = C / H;
+  const Tensor heads = qkv.detach().reshape({B, T, 3, H, D}).permute({2, 0, 3, 1, 4}).contiguous();
+  auto part = [&](int64_t w) {
+    return index_select(heads, 0, Tensor::from_vector(std::vector<int64_t>{w}, {1})).reshape({B, H, T, D});
+  };
+  const std::vector<double> o = ref_attention(part(0), part(1), part(2), causal);  // B x H x T x D
+  std::vector<double> out(o.size());
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t h = 0; h < H; ++h)
+      for (int64_t t = 0; t < T; ++t)
+        for (int64_t d = 0; d < D; ++d) out[((b * T + t) * H + h) * D + d] = o[((b * H + h) * T + t) * D + d];
+  return out;
+}
+
 // Rows of x (rows x C) normalised; rms: no mean, no bias.
 inline std::vector<double> ref_norm(const Tensor& xt, const Tensor& wt, const Tensor& bt, double eps, bool rms) {
   auto x = vals(xt);
@@ -282,6 +299,15 @@ inline void attention_rows(std::vector<OpRow>& t) {
                       },
                       [c](const Ins& in) { return Ref{ref_attention(in[0], in[1], in[2], c.causal)}; }}
                     .tol(2e-6, 2e-6).diff(3).batch(7, 1).grad_tol(1e-5, 1e-7));
+  // the packed form a GPT uses: qkv [B, T, 3C], 2 heads
+  t.push_back(OpRow{"attention_qkv causal",
+                    [](DType dt, bool small) {
+                      const int64_t B = small ? 1 : 3, T = small ? 3 : 37, D = small ? 3 : 16;
+                      return Ins{rnd({B, T, 3 * 2 * D}, 160, dt, -2, 2)};
+                    },
+                    [](const Ins& in, int64_t) { return Outs{lockstep::attention_qkv(in[0], 2, true)}; },
+                    [](const Ins& in) { return Ref{ref_attention_qkv(in[0], 2, true)}; }}
+                    .tol(2e-6, 2e-6).diff(1).batch(1, 1).grad_tol(1e-5, 1e-7));
 }
 
 inline void transformer_rows(std::vector<OpRow>& t) {

@@ -273,6 +273,35 @@ TEST_CASE("attention: a row's bits do not depend on the other rows of the batch"
   CHECK(big.length(1) == 17);
 }
 
+TEST_CASE("attention_qkv: the split, attention and merge it replaces, bit for bit (out and dqkv)",
+          "[attention][deterministic]") {
+  const int64_t B = 2, T = 13, H = 3, D = 4, C = H * D;
+  const Tensor g = rand_t({B, T, C}, 61);
+  auto run = [&](bool packed) {
+    Tensor qkv = rand_t({B, T, 3 * C}, 60, -2.f, 2.f);
+    qkv.set_requires_grad(true);
+    Tensor y;
+    if (packed) {
+      y = attention_qkv(qkv, H, true);
+    } else {  // nn::CausalSelfAttention's former split: index_select, transpose, contiguous
+      const Tensor r = qkv.reshape({B * T, 3, C});
+      auto head = [&](int64_t which) {
+        Tensor part = index_select(r, 1, Tensor::from_vector(std::vector<int64_t>{which}, {1}));
+        return part.reshape({B, T, H, D}).transpose(1, 2).contiguous();
+      };
+      y = scaled_dot_product_attention(head(0), head(1), head(2), true).transpose(1, 2).contiguous();
+      y = y.reshape({B, T, C});
+    }
+    sum(mul(y, g)).backward();
+    return std::make_pair(y.to_vector<float>(), qkv.grad().to_vector<float>());
+  };
+  const auto a = run(true), b = run(false);
+  REQUIRE_BITWISE_EQUAL(a.first, b.first);
+  REQUIRE_BITWISE_EQUAL(a.second, b.second);
+  const std::string e = err_of([&] { attention_qkv(rand_t({2, 3, 10}, 62), 2); });
+  CHECK(e.find("[attention_qkv] expected qkv's last dim (10) a multiple of 3 * n_head") != std::string::npos);
+}
+
 TEST_CASE("layer_norm and rms_norm: a row alone == the row in a batch of 300", "[layer_norm][deterministic]") {
   const int64_t N = 300, C = 96;
   const Tensor x = rand_t({N, C}, 50, -3, 3), w = rand_t({C}, 51), b = rand_t({C}, 52);

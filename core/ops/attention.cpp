@@ -5,6 +5,9 @@
 //   dv = P^T dOut, every sum in increasing key or query order. P is kept for the backward
 //   (B x H x Tq x Tk) when a gradient is needed.
 // attention_cached: the same forward over the first kv_len[b] rows of a KV cache (no gradient).
+// attention_qkv: the same op on a packed [B, T, 3C] projection (a GPT's c_attn output), with
+//   the head split and merge done as two permuted copies inside the op instead of six
+//   index_select / transpose / contiguous copies around it; same kernels, same bits.
 #include <cmath>
 
 #include "core/autograd.h"
@@ -81,6 +84,90 @@ Tensor scaled_dot_product_attention(const Tensor& q_in, const Tensor& k_in, cons
                     v.data<T>(), p.data<T>(), nullptr, d.B, d.H, d.Tq, d.Tk, d.D, causal, static_cast<T>(scale));
         });
       return std::vector<Tensor>{dq, dk, dv};
+    });
+  }
+  return out;
+}
+
+Tensor attention_qkv(const Tensor& qkv_in, int64_t n_head, bool causal, double scale_in) {
+  const char* op = "attention_qkv";
+  LS_CHECK_ARG(qkv_in.defined() && qkv_in.dim() == 3, op, "expected qkv: B x T x 3C, got ",
+               qkv_in.defined() ? shape_str(qkv_in.shape()) : "undefined");
+  LS_CHECK_ARG(is_floating(qkv_in.dtype()), op, "expected float qkv, got ", dtype_name(qkv_in.dtype()));
+  LS_CHECK_ARG(n_head >= 1 && qkv_in.size(2) % (3 * n_head) == 0, op, "expected qkv's last dim (",
+               qkv_in.size(2), ") a multiple of 3 * n_head (n_head ", n_head, ")");
+  const int64_t B = qkv_in.size(0), T = qkv_in.size(1), C = qkv_in.size(2) / 3, H = n_head, D = C / H;
+  const int64_t n = B * H * T * D;  // one of q, k, v
+  const double scale = default_scale(scale_in, D);
+  const Device dev = qkv_in.device();
+  const DType dt = qkv_in.dtype();
+  const bool cpu = dev == Device::cpu;
+  // [B, T, 3, H, D] -> [3, B, H, T, D]: q, k and v, each B x H x T x D, one after the other.
+  Tensor heads;
+  if (cpu && n > 0) {
+    const Tensor src = qkv_in.contiguous();
+    heads = Tensor::empty({3, B, H, T, D}, dt, dev);
+    dispatch_float(op, dev, dt, [&](auto, auto t) {
+      using T_ = decltype(t);
+      attention_heads_from_rows_cpu(Exec::current(), heads.data<T_>(), src.data<T_>(), 3, B, T, H, D);
+    });
+  } else {
+    heads = qkv_in.detach().reshape({B, T, 3, H, D}).permute({2, 0, 3, 1, 4}).contiguous();
+  }
+  const bool grad = should_record({&qkv_in});
+  Tensor o = Tensor::empty({B, H, T, D}, dt, dev);
+  Tensor p = grad ? Tensor::empty({B, H, T, T}, dt, dev) : Tensor();
+  if (n > 0)
+    dispatch_float(op, dev, dt, [&](auto on, auto t) {
+      using T_ = decltype(t);
+      const T_* h = heads.data<T_>();
+      LS_KERNEL(on, attention_forward, o.data<T_>(), p.defined() ? p.data<T_>() : nullptr, h, h + n, h + 2 * n,
+                nullptr, B, H, T, T, D, causal, static_cast<T_>(scale));
+    });
+  // [B, H, T, D] -> [B, T, H, D] = [B, T, C]
+  Tensor out;
+  if (cpu && n > 0) {
+    out = Tensor::empty({B, T, C}, dt, dev);
+    dispatch_float(op, dev, dt, [&](auto, auto t) {
+      using T_ = decltype(t);
+      attention_rows_from_heads_cpu(Exec::current(), out.data<T_>(), o.data<T_>(), 1, B, T, H, D, false);
+    });
+  } else {
+    out = o.permute({0, 2, 1, 3}).contiguous().reshape({B, T, C});
+  }
+  if (grad) {
+    record(out, op, {qkv_in}, [=](const Tensor& g_in) {
+      Tensor g;
+      if (cpu && n > 0) {
+        const Tensor gc = g_in.contiguous();
+        g = Tensor::empty({B, H, T, D}, dt, dev);
+        dispatch_float(op, dev, dt, [&](auto, auto t) {
+          using T_ = decltype(t);
+          attention_heads_from_rows_cpu(Exec::current(), g.data<T_>(), gc.data<T_>(), 1, B, T, H, D);
+        });
+      } else {
+        g = g_in.contiguous().reshape({B, T, H, D}).permute({0, 2, 1, 3}).contiguous();
+      }
+      Tensor d3 = Tensor::empty({3, B, H, T, D}, dt, dev);
+      if (n > 0)
+        dispatch_float("attention_qkv_backward", dev, dt, [&](auto on, auto t) {
+          using T_ = decltype(t);
+          T_* d = d3.data<T_>();
+          const T_* h = heads.data<T_>();
+          LS_KERNEL(on, attention_backward, d, d + n, d + 2 * n, g.data<T_>(), h, h + n, h + 2 * n, p.data<T_>(),
+                    nullptr, B, H, T, T, D, causal, static_cast<T_>(scale));
+        });
+      // [3, B, H, T, D] -> [B, T, 3, H, D]. The + 0 keeps the bits of the split it replaces
+      // (index_select's backward added each part into zeros, turning -0 into +0).
+      if (cpu && n > 0) {
+        Tensor dqkv = Tensor::empty({B, T, 3 * C}, dt, dev);
+        dispatch_float(op, dev, dt, [&](auto, auto t) {
+          using T_ = decltype(t);
+          attention_rows_from_heads_cpu(Exec::current(), dqkv.data<T_>(), d3.data<T_>(), 3, B, T, H, D, true);
+        });
+        return std::vector<Tensor>{dqkv};
+      }
+      return std::vector<Tensor>{add(d3.permute({1, 3, 0, 2, 4}).contiguous(), 0.0).reshape({B, T, 3 * C})};
     });
   }
   return out;

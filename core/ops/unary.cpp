@@ -55,7 +55,35 @@ Tensor activation_backward(Activation act, const Tensor& g_in, const Tensor& s) 
   return dx;
 }
 
+// gelu on the CPU while recording: the forward keeps t = tanh(u) and the backward reads it
+// (kernels/activation.h, gelu_forward_keep_cpu): the same bits as unary gelu and
+// gelu_backward_cpu, one ls_tanh per element instead of two.
+Tensor gelu_kept(const Tensor& x_in) {
+  const Tensor x = x_in.contiguous().detach();
+  Tensor out = Tensor::empty(x.shape(), x.dtype(), x.device());
+  Tensor t = Tensor::empty(x.shape(), x.dtype(), x.device());
+  const Exec ex = Exec::current();
+  if (x.dtype() == DType::f32)
+    gelu_forward_keep_cpu(ex, out.data<float>(), t.data<float>(), x.data<float>(), x.numel());
+  else
+    gelu_forward_keep_cpu(ex, out.data<double>(), t.data<double>(), x.data<double>(), x.numel());
+  record(out, unary_op_name(UnaryOp::gelu), {x_in}, [x, t](const Tensor& g_in) {
+    const Tensor g = g_in.contiguous();
+    Tensor dx = Tensor::empty(x.shape(), x.dtype(), x.device());
+    const Exec e = Exec::current();
+    if (x.dtype() == DType::f32)
+      gelu_backward_kept_cpu(e, dx.data<float>(), g.data<float>(), x.data<float>(), t.data<float>(), x.numel());
+    else
+      gelu_backward_kept_cpu(e, dx.data<double>(), g.data<double>(), x.data<double>(), t.data<double>(), x.numel());
+    return std::vector<Tensor>{dx};
+  });
+  return out;
+}
+
 Tensor unary(UnaryOp op, const Tensor& x_in) {
+  if (op == UnaryOp::gelu && x_in.defined() && is_floating(x_in.dtype()) && x_in.device() == Device::cpu &&
+      x_in.numel() > 0 && should_record({&x_in}))
+    return gelu_kept(x_in);
   Tensor out = unary_forward(op, x_in);
   if (!should_record({&x_in})) return out;
   const Tensor x = x_in.contiguous().detach(), y = out.detach();

@@ -5,6 +5,7 @@
 #include <functional>
 #include <iterator>
 #include <limits>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -217,4 +218,41 @@ TEST_CASE("activation backward: gelu and silu, SIMD and scalar give the same bit
       REQUIRE_BITWISE_EQUAL(v64, s64);
     }
   }
+}
+
+// gelu with its tanh kept (what autograd's gelu uses on the CPU): y is unary gelu's bits and
+// the backward from the kept t is gelu_backward_cpu's bits, at every SIMD level and thread
+// count, on ordinary inputs and on the edges.
+TEST_CASE("activation: gelu with the tanh kept gives unary gelu's and gelu_backward's bits",
+          "[layers][activation][deterministic]") {
+  const int64_t n = 20011;
+  std::vector<double> x64 = random_doubles(n, 53, -12.0, 12.0), dy64 = random_doubles(n, 54, -2.0, 2.0);
+  const double edges[] = {0.0, -0.0, 1e-40, -1e-40, 0.5625, -0.5625, 9.0, 20.0, -20.0, 1e20, -1e20,
+                          std::numeric_limits<double>::infinity(), -std::numeric_limits<double>::infinity(),
+                          std::numeric_limits<double>::quiet_NaN()};
+  for (size_t i = 0; i < std::size(edges); ++i) x64[i * 7] = edges[i];
+  std::vector<float> x32(x64.begin(), x64.end()), dy32(dy64.begin(), dy64.end());
+  auto check = [&](auto* x, auto* dy) {
+    using T = std::remove_pointer_t<decltype(x)>;
+    std::vector<T> want_y(n), want_dx(n);
+    {
+      SimdGuard sg(false);
+      unary_cpu(Exec::current(), UnaryOp::gelu, want_y.data(), x, n);
+      gelu_backward_cpu(Exec::current(), want_dx.data(), dy, x, n);
+    }
+    for (bool simd : {false, true})
+      for (int threads : {1, 3}) {
+        SimdGuard sg(simd);
+        ThreadsGuard tg(threads);
+        const Exec ex = Exec::current();
+        std::vector<T> y(n, T(-7)), t(n, T(-7)), dx(n, T(-7));
+        gelu_forward_keep_cpu(ex, y.data(), t.data(), x, n);
+        gelu_backward_kept_cpu(ex, dx.data(), dy, x, t.data(), n);
+        INFO("simd " << simd << ", threads " << threads << ", float64 " << (sizeof(T) == 8));
+        REQUIRE_BITWISE_EQUAL(y, want_y);
+        REQUIRE_BITWISE_EQUAL(dx, want_dx);
+      }
+  };
+  check(x32.data(), dy32.data());
+  check(x64.data(), dy64.data());
 }
