@@ -1,4 +1,6 @@
-// Device memory. CPU storage is 64-byte aligned host memory. CUDA storage comes from a
+// Device memory. CPU storage is 64-byte aligned host memory; freed blocks of 32 KiB to 8 MiB
+// are cached by size and handed out again (memory_cpu.cpp; LOCKSTEP_HOST_CACHE=0 turns that
+// off), so a training step does not fault in fresh pages every step. CUDA storage comes from a
 // caching allocator (kernels/memory_cuda.cu): freed blocks go back to a free list of their
 // size bucket and are handed out again, so steady-state training calls cudaMalloc only in
 // its first step. All CUDA work, copies included, is ordered on one stream.

@@ -132,6 +132,8 @@ Tensor linear(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in) {
       if (need_dx && need_dw && g.device() == Device::cpu && num_threads() == 2) {
         // Two independent products of equal flops: one per thread, each on one thread
         // (a parallel_for inside a task runs on its thread), instead of each split in two.
+        // Each product's bits do not depend on its thread count. With more threads each
+        // product keeps the whole pool (the pool runs one job at a time).
         parallel_run(2, [&](int t) {
           NoGradGuard no_grad;  // backward formulas are not recorded, on a worker too
           t == 0 ? grad_input() : grad_weight();
