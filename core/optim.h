@@ -17,6 +17,9 @@ class Tensor;
 // param -= lr * (grad with weight decay and momentum), in place. momentum_buffer: param's
 // size, updated in place; undefined when s.momentum == 0.
 void sgd_step_(const Tensor& param, const Tensor& momentum_buffer, const Tensor& grad, const SgdStep& s);
+// The same step on elements [begin, end) only (0 <= begin <= end <= numel); see adam_step_.
+void sgd_step_(const Tensor& param, const Tensor& momentum_buffer, const Tensor& grad, const SgdStep& s,
+               int64_t begin, int64_t end);
 // One Adam / AdamW step, in place. exp_avg, exp_avg_sq: param's size; max_exp_avg_sq:
 // param's size when s.amsgrad, else undefined.
 void adam_step_(const Tensor& param, const Tensor& exp_avg, const Tensor& exp_avg_sq, const Tensor& max_exp_avg_sq,

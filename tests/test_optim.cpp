@@ -267,7 +267,7 @@ TEST_CASE("optim: updates are bitwise identical across threads and SIMD paths", 
   }
 }
 
-TEST_CASE("optim: Adam over several parameters in one parallel pass gives each one's own bits",
+TEST_CASE("optim: Adam and SGD over several parameters in one parallel pass give each one's own bits",
           "[optim][deterministic]") {
   // Sizes that put range ends inside parameters, a parameter without a gradient, two groups.
   const std::vector<size_t> sizes = {3, 40000, 17, 70001, 5, 33000};
@@ -296,6 +296,29 @@ TEST_CASE("optim: Adam over several parameters in one parallel pass gives each o
     const auto got = run(threads);
     REQUIRE(got.size() == want.size());
     for (size_t i = 0; i < want.size(); ++i) REQUIRE_BITWISE_EQUAL(got[i], want[i]);
+  }
+  // SGD with momentum, the same way.
+  auto run_sgd = [&](int threads) {
+    ThreadsGuard tg(threads);
+    std::vector<Tensor> ps;
+    for (size_t i = 0; i < sizes.size(); ++i) ps.push_back(make_param(lockstep_test::random_floats(sizes[i], 70 + i)));
+    optim::SGD opt(std::vector<optim::ParamGroup>{{{ps[0], ps[1], ps[2]}, optim::SGDOptions(0.1).momentum(0.9)},
+                                                  {{ps[3], ps[4], ps[5]}, optim::SGDOptions(0.2).weight_decay(0.1)}},
+                   optim::SGDOptions(0.1));
+    for (int k = 0; k < 3; ++k) {
+      for (size_t i = 0; i < ps.size(); ++i)
+        ps[i].set_grad(i == 1 ? Tensor() : Tensor::from_vector(grads_at(sizes[i], 3 + i, k), ps[i].shape()));
+      opt.step();
+    }
+    std::vector<std::vector<float>> out;
+    for (auto& p : ps) out.push_back(p.to_vector<float>());
+    return out;
+  };
+  const auto want_sgd = run_sgd(1);
+  for (int threads : {2, 3}) {
+    INFO("sgd, threads " << threads);
+    const auto got = run_sgd(threads);
+    for (size_t i = 0; i < want_sgd.size(); ++i) REQUIRE_BITWISE_EQUAL(got[i], want_sgd[i]);
   }
   Tensor p = make_param({1.f, 2.f}), m = Tensor::zeros({2}), v = Tensor::zeros({2}), g = Tensor::ones({2});
   const AdamStep s = adam_step_args(1e-3, 0.9, 0.999, 1e-8, 0, false, false, 1);
