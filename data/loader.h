@@ -39,7 +39,7 @@ struct LoaderOptions {
   int64_t batch_size = 1;
   bool shuffle = false;
   bool drop_last = false;
-  int num_workers = 0;      // 0: batches are made on the calling thread inside next()
+  int num_workers = 0;      // 0: batches are made inside next(), samples split over the thread pool
   int prefetch_depth = 2;   // >= 1: most batches in flight at once (workers only)
   uint64_t seed = 0;        // shuffle and augmentation
   std::shared_ptr<const Transform> transform;  // applied to each sample; null = none
