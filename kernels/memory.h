@@ -12,6 +12,7 @@ namespace lockstep {
 
 void* host_alloc(size_t nbytes);  // 64-byte aligned; throws std::runtime_error on failure
 void host_free(void* p);
+bool host_cache_enabled();  // false under ASan/MSan and with LOCKSTEP_HOST_CACHE=0
 
 bool cuda_device_available();     // false in CPU-only builds or without a device
 void* cuda_alloc(size_t nbytes);  // from the cache when a block of the bucket is free

@@ -50,17 +50,19 @@ HostCache& cache() {
   return *c;
 }
 
-bool cache_on(size_t n) {
-  static const bool on = [] {
-    const char* env = std::getenv("LOCKSTEP_HOST_CACHE");
-    return env ? std::strcmp(env, "0") != 0 : LS_HOST_CACHE_DEFAULT;
-  }();
-  return on && n >= kMinCached && n <= kMaxCached;
-}
+bool cache_on(size_t n) { return host_cache_enabled() && n >= kMinCached && n <= kMaxCached; }
 
 void release(void* p) { std::free(static_cast<char*>(p) - kHeader); }
 
 }  // namespace
+
+bool host_cache_enabled() {
+  static const bool on = [] {
+    const char* env = std::getenv("LOCKSTEP_HOST_CACHE");
+    return env ? std::strcmp(env, "0") != 0 : LS_HOST_CACHE_DEFAULT;
+  }();
+  return on;
+}
 
 void* host_alloc(size_t nbytes) {
   // Round up to the alignment; never ask for 0 bytes.
