@@ -13,9 +13,14 @@
 // to back, measured here, so jobs x that is what hand-offs cost at least.
 //
 // Prints one markdown table per (batch, threads): mean µs per step over --steps steps
-// after 30 warm-up steps, and the share of the step. Not a Google Benchmark binary's table
+// after 30 warm-up steps, and the share of the step. The heading also gives CPU time per
+// step (CLOCK_THREAD_CPUTIME_ID of the main thread, CLOCK_PROCESS_CPUTIME_ID for all), which
+// load on the machine does not inflate as it does wall time: with 2 threads, main minus the
+// others is the work (and spin-waiting) left on the main thread, the serial part of the step. Not a Google Benchmark binary's table
 // (its own main), but built and linked like the others.
 // Usage: bench_step_profile [--steps N] [--batches 128,512] [--threads 1,2] [--fast]
+#include <time.h>
+
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -56,6 +61,12 @@ class Profiler : public OpObserver {
   std::vector<std::string> order_;
 };
 
+double cpu_us(clockid_t clock) {
+  timespec ts;
+  clock_gettime(clock, &ts);
+  return ts.tv_sec * 1e6 + ts.tv_nsec * 1e-3;
+}
+
 // Wall time of one empty job on `threads` threads, back to back (the pool's hand-off).
 double handoff_us(int threads) {
   ThreadsGuard tg(threads);
@@ -81,8 +92,12 @@ void profile(int64_t batch, int threads, Mode mode, int steps) {
   set_op_observer(&prof);
   uint64_t jobs0 = 0;
   Clock::time_point t0;
+  double main0 = 0, proc0 = 0;
   for (int s = -30; s < steps; ++s) {
-    if (s == 0) prof.clear(), jobs0 = parallel_jobs(), t0 = Clock::now();
+    if (s == 0) {
+      prof.clear(), jobs0 = parallel_jobs(), t0 = Clock::now();
+      main0 = cpu_us(CLOCK_THREAD_CPUTIME_ID), proc0 = cpu_us(CLOCK_PROCESS_CPUTIME_ID);
+    }
     prof.start();
     opt.zero_grad();
     prof.mark("zero_grad");
@@ -93,11 +108,14 @@ void profile(int64_t batch, int threads, Mode mode, int steps) {
     prof.mark("AdamW step");
   }
   double total = std::chrono::duration<double, std::micro>(Clock::now() - t0).count() / steps;
+  const double main_cpu = (cpu_us(CLOCK_THREAD_CPUTIME_ID) - main0) / steps;
+  const double other_cpu = (cpu_us(CLOCK_PROCESS_CPUTIME_ID) - proc0) / steps - main_cpu;
   set_op_observer(nullptr);
   double jobs = double(parallel_jobs() - jobs0) / steps;
   std::printf("\n### batch %lld, %d thread%s, %s: %.1f µs per step (%.1f k samples/s), %.1f pool jobs per step\n\n",
               static_cast<long long>(batch), threads, threads > 1 ? "s" : "", mode_name(mode), total,
               batch / total * 1e3, jobs);
+  std::printf("CPU time per step: main thread %.1f µs, other threads %.1f µs\n\n", main_cpu, other_cpu);
   std::printf("| part of the step | µs per step | share |\n|---|---|---|\n");
   double sum = 0;
   for (const auto& what : prof.order()) {

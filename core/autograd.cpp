@@ -14,6 +14,15 @@ thread_local OpObserver* t_observer = nullptr;
 thread_local const char* t_label = "";
 std::atomic<uint64_t> g_next_seq{1};
 
+// True when g is the only holder of its tensor and of its whole storage, a dense buffer of
+// exactly its elements: then it can be kept without a copy and nothing else sees it change.
+bool sole_owner(const Tensor& g) {
+  const auto& impl = g.impl();
+  return impl && impl.use_count() == 1 && impl->storage && impl->storage.use_count() == 1 && impl->offset == 0 &&
+         g.is_contiguous() && !impl->autograd.grad_fn &&
+         impl->storage->nbytes() == static_cast<size_t>(g.numel()) * dtype_size(g.dtype());
+}
+
 }  // namespace
 
 OpObserver* op_observer() { return t_observer; }
@@ -129,12 +138,18 @@ void Tensor::backward(const Tensor& grad_output) const {
                str(), ", got ", seed.str());
   NoGradGuard no_grad;  // backward formulas are not recorded (no higher-order gradients)
 
-  auto accumulate_leaf = [](const Tensor& leaf, const Tensor& g) {
+  // The first gradient of a leaf becomes its .grad as it is when nothing else holds it (its
+  // tensor, its storage: a fresh output of the backward formula, as Linear's weight gradient
+  // is after a zero_grad that set .grad to none); otherwise a private copy, since backward
+  // formulas may hand the same tensor to several inputs. The same values either way.
+  auto accumulate_leaf = [](const Tensor& leaf, Tensor& g) {
     auto& meta = leaf.impl()->autograd;
     if (!meta.requires_grad) return;
     if (meta.grad)
       *meta.grad = add(*meta.grad, g);
-    else  // a private copy: backward formulas may hand the same tensor to several inputs
+    else if (sole_owner(g))
+      meta.grad = std::make_shared<Tensor>(std::move(g));
+    else
       meta.grad = std::make_shared<Tensor>(g.clone());
   };
 

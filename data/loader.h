@@ -39,7 +39,7 @@ struct LoaderOptions {
   int64_t batch_size = 1;
   bool shuffle = false;
   bool drop_last = false;
-  int num_workers = 0;      // 0: batches are made on the calling thread inside next()
+  int num_workers = 0;      // 0: batches are made inside next(), samples split over the thread pool
   int prefetch_depth = 2;   // >= 1: most batches in flight at once (workers only)
   uint64_t seed = 0;        // shuffle and augmentation
   std::shared_ptr<const Transform> transform;  // applied to each sample; null = none
@@ -109,7 +109,9 @@ class DataLoader : public Stateful {
   void stop_workers();
   void worker_loop(int w, int64_t first);  // first: the batch the consumer takes next
   bool may_start(int64_t k) const;  // under mu_
-  Batch make_batch(int64_t k) const;
+  // on_pool: the samples are split over the thread pool (the consumer's own call, workers 0;
+  // a worker thread makes its batch alone, so it never queues behind the kernels' jobs).
+  Batch make_batch(int64_t k, bool on_pool = false) const;
 
   std::shared_ptr<const Dataset> dataset_;
   LoaderOptions opt_;

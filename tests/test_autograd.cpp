@@ -76,6 +76,42 @@ TEST_CASE("autograd: a tensor used several times sums its contributions", "[auto
   REQUIRE_FALSE(x.grad().defined());
 }
 
+namespace {
+// Keeps the address of the weight gradient that Linear's backward returns (no reference to
+// the tensor itself, which would make it shared).
+struct GradAddress : OpObserver {
+  const void* dw = nullptr;
+  void on_op(OpEvent& e) override {
+    if (e.backward && std::string(e.op) == "linear") dw = e.outputs[1].data<float>();
+  }
+};
+}  // namespace
+
+TEST_CASE("autograd: a leaf's first gradient is its own: kept when fresh, copied when shared", "[autograd]") {
+  // Linear's weight gradient is a fresh tensor that nothing else holds: it becomes .grad as is.
+  Tensor x = Tensor::from_vector(lockstep_test::random_floats(8 * 5, 31), {8, 5});
+  Tensor w = Tensor::from_vector(lockstep_test::random_floats(3 * 5, 32), {3, 5}).set_requires_grad(true);
+  GradAddress seen;
+  set_op_observer(&seen);
+  sum(linear(x, w, Tensor())).backward();
+  set_op_observer(nullptr);
+  REQUIRE(seen.dw != nullptr);
+  REQUIRE(static_cast<const void*>(w.grad().data<float>()) == seen.dw);
+  // add's backward hands one tensor to both inputs: each leaf gets its own copy.
+  Tensor a = Tensor::from_vector({1.f, 2.f}, {2}).set_requires_grad(true);
+  Tensor b = Tensor::from_vector({3.f, 4.f}, {2}).set_requires_grad(true);
+  sum(add(a, b)).backward();
+  REQUIRE(a.grad().data<float>() != b.grad().data<float>());
+  a.grad().data<float>()[0] = 7.f;
+  REQUIRE(b.grad().to_vector<float>() == std::vector<float>{1.f, 1.f});
+  // A leaf's own backward keeps a copy of the caller's gradient, which the caller still holds.
+  Tensor c = Tensor::from_vector({1.f, 2.f}, {2}).set_requires_grad(true);
+  Tensor seed = Tensor::from_vector({5.f, 6.f}, {2});
+  c.backward(seed);
+  seed.data<float>()[0] = 0.f;
+  REQUIRE(c.grad().to_vector<float>() == std::vector<float>{5.f, 6.f});
+}
+
 TEST_CASE("autograd: gradients are bitwise reproducible for any thread count", "[autograd][deterministic]") {
   auto run = [](int threads) {
     ThreadsGuard tg(threads);
@@ -87,7 +123,11 @@ TEST_CASE("autograd: gradients are bitwise reproducible for any thread count", "
     Tensor h = tanh(linear(x, w, b));
     Tensor loss = mean(mul(h, h));
     loss.backward();
-    return std::vector<Tensor>{w.grad(), b.grad(), loss};
+    // With dx wanted too, Linear's backward runs its two products side by side on 2 threads.
+    Tensor x2 = x.clone().set_requires_grad(true), w2 = w.detach().set_requires_grad(true);
+    Tensor h2 = tanh(linear(x2, w2, b));
+    mean(mul(h2, h2)).backward();
+    return std::vector<Tensor>{w.grad(), b.grad(), loss, x2.grad(), w2.grad()};
   };
   auto ref = run(1);
   for (int t : {2, 3, 8})

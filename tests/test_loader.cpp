@@ -11,6 +11,7 @@
 #include <set>
 #include <thread>
 
+#include "base/parallel.h"
 #include "data/loader.h"
 #include "data/mnist.h"
 #include "test_util.h"
@@ -102,6 +103,12 @@ TEST_CASE("loader: same bits for any worker count and prefetch depth", "[data][d
         INFO("epoch " << epoch << ", workers " << workers << ", prefetch_depth " << depth);
         require_same_batches(ref, epoch_of(shuffled(workers, depth), epoch));
       }
+    // With no workers the consumer splits each batch's samples over the thread pool.
+    for (int threads : {1, 3}) {
+      INFO("epoch " << epoch << ", workers 0, threads " << threads);
+      ThreadsGuard tg(threads);
+      require_same_batches(ref, epoch_of(shuffled(0), epoch));
+    }
   }
 }
 

@@ -10,6 +10,7 @@
 #include <tuple>
 
 #include "core/autograd.h"
+#include "core/optim.h"
 #include "base/parallel.h"
 #include "core/random.h"
 #include "base/simd.h"
@@ -264,6 +265,67 @@ TEST_CASE("optim: updates are bitwise identical across threads and SIMD paths", 
         for (size_t i = 0; i < state.size(); ++i) REQUIRE_BITWISE_EQUAL(state[i], want_state[i]);
       }
   }
+}
+
+TEST_CASE("optim: Adam and SGD over several parameters in one parallel pass give each one's own bits",
+          "[optim][deterministic]") {
+  // Sizes that put range ends inside parameters, a parameter without a gradient, two groups.
+  const std::vector<size_t> sizes = {3, 40000, 17, 70001, 5, 33000};
+  auto run = [&](int threads) {
+    ThreadsGuard tg(threads);
+    std::vector<Tensor> ps;
+    for (size_t i = 0; i < sizes.size(); ++i) ps.push_back(make_param(lockstep_test::random_floats(sizes[i], 90 + i)));
+    optim::Adam opt(std::vector<optim::ParamGroup>{{{ps[0], ps[1], ps[2]}, optim::AdamOptions(1e-2).amsgrad(true)},
+                                                   {{ps[3], ps[4], ps[5]}, optim::AdamOptions(3e-2).weight_decay(0.1)}},
+                    optim::AdamOptions(1e-3));
+    for (int k = 0; k < 3; ++k) {
+      for (size_t i = 0; i < ps.size(); ++i)
+        ps[i].set_grad(i == 4 ? Tensor() : Tensor::from_vector(grads_at(sizes[i], 5 + i, k), ps[i].shape()));
+      opt.step();
+    }
+    std::vector<std::vector<float>> out;
+    for (auto& p : ps) out.push_back(p.to_vector<float>());
+    const StateDict sd = opt.state_dict();
+    for (auto& kv : sd.items())
+      if (kv.second.dtype() == DType::f32 && kv.second.dim() == 1) out.push_back(kv.second.to_vector<float>());
+    return out;
+  };
+  const auto want = run(1);  // one adam_step_ per parameter
+  for (int threads : {2, 3, 8}) {
+    INFO("threads " << threads);
+    const auto got = run(threads);
+    REQUIRE(got.size() == want.size());
+    for (size_t i = 0; i < want.size(); ++i) REQUIRE_BITWISE_EQUAL(got[i], want[i]);
+  }
+  // SGD with momentum, the same way.
+  auto run_sgd = [&](int threads) {
+    ThreadsGuard tg(threads);
+    std::vector<Tensor> ps;
+    for (size_t i = 0; i < sizes.size(); ++i) ps.push_back(make_param(lockstep_test::random_floats(sizes[i], 70 + i)));
+    optim::SGD opt(std::vector<optim::ParamGroup>{{{ps[0], ps[1], ps[2]}, optim::SGDOptions(0.1).momentum(0.9)},
+                                                  {{ps[3], ps[4], ps[5]}, optim::SGDOptions(0.2).weight_decay(0.1)}},
+                   optim::SGDOptions(0.1));
+    for (int k = 0; k < 3; ++k) {
+      for (size_t i = 0; i < ps.size(); ++i)
+        ps[i].set_grad(i == 1 ? Tensor() : Tensor::from_vector(grads_at(sizes[i], 3 + i, k), ps[i].shape()));
+      opt.step();
+    }
+    std::vector<std::vector<float>> out;
+    for (auto& p : ps) out.push_back(p.to_vector<float>());
+    return out;
+  };
+  const auto want_sgd = run_sgd(1);
+  for (int threads : {2, 3}) {
+    INFO("sgd, threads " << threads);
+    const auto got = run_sgd(threads);
+    for (size_t i = 0; i < want_sgd.size(); ++i) REQUIRE_BITWISE_EQUAL(got[i], want_sgd[i]);
+  }
+  Tensor p = make_param({1.f, 2.f}), m = Tensor::zeros({2}), v = Tensor::zeros({2}), g = Tensor::ones({2});
+  const AdamStep s = adam_step_args(1e-3, 0.9, 0.999, 1e-8, 0, false, false, 1);
+  REQUIRE_THROWS_WITH(adam_step_(p, m, v, Tensor(), g, s, 1, 3), Contains("adam_step_") && Contains("range"));
+  adam_step_(p, m, v, Tensor(), g, s, 1, 2);  // the second element only
+  REQUIRE(p.to_vector<float>()[0] == 1.f);
+  REQUIRE(p.to_vector<float>()[1] != 2.f);
 }
 
 TEST_CASE("optim: the AVX2 kernels give the portable bits for every option combination", "[optim][deterministic]") {

@@ -6,6 +6,7 @@
 // rows of dY (batch order).
 #include <type_traits>
 
+#include "base/parallel.h"
 #include "core/autograd.h"
 #include "core/frozen_weights.h"
 #include "core/ops/dispatch.h"
@@ -120,9 +121,27 @@ Tensor linear(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in) {
     const bool need_db = bias.defined() && bias_in.requires_grad();
     record(y, "linear", {x_in, w_in, bias_in}, [x, w, need_dx, need_dw, need_db](const Tensor& g_in) {
       Tensor g = g_in.contiguous();
-      Tensor dx = need_dx ? gemm_op(g, w, false, false, KOrder::sequential) : Tensor();
-      Tensor dw = need_dw ? gemm_op(g, x, true, false, KOrder::batch_chunked) : Tensor();
-      Tensor db = need_db ? sum(g, 0, false) : Tensor();
+      Tensor dx, dw, db;
+      auto grad_input = [&] {
+        if (need_dx) dx = gemm_op(g, w, false, false, KOrder::sequential);
+        if (need_db) db = sum(g, 0, false);
+      };
+      auto grad_weight = [&] {
+        if (need_dw) dw = gemm_op(g, x, true, false, KOrder::batch_chunked);
+      };
+      if (need_dx && need_dw && g.device() == Device::cpu && num_threads() == 2) {
+        // Two independent products of equal flops: one per thread, each on one thread
+        // (a parallel_for inside a task runs on its thread), instead of each split in two.
+        // Each product's bits do not depend on its thread count. With more threads each
+        // product keeps the whole pool (the pool runs one job at a time).
+        parallel_run(2, [&](int t) {
+          NoGradGuard no_grad;  // backward formulas are not recorded, on a worker too
+          t == 0 ? grad_input() : grad_weight();
+        });
+      } else {
+        grad_input();
+        grad_weight();
+      }
       return std::vector<Tensor>{dx, dw, db};
     });
   }

@@ -31,9 +31,20 @@ void check_like(const char* op, const Tensor& param, const Tensor& t, const char
   LS_CHECK_ARG(t.is_contiguous(), op, "expected a contiguous ", name, ", got a strided ", shape_str(t.shape()));
 }
 
+void check_range(const char* op, const Tensor& param, int64_t begin, int64_t end) {
+  LS_CHECK_ARG(0 <= begin && begin <= end && end <= param.numel(), op, "expected a range in [0, ", param.numel(),
+               "], got [", begin, ", ", end, ")");
+}
+
 }  // namespace
 
 void sgd_step_(const Tensor& param, const Tensor& momentum_buffer, const Tensor& grad, const SgdStep& s) {
+  LS_CHECK_ARG(param.defined(), "sgd_step_", "expected a defined param");
+  sgd_step_(param, momentum_buffer, grad, s, 0, param.numel());
+}
+
+void sgd_step_(const Tensor& param, const Tensor& momentum_buffer, const Tensor& grad, const SgdStep& s,
+               int64_t begin, int64_t end) {
   const char* op = "sgd_step_";
   check_param(op, param);
   check_like(op, param, grad, "grad");
@@ -41,14 +52,23 @@ void sgd_step_(const Tensor& param, const Tensor& momentum_buffer, const Tensor&
                "momentum != 0, got momentum ", s.momentum, momentum_buffer.defined() ? " with" : " without",
                " a buffer");
   if (momentum_buffer.defined()) check_like(op, param, momentum_buffer, "momentum_buffer");
+  check_range(op, param, begin, end);
+  if (begin == end) return;
   dispatch_float(op, param.device(), param.dtype(), [&](auto on, auto t) {
     using T = decltype(t);
-    LS_KERNEL(on, sgd_step, elems<T>(param), elems<T>(momentum_buffer), elems<T>(grad), param.numel(), s);
+    auto at = [&](const Tensor& x) { return x.defined() ? elems<T>(x) + begin : nullptr; };
+    LS_KERNEL(on, sgd_step, at(param), at(momentum_buffer), at(grad), end - begin, s);
   });
 }
 
 void adam_step_(const Tensor& param, const Tensor& exp_avg, const Tensor& exp_avg_sq, const Tensor& max_exp_avg_sq,
                 const Tensor& grad, const AdamStep& s) {
+  LS_CHECK_ARG(param.defined(), "adam_step_", "expected a defined param");
+  adam_step_(param, exp_avg, exp_avg_sq, max_exp_avg_sq, grad, s, 0, param.numel());
+}
+
+void adam_step_(const Tensor& param, const Tensor& exp_avg, const Tensor& exp_avg_sq, const Tensor& max_exp_avg_sq,
+                const Tensor& grad, const AdamStep& s, int64_t begin, int64_t end) {
   const char* op = "adam_step_";
   check_param(op, param);
   check_like(op, param, grad, "grad");
@@ -57,10 +77,12 @@ void adam_step_(const Tensor& param, const Tensor& exp_avg, const Tensor& exp_av
   LS_CHECK_ARG(max_exp_avg_sq.defined() == s.amsgrad, op, "expected max_exp_avg_sq exactly when amsgrad, got amsgrad ",
                s.amsgrad ? "on" : "off", max_exp_avg_sq.defined() ? " with" : " without", " it");
   if (s.amsgrad) check_like(op, param, max_exp_avg_sq, "max_exp_avg_sq");
+  check_range(op, param, begin, end);
+  if (begin == end) return;
   dispatch_float(op, param.device(), param.dtype(), [&](auto on, auto t) {
     using T = decltype(t);
-    LS_KERNEL(on, adam_step, elems<T>(param), elems<T>(exp_avg), elems<T>(exp_avg_sq), elems<T>(max_exp_avg_sq),
-              elems<T>(grad), param.numel(), s);
+    auto at = [&](const Tensor& x) { return x.defined() ? elems<T>(x) + begin : nullptr; };
+    LS_KERNEL(on, adam_step, at(param), at(exp_avg), at(exp_avg_sq), at(max_exp_avg_sq), at(grad), end - begin, s);
   });
 }
 
