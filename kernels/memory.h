@@ -1,5 +1,5 @@
 // Device memory. CPU storage is 64-byte aligned host memory; freed blocks of 64 KiB and more
-// wait in a size-keyed cache (at most LOCKSTEP_HOST_CACHE_MB MiB, default 1024) and are handed
+// wait in a size-keyed cache (at most LOCKSTEP_HOST_CACHE_MB MiB, default 256) and are handed
 // out again, so a training step's activations do not page-fault afresh every step. CUDA storage comes from a
 // caching allocator (kernels/memory_cuda.cu): freed blocks go back to a free list of their
 // size bucket and are handed out again, so steady-state training calls cudaMalloc only in
