@@ -12,44 +12,13 @@
 #pragma GCC optimize("no-trapping-math", "no-math-errno")
 #endif
 
-#include "kernels/activation.h"
+#include "kernels/activation_isa.h"
 
 namespace lockstep {
 
 // Plain overloads, not template instantiations: those would be weak symbols that the
 // linker could share with the portable build (tests/isa_symbols.sh).
-void gelu_backward_avx2(float* dx, const float* dy, const float* x, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) dx[i] = act::gelu_grad(dy[i], x[i]);
-}
-void gelu_backward_avx2(double* dx, const double* dy, const double* x, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) dx[i] = act::gelu_grad(dy[i], x[i]);
-}
-void silu_backward_avx2(float* dx, const float* dy, const float* x, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) dx[i] = act::silu_grad(dy[i], x[i]);
-}
-void silu_backward_avx2(double* dx, const double* dy, const double* x, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) dx[i] = act::silu_grad(dy[i], x[i]);
-}
-
-void gelu_forward_keep_avx2(float* y, float* t, const float* x, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) {
-    const float ti = act::gelu_tanh(x[i]);
-    t[i] = ti;
-    y[i] = act::gelu_from_t(x[i], ti);
-  }
-}
-void gelu_backward_kept_avx2(float* dx, const float* dy, const float* x, const float* t, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) dx[i] = act::gelu_grad_t(dy[i], x[i], t[i]);
-}
-void gelu_forward_keep_avx2(double* y, double* t, const double* x, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) {
-    const double ti = act::gelu_tanh(x[i]);
-    t[i] = ti;
-    y[i] = act::gelu_from_t(x[i], ti);
-  }
-}
-void gelu_backward_kept_avx2(double* dx, const double* dy, const double* x, const double* t, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) dx[i] = act::gelu_grad_t(dy[i], x[i], t[i]);
-}
+LS_ACTIVATION_ISA_LOOPS(avx2, float)
+LS_ACTIVATION_ISA_LOOPS(avx2, double)
 
 }  // namespace lockstep
