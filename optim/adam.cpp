@@ -4,20 +4,10 @@
 // rounds once).
 #include "optim/adam.h"
 
-#include <algorithm>
-
-#include "base/parallel.h"
 #include "core/autograd.h"
 #include "core/optim.h"
 
 namespace lockstep::optim {
-namespace {
-
-// Least elements per task of the merged pass (an element costs ~0.3 ns with AVX2; a hand-off
-// a few microseconds), as kernels/optim_cpu.cpp's grain.
-constexpr int64_t kElementsPerTask = 1 << 15;
-
-}  // namespace
 
 void AdamOptions::validate(const std::string& op) const {
   detail::check_option(lr_ >= 0, op, "lr", ">= 0", lr_);
@@ -69,10 +59,9 @@ void Adam::step() {
   struct Update {
     Tensor p, m, v, vmax, grad;
     AdamStep s;
-    int64_t offset;  // of the parameter's first element among all updated elements
   };
   std::vector<Update> updates;
-  int64_t total = 0;
+  std::vector<int64_t> sizes;
   bool cpu = true;
   for (size_t g = 0; g < num_param_groups(); ++g) {
     const AdamOptions& o = options_as<AdamOptions>(g);
@@ -88,23 +77,14 @@ void Adam::step() {
       const int64_t t = ++step.data<int64_t>()[0];
       const AdamStep s = adam_step_args(o.lr(), o.betas().first, o.betas().second, o.eps(), o.weight_decay(),
                                         decoupled_, o.amsgrad(), t);
-      updates.push_back({p, m, v, vmax, grad, s, total});
-      total += p.numel();
+      updates.push_back({p, m, v, vmax, grad, s});
+      sizes.push_back(p.numel());
       cpu = cpu && p.device() == Device::cpu;
     }
   }
-  if (!cpu || updates.size() < 2 || num_threads() < 2) {
-    for (const Update& u : updates) adam_step_(u.p, u.m, u.v, u.vmax, u.grad, u.s);
-    return;
-  }
-  // One parallel pass over all parameters' elements, split into equal contiguous ranges,
-  // instead of one pass per parameter (each a hand-off, the small ones on one thread). Every
-  // element's update is its own, so the split changes no bit.
-  parallel_for(total, kElementsPerTask, [&](int64_t b, int64_t e) {
-    for (const Update& u : updates) {
-      const int64_t lo = std::max(b, u.offset), hi = std::min(e, u.offset + u.p.numel());
-      if (lo < hi) adam_step_(u.p, u.m, u.v, u.vmax, u.grad, u.s, lo - u.offset, hi - u.offset);
-    }
+  update_elementwise(sizes, cpu, [&](size_t i, int64_t b, int64_t e) {
+    const Update& u = updates[i];
+    adam_step_(u.p, u.m, u.v, u.vmax, u.grad, u.s, b, e);
   });
 }
 

@@ -22,6 +22,7 @@
 // the key); then it copies: later steps never write into the caller's tensors.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -96,6 +97,13 @@ class Optimizer : public Stateful {
   Tensor state_slot(size_t index, const std::string& name, const Tensor& param);
   bool has_state(size_t index, const std::string& name) const;
   size_t first_index(size_t group) const { return offsets_[group]; }
+  // Runs an element-wise update over several parameters of sizes[i] elements each:
+  // update(i, begin, end) updates elements [begin, end) of parameter i. On the CPU with two
+  // or more parameters and threads, one parallel pass over all their elements in equal
+  // contiguous ranges (one hand-off, not one per parameter); otherwise parameter by
+  // parameter. Every element's update is its own, so the split changes no bit.
+  static void update_elementwise(const std::vector<int64_t>& sizes, bool cpu,
+                                 const std::function<void(size_t, int64_t, int64_t)>& update);
   // The options of group g as the concrete type.
   template <typename O>
   const O& options_as(size_t group) const {

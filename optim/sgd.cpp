@@ -2,18 +2,10 @@
 // and their float operation order are in kernels/optim.h).
 #include "optim/sgd.h"
 
-#include <algorithm>
-
-#include "base/parallel.h"
 #include "core/autograd.h"
 #include "core/optim.h"
 
 namespace lockstep::optim {
-namespace {
-
-constexpr int64_t kElementsPerTask = 1 << 15;  // least elements per task of the merged pass
-
-}  // namespace
 
 void SGDOptions::validate(const std::string& op) const {
   detail::check_option(lr_ >= 0, op, "lr", ">= 0", lr_);
@@ -58,10 +50,9 @@ void SGD::step() {
   struct Update {
     Tensor p, buf, grad;
     SgdStep s;
-    int64_t offset;  // of the parameter's first element among all updated elements
   };
   std::vector<Update> updates;
-  int64_t total = 0;
+  std::vector<int64_t> sizes;
   bool cpu = true;
   for (size_t g = 0; g < num_param_groups(); ++g) {
     const SGDOptions& o = options_as<SGDOptions>(g);
@@ -81,22 +72,14 @@ void SGD::step() {
         s.first = !has_state(index, "momentum_buffer");
         buf = state_slot(index, "momentum_buffer", p);
       }
-      updates.push_back({p, buf, grad, s, total});
-      total += p.numel();
+      updates.push_back({p, buf, grad, s});
+      sizes.push_back(p.numel());
       cpu = cpu && p.device() == Device::cpu;
     }
   }
-  if (!cpu || updates.size() < 2 || num_threads() < 2) {
-    for (const Update& u : updates) sgd_step_(u.p, u.buf, u.grad, u.s);
-    return;
-  }
-  // One parallel pass over all parameters' elements (as Adam::step): every element's update
-  // is its own, so the split changes no bit.
-  parallel_for(total, kElementsPerTask, [&](int64_t b, int64_t e) {
-    for (const Update& u : updates) {
-      const int64_t lo = std::max(b, u.offset), hi = std::min(e, u.offset + u.p.numel());
-      if (lo < hi) sgd_step_(u.p, u.buf, u.grad, u.s, lo - u.offset, hi - u.offset);
-    }
+  update_elementwise(sizes, cpu, [&](size_t i, int64_t b, int64_t e) {
+    const Update& u = updates[i];
+    sgd_step_(u.p, u.buf, u.grad, u.s, b, e);
   });
 }
 
