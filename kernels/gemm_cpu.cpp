@@ -119,6 +119,9 @@ struct Plan {
   // Strips [0, first_packed) are read in place from B (b_in_place), the others packed.
   int64_t first_packed;
   int64_t panel_strips;
+  // Strips per claim of the packed B (kClaimStrips, fewer when the threads of a row split
+  // would otherwise find only one or two groups to share).
+  int64_t claim_strips;
   // Claim flag of (strip group q, k block pc) at b_ready[q * nk + pc]:
   // 0 not packed, 1 being packed, 2 packed.
   std::atomic<uint8_t>* b_ready;
@@ -287,21 +290,26 @@ void pack_a_block(const Plan& p, int64_t i0, int64_t mc, int64_t k0, int64_t kc,
 }
 
 // Makes rows [k0, k0 + kc) (k block pc) of strips [s0, s1) available in the packed B.
-// A group of kClaimStrips strips that nobody has claimed is packed here; one that
+// A group of claim_strips strips that nobody has claimed is packed here; one that
 // another thread is packing right now is waited for after our own packing is done. A
-// thread only waits for a packer that is running, so this cannot deadlock.
-void ensure_b_packed(const Plan& p, int64_t s0, int64_t s1, int64_t pc, int64_t k0, int64_t kc) {
+// thread only waits for a packer that is running, so this cannot deadlock. The thread
+// whose rows start at i0 begins at the group i0 / M of the way along, so that the threads
+// of a row split, which all need every strip, start on different groups.
+void ensure_b_packed(const Plan& p, int64_t s0, int64_t s1, int64_t pc, int64_t k0, int64_t kc, int64_t i0) {
   const GemmArgs& g = *p.g;
   s0 = std::max(s0, p.first_packed);
-  int64_t q0 = s0 / kClaimStrips, q1 = ceil_div(s1, kClaimStrips);
+  int64_t q0 = s0 / p.claim_strips, q1 = ceil_div(s1, p.claim_strips);
+  if (q1 <= q0) return;
+  int64_t start = (q1 - q0) * i0 / g.M;
   for (int pass = 0; pass < 2; ++pass)
-    for (int64_t q = q0; q < q1; ++q) {
+    for (int64_t j = 0; j < q1 - q0; ++j) {
+      int64_t q = q0 + (start + j) % (q1 - q0);
       std::atomic<uint8_t>& flag = p.b_ready[q * p.nk + pc];
       if (flag.load(std::memory_order_acquire) == 2) continue;
       uint8_t expected = 0;
       if (pass == 0 && flag.compare_exchange_strong(expected, 1, std::memory_order_acquire)) {
-        int64_t first = std::max(q * kClaimStrips, p.first_packed);
-        int64_t n = std::min((q + 1) * kClaimStrips, p.n_strips) - first;
+        int64_t first = std::max(q * p.claim_strips, p.first_packed);
+        int64_t n = std::min((q + 1) * p.claim_strips, p.n_strips) - first;
         pack_b_panel(g, first * kNR, n, k0, k0 + kc, p.b_packed + first * g.K * kNR, p.avx2);
         flag.store(2, std::memory_order_release);
       } else if (pass == 1) {
@@ -360,7 +368,7 @@ void compute_panel(const Plan& p, int64_t s0, int64_t s1, int64_t i0, int64_t i1
     }
     for (int64_t pc = 0; pc < p.nk; ++pc) {
       int64_t k0 = pc * p.kc, kc = std::min(p.kc, g.K - k0);
-      if (ic == i0) ensure_b_packed(p, s0, s1, pc, k0, kc);
+      if (ic == i0) ensure_b_packed(p, s0, s1, pc, k0, kc, i0);
       if (p.a_shared)
         a_pack = ensure_a_packed(p, ic, mc, pc, k0, kc);
       else
@@ -549,10 +557,6 @@ void gemm_float(const Exec& ex, const GemmArgs& g) {
   // (Packed before the call, g.b_packed: every piece is marked packed.)
   FloatBuffer b_buffer(g.b_packed ? 1 : p.n_strips * kNR * g.K);
   p.b_packed = g.b_packed ? const_cast<float*>(g.b_packed) : b_buffer.get();
-  int64_t n_flags = ceil_div(p.n_strips, kClaimStrips) * p.nk;
-  std::unique_ptr<std::atomic<uint8_t>[]> ready(new std::atomic<uint8_t>[n_flags]);
-  for (int64_t f = 0; f < n_flags; ++f) ready[f].store(g.b_packed ? 2 : 0, std::memory_order_relaxed);
-  p.b_ready = ready.get();
 
   // Split the longer side of C, so that the shared packed B is read by fewer threads when
   // N is the long side; fall back to the other side when it has fewer strips than threads.
@@ -561,6 +565,21 @@ void gemm_float(const Exec& ex, const GemmArgs& g) {
   bool split_rows = g.M >= g.N;
   if (split_rows && m_strips < threads && n_strips > m_strips) split_rows = false;
   if (!split_rows && n_strips < threads && m_strips > n_strips) split_rows = true;
+  // A row split's threads all need every strip of B: claims small enough that each of
+  // them finds some to pack (two per thread, each starting at its own, ensure_b_packed),
+  // not one thread packing B while the others wait (2 threads, 128 x 128 x 256 with 8
+  // strips: one claim before; best of 3600 calls 154 -> 164 GFLOP/s, perf: the micro-kernel
+  // 64 -> 71% of the cycles, sched_yield 10 -> 6%).
+  p.claim_strips = kClaimStrips;
+  if (split_rows) {
+    int64_t tasks = std::min<int64_t>(threads, ceil_div(m_strips, ceil_div(kMinFmasPerTask, kMR * g.N * g.K)));
+    if (tasks > 1) p.claim_strips = std::clamp<int64_t>(ceil_div(n_strips, 2 * tasks), 1, kClaimStrips);
+  }
+  int64_t n_flags = ceil_div(p.n_strips, p.claim_strips) * p.nk;
+  std::unique_ptr<std::atomic<uint8_t>[]> ready(new std::atomic<uint8_t>[n_flags]);
+  for (int64_t f = 0; f < n_flags; ++f) ready[f].store(g.b_packed ? 2 : 0, std::memory_order_relaxed);
+  p.b_ready = ready.get();
+
   if (split_rows) {
     int64_t grain = ceil_div(kMinFmasPerTask, kMR * g.N * g.K);
     parallel_for(m_strips, grain, [&](int64_t b, int64_t e) {
