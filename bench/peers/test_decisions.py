@@ -32,6 +32,7 @@ def main():
     _, ti = torch.nn.functional.max_pool2d(x, 2, return_indices=True)
     check(np.array_equal(decisions.pool_index(x.numpy(), 2), ti.numpy()), "pool_index differs from PyTorch's indices")
 
+    torch.manual_seed(5)  # the model's initialisation too: an unseeded one made the flipped window a tie at times
     model = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
                           nn.Linear(3 * 3 * 2, 4), nn.ReLU(), nn.Linear(4, 2)).double()
     check(decisions.decision_layers(model) == [1, 2, 5], "decision layers")
@@ -49,10 +50,18 @@ def main():
 
     # Flip one window of the pool to its second-largest input and impose it.
     kind, idx = own[2]
-    plane = inputs[2][1, 2].reshape(-1)
-    site = (1, 2, 1, 0)
-    win = [(r * 4 + c) for r in (2, 3) for c in (0, 1)]
-    order = sorted(win, key=lambda i: -plane[i])
+    # The first window (in index order) whose two largest inputs are both positive and apart, so
+    # that the flip changes the output and its margin is not zero.
+    pool_in = inputs[2]
+    site = order = plane = None
+    for n, c, r, q in np.ndindex(*idx.shape):
+        p = pool_in[n, c].reshape(-1)
+        win = [(2 * r + dr) * pool_in.shape[3] + 2 * q + dq for dr in (0, 1) for dq in (0, 1)]
+        o = sorted(win, key=lambda i: -p[i])
+        if p[o[1]] > 0 and p[o[0]] - p[o[1]] > 1e-3:
+            site, order, plane = (n, c, r, q), o, p
+            break
+    check(site is not None, "no window with two positive, distinct inputs")
     check(idx[site] == order[0], "the window's own choice is its maximum")
     flipped = idx.copy()
     flipped[site] = order[1]
