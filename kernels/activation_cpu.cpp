@@ -8,8 +8,8 @@
 namespace lockstep {
 namespace {
 
-constexpr int64_t kGrain = 32768;     // elements per task for the cheap ops
-constexpr int64_t kGrainMath = 4096;  // for gelu, which calls tanh
+constexpr int64_t kActGrain = 32768;     // elements per task for the cheap ops
+constexpr int64_t kActGrainMath = 4096;  // for gelu, which calls tanh
 
 // dx[i] = f(dy[i], v[i]) for i < n.
 template <typename T, typename F>
@@ -29,15 +29,15 @@ using act::tanh_grad;
 
 template <typename T>
 void relu_backward_cpu(const Exec&, T* dx, const T* dy, const T* x, int64_t n) {
-  map2(dx, dy, x, n, kGrain, [](T a, T b) { return relu_grad(a, b); });
+  map2(dx, dy, x, n, kActGrain, [](T a, T b) { return relu_grad(a, b); });
 }
 template <typename T>
 void tanh_backward_cpu(const Exec&, T* dx, const T* dy, const T* y, int64_t n) {
-  map2(dx, dy, y, n, kGrain, [](T a, T b) { return tanh_grad(a, b); });
+  map2(dx, dy, y, n, kActGrain, [](T a, T b) { return tanh_grad(a, b); });
 }
 template <typename T>
 void sigmoid_backward_cpu(const Exec&, T* dx, const T* dy, const T* y, int64_t n) {
-  map2(dx, dy, y, n, kGrain, [](T a, T b) { return sigmoid_grad(a, b); });
+  map2(dx, dy, y, n, kActGrain, [](T a, T b) { return sigmoid_grad(a, b); });
 }
 // gelu and silu call ls_tanhf / ls_sigmoidf: with AVX2 (AVX-512) each task runs the vectorised
 // loop of activation_avx2.cpp (activation_avx512.cpp; same bits), which the portable build
@@ -46,35 +46,35 @@ template <typename T>
 void gelu_backward_cpu(const Exec& ex, T* dx, const T* dy, const T* x, int64_t n) {
 #if LOCKSTEP_HAVE_AVX512
   if (ex.avx512())
-    return parallel_for(n, kGrainMath,
+    return parallel_for(n, kActGrainMath,
                         [&](int64_t b, int64_t e) { gelu_backward_avx512(dx + b, dy + b, x + b, e - b); });
 #endif
 #if LOCKSTEP_HAVE_AVX2
   if (ex.avx2())
-    return parallel_for(n, kGrainMath, [&](int64_t b, int64_t e) { gelu_backward_avx2(dx + b, dy + b, x + b, e - b); });
+    return parallel_for(n, kActGrainMath, [&](int64_t b, int64_t e) { gelu_backward_avx2(dx + b, dy + b, x + b, e - b); });
 #endif
   (void)ex;
-  map2(dx, dy, x, n, kGrainMath, [](T a, T b) { return gelu_grad(a, b); });
+  map2(dx, dy, x, n, kActGrainMath, [](T a, T b) { return gelu_grad(a, b); });
 }
 
 template <typename T>
 void silu_backward_cpu(const Exec& ex, T* dx, const T* dy, const T* x, int64_t n) {
 #if LOCKSTEP_HAVE_AVX512
   if (ex.avx512())
-    return parallel_for(n, kGrainMath,
+    return parallel_for(n, kActGrainMath,
                         [&](int64_t b, int64_t e) { silu_backward_avx512(dx + b, dy + b, x + b, e - b); });
 #endif
 #if LOCKSTEP_HAVE_AVX2
   if (ex.avx2())
-    return parallel_for(n, kGrainMath, [&](int64_t b, int64_t e) { silu_backward_avx2(dx + b, dy + b, x + b, e - b); });
+    return parallel_for(n, kActGrainMath, [&](int64_t b, int64_t e) { silu_backward_avx2(dx + b, dy + b, x + b, e - b); });
 #endif
   (void)ex;
-  map2(dx, dy, x, n, kGrainMath, [](T a, T b) { return silu_grad(a, b); });
+  map2(dx, dy, x, n, kActGrainMath, [](T a, T b) { return silu_grad(a, b); });
 }
 
 template <typename T>
 void gelu_forward_keep_cpu(const Exec& ex, T* y, T* t, const T* x, int64_t n) {
-  parallel_for(n, kGrainMath, [&](int64_t b, int64_t e) {
+  parallel_for(n, kActGrainMath, [&](int64_t b, int64_t e) {
 #if LOCKSTEP_HAVE_AVX512
     if (ex.avx512()) return gelu_forward_keep_avx512(y + b, t + b, x + b, e - b);
 #endif
@@ -91,7 +91,7 @@ void gelu_forward_keep_cpu(const Exec& ex, T* y, T* t, const T* x, int64_t n) {
 
 template <typename T>
 void gelu_backward_kept_cpu(const Exec& ex, T* dx, const T* dy, const T* x, const T* t, int64_t n) {
-  parallel_for(n, kGrain, [&](int64_t b, int64_t e) {
+  parallel_for(n, kActGrain, [&](int64_t b, int64_t e) {
 #if LOCKSTEP_HAVE_AVX512
     if (ex.avx512()) return gelu_backward_kept_avx512(dx + b, dy + b, x + b, t + b, e - b);
 #endif

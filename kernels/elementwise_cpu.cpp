@@ -18,8 +18,8 @@ namespace {
 // Least elements per task. Handing a task to the pool costs ~5 us; a task should be worth
 // several times that: ~0.1 ns per element for the cheap ops, ~0.5-1.2 ns for exp..gelu
 // (AVX2 build; measured on the 2-core AMD EPYC dev box).
-constexpr int64_t kGrain = 1 << 17;
-constexpr int64_t kGrainMath = 1 << 15;
+constexpr int64_t kEwGrain = 1 << 17;
+constexpr int64_t kEwGrainMath = 1 << 15;
 
 // Calls run(out_offset, in_offsets[3], len) for every run of the innermost dim.
 template <typename RunFn>
@@ -69,7 +69,7 @@ void run2(TO* o, const TA* a, const TB* b, int64_t n, const F& f) {
 template <typename TO, typename TA, typename TB, typename F>
 void apply2(const Broadcast& bc, TO* out, const TA* a, const TB* b, const F& f) {
   const bool a1 = bc.stride[0][bc.ndim - 1] != 0, b1 = bc.stride[1][bc.ndim - 1] != 0;
-  for_each_run(bc, kGrain, [&](int64_t o, const int64_t* off, int64_t n) {
+  for_each_run(bc, kEwGrain, [&](int64_t o, const int64_t* off, int64_t n) {
     TO* po = out + o;
     const TA* pa = a + off[0];
     const TB* pb = b + off[1];
@@ -89,7 +89,7 @@ template <typename T>
 void where_impl(T* out, const uint8_t* cond, const T* a, const T* b, const Broadcast& bc) {
   const int last = bc.ndim - 1;
   const int mask = (bc.stride[2][last] != 0) << 2 | (bc.stride[0][last] != 0) << 1 | (bc.stride[1][last] != 0);
-  for_each_run(bc, kGrain, [&](int64_t o, const int64_t* off, int64_t n) {
+  for_each_run(bc, kEwGrain, [&](int64_t o, const int64_t* off, int64_t n) {
     T* po = out + o;
     const T *pa = a + off[0], *pb = b + off[1];
     const uint8_t* pc = cond + off[2];
@@ -155,14 +155,14 @@ void unary_run(const Exec& ex, UnaryOp op, T* out, const T* x, int64_t n) {
 template <typename T>
 void unary_impl(const Exec& ex, UnaryOp op, T* out, const T* x, int64_t n) {
   const bool cheap = op == UnaryOp::neg || op == UnaryOp::abs || op == UnaryOp::relu;
-  parallel_for(n, cheap ? kGrain : kGrainMath, [&](int64_t b, int64_t e) { unary_run(ex, op, out + b, x + b, e - b); });
+  parallel_for(n, cheap ? kEwGrain : kEwGrainMath, [&](int64_t b, int64_t e) { unary_run(ex, op, out + b, x + b, e - b); });
 }
 
 template <typename T>
 void axpy_impl(const Exec& ex, T* out, T alpha, const T* x, const T* y, const Broadcast& bc) {
   const bool x1 = bc.stride[0][bc.ndim - 1] != 0, y1 = bc.stride[1][bc.ndim - 1] != 0;
   const bool simd = ex.avx2();
-  for_each_run(bc, kGrain, [&](int64_t o, const int64_t* off, int64_t n) {
+  for_each_run(bc, kEwGrain, [&](int64_t o, const int64_t* off, int64_t n) {
     T* po = out + o;
     const T *px = x + off[0], *py = y + off[1];
 #if LOCKSTEP_HAVE_AVX2

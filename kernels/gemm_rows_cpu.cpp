@@ -13,8 +13,8 @@ namespace gemm_rows {
 namespace {
 
 // About 1 us of work per task at these sizes: the hand-off to a pool worker costs ~1 us
-// (as kMinFmasPerTask in gemm_cpu.cpp).
-constexpr int64_t kMinFmasPerTask = 1 << 20;
+// (as kRowsMinFmasPerTask in gemm_cpu.cpp).
+constexpr int64_t kRowsMinFmasPerTask = 1 << 20;
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -52,7 +52,7 @@ void gemm_rows_cpu(const Exec& ex, const GemmArgs& g) {
     if (g.accumulate) out = *c + out;
     *c = out;
   };
-  const int64_t grain = std::max<int64_t>(1, kMinFmasPerTask / (g.M * kStripsMax * kCols * g.K));
+  const int64_t grain = std::max<int64_t>(1, kRowsMinFmasPerTask / (g.M * kStripsMax * kCols * g.K));
   parallel_for(n_groups, grain, [&](int64_t q0, int64_t q1) {
     alignas(32) float acc[kStripsMax * kCols];
     for (int64_t q = q0; q < q1; ++q) {

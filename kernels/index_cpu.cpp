@@ -14,7 +14,7 @@
 namespace lockstep {
 namespace {
 
-constexpr int64_t kGrainElems = 1 << 15;  // copied or summed elements per task
+constexpr int64_t kIndexGrainElems = 1 << 15;  // copied or summed elements per task
 
 // Stable counting sort: the positions of each id, in increasing position. start has n + 1
 // entries; the positions of id v are order[start[v] .. start[v + 1]). ids are read with
@@ -79,7 +79,7 @@ void index_add_det(T* out, const T* base, const T* src, const int64_t* idx, int6
                    int64_t inner) {
   std::vector<int64_t> start, order;
   bucket(start, order, idx, m, 1, n);
-  const int64_t grain = std::max<int64_t>(1, kGrainElems / std::max<int64_t>(1, inner * std::max<int64_t>(1, m / n)));
+  const int64_t grain = std::max<int64_t>(1, kIndexGrainElems / std::max<int64_t>(1, inner * std::max<int64_t>(1, m / n)));
   parallel_for(outer * n, grain, [&](int64_t d0, int64_t d1) {
     std::vector<T> parts, acc(static_cast<size_t>(inner));
     std::vector<int64_t> node;
@@ -105,7 +105,7 @@ template <typename T>
 void scatter_add_det(T* out, const T* base, const T* src, const int64_t* index, int64_t outer, int64_t n, int64_t m,
                      int64_t inner) {
   // Threads split the fibres (o, c); each fibre sorts its m positions by destination.
-  parallel_for(outer * inner, std::max<int64_t>(1, kGrainElems / std::max<int64_t>(1, m + n)),
+  parallel_for(outer * inner, std::max<int64_t>(1, kIndexGrainElems / std::max<int64_t>(1, m + n)),
                [&](int64_t f0, int64_t f1) {
                  std::vector<int64_t> start, order, node;
                  std::vector<T> parts;
@@ -132,7 +132,7 @@ void scatter_add_det(T* out, const T* base, const T* src, const int64_t* index, 
 template <typename T>
 void index_select_cpu(const Exec&, T* out, const T* x, const int64_t* idx, int64_t outer, int64_t n, int64_t m,
                       int64_t inner) {
-  parallel_for(outer * m, std::max<int64_t>(1, kGrainElems / std::max<int64_t>(1, inner)), [&](int64_t r0, int64_t r1) {
+  parallel_for(outer * m, std::max<int64_t>(1, kIndexGrainElems / std::max<int64_t>(1, inner)), [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t o = r / m, i = r % m;
       std::memcpy(out + r * inner, x + (o * n + idx[i]) * inner, static_cast<size_t>(inner) * sizeof(T));
@@ -179,7 +179,7 @@ void index_add_cpu(const Exec& ex, T* out, const T* base, const T* src, const in
 template <typename T>
 void gather_cpu(const Exec&, T* out, const T* x, const int64_t* index, int64_t outer, int64_t n, int64_t m,
                 int64_t inner) {
-  parallel_for(outer * m, std::max<int64_t>(1, kGrainElems / std::max<int64_t>(1, inner)), [&](int64_t r0, int64_t r1) {
+  parallel_for(outer * m, std::max<int64_t>(1, kIndexGrainElems / std::max<int64_t>(1, inner)), [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t o = r / m;
       for (int64_t c = 0; c < inner; ++c) out[r * inner + c] = x[(o * n + index[r * inner + c]) * inner + c];

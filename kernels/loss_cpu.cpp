@@ -17,11 +17,11 @@
 namespace lockstep {
 namespace {
 
-constexpr int64_t kGrainElems = 16384;  // elements per task, at least (MSE)
-constexpr int64_t kGrainMath = 4096;    // logits per task, at least (one exp each)
+constexpr int64_t kLossGrainElems = 16384;  // elements per task, at least (MSE)
+constexpr int64_t kLossGrainMath = 4096;    // logits per task, at least (one exp each)
 
 int64_t row_grain(int64_t cols) {
-  return std::max<int64_t>(1, kGrainMath / std::max<int64_t>(cols, 1));
+  return std::max<int64_t>(1, kLossGrainMath / std::max<int64_t>(cols, 1));
 }
 
 // out[0] = batch-order sum of v[0 .. n), divided by div when mean.
@@ -80,7 +80,7 @@ template <typename T>
 void mse_forward(const Exec& ex, T* out, const T* x, const T* y, int64_t N, int64_t D, Reduction red) {
   std::vector<T> sq_buf(red == Reduction::none ? 0 : static_cast<size_t>(N * D));
   T* sq = red == Reduction::none ? out : sq_buf.data();
-  parallel_for(N * D, kGrainElems, [&](int64_t b, int64_t e) {
+  parallel_for(N * D, kLossGrainElems, [&](int64_t b, int64_t e) {
     for (int64_t k = b; k < e; ++k) {
       const T d = x[k] - y[k];
       sq[k] = d * d;
@@ -95,7 +95,7 @@ void mse_forward(const Exec& ex, T* out, const T* x, const T* y, int64_t N, int6
 template <typename T>
 void mse_backward(T* dx, T* dy, const T* dout, const T* x, const T* y, int64_t N, int64_t D, Reduction red) {
   const T norm = red == Reduction::mean ? T(2) / static_cast<T>(N * D) : T(2);
-  parallel_for(N * D, kGrainElems, [&](int64_t b, int64_t e) {
+  parallel_for(N * D, kLossGrainElems, [&](int64_t b, int64_t e) {
     for (int64_t k = b; k < e; ++k) {
       const T g = red == Reduction::none ? dout[k] : dout[0];
       const T v = (norm * (x[k] - y[k])) * g;

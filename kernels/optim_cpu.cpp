@@ -22,14 +22,14 @@ namespace {
 
 // Least elements per task: an Adam element costs ~0.3 ns in the AVX2 build and handing a
 // task to the pool ~5 us, so a task should hold tens of thousands of elements.
-constexpr int64_t kGrain = 1 << 15;
+constexpr int64_t kOptimGrain = 1 << 15;
 
 }  // namespace
 
 template <typename T>
 void sgd_step_cpu(const Exec& ex, T* p, T* b, const T* g, int64_t n, const SgdStep& s) {
   const bool simd = ex.avx2();
-  parallel_for(n, kGrain, [&](int64_t i0, int64_t i1) {
+  parallel_for(n, kOptimGrain, [&](int64_t i0, int64_t i1) {
     T* bb = b ? b + i0 : nullptr;
 #if LOCKSTEP_HAVE_AVX2
     if (simd) return sgd_step_avx2(p + i0, bb, g + i0, i1 - i0, s);
@@ -42,7 +42,7 @@ void sgd_step_cpu(const Exec& ex, T* p, T* b, const T* g, int64_t n, const SgdSt
 template <typename T>
 void adam_step_cpu(const Exec& ex, T* p, T* m, T* v, T* vmax, const T* g, int64_t n, const AdamStep& s) {
   const bool simd = ex.avx2();
-  parallel_for(n, kGrain, [&](int64_t i0, int64_t i1) {
+  parallel_for(n, kOptimGrain, [&](int64_t i0, int64_t i1) {
     T* vm = vmax ? vmax + i0 : nullptr;
 #if LOCKSTEP_HAVE_AVX2
     if (simd) return adam_step_avx2(p + i0, m + i0, v + i0, vm, g + i0, i1 - i0, s);
@@ -93,12 +93,12 @@ void norm_reduce_cpu(const Exec& ex, T* out, const T* x, int64_t n, NormKind kin
   }
   if (kind == NormKind::max_abs) {
     // Exact: any split gives the same value; NaN is made canonical so its bits do too.
-    const int64_t chunks = (n + kGrain - 1) / kGrain;
+    const int64_t chunks = (n + kOptimGrain - 1) / kOptimGrain;
     std::vector<T> part(static_cast<size_t>(chunks));
     parallel_for(chunks, 1, [&](int64_t c0, int64_t c1) {
       for (int64_t c = c0; c < c1; ++c) {
-        const int64_t b = c * kGrain;
-        part[c] = max_abs_range(x + b, std::min(kGrain, n - b));
+        const int64_t b = c * kOptimGrain;
+        part[c] = max_abs_range(x + b, std::min(kOptimGrain, n - b));
       }
     });
     T m = max_abs_range(part.data(), chunks);
@@ -107,7 +107,7 @@ void norm_reduce_cpu(const Exec& ex, T* out, const T* x, int64_t n, NormKind kin
   }
   const int64_t blocks = (n + kReduceBlock - 1) / kReduceBlock;
   std::vector<T> part(static_cast<size_t>(blocks));
-  parallel_for(blocks, std::max<int64_t>(1, kGrain / kReduceBlock), [&](int64_t b0, int64_t b1) {
+  parallel_for(blocks, std::max<int64_t>(1, kOptimGrain / kReduceBlock), [&](int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; ++b) {
       const int64_t off = b * kReduceBlock;
       part[b] = block_partial(ex, x + off, std::min(kReduceBlock, n - off), kind);

@@ -18,8 +18,8 @@ namespace {
 
 // Least work per task: handing a task to the pool costs ~5 us, and 128K floats take ~20 us
 // at memory speed.
-constexpr int64_t kGrainElems = 1 << 17;
-constexpr int64_t kBlocksPerTask = kGrainElems / kReduceBlock;
+constexpr int64_t kReduceGrainElems = 1 << 17;
+constexpr int64_t kBlocksPerTask = kReduceGrainElems / kReduceBlock;
 constexpr int64_t kColTile = 256;       // columns per batch-order task: 1 KB of each row
 constexpr int kMaxTreeLevels = 64;      // a TreeStack never holds more partials than this
 
@@ -80,7 +80,7 @@ void sum_rows_impl(const Exec& ex, T* out, const T* x, int64_t rows, int64_t col
   const int64_t nb = ceil_div(cols, kReduceBlock);
   if (nb <= 1 || rows >= num_threads()) {
     // enough rows to go round: each thread sums whole rows
-    const int64_t grain = std::max<int64_t>(1, kGrainElems / std::max<int64_t>(cols, 1));
+    const int64_t grain = std::max<int64_t>(1, kReduceGrainElems / std::max<int64_t>(cols, 1));
     parallel_for(rows, grain, [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r) out[r] = sum_serial_with(block, x + r * cols, cols);
     });
@@ -164,7 +164,7 @@ void sum_mid_impl(T* out, const T* x, int64_t outer, int64_t d, int64_t inner, b
   if (tiles >= num_threads() || nchunks < 4) {
     // enough column tiles to go round: each task owns whole output columns
     const int64_t w = std::min(inner, kColTile);
-    const int64_t grain = std::max<int64_t>(1, kGrainElems / std::max<int64_t>(d * w, 1));
+    const int64_t grain = std::max<int64_t>(1, kReduceGrainElems / std::max<int64_t>(d * w, 1));
     parallel_for(tiles, grain, [&](int64_t i0, int64_t i1) {
       std::vector<T> stack_mem(static_cast<size_t>((kMaxTreeLevels + 1) * w));
       for (int64_t i = i0; i < i1; ++i) {
@@ -177,7 +177,7 @@ void sum_mid_impl(T* out, const T* x, int64_t outer, int64_t d, int64_t inner, b
   }
   // narrow and tall: chunk partials in parallel, then the same tree per column
   std::vector<T> part(static_cast<size_t>(outer * nchunks * inner));
-  const int64_t grain = std::max<int64_t>(1, kGrainElems / (kBatchChunk * inner));
+  const int64_t grain = std::max<int64_t>(1, kReduceGrainElems / (kBatchChunk * inner));
   parallel_for(outer * nchunks, grain, [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i) {
       const int64_t o = i / nchunks, k0 = (i % nchunks) * kBatchChunk;
@@ -246,7 +246,7 @@ template <typename T>
 void max_impl(T* val, int64_t* idx, const T* x, int64_t outer, int64_t d, int64_t inner) {
   if (outer <= 0 || inner <= 0 || d <= 0) return;
   if (inner == 1) {
-    const int64_t grain = std::max<int64_t>(1, kGrainElems / d);
+    const int64_t grain = std::max<int64_t>(1, kReduceGrainElems / d);
     parallel_for(outer, grain, [&](int64_t o0, int64_t o1) {
       for (int64_t o = o0; o < o1; ++o) {
         const int64_t k = argmax_row(x + o * d, d);
@@ -257,7 +257,7 @@ void max_impl(T* val, int64_t* idx, const T* x, int64_t outer, int64_t d, int64_
     return;
   }
   const int64_t ntiles = ceil_div(inner, kColTile);
-  const int64_t grain = std::max<int64_t>(1, kGrainElems / (d * std::min(inner, kColTile)));
+  const int64_t grain = std::max<int64_t>(1, kReduceGrainElems / (d * std::min(inner, kColTile)));
   parallel_for(outer * ntiles, grain, [&](int64_t i0, int64_t i1) {
     std::vector<T> v(static_cast<size_t>(inner));
     std::vector<int64_t> k(static_cast<size_t>(inner));

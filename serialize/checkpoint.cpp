@@ -17,7 +17,7 @@ namespace lockstep::serialize {
 namespace {
 
 template <typename... Args>
-[[noreturn]] void fail(const std::string& file, const std::string& field, const Args&... args) {
+[[noreturn]] void fail_checkpoint(const std::string& file, const std::string& field, const Args&... args) {
   throw std::runtime_error(str_cat("[load_checkpoint] ", file, ": ", field, ": ", args...));
 }
 
@@ -46,17 +46,17 @@ StateDict section(const StateDict& all, const std::string& prefix) {
 
 // The int64 values of tensor `key`, which must have shape [n] (n < 0: 0-d).
 std::vector<int64_t> get_i64(const StateDict& all, const std::string& key, int64_t n, const std::string& file) {
-  if (!all.contains(key)) fail(file, key, "missing");
+  if (!all.contains(key)) fail_checkpoint(file, key, "missing");
   const Tensor& t = all.at(key);
   const Shape want = n < 0 ? Shape{} : Shape{n};
   if (t.dtype() != DType::i64 || t.shape() != want)
-    fail(file, key, "expected int64 ", shape_str(want), ", got ", dtype_name(t.dtype()), " ", shape_str(t.shape()));
+    fail_checkpoint(file, key, "expected int64 ", shape_str(want), ", got ", dtype_name(t.dtype()), " ", shape_str(t.shape()));
   return t.to_vector<int64_t>();
 }
 
 const std::string& meta_at(const Metadata& m, const std::string& key, const std::string& file) {
   auto it = m.find(key);
-  if (it == m.end()) fail(file, "__metadata__." + key, "missing");
+  if (it == m.end()) fail_checkpoint(file, "__metadata__." + key, "missing");
   return it->second;
 }
 
@@ -103,29 +103,29 @@ CheckpointInfo load_checkpoint(const std::string& path, TrainingState& state) {
 
   // ---- 1. checks that change nothing ----
   if (meta_at(meta, "format", path) != kCheckpointFormat)
-    fail(path, "__metadata__.format", "expected '", kCheckpointFormat, "', got '", meta.at("format"), "'");
+    fail_checkpoint(path, "__metadata__.format", "expected '", kCheckpointFormat, "', got '", meta.at("format"), "'");
   if (meta_at(meta, "format_version", path) != kCheckpointFormatVersion)
-    fail(path, "__metadata__.format_version", "expected ", kCheckpointFormatVersion, ", got '",
+    fail_checkpoint(path, "__metadata__.format_version", "expected ", kCheckpointFormatVersion, ", got '",
          meta.at("format_version"), "'");
   CheckpointInfo info{meta_at(meta, "lockstep_version", path), meta_at(meta, "mode", path), meta};
   if (!state.allow_mode_change && info.mode != mode_name(mode()))
-    fail(path, "__metadata__.mode", "the checkpoint was written in ", info.mode, " mode, this process runs in ",
+    fail_checkpoint(path, "__metadata__.mode", "the checkpoint was written in ", info.mode, " mode, this process runs in ",
          mode_name(mode()), " mode (set TrainingState::allow_mode_change to accept)");
 
   // Every tensor must belong to a known section, and sections must match the components.
   const char* sections[] = {"model.", "optimizer.", "scheduler.", "early_stopping.", "rng.", "loader.", "counters."};
   for (const auto& kv : all.items())
     if (std::none_of(std::begin(sections), std::end(sections), [&](const char* s) { return starts_with(kv.first, s); }))
-      fail(path, kv.first, "unexpected tensor (no such checkpoint section)");
+      fail_checkpoint(path, kv.first, "unexpected tensor (no such checkpoint section)");
   auto has_section = [&](const std::string& prefix) {
     return std::any_of(all.items().begin(), all.items().end(), [&](auto& kv) { return starts_with(kv.first, prefix); });
   };
   auto check_section = [&](const char* prefix, bool present_in_state, const char* component) {
     if (has_section(prefix) && !present_in_state)
-      fail(path, std::string(prefix) + "*", "the checkpoint has ", component, " state but the TrainingState has no ",
+      fail_checkpoint(path, std::string(prefix) + "*", "the checkpoint has ", component, " state but the TrainingState has no ",
            component);
     if (!has_section(prefix) && present_in_state)
-      fail(path, std::string(prefix) + "*", "the TrainingState has a ", component, " but the checkpoint has no ",
+      fail_checkpoint(path, std::string(prefix) + "*", "the TrainingState has a ", component, " but the checkpoint has no ",
            component, " state");
   };
   check_section("optimizer.", state.optimizer != nullptr, "optimizer");
@@ -144,28 +144,28 @@ CheckpointInfo load_checkpoint(const std::string& path, TrainingState& state) {
     if (!starts_with(kv.first, "generator.")) model_rng.insert(kv.first, kv.second);
   const StateDict rng_ref = state.model->rng_state_dict();
   for (const auto& [key, ref] : rng_ref.items()) {
-    if (!model_rng.contains(key)) fail(path, "rng." + key, "missing");
+    if (!model_rng.contains(key)) fail_checkpoint(path, "rng." + key, "missing");
     const Tensor& t = model_rng.at(key);
     if (t.dtype() != ref.dtype() || t.shape() != ref.shape())
-      fail(path, "rng." + key, "expected ", dtype_name(ref.dtype()), " ", shape_str(ref.shape()), ", got ",
+      fail_checkpoint(path, "rng." + key, "expected ", dtype_name(ref.dtype()), " ", shape_str(ref.shape()), ", got ",
            dtype_name(t.dtype()), " ", shape_str(t.shape()));
   }
   for (const auto& kv : model_rng.items())
     if (!rng_ref.contains(kv.first))
-      fail(path, "rng." + kv.first, "unexpected: the model has no layer with random state of that name");
+      fail_checkpoint(path, "rng." + kv.first, "unexpected: the model has no layer with random state of that name");
 
   std::vector<std::vector<int64_t>> gen_vals;
   for (const auto& [name, g] : state.generators) gen_vals.push_back(get_i64(all, "rng.generator." + name, 2, path));
   const StateDict gen_sd = section(all, "rng.generator.");
   for (const auto& kv : gen_sd.items())
     if (std::none_of(state.generators.begin(), state.generators.end(), [&](auto& g) { return g.first == kv.first; }))
-      fail(path, "rng.generator." + kv.first, "unexpected: no Generator of that name in the TrainingState");
+      fail_checkpoint(path, "rng.generator." + kv.first, "unexpected: no Generator of that name in the TrainingState");
 
   const int64_t step = get_i64(all, "counters.step", -1, path)[0];
   const int64_t epoch = get_i64(all, "counters.epoch", -1, path)[0];
   const StateDict counters_sd = section(all, "counters.");
   for (const auto& kv : counters_sd.items())
-    if (kv.first != "step" && kv.first != "epoch") fail(path, "counters." + kv.first, "unexpected tensor");
+    if (kv.first != "step" && kv.first != "epoch") fail_checkpoint(path, "counters." + kv.first, "unexpected tensor");
 
   // ---- 2. the components that check themselves; undo on a later failure ----
   std::vector<std::function<void()>> undo;
@@ -177,7 +177,7 @@ CheckpointInfo load_checkpoint(const std::string& path, TrainingState& state) {
     state.model->load_rng_state_dict(model_rng);
     undo.push_back([&state, before] { state.model->load_rng_state_dict(before); });
   } catch (const std::exception& e) {
-    fail(path, "rng.*", e.what());
+    fail_checkpoint(path, "rng.*", e.what());
   }
   auto load_part = [&](const char* prefix, Stateful* obj) {
     if (obj == nullptr) return;
@@ -186,7 +186,7 @@ CheckpointInfo load_checkpoint(const std::string& path, TrainingState& state) {
       obj->load_state_dict(section(all, prefix));
     } catch (const std::exception& e) {
       undo_all();
-      fail(path, std::string(prefix) + "*", e.what());
+      fail_checkpoint(path, std::string(prefix) + "*", e.what());
     }
     undo.push_back([obj, before] { obj->load_state_dict(before); });
   };

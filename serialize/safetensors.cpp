@@ -27,7 +27,7 @@ constexpr uint64_t kFnvPrime = 0x100000001b3ull;
 
 // "[safetensors] <file>: <field>: <message>"
 template <typename... Args>
-[[noreturn]] void fail(const std::string& file, const std::string& field, const Args&... args) {
+[[noreturn]] void fail_safetensors(const std::string& file, const std::string& field, const Args&... args) {
   throw std::runtime_error(str_cat("[safetensors] ", file, ": ", field, ": ", args...));
 }
 
@@ -79,47 +79,47 @@ uint64_t header_checksum(const std::vector<Entry>& entries, const Metadata& meta
 // Parses and checks header bytes [p, p + n) of a file whose data section has data_size bytes.
 Header parse_header(const char* p, size_t n, uint64_t data_size, const std::string& file) {
   // nlohmann-json stops at a NUL as at the end of input; valid JSON never holds a raw one.
-  if (std::memchr(p, 0, n) != nullptr) fail(file, "header", "contains a NUL byte (not JSON)");
+  if (std::memchr(p, 0, n) != nullptr) fail_safetensors(file, "header", "contains a NUL byte (not JSON)");
   nlohmann::json j = nlohmann::json::parse(p, p + n, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) fail(file, "header", "not well-formed JSON (", n, " bytes)");
-  if (!j.is_object()) fail(file, "header", "expected a JSON object, got a ", j.type_name());
+  if (j.is_discarded()) fail_safetensors(file, "header", "not well-formed JSON (", n, " bytes)");
+  if (!j.is_object()) fail_safetensors(file, "header", "expected a JSON object, got a ", j.type_name());
   Header h;
   for (auto it = j.begin(); it != j.end(); ++it) {
     const std::string& name = it.key();
     const nlohmann::json& v = it.value();
     if (name == "__metadata__") {
-      if (!v.is_object()) fail(file, "__metadata__", "expected an object of strings, got a ", v.type_name());
+      if (!v.is_object()) fail_safetensors(file, "__metadata__", "expected an object of strings, got a ", v.type_name());
       for (auto m = v.begin(); m != v.end(); ++m) {
         if (!m.value().is_string())
-          fail(file, str_cat("__metadata__.", m.key()), "expected a string, got a ", m.value().type_name());
+          fail_safetensors(file, str_cat("__metadata__.", m.key()), "expected a string, got a ", m.value().type_name());
         h.metadata[m.key()] = m.value().get<std::string>();
       }
       continue;
     }
     const std::string field = str_cat("tensor '", name, "'");
-    if (!v.is_object()) fail(file, field, "expected an object, got a ", v.type_name());
+    if (!v.is_object()) fail_safetensors(file, field, "expected an object, got a ", v.type_name());
     for (auto k = v.begin(); k != v.end(); ++k)
       if (k.key() != "dtype" && k.key() != "shape" && k.key() != "data_offsets")
-        fail(file, field + ".'" + k.key() + "'", "unknown field (expected dtype, shape, data_offsets)");
+        fail_safetensors(file, field + ".'" + k.key() + "'", "unknown field (expected dtype, shape, data_offsets)");
     Entry e{name, DType::f32, {}, 0, 0};
     auto dt = v.find("dtype");
-    if (dt == v.end() || !dt->is_string()) fail(file, field + ".dtype", "missing or not a string");
+    if (dt == v.end() || !dt->is_string()) fail_safetensors(file, field + ".dtype", "missing or not a string");
     if (!parse_dtype(dt->get<std::string>(), &e.dtype))
-      fail(file, field + ".dtype", "unsupported dtype '", dt->get<std::string>(), "' (lockstep reads F32, F64, I64, U8)");
+      fail_safetensors(file, field + ".dtype", "unsupported dtype '", dt->get<std::string>(), "' (lockstep reads F32, F64, I64, U8)");
     auto sh = v.find("shape");
-    if (sh == v.end() || !sh->is_array()) fail(file, field + ".shape", "missing or not an array");
+    if (sh == v.end() || !sh->is_array()) fail_safetensors(file, field + ".shape", "missing or not an array");
     if (sh->size() > static_cast<size_t>(kMaxDims))
-      fail(file, field + ".shape", sh->size(), " dimensions, at most ", kMaxDims, " supported");
+      fail_safetensors(file, field + ".shape", sh->size(), " dimensions, at most ", kMaxDims, " supported");
     // numel counts the elements; span counts zeros as 1, so that the strides of an empty
     // tensor ([0, 2^32, 2^32]) must fit in int64 too.
     uint64_t numel = 1, span = 1;
     for (const auto& d : *sh) {
-      if (!d.is_number_unsigned()) fail(file, field + ".shape", "expected non-negative integers, got ", d.dump());
+      if (!d.is_number_unsigned()) fail_safetensors(file, field + ".shape", "expected non-negative integers, got ", d.dump());
       const uint64_t x = d.get<uint64_t>();
       const uint64_t limit = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
-      if (x > limit) fail(file, field + ".shape", "dimension ", x, " is too large");
+      if (x > limit) fail_safetensors(file, field + ".shape", "dimension ", x, " is too large");
       if (span > limit / std::max<uint64_t>(x, 1))
-        fail(file, field + ".shape", "the product of the dimensions overflows int64 at dimension ", e.shape.size(),
+        fail_safetensors(file, field + ".shape", "the product of the dimensions overflows int64 at dimension ", e.shape.size(),
              " (", x, ")");
       span *= std::max<uint64_t>(x, 1);
       numel *= x;
@@ -127,20 +127,20 @@ Header parse_header(const char* p, size_t n, uint64_t data_size, const std::stri
     }
     const uint64_t esize = dtype_size(e.dtype);
     if (numel > data_size / esize)
-      fail(file, field + ".shape", shape_str(e.shape), " x ", dtype_code(e.dtype), " is larger than the data section (",
+      fail_safetensors(file, field + ".shape", shape_str(e.shape), " x ", dtype_code(e.dtype), " is larger than the data section (",
            data_size, " bytes)");
     auto off = v.find("data_offsets");
     if (off == v.end() || !off->is_array() || off->size() != 2 || !(*off)[0].is_number_unsigned() ||
         !(*off)[1].is_number_unsigned())
-      fail(file, field + ".data_offsets", "expected [begin, end] non-negative integers, got ",
+      fail_safetensors(file, field + ".data_offsets", "expected [begin, end] non-negative integers, got ",
            off == v.end() ? std::string("nothing") : off->dump());
     e.begin = (*off)[0].get<uint64_t>();
     e.end = (*off)[1].get<uint64_t>();
     if (e.begin > e.end || e.end > data_size)
-      fail(file, field + ".data_offsets", "[", e.begin, ", ", e.end, "] is not a range inside the data section (",
+      fail_safetensors(file, field + ".data_offsets", "[", e.begin, ", ", e.end, "] is not a range inside the data section (",
            data_size, " bytes)");
     if (e.end - e.begin != numel * esize)
-      fail(file, field + ".data_offsets", "[", e.begin, ", ", e.end, "] holds ", e.end - e.begin, " bytes, but ",
+      fail_safetensors(file, field + ".data_offsets", "[", e.begin, ", ", e.end, "] holds ", e.end - e.begin, " bytes, but ",
            dtype_code(e.dtype), " ", shape_str(e.shape), " needs ", numel * esize);
     h.entries.push_back(std::move(e));
   }
@@ -150,48 +150,48 @@ Header parse_header(const char* p, size_t n, uint64_t data_size, const std::stri
   uint64_t at = 0;
   for (const Entry& e : h.entries) {
     if (e.begin < at)
-      fail(file, str_cat("tensor '", e.name, "'.data_offsets"), "[", e.begin, ", ", e.end,
+      fail_safetensors(file, str_cat("tensor '", e.name, "'.data_offsets"), "[", e.begin, ", ", e.end,
            "] overlaps the previous tensor, which ends at ", at);
     if (e.begin > at)
-      fail(file, str_cat("tensor '", e.name, "'.data_offsets"), "[", e.begin, ", ", e.end,
+      fail_safetensors(file, str_cat("tensor '", e.name, "'.data_offsets"), "[", e.begin, ", ", e.end,
            "] leaves a gap: bytes [", at, ", ", e.begin, ") belong to no tensor");
     at = e.end;
   }
   if (at != data_size)
-    fail(file, "data section", data_size - at, " trailing bytes after the last tensor belong to no tensor");
+    fail_safetensors(file, "data section", data_size - at, " trailing bytes after the last tensor belong to no tensor");
   // Written together: one without the other means a damaged key (which would otherwise
   // switch the header check off).
   if (h.metadata.count(kHeaderChecksumKey) != h.metadata.count(kDataChecksumKey))
-    fail(file, str_cat("__metadata__.", h.metadata.count(kHeaderChecksumKey) ? kDataChecksumKey : kHeaderChecksumKey),
+    fail_safetensors(file, str_cat("__metadata__.", h.metadata.count(kHeaderChecksumKey) ? kDataChecksumKey : kHeaderChecksumKey),
          "missing while the other lockstep checksum is present (damaged header?)");
   auto hc = h.metadata.find(kHeaderChecksumKey);
   if (hc != h.metadata.end() && hc->second != checksum_hex(header_checksum(h.entries, h.metadata)))
-    fail(file, str_cat("__metadata__.", kHeaderChecksumKey), "mismatch: the header was modified or damaged (stored ",
+    fail_safetensors(file, str_cat("__metadata__.", kHeaderChecksumKey), "mismatch: the header was modified or damaged (stored ",
          hc->second, ", computed ", checksum_hex(header_checksum(h.entries, h.metadata)), ")");
   return h;
 }
 
 // The header length from the first 8 bytes, checked against the file size.
 uint64_t header_length(const unsigned char* first8, uint64_t file_size, const std::string& file) {
-  if (file_size < 8) fail(file, "header length", "the file has ", file_size, " bytes, fewer than the 8 of the length");
+  if (file_size < 8) fail_safetensors(file, "header length", "the file has ", file_size, " bytes, fewer than the 8 of the length");
   uint64_t n = 0;
   for (int i = 7; i >= 0; --i) n = (n << 8) | first8[i];
-  if (n > kMaxHeaderBytes) fail(file, "header length", n, " exceeds the limit of ", kMaxHeaderBytes, " bytes");
+  if (n > kMaxHeaderBytes) fail_safetensors(file, "header length", n, " exceeds the limit of ", kMaxHeaderBytes, " bytes");
   if (n > file_size - 8)
-    fail(file, "header length", n, " exceeds the ", file_size - 8, " bytes after the length field (truncated file?)");
+    fail_safetensors(file, "header length", n, " exceeds the ", file_size - 8, " bytes after the length field (truncated file?)");
   return n;
 }
 
 void check_checksums_present(const Header& h, const std::string& file, const LoadOptions& options) {
   if (!options.require_checksum) return;
   for (const char* k : {kHeaderChecksumKey, kDataChecksumKey})
-    if (!h.metadata.count(k)) fail(file, str_cat("__metadata__.", k), "missing (required for this file)");
+    if (!h.metadata.count(k)) fail_safetensors(file, str_cat("__metadata__.", k), "missing (required for this file)");
 }
 
 void check_data_checksum(const Header& h, uint64_t computed, const std::string& file) {
   auto dc = h.metadata.find(kDataChecksumKey);
   if (dc != h.metadata.end() && dc->second != checksum_hex(computed))
-    fail(file, str_cat("__metadata__.", kDataChecksumKey), "mismatch: the data section is damaged (stored ", dc->second,
+    fail_safetensors(file, str_cat("__metadata__.", kDataChecksumKey), "mismatch: the data section is damaged (stored ", dc->second,
          ", computed ", checksum_hex(computed), ")");
 }
 
@@ -269,8 +269,8 @@ void read_at(int fd, void* dst, uint64_t n, uint64_t offset, const std::string& 
   while (n > 0) {
     ssize_t r = ::pread(fd, p, n < (uint64_t{1} << 30) ? n : (uint64_t{1} << 30), static_cast<off_t>(offset));
     if (r < 0 && errno == EINTR) continue;
-    if (r < 0) fail(file, what, "read failed: ", std::strerror(errno));
-    if (r == 0) fail(file, what, "unexpected end of file (the file shrank while being read)");
+    if (r < 0) fail_safetensors(file, what, "read failed: ", std::strerror(errno));
+    if (r == 0) fail_safetensors(file, what, "unexpected end of file (the file shrank while being read)");
     p += r, offset += static_cast<uint64_t>(r), n -= static_cast<uint64_t>(r);
   }
 }
@@ -380,10 +380,10 @@ SafetensorsContents load_safetensors(const std::string& path, const LoadOptions&
   Fd f;
   // O_NONBLOCK: opening a FIFO must not wait for a writer; the type check below refuses it.
   f.fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-  if (f.fd < 0) fail(path, "file", "cannot open: ", std::strerror(errno));
+  if (f.fd < 0) fail_safetensors(path, "file", "cannot open: ", std::strerror(errno));
   struct stat st;
-  if (::fstat(f.fd, &st) != 0) fail(path, "file", "cannot stat: ", std::strerror(errno));
-  if (!S_ISREG(st.st_mode)) fail(path, "file", "not a regular file");
+  if (::fstat(f.fd, &st) != 0) fail_safetensors(path, "file", "cannot stat: ", std::strerror(errno));
+  if (!S_ISREG(st.st_mode)) fail_safetensors(path, "file", "not a regular file");
   const uint64_t size = static_cast<uint64_t>(st.st_size);
   unsigned char first8[8] = {0};
   if (size >= 8) read_at(f.fd, first8, 8, 0, path, "header length");

@@ -46,7 +46,7 @@ struct TempDir {
   std::string file(const std::string& name) const { return (path / name).string(); }
 };
 
-void write_bytes(const std::string& path, const std::vector<uint8_t>& bytes) {
+void write_file_bytes(const std::string& path, const std::vector<uint8_t>& bytes) {
   std::ofstream f(path, std::ios::binary);
   f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
 }
@@ -105,14 +105,14 @@ void require_error(F&& f, const std::vector<std::string>& parts) {
 TEST_CASE("idx: plain and gzipped files read back exactly", "[data]") {
   TempDir dir("idx_ok");
   const std::vector<uint8_t> pixels = iota_bytes(3 * 2 * 4), labels = {0, 9, 3};
-  write_bytes(dir.file("img"), idx_bytes({3, 2, 4}, pixels));
-  write_bytes(dir.file("img.gz"), gzip(idx_bytes({3, 2, 4}, pixels)));
-  write_bytes(dir.file("lab.gz"), gzip(idx_bytes({3}, labels)));
+  write_file_bytes(dir.file("img"), idx_bytes({3, 2, 4}, pixels));
+  write_file_bytes(dir.file("img.gz"), gzip(idx_bytes({3, 2, 4}, pixels)));
+  write_file_bytes(dir.file("lab.gz"), gzip(idx_bytes({3}, labels)));
   // Two gzip members back to back (what `cat a.gz b.gz` makes) read as one stream.
   std::vector<uint8_t> whole = idx_bytes({3, 2, 4}, pixels), two = gzip({whole.begin(), whole.begin() + 10});
   std::vector<uint8_t> second = gzip({whole.begin() + 10, whole.end()});
   two.insert(two.end(), second.begin(), second.end());
-  write_bytes(dir.file("two.gz"), two);
+  write_file_bytes(dir.file("two.gz"), two);
 
   for (const char* name : {"img", "img.gz", "two.gz"}) {
     Tensor t = read_idx_images(dir.file(name));
@@ -135,51 +135,51 @@ TEST_CASE("idx: every malformed file gives an error naming the file", "[data]") 
   std::string missing = dir.file("no_such_file");
   require_error<RE>(images(missing), {missing, "cannot open"});
 
-  write_bytes(dir.file("empty"), {});
+  write_file_bytes(dir.file("empty"), {});
   require_error<RE>(images(dir.file("empty")), {dir.file("empty"), "empty file"});
 
-  write_bytes(dir.file("labels_as_images"), idx_bytes({2}, {1, 2}));
+  write_file_bytes(dir.file("labels_as_images"), idx_bytes({2}, {1, 2}));
   require_error<RE>(images(dir.file("labels_as_images")),
                     {dir.file("labels_as_images"), "expected magic number 0x00000803", "got 0x00000801"});
 
   write_text(dir.file("text"), "hello, world\n");
   require_error<RE>(images(dir.file("text")), {dir.file("text"), "two zero bytes"});
 
-  write_bytes(dir.file("float_type"), idx_bytes({1, 1, 1}, {0, 0, 0, 0}, 0x0D));
+  write_file_bytes(dir.file("float_type"), idx_bytes({1, 1, 1}, {0, 0, 0, 0}, 0x0D));
   require_error<RE>(images(dir.file("float_type")), {dir.file("float_type"), "data type 0x08", "0x0d"});
 
-  write_bytes(dir.file("short_header"), {0, 0, 8, 3, 0, 0, 0, 2, 0, 0});
+  write_file_bytes(dir.file("short_header"), {0, 0, 8, 3, 0, 0, 0, 2, 0, 0});
   require_error<RE>(images(dir.file("short_header")), {dir.file("short_header"), "truncated header"});
 
   std::vector<uint8_t> cut = idx_bytes({2, 3, 3}, pixels);
   cut.resize(cut.size() - 5);
-  write_bytes(dir.file("truncated"), cut);
+  write_file_bytes(dir.file("truncated"), cut);
   require_error<RE>(images(dir.file("truncated")), {dir.file("truncated"), "truncated data", "2x3x3 = 18 bytes", "13"});
 
   std::vector<uint8_t> longer = idx_bytes({2, 3, 3}, pixels);
   longer.push_back(0);
-  write_bytes(dir.file("longer"), longer);
+  write_file_bytes(dir.file("longer"), longer);
   require_error<RE>(images(dir.file("longer")), {dir.file("longer"), "longer than the header"});
 
 #if LOCKSTEP_HAS_ZLIB
   // gzip: cut in the middle, cut right after the magic, and corrupted compressed bytes.
   std::vector<uint8_t> gz = gzip(idx_bytes({2, 3, 3}, pixels));
-  write_bytes(dir.file("cut.gz"), {gz.begin(), gz.begin() + static_cast<long>(gz.size() / 2)});
+  write_file_bytes(dir.file("cut.gz"), {gz.begin(), gz.begin() + static_cast<long>(gz.size() / 2)});
   require_error<RE>(images(dir.file("cut.gz")), {dir.file("cut.gz"), "truncated gzip"});
-  write_bytes(dir.file("magic_only.gz"), {0x1f, 0x8b});
+  write_file_bytes(dir.file("magic_only.gz"), {0x1f, 0x8b});
   require_error<RE>(images(dir.file("magic_only.gz")), {dir.file("magic_only.gz"), "gzip"});
   std::vector<uint8_t> bad = gz;
   for (size_t i = 12; i < bad.size() - 8; ++i) bad[i] ^= 0x5a;
-  write_bytes(dir.file("corrupt.gz"), bad);
+  write_file_bytes(dir.file("corrupt.gz"), bad);
   require_error<RE>(images(dir.file("corrupt.gz")), {dir.file("corrupt.gz"), "corrupt gzip"});
   // A valid gzip stream whose CRC-32 trailer is wrong is corrupt too.
   std::vector<uint8_t> crc = gz;
   crc[crc.size() - 6] ^= 0xff;
-  write_bytes(dir.file("crc.gz"), crc);
+  write_file_bytes(dir.file("crc.gz"), crc);
   require_error<RE>(images(dir.file("crc.gz")), {dir.file("crc.gz"), "corrupt gzip"});
 #endif
 
-  write_bytes(dir.file("labels"), idx_bytes({4}, {1, 2, 12, 3}));
+  write_file_bytes(dir.file("labels"), idx_bytes({4}, {1, 2, 12, 3}));
   require_error<RE>([&] { read_idx_labels(dir.file("labels"), 10); },
                     {dir.file("labels"), "label 12 at index 2", "[0, 10)"});
   REQUIRE(read_idx_labels(dir.file("labels")).numel() == 4);  // no class count: no check
@@ -189,10 +189,10 @@ TEST_CASE("idx: every malformed file gives an error naming the file", "[data]") 
 TEST_CASE("mnist: a directory of small files loads, mismatches name both files", "[data]") {
   TempDir dir("mnist_small");
   const std::string d = dir.path.string();
-  write_bytes(d + "/train-images-idx3-ubyte.gz", gzip(idx_bytes({3, 28, 28}, iota_bytes(3 * 784))));
-  write_bytes(d + "/train-labels-idx1-ubyte.gz", gzip(idx_bytes({3}, {4, 0, 9})));
-  write_bytes(d + "/t10k-images-idx3-ubyte", idx_bytes({2, 28, 28}, iota_bytes(2 * 784)));  // not gzipped
-  write_bytes(d + "/t10k-labels-idx1-ubyte", idx_bytes({3}, {1, 2, 3}));                    // one too many
+  write_file_bytes(d + "/train-images-idx3-ubyte.gz", gzip(idx_bytes({3, 28, 28}, iota_bytes(3 * 784))));
+  write_file_bytes(d + "/train-labels-idx1-ubyte.gz", gzip(idx_bytes({3}, {4, 0, 9})));
+  write_file_bytes(d + "/t10k-images-idx3-ubyte", idx_bytes({2, 28, 28}, iota_bytes(2 * 784)));  // not gzipped
+  write_file_bytes(d + "/t10k-labels-idx1-ubyte", idx_bytes({3}, {1, 2, 3}));                    // one too many
   REQUIRE(mnist_available(d));
   REQUIRE_FALSE(mnist_available(dir.file("nowhere")));
 
@@ -206,7 +206,7 @@ TEST_CASE("mnist: a directory of small files loads, mismatches name both files",
 
   require_error<std::runtime_error>([&] { load_mnist(d, MnistSplit::test); },
                                     {"t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", "2 images", "3 labels"});
-  write_bytes(d + "/train-labels-idx1-ubyte.gz", gzip(idx_bytes({3}, {4, 10, 9})));
+  write_file_bytes(d + "/train-labels-idx1-ubyte.gz", gzip(idx_bytes({3}, {4, 10, 9})));
   require_error<std::runtime_error>([&] { load_mnist(d, MnistSplit::train); },
                                     {"train-labels-idx1-ubyte.gz", "label 10 at index 1"});
   require_error<std::runtime_error>([&] { load_mnist(dir.file("nowhere")); }, {"nowhere", "cannot open"});
@@ -214,7 +214,7 @@ TEST_CASE("mnist: a directory of small files loads, mismatches name both files",
 #else
 TEST_CASE("idx: a build without zlib names the gzip file and says to gunzip it", "[data][errors]") {
   TempDir dir("no_zlib");
-  write_bytes(dir.file("img.gz"), {0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3});  // a gzip header
+  write_file_bytes(dir.file("img.gz"), {0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3});  // a gzip header
   require_error<std::runtime_error>([&] { read_idx_images(dir.file("img.gz")); },
                                     {dir.file("img.gz"), "no zlib", "gunzip it first"});
 }
@@ -387,10 +387,10 @@ TEST_CASE("idx: sizes whose product would wrap are rejected before any allocatio
   TempDir dir("idx_wrap");
   using RE = std::runtime_error;
   // 16 bytes: magic 0x00000803 and 65536 x 16777216 x 16777216 images (2^64 bytes: wraps to 0)
-  write_bytes(dir.file("wrap"), idx_bytes({65536, 16777216, 16777216}, {}));
+  write_file_bytes(dir.file("wrap"), idx_bytes({65536, 16777216, 16777216}, {}));
   require_error<RE>([&] { read_idx_images(dir.file("wrap")); }, {dir.file("wrap"), "more than 2^40 bytes"});
   // a zero size holds no bytes, but the other sizes' strides would still overflow
-  write_bytes(dir.file("zero"), idx_bytes({0, 4294967295u, 4294967295u}, {}));
+  write_file_bytes(dir.file("zero"), idx_bytes({0, 4294967295u, 4294967295u}, {}));
   require_error<RE>([&] { read_idx_images(dir.file("zero")); }, {dir.file("zero"), "more than 2^40 bytes"});
 }
 

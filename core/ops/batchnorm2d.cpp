@@ -4,6 +4,7 @@
 // batch_norm2d_synced: the same in training over this process's samples of a batch split
 // across processes, the sums combined by `combine` (as batch_norm_synced, core/ops/batchnorm_synced.cpp).
 #include "core/autograd.h"
+#include "core/ops/batch_sums.h"
 #include "core/ops/dispatch.h"
 #include "core/tensor.h"
 #include "kernels/batchnorm.h"
@@ -80,15 +81,6 @@ Tensor batch_norm2d(const Tensor& x_in, const Tensor& running_mean, const Tensor
   return y;
 }
 
-namespace {
-Tensor combined(const BatchSumCombine& combine, const Tensor& local, const char* what) {
-  Tensor total = combine(local).contiguous();
-  LS_CHECK_ARG(total.dtype() == DType::f32 && total.numel() == local.numel(), "batch_norm2d_synced", "combine of ",
-               what, " returned ", total.str(), ", expected ", local.numel(), " float32 values");
-  return total;
-}
-}  // namespace
-
 Tensor batch_norm2d_synced(const Tensor& x_in, const Tensor& running_mean, const Tensor& running_var,
                            const Tensor& weight, const Tensor& bias, double momentum, double eps,
                            int64_t global_rows, const BatchSumCombine& combine) {
@@ -110,10 +102,10 @@ Tensor batch_norm2d_synced(const Tensor& x_in, const Tensor& running_mean, const
   Tensor s = Tensor::empty({C}, DType::f32), mean = Tensor::empty({C}, DType::f32);
   Tensor rstd = Tensor::empty({C}, DType::f32), y = Tensor::empty(x.shape(), DType::f32);
   batchnorm2d_sum_cpu(ex, s.data<float>(), x.data<float>(), N, C, HW);
-  Tensor s1 = combined(combine, s, "sum x");
+  Tensor s1 = combined_batch_sums(op, combine, s, "sum x");
   batchnorm_mean_cpu(ex, mean.data<float>(), s1.data<float>(), M, C);
   batchnorm2d_sqdev_sum_cpu(ex, s.data<float>(), x.data<float>(), mean.data<float>(), N, C, HW);
-  Tensor s2 = combined(combine, s, "sum (x - mean)^2");
+  Tensor s2 = combined_batch_sums(op, combine, s, "sum (x - mean)^2");
   batchnorm_finish_stats_cpu(ex, rstd.data<float>(), p(running_mean), p(running_var), mean.data<float>(),
                              s2.data<float>(), M, C, static_cast<float>(eps), static_cast<float>(momentum));
   batchnorm2d_normalize_cpu(ex, y.data<float>(), x.data<float>(), mean.data<float>(), rstd.data<float>(), p(w), p(b),
@@ -127,7 +119,7 @@ Tensor batch_norm2d_synced(const Tensor& x_in, const Tensor& running_mean, const
       Tensor local = Tensor::empty({2 * C}, DType::f32);
       batchnorm2d_backward_sums_cpu(ex, local.data<float>(), g.data<float>(), x.data<float>(), mean.data<float>(),
                                     rstd.data<float>(), N, C, HW);
-      Tensor total = combined(combine, local, "sum dy, sum dy xhat");
+      Tensor total = combined_batch_sums("batch_norm2d_synced", combine, local, "sum dy, sum dy xhat");
       Tensor dx = Tensor::empty(x.shape(), DType::f32);
       batchnorm2d_backward_dx_cpu(ex, dx.data<float>(), g.data<float>(), x.data<float>(), mean.data<float>(),
                                   rstd.data<float>(), w.defined() ? w.data<float>() : nullptr, total.data<float>(),

@@ -6,22 +6,11 @@
 //   [B1, B2] = combine([sum dy, sum dy xhat]);  dx = ((dy - B1/N) - xhat B2/N) * rstd * gamma
 //   dgamma, dbeta = this process's partial sum dy xhat, sum dy (combined later with the gradients)
 #include "core/autograd.h"
+#include "core/ops/batch_sums.h"
 #include "core/tensor.h"
 #include "kernels/batchnorm.h"
 
 namespace lockstep {
-namespace {
-
-// Runs combine and checks that it kept the length (a wrong combine must not write past C).
-Tensor combined(const BatchSumCombine& combine, const Tensor& local, const char* what) {
-  Tensor total = combine(local).contiguous();
-  LS_CHECK_ARG(total.dtype() == DType::f32 && total.numel() == local.numel(), "batch_norm_synced", "combine of ",
-               what, " returned ", total.str(), ", expected ", local.numel(), " float32 values");
-  return total;
-}
-
-}  // namespace
-
 Tensor batch_norm_synced(const Tensor& x_in, const Tensor& running_mean, const Tensor& running_var,
                          const Tensor& weight, const Tensor& bias, double momentum, double eps, int64_t global_rows,
                          const BatchSumCombine& combine) {
@@ -54,10 +43,10 @@ Tensor batch_norm_synced(const Tensor& x_in, const Tensor& running_mean, const T
   Tensor s = Tensor::empty({C}, DType::f32), mean = Tensor::empty({C}, DType::f32);
   Tensor rstd = Tensor::empty({C}, DType::f32), y = Tensor::empty({N, C}, DType::f32);
   batchnorm_sum_cpu(ex, s.data<float>(), x.data<float>(), N, C);
-  Tensor s1 = combined(combine, s, "sum x");
+  Tensor s1 = combined_batch_sums(op, combine, s, "sum x");
   batchnorm_mean_cpu(ex, mean.data<float>(), s1.data<float>(), global_rows, C);
   batchnorm_sqdev_sum_cpu(ex, s.data<float>(), x.data<float>(), mean.data<float>(), N, C);
-  Tensor s2 = combined(combine, s, "sum (x - mean)^2");
+  Tensor s2 = combined_batch_sums(op, combine, s, "sum (x - mean)^2");
   batchnorm_finish_stats_cpu(ex, rstd.data<float>(), p(running_mean), p(running_var), mean.data<float>(),
                              s2.data<float>(), global_rows, C, static_cast<float>(eps), static_cast<float>(momentum));
   batchnorm_normalize_cpu(ex, y.data<float>(), x.data<float>(), mean.data<float>(), rstd.data<float>(), p(w), p(b), N,
@@ -71,7 +60,7 @@ Tensor batch_norm_synced(const Tensor& x_in, const Tensor& running_mean, const T
              Tensor local = Tensor::empty({2 * C}, DType::f32);
              batchnorm_backward_sums_cpu(ex, local.data<float>(), g.data<float>(), x.data<float>(),
                                          mean.data<float>(), rstd.data<float>(), N, C);
-             Tensor total = combined(combine, local, "sum dy, sum dy xhat");
+             Tensor total = combined_batch_sums("batch_norm_synced", combine, local, "sum dy, sum dy xhat");
              Tensor dx = Tensor::empty({N, C}, DType::f32);
              batchnorm_backward_dx_cpu(ex, dx.data<float>(), g.data<float>(), x.data<float>(), mean.data<float>(),
                                        rstd.data<float>(), w.defined() ? w.data<float>() : nullptr,

@@ -15,11 +15,11 @@
 #include "test_util.h"
 
 using namespace lockstep;
+using lockstep_test::kThreadCounts;
 using lockstep_test::random_floats;
 
 namespace {
 
-const int kThreadCounts[] = {1, 2, 3, 8};
 const float kNan = std::numeric_limits<float>::quiet_NaN();
 const float kInf = std::numeric_limits<float>::infinity();
 
@@ -76,7 +76,7 @@ struct ShapeCase {
 };
 
 // Broadcast pairs from scalar to 8-d; out is their broadcast shape.
-const ShapeCase kCases[] = {
+const ShapeCase kShapeCases[] = {
     {{4097}, {4097}, {4097}},                     // same shape
     {{1 << 19}, {1 << 19}, {1 << 19}},            // large enough to split across threads
     {{512, 1024}, {512, 1024}, {1024}},           // row vector, split across threads
@@ -116,7 +116,7 @@ TEST_CASE("make_broadcast merges dims and marks broadcast inputs", "[elementwise
 }
 
 TEST_CASE("binary_cpu: every op and broadcast shape, any threads", "[elementwise][deterministic]") {
-  for (const ShapeCase& c : kCases) {
+  for (const ShapeCase& c : kShapeCases) {
     const int64_t n = shape_numel(c.out), na = shape_numel(c.a), nb = shape_numel(c.b);
     std::vector<float> a = random_floats(na, 7, -4, 4), b = random_floats(nb, 8, -4, 4);
     if (nb > 3) b[3] = kNan;

@@ -25,13 +25,13 @@ using lockstep_test::random_floats;
 
 namespace {
 
-struct Shape {
+struct GemmShape {
   int64_t M, N, K;
 };
 
 // Shapes: 1, 3, 7, 17, 129, 1000 and sizes off the 6 x 16 register tile, the 144-row and
 // 256-deep cache blocks (K = 257 and 1000 take several k blocks).
-const std::vector<Shape> kShapes = {{1, 1, 1},     {3, 7, 17},   {17, 3, 7},    {7, 17, 1},
+const std::vector<GemmShape> kShapes = {{1, 1, 1},     {3, 7, 17},   {17, 3, 7},    {7, 17, 1},
                                     {129, 7, 3},   {1, 129, 17}, {17, 17, 129}, {7, 3, 1000},
                                     {1000, 17, 3}, {3, 1000, 7}, {129, 33, 257}};
 
@@ -43,7 +43,7 @@ struct Problem {
 
   // align_b: B's first row starts on a 64-byte boundary (with a pad that makes ldb a
   // multiple of 16, every row does).
-  Problem(bool ta, bool tb, Shape s, bool with_bias, bool accumulate, KOrder order, uint32_t seed,
+  Problem(bool ta, bool tb, GemmShape s, bool with_bias, bool accumulate, KOrder order, uint32_t seed,
           int64_t pad = 3, bool align_b = false) {
     g.trans_a = ta;
     g.trans_b = tb;
@@ -145,9 +145,9 @@ int64_t first_outside_bound(const Problem& p, const std::vector<float>& got, con
 // Calls fn(problem, description) for every transpose, bias, accumulate and order
 // combination of the shape list.
 template <typename Fn>
-void for_all_configs(const std::vector<Shape>& shapes, Fn fn) {
+void for_all_configs(const std::vector<GemmShape>& shapes, Fn fn) {
   uint32_t seed = 100;
-  for (Shape s : shapes)
+  for (GemmShape s : shapes)
     for (int ta = 0; ta < 2; ++ta)
       for (int tb = 0; tb < 2; ++tb)
         for (int bias = 0; bias < 2; ++bias)
@@ -206,7 +206,7 @@ TEST_CASE("gemm_cpu: K == 0 gives the epilogue of +0.0f, empty M or N writes not
         }
       REQUIRE_BITWISE_EQUAL(got, p.ref());
     }
-  for (Shape s : {Shape{0, 5, 7}, Shape{5, 0, 7}}) {
+  for (GemmShape s : {GemmShape{0, 5, 7}, GemmShape{5, 0, 7}}) {
     Problem p(false, false, s, true, false, KOrder::sequential, 4);
     auto got = p.det();
     REQUIRE_BITWISE_EQUAL(got, p.C0);
@@ -217,7 +217,7 @@ TEST_CASE("gemm_cpu: bitwise identical for 1, 2, 3 and 8 threads", "[gemm][deter
   // Large enough (> 4M fmas, gemm_cpu's smallest task) to use several threads: several row
   // strips per thread and k blocks, and (M = 5) the column split; the 1-thread result is
   // also checked against the reference.
-  for (Shape s : {Shape{200, 130, 600}, Shape{5, 3000, 700}})
+  for (GemmShape s : {GemmShape{200, 130, 600}, GemmShape{5, 3000, 700}})
     for (KOrder order : {KOrder::sequential, KOrder::batch_chunked})
       for (int tb = 0; tb < 2; ++tb) {
         Problem p(false, tb, s, true, true, order, 11);
@@ -284,10 +284,10 @@ TEST_CASE("gemm_cpu: every SIMD level gives the scalar path's bits", "[gemm][det
   // Batch-chunked k blocks of the AVX-512 kernel (16 chunks): K = 257 and 300 are one block
   // of 9 and 10 chunks, 600 is 16 + 3, 1000 is 16 + 16, 1100 is 16 + 16 + 3 (three block
   // subtrees on the tile's TreeStack).
-  const std::vector<Shape> shapes = {{129, 33, 257}, {150, 100, 600}, {7, 40, 1000}, {161, 40, 600},
+  const std::vector<GemmShape> shapes = {{129, 33, 257}, {150, 100, 600}, {7, 40, 1000}, {161, 40, 600},
                                      {47, 32, 41},   {300, 16, 9},    {1, 40, 70},   {6, 17, 300},
                                      {128, 48, 256}, {31, 40, 1100}};
-  for (Shape s : shapes)
+  for (GemmShape s : shapes)
     for (KOrder order : {KOrder::sequential, KOrder::batch_chunked})
       for (int ta = 0; ta < 2; ++ta) {
         Problem p(ta, !ta, s, true, ta, order, 31);
@@ -316,7 +316,7 @@ TEST_CASE("gemm_cpu: B read in place gives the packed path's bits", "[gemm][dete
   if (lockstep::simd_level_available() != SimdLevel::avx512)
     WARN("AVX-512 not available in this build or CPU: B is never read in place here");
   struct Case {
-    Shape s;
+    GemmShape s;
     int64_t pad;
   };
   for (Case c : {Case{{128, 40, 300}, 8}, Case{{150, 100, 600}, 12}, Case{{7, 32, 41}, 0}, Case{{13, 64, 70}, 0},
@@ -429,7 +429,7 @@ TEST_CASE("TreeStack equals tree_sum_inplace for n = 1..200", "[gemm][determinis
 
 TEST_CASE("gemm_cpu float64: bitwise equal to the canonical loops written here", "[gemm][deterministic]") {
   // Same contract in double: sequential fma chain from +0.0, or chunk partials + tree.
-  for (Shape s : {Shape{1, 1, 1}, Shape{17, 70, 129}, Shape{7, 3, 1000}, Shape{3, 5, 0}})
+  for (GemmShape s : {GemmShape{1, 1, 1}, GemmShape{17, 70, 129}, GemmShape{7, 3, 1000}, GemmShape{3, 5, 0}})
     for (int ta = 0; ta < 2; ++ta)
       for (int tb = 0; tb < 2; ++tb)
         for (KOrder order : {KOrder::sequential, KOrder::batch_chunked}) {
@@ -480,7 +480,7 @@ namespace {
 
 // Shapes for fast mode: Eigen and split_k differ from the canonical order only when there
 // is something to block (split_k needs K >= 256 for two ranges).
-const std::vector<Shape> kFastShapes = {{1, 1, 1}, {17, 129, 7}, {129, 17, 1000}, {120, 150, 512}};
+const std::vector<GemmShape> kFastShapes = {{1, 1, 1}, {17, 129, 7}, {129, 17, 1000}, {120, 150, 512}};
 
 // What a fast result is checked against, computed once per problem.
 struct Expected {
@@ -541,7 +541,7 @@ TEST_CASE("gemm_fast_cpu: the tolerance rejects a wrong fast result", "[gemm][fa
 TEST_CASE("gemm_fast_cpu: autotuned choice is valid, cached, and never writes the caller's C",
           "[gemm][fast]") {
   lockstep::gemm_autotune_reset();
-  for (Shape s : {Shape{64, 64, 64}, Shape{129, 200, 700}}) {
+  for (GemmShape s : {GemmShape{64, 64, 64}, GemmShape{129, 200, 700}}) {
     Problem p(true, false, s, true, /*accumulate=*/true, KOrder::batch_chunked, 81);
     Expected e(p);
     std::vector<float> C = p.C0;

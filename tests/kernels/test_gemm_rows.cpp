@@ -17,7 +17,7 @@ using lockstep_test::random_floats;
 
 namespace {
 
-struct Problem {
+struct RowsProblem {
   int64_t M, N, K;
   bool ta, tb, bias, acc;
   std::vector<float> a, b, bias_v, c0;
@@ -33,8 +33,8 @@ struct Problem {
   }
 };
 
-Problem make(int64_t M, int64_t N, int64_t K, bool ta, bool tb, bool bias, bool acc, uint64_t seed) {
-  Problem p{M, N, K, ta, tb, bias, acc, {}, {}, {}, {}};
+RowsProblem make(int64_t M, int64_t N, int64_t K, bool ta, bool tb, bool bias, bool acc, uint64_t seed) {
+  RowsProblem p{M, N, K, ta, tb, bias, acc, {}, {}, {}, {}};
   p.a = random_floats(((ta ? K : M)) * ((ta ? M : K) + 3), seed, -1, 1);
   p.b = random_floats(((tb ? N : K)) * ((tb ? K : N) + 5), seed + 1, -1, 1);
   p.bias_v = random_floats(N, seed + 2, -1, 1);
@@ -52,7 +52,7 @@ TEST_CASE("gemm rows: few-row path and prepacked B give the canonical bits", "[g
     for (int64_t M = 1; M <= 7; ++M)
       for (int f = 0; f < 16; ++f) {
         const bool ta = f & 1, tb = f & 2, bias = f & 4, acc = f & 8;
-        const Problem p = make(M, nk[0], nk[1], ta, tb, bias, acc, seed += 7);
+        const RowsProblem p = make(M, nk[0], nk[1], ta, tb, bias, acc, seed += 7);
         std::vector<float> want(p.c0);
         gemm_cpu_ref(p.args(want.data()));
         // The packed op(B), as the frozen-weights scope would pass it.
@@ -85,7 +85,7 @@ TEST_CASE("gemm rows: few-row path and prepacked B give the canonical bits", "[g
 // The prepacked B must be the same bits with the SIMD packing and the scalar one.
 TEST_CASE("gemm rows: gemm_pack_b_cpu is a copy, SIMD or scalar", "[gemm][deterministic]") {
   for (bool tb : {false, true}) {
-    const Problem p = make(2, 70, 45, false, tb, false, false, 9);
+    const RowsProblem p = make(2, 70, 45, false, tb, false, false, 9);
     std::vector<float> s(static_cast<size_t>(gemm_packed_b_floats(p.N, p.K))), v(s.size());
     {
       SimdGuard sg(false);

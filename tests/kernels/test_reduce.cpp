@@ -17,12 +17,12 @@
 #include "test_util.h"
 
 using namespace lockstep;
+using lockstep_test::kThreadCounts;
 using lockstep_test::random_floats;
 
 namespace {
 
 const int64_t kSizes[] = {0, 1, 3, 7, 17, 129, 1000, 4095, 4096, 4097, 100003};
-const int kThreadCounts[] = {1, 2, 3, 8};
 
 // The Exec of a deterministic kernel call on the SIMD path (the highest level available
 // here) or the portable one.

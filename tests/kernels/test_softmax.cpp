@@ -17,11 +17,11 @@
 #include "test_util.h"
 
 using namespace lockstep;
+using lockstep_test::kThreadCounts;
 using lockstep_test::random_floats;
 
 namespace {
 
-const int kThreadCounts[] = {1, 2, 3, 8};
 const float kInf = std::numeric_limits<float>::infinity();
 
 // The steps of kernels/softmax.h for one row.

@@ -26,7 +26,7 @@ std::string xml_escape(const std::string& s) {
   return out;
 }
 
-constexpr double kW = 720, kLeft = 80, kRight = 20, kTop = 44, kPlotH = 256, kLegendRow = 18;
+constexpr double kSvgW = 720, kLeft = 80, kRight = 20, kTop = 44, kPlotH = 256, kLegendRow = 18;
 
 // The tick step for [lo, hi] with about `target` intervals: 1, 2 or 5 times a power of ten.
 double nice_step(double lo, double hi, int target) {
@@ -103,8 +103,8 @@ std::string plot_svg(const Scenario& s, const ScenarioResult& r) {
   }
   const double xstep = xticks.size() > 1 ? xticks[1] - xticks[0] : 1;  // for the labels' decimals
   const size_t legend_rows = r.strip ? 0 : (r.curves.size() + 1) / 2;
-  const double kH = kTop + kPlotH + 60 + kLegendRow * static_cast<double>(legend_rows) + (r.log_y ? 18 : 0);
-  const double pw = kW - kLeft - kRight, ph = kPlotH;
+  const double kSvgH = kTop + kPlotH + 60 + kLegendRow * static_cast<double>(legend_rows) + (r.log_y ? 18 : 0);
+  const double pw = kSvgW - kLeft - kRight, ph = kPlotH;
   const size_t ncat = std::max<size_t>(1, r.curves.size());
   auto X = [&](double i) {
     if (r.strip) return kLeft + pw * (i + 0.5) / static_cast<double>(ncat);
@@ -118,8 +118,8 @@ std::string plot_svg(const Scenario& s, const ScenarioResult& r) {
 
   std::string o = strf("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
                        "viewBox=\"0 0 %.0f %.0f\" font-family=\"sans-serif\" font-size=\"12\">\n",
-                       kW, kH, kW, kH);
-  o += strf("<rect width=\"%.0f\" height=\"%.0f\" fill=\"white\"/>\n", kW, kH);
+                       kSvgW, kSvgH, kSvgW, kSvgH);
+  o += strf("<rect width=\"%.0f\" height=\"%.0f\" fill=\"white\"/>\n", kSvgW, kSvgH);
   o += strf("<text x=\"%.0f\" y=\"22\" font-size=\"15\" font-weight=\"bold\">%s</text>\n", kLeft,
             xml_escape("lockstep lab: " + s.name).c_str());
   o += strf("<rect x=\"%.0f\" y=\"%.0f\" width=\"%.0f\" height=\"%.0f\" fill=\"none\" stroke=\"#444\"/>\n", kLeft,
@@ -170,7 +170,7 @@ std::string plot_svg(const Scenario& s, const ScenarioResult& r) {
                 Y(m - sd), X(double(k)) + hw + 8, Y(m + sd));
     }
     o += strf("<text x=\"%.1f\" y=\"%.1f\" fill=\"#555\">one dot per seed; bar: mean; whisker: +-1 sd</text>\n", kLeft,
-              kH - 8);
+              kSvgH - 8);
     return o + "</svg>\n";
   }
   int nw = 0, nc = 0;
@@ -197,7 +197,7 @@ std::string plot_svg(const Scenario& s, const ScenarioResult& r) {
   }
   if (has_floor)
     o += strf("<text x=\"%.1f\" y=\"%.1f\" fill=\"#555\">values of 0 (identical) are drawn on the bottom edge</text>\n",
-              kLeft, kH - 8);
+              kLeft, kSvgH - 8);
   o += "</svg>\n";
   return o;
 }
