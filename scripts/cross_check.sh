@@ -64,7 +64,7 @@ for a in "${archs[@]}"; do
   esac
   echo "== build $a (${targets[*]})"
   cmake -S "$root" -B "$b" -DCMAKE_BUILD_TYPE=Release -DCMAKE_TOOLCHAIN_FILE="$root/cmake/toolchain-$a.cmake" \
-    -DLOCKSTEP_ZLIB=OFF -DLOCKSTEP_CUDA=OFF -DLOCKSTEP_BENCH=OFF -DLOCKSTEP_CLI_COMMANDS=train \
+    -DLOCKSTEP_ZLIB=OFF -DLOCKSTEP_CUDA=OFF -DLOCKSTEP_BENCH=OFF -DLOCKSTEP_CLI_COMMANDS=train -DCMAKE_UNITY_BUILD=ON \
     -DLOCKSTEP_TESTS="$([ "$tests" = none ] && echo OFF || echo ON)" "${launcher[@]}" > "$work/configure-$a.log" || { cat "$work/configure-$a.log" >&2; fail "configure $a"; }
   cmake --build "$b" -j "$jobs" --target "${targets[@]}" > "$work/build-$a.log" 2>&1 || {
     tail -n 40 "$work/build-$a.log" >&2; fail "build $a"; }

@@ -50,7 +50,7 @@ configure() {
     -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" -DCMAKE_CXX_FLAGS="$2" \
     -DCMAKE_EXE_LINKER_FLAGS="$2" -DLOCKSTEP_CUDA=OFF -DLOCKSTEP_BENCH=OFF \
     -DLOCKSTEP_TEST_SOURCES_MATCHING="${3:-}" \
-    -DCMAKE_DISABLE_FIND_PACKAGE_MPI=ON > "$1.configure.log" 2>&1 \
+    -DCMAKE_DISABLE_FIND_PACKAGE_MPI=ON -DCMAKE_UNITY_BUILD=ON > "$1.configure.log" 2>&1 \
     || { cat "$1.configure.log"; return 1; }
 }
 

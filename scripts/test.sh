@@ -48,7 +48,7 @@ stage "cuda-emu" cuda_emu_stage
 # (layering reads the sources: the gcc ctest has run it; install_find_package is gcc's too.)
 clang_stage() {  # chained with &&: set -e is off inside a command that stage() tests
   cmake -S . -B build-clang -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Release -DLOCKSTEP_CUDA=OFF \
-    -DLOCKSTEP_BENCH=OFF -DCMAKE_DISABLE_FIND_PACKAGE_MPI=ON &&
+    -DLOCKSTEP_BENCH=OFF -DCMAKE_DISABLE_FIND_PACKAGE_MPI=ON -DCMAKE_UNITY_BUILD=ON &&
     cmake --build build-clang -j "$jobs" --target lockstep_tests &&
     ctest --test-dir build-clang --output-on-failure -j "$jobs" --timeout 600 -L 'unit|deterministic' -LE install \
       -E '^layering$'

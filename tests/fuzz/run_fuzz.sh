@@ -29,7 +29,7 @@ if [ "$cmd" = build ] || [ "$cmd" = configure ]; then
   flags="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
   cmake -S "$root" -B "$out" -DCMAKE_CXX_COMPILER="$cxx" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" -DCMAKE_CXX_FLAGS="$flags" -DLOCKSTEP_FUZZ=ON \
-    -DLOCKSTEP_CUDA=OFF -DLOCKSTEP_BENCH=OFF -DCMAKE_DISABLE_FIND_PACKAGE_MPI=ON \
+    -DLOCKSTEP_CUDA=OFF -DLOCKSTEP_BENCH=OFF -DCMAKE_DISABLE_FIND_PACKAGE_MPI=ON -DCMAKE_UNITY_BUILD=ON \
     > "$out/configure.log" 2>&1 || { cat "$out/configure.log"; exit 1; }
   [ "$cmd" = build ] || exit 0
   targets=()
