@@ -31,11 +31,11 @@ inline constexpr bool kSanitized = false;
 inline constexpr bool kSanitized = false;
 #endif
 
-// Thread counts for a sweep: {1, 3}, or {3} alone in a sanitizer build (3 threads on any
-// machine: a split with an uneven last part).
 // The thread counts the kernel tests compare (1 against the rest, byte for byte).
 inline constexpr int kThreadCounts[] = {1, 2, 3, 8};
 
+// Thread counts for a sweep: {1, 3}, or {3} alone in a sanitizer build (3 threads on any
+// machine: a split with an uneven last part).
 inline std::vector<int> sweep_threads() { return kSanitized ? std::vector<int>{3} : std::vector<int>{1, 3}; }
 
 // Uniform floats in [lo, hi) from a fixed seed (std::mt19937 is specified bit-exactly).
