@@ -71,31 +71,34 @@ bool trans_b(Shape s) { return s.op[1] == 't'; }
 
 // ---- FMA peak ------------------------------------------------------------------------
 
-// One thread's FMA throughput: 16 independent accumulator chains (the fma latency of 4
-// cycles times 2 fma pipes needs at least 8 in flight), `iters` rounds of 16 fmas on ymm
-// (AVX2) or zmm (AVX-512) registers. Returns flops per second.
-// Sixteen chains, each acc = acc * x + y (GCC unrolls this and keeps acc in registers).
-#define LS_FMA_LOOP(V, SET1, FMA, LANES)                                                   \
-  V acc[16];                                                                              \
-  for (int i = 0; i < 16; ++i) acc[i] = SET1(0.001f * i);                                 \
+// One thread's FMA throughput: CHAINS independent accumulator chains (the fma latency of 4
+// cycles times 2 fma pipes needs at least 8 in flight), `iters` rounds of CHAINS fmas on ymm
+// (AVX2) or zmm (AVX-512) registers. Returns flops per second. Every chain and the two
+// operands must fit in the register file, or the compiler keeps some chains on the stack and
+// each of their fmas waits for a store and a load: 16 chains on AVX2's 16 ymm registers did
+// (3 chains spilled; 57 GFLOP/s on a Zen 3 core whose GEMM reaches 81). So AVX2 runs 12
+// chains (14 registers) and AVX-512 16 (18 of its 32).
+#define LS_FMA_LOOP(V, SET1, FMA, LANES, CHAINS)                                           \
+  V acc[CHAINS];                                                                          \
+  for (int i = 0; i < CHAINS; ++i) acc[i] = SET1(0.001f * i);                             \
   const V x = SET1(0.999999f), y = SET1(1e-7f);                                           \
   auto t0 = std::chrono::steady_clock::now();                                             \
   for (int64_t it = 0; it < iters; ++it)                                                  \
-    for (int i = 0; i < 16; ++i) acc[i] = FMA(acc[i], x, y);                              \
+    for (int i = 0; i < CHAINS; ++i) acc[i] = FMA(acc[i], x, y);                          \
   double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); \
   alignas(64) float lanes[LANES];                                                         \
   float sink = 0;                                                                         \
-  for (int i = 0; i < 16; ++i) {                                                          \
+  for (int i = 0; i < CHAINS; ++i) {                                                      \
     std::memcpy(lanes, &acc[i], sizeof lanes);                                            \
     sink += lanes[0];                                                                     \
   }                                                                                       \
   benchmark::DoNotOptimize(sink);                                                         \
-  return iters * 16.0 * LANES * 2 / dt;
+  return iters * double(CHAINS) * LANES * 2 / dt;
 __attribute__((target("avx2,fma"))) double fma_loop_avx2(int64_t iters) {
-  LS_FMA_LOOP(__m256, _mm256_set1_ps, _mm256_fmadd_ps, 8)
+  LS_FMA_LOOP(__m256, _mm256_set1_ps, _mm256_fmadd_ps, 8, 12)
 }
 __attribute__((target("avx512f"))) double fma_loop_avx512(int64_t iters) {
-  LS_FMA_LOOP(__m512, _mm512_set1_ps, _mm512_fmadd_ps, 16)
+  LS_FMA_LOOP(__m512, _mm512_set1_ps, _mm512_fmadd_ps, 16, 16)
 }
 #undef LS_FMA_LOOP
 
