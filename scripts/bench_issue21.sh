@@ -52,8 +52,15 @@ rows = []
 
 
 def goal(name, value, target, ok, fmt="{:.2f}"):
+    """ok: True (met), False (MISSED) or a string (the goal cannot be measured here, and why)."""
     v = fmt.format(value) if isinstance(value, (int, float)) else str(value)
-    rows.append(f"| {name} | {v} | {target} | {'met' if ok else 'MISSED'} |")
+    status = ok if isinstance(ok, str) else ("met" if ok else "MISSED")
+    rows.append(f"| {name} | {v} | {target} | {status} |")
+
+
+ctx = gemm["context"]
+has_avx512 = ctx.get("fma_peak_avx512_gflops_1t") is not None
+no_avx512 = "n/a: this CPU has no AVX-512"
 
 
 squares = [r for r in gemm["rows"] if r["op"] == "nn" and r["M"] == r["N"] == r["K"] and r["M"] >= 512]
@@ -62,37 +69,55 @@ for t in (1, 2):
     if rs:
         goal(f"1. det GEMM / torch.mm, 512-2048 squares, {t} thread(s) (min)", min(rs), ">= 1.0", min(rs) >= 1.0)
 pp = [r["lockstep_pct_peak"] for r in squares if r["threads"] == 1]
-if pp:
+if pp and has_avx512:
     goal("1. det GEMM % of AVX-512 peak, 512-2048, 1 thread (min)", min(pp), ">= 85", min(pp) >= 85, "{:.1f}")
+elif pp:  # pct_peak is then against the AVX2 peak: printed, but it is not the goal's figure
+    goal("1. det GEMM % of AVX-512 peak, 512-2048, 1 thread (min; here: % of the AVX2 peak)", min(pp), ">= 85",
+         no_avx512, "{:.1f}")
 mlp = [r for r in gemm["rows"] if (r["M"], r["N"], r["K"]) in ((128, 256, 784), (128, 784, 256), (256, 784, 128))]
 for t in (1, 2):
     rs = [r["lockstep"] / r["torch"] for r in mlp if r["threads"] == t]
     if rs:
         goal(f"1. det GEMM / torch.mm, MLP shapes and transposes, {t} thread(s) (min)", min(rs), ">= 0.9",
              min(rs) >= 0.9)
-# samples/s per (batch, threads, cell): the median over speed.py's rounds
+# samples/s per (batch, threads, cell): the median over speed.py's rounds decides; the ratio
+# of the best rounds is printed beside it (on a shared VM a round can only lose speed, so the
+# best round of each cell is the other fair reading; both readings use the same rule for
+# every cell)
 runs = {}
 for c in speed:
     runs.setdefault((c["batch"], c["threads"], c["cell"]), []).append(c["samples_per_sec"])
-cell = {k: {"samples_per_sec": statistics.median(v)} for k, v in runs.items()}
+med = {k: statistics.median(v) for k, v in runs.items()}
+best = {k: max(v) for k, v in runs.items()}
+
+
+def ratio(a, b):
+    return med[a] / med[b], best[a] / best[b]
+
+
+def goal2(name, a, b, target):
+    r, rb = ratio(a, b)
+    n = len(runs[a])
+    goal(name + (f" (median of {n}; best rounds: {rb:.2f})" if n > 1 else ""), r, f">= {target:g}", r >= target)
+
+
 for b, target in ((128, 3.0), (512, 2.0)):
     for t in (1, 2):
-        r = cell[(b, t, "det")]["samples_per_sec"] / cell[(b, t, "torch")]["samples_per_sec"]
-        goal(f"2. det / PyTorch samples/s, batch {b}, {t} thread(s)", r, f">= {target:g}", r >= target)
-s2 = cell[(512, 2, "det")]["samples_per_sec"] / cell[(512, 1, "det")]["samples_per_sec"]
-goal("2. det 2-thread speed-up, batch 512", s2, ">= 1.7", s2 >= 1.7)
+        goal2(f"2. det / PyTorch samples/s, batch {b}, {t} thread(s)", (b, t, "det"), (b, t, "torch"), target)
+goal2("2. det 2-thread speed-up, batch 512", (512, 2, "det"), (512, 1, "det"), 1.7)
 for b in (128, 512):
     for t in (1, 2):
-        r = cell[(b, t, "det")]["samples_per_sec"] / cell[(b, t, "fast")]["samples_per_sec"]
-        goal(f"2. det / fast, batch {b}, {t} thread(s)", r, ">= 0.9", r >= 0.9)
+        goal2(f"2. det / fast, batch {b}, {t} thread(s)", (b, t, "det"), (b, t, "fast"), 0.9)
 rss = max(c["peak_rss_mib"] for c in speed if c["cell"] == "det")
 goal("3. peak RSS of lockstep train (VmHWM, MiB, max over the det cells)", rss, "<= 120", rss <= 120, "{:.1f}")
-ctx = gemm["context"]
 goal("4. OpenBLAS core type (how chosen)", f"{ctx.get('openblas_core')} ({ctx.get('openblas_coretype_from')})",
      "best this CPU allows", ctx.get("openblas_core") not in (None, "Prescott"))
 goal("4. AVX-512 FMA peak measured, 1 / 2 threads (GFLOP/s)",
      f"{ctx.get('fma_peak_avx512_gflops_1t')} / {ctx.get('fma_peak_avx512_gflops_2t')}", "printed",
-     ctx.get("fma_peak_avx512_gflops_1t") is not None)
+     True if has_avx512 else no_avx512)
+goal("4. AVX2 FMA peak measured, 1 / 2 threads (GFLOP/s)",
+     f"{ctx.get('fma_peak_avx2_gflops_1t')} / {ctx.get('fma_peak_avx2_gflops_2t')}", "printed",
+     ctx.get("fma_peak_avx2_gflops_1t") is not None)
 sha = train["weights_sha256"]
 goal("bits: default recipe weights_sha256", sha[:8] + "…", "571bb13e…",
      sha == "571bb13ed767650e6d0e1feb92fe087def94e63599d5730b4b973a7c6bd19b95")
