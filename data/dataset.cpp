@@ -86,6 +86,13 @@ int64_t TensorDataset::read_into(int64_t i, float* dst) const {
   return labels_.data<int64_t>()[i];
 }
 
+void TensorDataset::prefetch(int64_t i) const {
+  if (i < 0 || i >= n_) return;
+  const int64_t bytes = sample_numel_ * static_cast<int64_t>(holds_bytes() ? 1 : sizeof(float));
+  const char* p = static_cast<const char*>(images_.raw_data()) + i * bytes;
+  for (int64_t off = 0; off < bytes; off += 64) __builtin_prefetch(p + off);
+}
+
 // ---- Subset --------------------------------------------------------------------
 
 Subset::Subset(std::shared_ptr<const Dataset> base, std::vector<int64_t> indices)
@@ -105,6 +112,10 @@ int64_t Subset::base_index(int64_t i) const {
 Example Subset::get(int64_t i) const { return base_->get(base_index(i)); }
 
 int64_t Subset::read_into(int64_t i, float* dst) const { return base_->read_into(base_index(i), dst); }
+
+void Subset::prefetch(int64_t i) const {
+  if (i >= 0 && i < size()) base_->prefetch(indices_[static_cast<size_t>(i)]);
+}
 
 // ---- deterministic randomness --------------------------------------------------
 

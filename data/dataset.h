@@ -29,6 +29,10 @@ class Dataset {
   // uses this to fill a batch without a temporary tensor per sample; the default goes
   // through get().
   virtual int64_t read_into(int64_t i, float* dst) const;
+  // A hint that read_into(i) comes soon: a dataset held in memory asks the CPU to bring
+  // sample i's bytes into cache (the loader reads samples in a random order, so the hardware
+  // prefetcher cannot guess the next one). Changes no value; out-of-range i is ignored.
+  virtual void prefetch(int64_t i) const { (void)i; }
 };
 
 struct Normalize;
@@ -46,6 +50,7 @@ class TensorDataset : public Dataset {
   Shape sample_shape() const override;
   Example get(int64_t i) const override;
   int64_t read_into(int64_t i, float* dst) const override;
+  void prefetch(int64_t i) const override;
   // float32 [N, ...]: the stored images, or for a dataset held as bytes, all of them
   // normalised now (a new tensor of 4 bytes per pixel).
   Tensor images() const;
@@ -68,6 +73,7 @@ class Subset : public Dataset {
   Shape sample_shape() const override { return base_->sample_shape(); }
   Example get(int64_t i) const override;
   int64_t read_into(int64_t i, float* dst) const override;
+  void prefetch(int64_t i) const override;
   const std::vector<int64_t>& indices() const { return indices_; }
 
  private:

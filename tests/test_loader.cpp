@@ -298,3 +298,35 @@ TEST_CASE("loader: destroying a loader mid-epoch joins its workers", "[data]") {
   run_epoch(done);
   SUCCEED();
 }
+
+TEST_CASE("loader: each batch hints the dataset two samples ahead, and the hint changes no bit", "[data][deterministic]") {
+  // Records every Dataset::prefetch call and forwards it.
+  struct Hinted : Dataset {
+    std::shared_ptr<const Dataset> base;
+    mutable std::vector<int64_t> hints;
+    int64_t size() const override { return base->size(); }
+    Shape sample_shape() const override { return base->sample_shape(); }
+    Example get(int64_t i) const override { return base->get(i); }
+    int64_t read_into(int64_t i, float* dst) const override { return base->read_into(i, dst); }
+    void prefetch(int64_t i) const override {
+      hints.push_back(i);
+      base->prefetch(i);
+    }
+  };
+  auto hinted = std::make_shared<Hinted>();
+  hinted->base = small_dataset();
+  ThreadsGuard tg(1);  // one task a batch: the hints are the batch's samples 2.. in order
+  DataLoader loader(hinted, shuffled(0));
+  loader.begin_epoch(3);
+  const std::vector<Batch> got = run_epoch(loader);
+  require_same_batches(epoch_of(shuffled(0), 3), got);
+  std::vector<int64_t> expected;
+  for (const Batch& b : got) {
+    const std::vector<int64_t> idx = b.indices.to_vector<int64_t>();
+    expected.insert(expected.end(), idx.begin() + std::min<size_t>(2, idx.size()), idx.end());
+  }
+  REQUIRE(hinted->hints == expected);
+  // Out-of-range hints are ignored (a Subset and the TensorDataset under it).
+  const auto& subset = static_cast<const Subset&>(*small_dataset());
+  for (int64_t i : {int64_t{-1}, subset.size(), int64_t{1} << 40}) subset.prefetch(i);
+}
