@@ -389,6 +389,12 @@ void compute_panel(const Plan& p, int64_t s0, int64_t s1, int64_t i0, int64_t i1
       // strip and per group below (perf: setting every field per tile was 5-8% of the
       // GPT's K = 128 products).
       TileArgs xs[kGroupA];
+#if LOCKSTEP_HAVE_AVX2
+      // AVX2, sequential order, an edge strip of 1 or 2 rows: its tiles go to gemm_tile2_avx2
+      // two column strips at a time (the even strip's tile waits in `edge` for the odd one).
+      const bool pair_edge = p.kernel == gemm_tile_avx2 && !p.chunked && mc % kMR != 0 && mc % kMR <= 2;
+      TileArgs edge;
+#endif
       for (TileArgs& x : xs) {
         x.kc = kc;
         x.chunked = p.chunked;
@@ -448,6 +454,18 @@ void compute_panel(const Plan& p, int64_t s0, int64_t s1, int64_t i0, int64_t i1
           if (p.group_a > 1) {
             gemm_group_avx512(xs, static_cast<int>(n_tiles));
             u = n_tiles;
+          }
+#endif
+#if LOCKSTEP_HAVE_AVX2
+          if (pair_edge && ir0 == n_ir - 1) {
+            if (jr % 2 == 0 && jr + 1 < n_jr) {
+              edge = xs[0];
+              continue;
+            }
+            if (jr % 2 == 1) {
+              gemm_tile2_avx2(edge, xs[0]);
+              continue;
+            }
           }
 #endif
           for (; u < n_tiles; ++u) p.kernel(xs[u]);
