@@ -199,6 +199,47 @@ void gemm_tile_avx2(const TileArgs& x) {
     acc_store(t, x.partial);
 }
 
+// Two edge tiles of at most 2 valid rows: x and y share the A strip (rows 0 and 1 used),
+// kc, first and last, and take two B strips. Per k: four aligned loads (16 columns of each
+// strip), two broadcasts, eight vfmadd231ps: eight independent chains, which keep both fma
+// pipes busy where the 6 x 16 kernel would spend a whole step on each 2-row tile (M = 128
+// is 21 full strips and a 2-row edge). Every lane is still one output advancing in
+// increasing k with one fma per product, from +0.0f or the tile's partial (rows 0 and 1 of
+// its kTile buffer; the other rows of an edge tile are never output), then the shared
+// scalar epilogue: the same bits as gemm_tile_avx2.
+void gemm_tile2_avx2(const TileArgs& x, const TileArgs& y) {
+  __m256 c00 = _mm256_setzero_ps(), c01 = c00, c02 = c00, c03 = c00;  // row 0: x, x, y, y
+  __m256 c10 = c00, c11 = c00, c12 = c00, c13 = c00;                  // row 1
+  if (!x.first) {
+    c00 = _mm256_loadu_ps(x.partial), c01 = _mm256_loadu_ps(x.partial + 8);
+    c10 = _mm256_loadu_ps(x.partial + kNR), c11 = _mm256_loadu_ps(x.partial + kNR + 8);
+    c02 = _mm256_loadu_ps(y.partial), c03 = _mm256_loadu_ps(y.partial + 8);
+    c12 = _mm256_loadu_ps(y.partial + kNR), c13 = _mm256_loadu_ps(y.partial + kNR + 8);
+  }
+  const float *a = x.a, *bx = x.b, *by = y.b, *pf = y.prefetch;
+  for (int64_t k = 0; k < x.kc; ++k, a += kMR, bx += kNR, by += kNR) {
+    if ((k & 3) == 0) __builtin_prefetch(pf + kNR * (k >> 2), 0, 3);
+    __m256 b0 = _mm256_load_ps(bx), b1 = _mm256_load_ps(bx + 8);
+    __m256 b2 = _mm256_load_ps(by), b3 = _mm256_load_ps(by + 8);
+    __m256 a0 = _mm256_broadcast_ss(a), a1 = _mm256_broadcast_ss(a + 1);
+    c00 = _mm256_fmadd_ps(a0, b0, c00), c01 = _mm256_fmadd_ps(a0, b1, c01);
+    c02 = _mm256_fmadd_ps(a0, b2, c02), c03 = _mm256_fmadd_ps(a0, b3, c03);
+    c10 = _mm256_fmadd_ps(a1, b0, c10), c11 = _mm256_fmadd_ps(a1, b1, c11);
+    c12 = _mm256_fmadd_ps(a1, b2, c12), c13 = _mm256_fmadd_ps(a1, b3, c13);
+  }
+  // Rows 0 and 1 of each tile into its buffer: the partial, or a scratch tile for the epilogue.
+  alignas(32) float bufx[2 * kNR], bufy[2 * kNR];
+  float* ox = x.last ? bufx : x.partial;
+  float* oy = x.last ? bufy : y.partial;
+  _mm256_storeu_ps(ox, c00), _mm256_storeu_ps(ox + 8, c01);
+  _mm256_storeu_ps(ox + kNR, c10), _mm256_storeu_ps(ox + kNR + 8, c11);
+  _mm256_storeu_ps(oy, c02), _mm256_storeu_ps(oy + 8, c03);
+  _mm256_storeu_ps(oy + kNR, c12), _mm256_storeu_ps(oy + kNR + 8, c13);
+  if (!x.last) return;
+  epilogue_scalar(bufx, x.c, x.ldc, x.mr, x.nr, x.bias, x.accumulate);
+  epilogue_scalar(bufy, y.c, y.ldc, y.mr, y.nr, y.bias, y.accumulate);
+}
+
 // The 8 x 8 transpose by the usual unpack / shuffle / lane-permute network: c[j] holds
 // element j of every r[i], in i order.
 static inline void transpose8x8(const __m256 r[8], __m256 c[8]) {

@@ -17,11 +17,12 @@
 // of a panel.
 // Blocking inside a thread's rectangle (Goto/BLIS style, loops from the outside in):
 //   jc: panels of nc columns, nc chosen so a panel of packed B stays L3-resident.
-//   ic: blocks of kMC rows; pc: k blocks of at most kKC. The A block (kMC x kc, in L2)
-//       is packed per (ic, pc).
+//   ic: blocks of kMC rows; pc: k blocks of at most kKC (sequential order: kKC512 for the
+//       AVX-512 kernel, kKCAvx2 for the AVX2 one). The A block (mc x kc, in L2) is packed
+//       per (ic, pc).
 //   jr, ir: kNR-column strips, then kMR-row strips: one micro-kernel call per tile (AVX-512:
-//       per group of up to kGroupA tiles), with the B strip (kc x kNR, 16 KiB; 64 KiB
-//       for the AVX-512 kernel's deeper k blocks) staying close across the ir loop.
+//       per group of up to kGroupA tiles), with the B strip (kc x kNR, 16 KiB; up to 64 KiB
+//       for the deeper k blocks) staying close across the ir loop.
 // Reduction order (gemm.h): a tile is only ever summed by its owning thread, over
 // pc = 0, 1, ... in increasing k. Between k blocks a sequential partial waits in a
 // per-thread workspace and continues from there, so blocking never changes the bits.
@@ -64,6 +65,13 @@ constexpr int64_t kMC512 = 150;               // AVX-512: whole groups of kGroup
 constexpr int64_t kKC512 = 1024;
 constexpr int64_t kInPlaceAFloats = kMC512 * 512;  // a larger A block when B is read in place
 constexpr int64_t kKC = 256;                  // B strip kKC x kNR = 16 KiB, in L1
+// AVX2 kernel, sequential order: k blocks of up to 1024 (B strip up to 64 KiB, read from L2
+// alongside the A strip), the A block kept to about 432 KiB of the L2 by fewer rows. Fewer
+// blocks, fewer partials stored and reloaded between them. Against 256 x 144, thread CPU
+// time, paired call by call on Zen 3 (docs/benchmarks.md, branch gemm21f): 128 x 256 x 784
+// nt 1.04x (1 and 2 threads), 1024^3 1.03x, 2048^3 1.01x, 512^3 and 128 x 784 x 256 1.00x.
+constexpr int64_t kKCAvx2 = 1024;
+constexpr int64_t kABlockAvx2 = 144 * 768;    // floats
 constexpr int64_t kPanelBytes = 8 << 20;      // packed B per column panel (K x nc), in L3
 constexpr int64_t kClaimStrips = 8;           // B strips packed per claim (512 B per row read)
 constexpr int64_t kClaimAStrips = 5;          // A strips packed per claim (shared A: one group)
@@ -381,6 +389,12 @@ void compute_panel(const Plan& p, int64_t s0, int64_t s1, int64_t i0, int64_t i1
       // strip and per group below (perf: setting every field per tile was 5-8% of the
       // GPT's K = 128 products).
       TileArgs xs[kGroupA];
+#if LOCKSTEP_HAVE_AVX2
+      // AVX2, sequential order, an edge strip of 1 or 2 rows: its tiles go to gemm_tile2_avx2
+      // two column strips at a time (the even strip's tile waits in `edge` for the odd one).
+      const bool pair_edge = p.kernel == gemm_tile_avx2 && !p.chunked && mc % kMR != 0 && mc % kMR <= 2;
+      TileArgs edge;
+#endif
       for (TileArgs& x : xs) {
         x.kc = kc;
         x.chunked = p.chunked;
@@ -440,6 +454,18 @@ void compute_panel(const Plan& p, int64_t s0, int64_t s1, int64_t i0, int64_t i1
           if (p.group_a > 1) {
             gemm_group_avx512(xs, static_cast<int>(n_tiles));
             u = n_tiles;
+          }
+#endif
+#if LOCKSTEP_HAVE_AVX2
+          if (pair_edge && ir0 == n_ir - 1) {
+            if (jr % 2 == 0 && jr + 1 < n_jr) {
+              edge = xs[0];
+              continue;
+            }
+            if (jr % 2 == 1) {
+              gemm_tile2_avx2(edge, xs[0]);
+              continue;
+            }
           }
 #endif
           for (; u < n_tiles; ++u) p.kernel(xs[u]);
@@ -509,7 +535,7 @@ void gemm_float(const Exec& ex, const GemmArgs& g) {
     // Sequential: any split continues the same chain, so balance the blocks. The AVX-512
     // group kernel takes deeper blocks: fewer partials between blocks (measured, best of
     // 300 interleaved calls at 512^3: 512 against 256, +4%; 1024 against 512 see kKC512).
-    int64_t kc_max = ex.avx512() ? kKC512 : kKC;
+    int64_t kc_max = ex.avx512() ? kKC512 : ex.avx2() ? kKCAvx2 : kKC;
     p.nk = ceil_div(g.K, kc_max);
     p.kc = ceil_div(g.K, p.nk);
     p.slots = p.nk > 1 ? 1 : 0;  // the running partial between blocks
@@ -521,6 +547,7 @@ void gemm_float(const Exec& ex, const GemmArgs& g) {
   p.mc = kMC;
 #if LOCKSTEP_HAVE_AVX2
   if (ex.avx2()) p.kernel = gemm_tile_avx2;
+  if (ex.avx2() && !p.chunked) p.mc = std::clamp<int64_t>(kABlockAvx2 / p.kc / kMR * kMR, kMR, kMC);
 #endif
 #if LOCKSTEP_HAVE_NEON
   if (ex.neon()) p.kernel = gemm_tile_neon;

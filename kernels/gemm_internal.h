@@ -99,6 +99,10 @@ inline void prefetch_c_rows(const TileArgs& x) {
 
 // Defined in gemm_avx2.cpp; call only when ex.avx2().
 void gemm_tile_avx2(const TileArgs& t);
+// Two tiles of at most 2 valid rows (mr <= 2), one A strip and two B strips (x.b, y.b),
+// sequential order only; x and y differ only in b, c, partial, nr, bias and prefetch.
+// gemm_avx2.cpp; call only when ex.avx2().
+void gemm_tile2_avx2(const TileArgs& x, const TileArgs& y);
 // Defined in gemm_neon.cpp (aarch64); call only when ex.neon().
 void gemm_tile_neon(const TileArgs& t);
 // Defined in gemm_avx512.cpp; call only when ex.avx512(). One call computes
