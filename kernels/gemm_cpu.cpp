@@ -392,7 +392,11 @@ void compute_panel(const Plan& p, int64_t s0, int64_t s1, int64_t i0, int64_t i1
 #if LOCKSTEP_HAVE_AVX2
       // AVX2, sequential order, an edge strip of 1 or 2 rows: its tiles go to gemm_tile2_avx2
       // two column strips at a time (the even strip's tile waits in `edge` for the odd one).
-      const bool pair_edge = p.kernel == gemm_tile_avx2 && !p.chunked && mc % kMR != 0 && mc % kMR <= 2;
+      // Not with the AVX-512 group kernel (group_a > 1; p.kernel is still gemm_tile_avx2
+      // there): it has already run the edge tiles, and running them again would add a k
+      // block twice into a partial or into C when accumulating.
+      const bool pair_edge = p.kernel == gemm_tile_avx2 && p.group_a == 1 && !p.chunked && mc % kMR != 0 &&
+                             mc % kMR <= 2;
       TileArgs edge;
 #endif
       for (TileArgs& x : xs) {
