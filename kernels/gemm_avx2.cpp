@@ -9,9 +9,11 @@
 //
 // Order: every accumulator lane is one output element and advances in increasing k with
 // one fma per product, exactly the canonical loop; lanes never mix, so the vector width
-// does not enter the result. Batch-chunked blocks restart the accumulators at +0.0f every
-// kChunk values of k and combine the chunk tiles with the TreeStack binary counter, the
-// newest subtree kept in registers and the older ones in a small stack in L1.
+// does not enter the result. The batch-chunked order runs half a tile (3 x 16) for two
+// chunks at once in the same twelve registers (chunked_half): each chunk from +0.0f, the
+// pair merged in registers, the pair subtrees combined by the TreeStack binary counter with
+// the newest in registers and the older ones in a small stack in L1, and across k blocks
+// by a counter over the blocks in the tile's slots.
 //
 // Also here: gemm_pack_a_strip_avx2, the A packing of a full 6-row strip by 6 x 8 register
 // transposes, and gemm_pack_b_strip_trans_avx2, the packing of a full 16-column strip of a
@@ -108,6 +110,144 @@ LS_INLINE void fma_steps(Acc& t, const float* a, const float* b, int64_t n, cons
   LS_ACC_EACH(LS_TO_ACC)
 }
 
+// Batch-chunked order, half a tile at a time: rows r0 .. r0+2 of the tile (3 x 16 outputs)
+// for two chunks at once, chunk 2p in accumulators e and chunk 2p+1 in o (six ymm each).
+// Per step: the B row at k (two loads) with the three A values at k, then the B row at
+// k + kChunk with the A values there: twelve independent fma chains, each one output of
+// one chunk advancing in increasing k from +0.0f, the same order as the 6 x 16 kernel.
+// The pair then merges in registers (e = e + o, TreeStack's older + newer), so a k block
+// of 2n chunks stores n pair subtrees where the 6 x 16 tile stored 2n - 1 chunk subtrees of
+// twice the size: 12 ymm stores per 4 chunks instead of 36 (256 x 784 x 128 tn, one
+// thread: the stores were most of the chunked order's cost, docs/benchmarks.md).
+LS_INLINE void pair_steps_regs(__m256& e00, __m256& e01, __m256& e10, __m256& e11, __m256& e20, __m256& e21,
+                               __m256& o00, __m256& o01, __m256& o10, __m256& o11, __m256& o20, __m256& o21,
+                               const float* a, const float* b, int64_t n, const float* pf) {
+  // A at a + K*kMR (+ kChunk*kMR for chunk 2p+1), B at b + K*kNR (+ kChunk*kNR).
+#define LS_HALF_ROW(R, OA, C0, C1)                        \
+  "vbroadcastss %c[" #OA "]+4*" #R "(%[a]), %%ymm15\n\t"   \
+  "vfmadd231ps %%ymm13, %%ymm15, %[" #C0 "]\n\t"           \
+  "vfmadd231ps %%ymm14, %%ymm15, %[" #C1 "]\n\t"
+#define LS_PAIR_STEP(K)                                                                   \
+  __asm__("vmovaps %c[ob](%[b]), %%ymm13\n\t"                                             \
+          "vmovaps %c[ob]+32(%[b]), %%ymm14\n\t"                                          \
+          LS_HALF_ROW(0, oa, e00, e01) LS_HALF_ROW(1, oa, e10, e11) LS_HALF_ROW(2, oa, e20, e21) \
+          "vmovaps %c[ob2](%[b]), %%ymm13\n\t"                                            \
+          "vmovaps %c[ob2]+32(%[b]), %%ymm14\n\t"                                         \
+          LS_HALF_ROW(0, oa2, o00, o01) LS_HALF_ROW(1, oa2, o10, o11) LS_HALF_ROW(2, oa2, o20, o21) \
+          : [e00] "+x"(e00), [e01] "+x"(e01), [e10] "+x"(e10), [e11] "+x"(e11),             \
+            [e20] "+x"(e20), [e21] "+x"(e21), [o00] "+x"(o00), [o01] "+x"(o01),             \
+            [o10] "+x"(o10), [o11] "+x"(o11), [o20] "+x"(o20), [o21] "+x"(o21)              \
+          : [a] "r"(a), [b] "r"(b), [oa] "i"(4 * kMR * (K)), [ob] "i"(4 * kNR * (K)),       \
+            [oa2] "i"(4 * kMR * ((K) + kChunk)), [ob2] "i"(4 * kNR * ((K) + kChunk))        \
+          : "xmm13", "xmm14", "xmm15", "memory");
+  int64_t k = 0;
+  for (; k + 4 <= n; k += 4, a += 4 * kMR, b += 4 * kNR, pf += kNR) {
+    __builtin_prefetch(pf, 0, 3);
+    LS_PAIR_STEP(0)
+    LS_PAIR_STEP(1)
+    LS_PAIR_STEP(2)
+    LS_PAIR_STEP(3)
+  }
+  for (; k < n; ++k, a += kMR, b += kNR) LS_PAIR_STEP(0)
+#undef LS_PAIR_STEP
+}
+
+// One chunk alone for the same half tile (a chunk without a partner: the last of an odd
+// count, or the rest of a full chunk whose partner is shorter): six chains.
+LS_INLINE void half_steps_regs(__m256& e00, __m256& e01, __m256& e10, __m256& e11, __m256& e20, __m256& e21,
+                               const float* a, const float* b, int64_t n) {
+#define LS_HALF_STEP                                                                      \
+  __asm__("vmovaps (%[b]), %%ymm13\n\t"                                                   \
+          "vmovaps 32(%[b]), %%ymm14\n\t"                                                 \
+          LS_HALF_ROW(0, oa, e00, e01) LS_HALF_ROW(1, oa, e10, e11) LS_HALF_ROW(2, oa, e20, e21) \
+          : [e00] "+x"(e00), [e01] "+x"(e01), [e10] "+x"(e10), [e11] "+x"(e11),             \
+            [e20] "+x"(e20), [e21] "+x"(e21)                                                \
+          : [a] "r"(a), [b] "r"(b), [oa] "i"(0)                                            \
+          : "xmm13", "xmm14", "xmm15", "memory");
+  for (int64_t k = 0; k < n; ++k, a += kMR, b += kNR) LS_HALF_STEP
+#undef LS_HALF_STEP
+#undef LS_HALF_ROW
+}
+
+// The half tile's named accumulators: X(name, row, column half) for each.
+#define LS_HALF_EACH(X, p) X(p##00, 0, 0) X(p##01, 0, 1) X(p##10, 1, 0) X(p##11, 1, 1) X(p##20, 2, 0) X(p##21, 2, 1)
+
+// Rows r0 .. r0+2 of a batch-chunked k block (TileArgs: kc values of k from x.k_base, in
+// chunks of kChunk), as TreeStack sums all the chunks of K (gemm.h). Pairs of chunks
+// (2p, 2p+1) are merged as they finish, and the pair subtrees go through the binary
+// counter (sizes 2, 4, ... chunks) on a stack here; an odd last chunk is pushed alone.
+// Several k blocks (the driver's k blocks are kGroupChunks chunks, so each but the last
+// ends as one subtree): a finished block's subtree goes on to the tile's own counter over
+// blocks, slot d at x.partial + d * kTile (rows r0 .. r0+2), popcount(blocks before) of
+// them in use. The last block (x.last) folds what is left from the right: its own stack,
+// then the blocks' slots, each time older + newer, which is TreeStack's sequence of
+// additions; the sum of the whole K goes raw into out (rows r0 .. r0+2 of a kTile buffer).
+LS_INLINE void chunked_half(const TileArgs& x, int r0, int64_t pf_line, float* out) {
+  alignas(32) float stack[kGroupLevels512][3 * kNR];  // up to 32 chunks in one block
+  int depth = 0;
+  const int64_t nchunks = (x.kc + kChunk - 1) / kChunk, npairs = nchunks / 2;
+  const float* a = x.a + r0;
+#define LS_ZERO(c, r, h) __m256 c = _mm256_setzero_ps();
+  LS_HALF_EACH(LS_ZERO, e)
+  LS_HALF_EACH(LS_ZERO, o)
+#undef LS_ZERO
+#define LS_SET_ZERO(c, r, h) c = _mm256_setzero_ps();
+#define LS_ADD_OLDER(c, r, h) c = _mm256_add_ps(_mm256_load_ps(older + r * kNR + 8 * h), c);
+#define LS_ADD_O(c, r, h) c = _mm256_add_ps(c, o##r##h);
+#define LS_STORE(c, r, h) _mm256_store_ps(dst + r * kNR + 8 * h, c);
+  for (int64_t p = 0; p < npairs; ++p) {
+    const int64_t k0 = 2 * p * kChunk;
+    const int64_t len1 = x.kc - k0 - kChunk < kChunk ? x.kc - k0 - kChunk : kChunk;  // chunk 2p+1
+    LS_HALF_EACH(LS_SET_ZERO, e)
+    LS_HALF_EACH(LS_SET_ZERO, o)
+    pair_steps_regs(e00, e01, e10, e11, e20, e21, o00, o01, o10, o11, o20, o21, a + kMR * k0, x.b + kNR * k0,
+                    len1, x.prefetch + kNR * (pf_line + p * (kChunk / 4)));
+    if (len1 < kChunk)
+      half_steps_regs(e00, e01, e10, e11, e20, e21, a + kMR * (k0 + len1), x.b + kNR * (k0 + len1), kChunk - len1);
+    LS_HALF_EACH(LS_ADD_O, e)  // chunk 2p (older) + chunk 2p+1
+    for (int64_t c = p + 1; (c & 1) == 0; c >>= 1) {
+      const float* older = stack[--depth];
+      LS_HALF_EACH(LS_ADD_OLDER, e)
+    }
+    if (p + 1 < npairs || (nchunks & 1)) {
+      float* dst = stack[depth++];
+      LS_HALF_EACH(LS_STORE, e)
+    }
+  }
+  float* const slots = x.partial + r0 * kNR;
+  const int64_t blocks_before = x.k_base / (kGroupChunks * kChunk);
+  int used = __builtin_popcountll(static_cast<unsigned long long>(blocks_before));
+  if (!x.last) {
+    // A whole block (kGroupChunks chunks, a power of two): e is its subtree. Onto the slots.
+    for (int64_t c = blocks_before + 1; (c & 1) == 0; c >>= 1) {
+      const float* older = slots + --used * kTile;
+      LS_HALF_EACH(LS_ADD_OLDER, e)
+    }
+    float* dst = slots + used * kTile;
+    LS_HALF_EACH(LS_STORE, e)
+    return;
+  }
+  if (nchunks & 1) {
+    const int64_t k0 = 2 * npairs * kChunk;
+    LS_HALF_EACH(LS_SET_ZERO, e)
+    half_steps_regs(e00, e01, e10, e11, e20, e21, a + kMR * k0, x.b + kNR * k0, x.kc - k0);
+  }
+  while (depth > 0) {  // TreeStack::finish: this block's subtrees, then the blocks'
+    const float* older = stack[--depth];
+    LS_HALF_EACH(LS_ADD_OLDER, e)
+  }
+  while (used > 0) {
+    const float* older = slots + --used * kTile;
+    LS_HALF_EACH(LS_ADD_OLDER, e)
+  }
+  float* dst = out + r0 * kNR;
+  LS_HALF_EACH(LS_STORE, e)
+#undef LS_SET_ZERO
+#undef LS_ADD_OLDER
+#undef LS_ADD_O
+#undef LS_STORE
+}
+
 // Writes a finished tile: out = acc (+ bias[j]) then (C +) out. Full tiles go straight
 // from registers; edge tiles go through a buffer and the shared scalar epilogue, which
 // performs the same two additions.
@@ -149,47 +289,20 @@ void gemm_tile_avx2(const TileArgs& x) {
     if (!x.first) acc_load(t, x.partial);
     fma_steps(t, x.a, x.b, x.kc, x.prefetch);
   } else {
-    // Batch-chunked: chunk q covers k in [q*kChunk, (q+1)*kChunk) of this block. The stack
-    // holds the finished subtrees older than the newest one; after chunk q has been
-    // pushed, their sizes are the binary digits of q+1 (TreeStack::push).
-    // The accumulators stay named locals over the whole loop: with an Acc, GCC kept the
-    // tile in memory and stored and reloaded it around every chunk (256 x 784 x 128 tn, the
-    // MLP's layer-0 grad-weight, on one thread, best of 300 calls: 76 GFLOP/s before, 81
-    // after, 90 for the same product in sequential order).
-    alignas(32) float stack[kGroupLevels - 1][kTile];
-    int depth = 0;
-    int64_t nchunks = (x.kc + kChunk - 1) / kChunk;
-#define LS_ZERO(c, i) __m256 c = _mm256_setzero_ps();
-    LS_ACC_EACH(LS_ZERO)
-#undef LS_ZERO
-    for (int64_t q = 0; q < nchunks; ++q) {
-      int64_t k0 = q * kChunk;
-      int64_t len = x.kc - k0 < kChunk ? x.kc - k0 : kChunk;
-#define LS_ZERO(c, i) c = _mm256_setzero_ps();
-      LS_ACC_EACH(LS_ZERO)
-#undef LS_ZERO
-      fma_steps_regs(LS_ACC_ARGS, x.a + kMR * k0, x.b + kNR * k0, len, x.prefetch + kNR * k0);
-      // Merge equal-sized subtrees: one merge per trailing zero bit of the count (older +
-      // newer, TreeStack's operand order).
-#define LS_ADD_OLDER(c, i) c = _mm256_add_ps(_mm256_load_ps(older + 8 * i), c);
-#define LS_STORE(c, i) _mm256_store_ps(dst + 8 * i, c);
-      for (int64_t c = q + 1; (c & 1) == 0; c >>= 1) {
-        const float* older = stack[--depth];
-        LS_ACC_EACH(LS_ADD_OLDER)
-      }
-      if (q + 1 < nchunks) {
-        float* dst = stack[depth++];
-        LS_ACC_EACH(LS_STORE)
-      }
+    // Batch-chunked: rows 0-2 then rows 3-5 (chunked_half); the sum of the whole K goes
+    // through a buffer into the epilogue. Rows 3-5 of an edge tile of at most 3 rows are
+    // only zeros of the packed A: skipped (their buffer rows zeroed).
+    alignas(32) float buf[kTile];
+    const int64_t pair_lines = (x.kc + 2 * kChunk - 1) / (2 * kChunk) * (kChunk / 4);
+    chunked_half(x, 0, 0, buf);
+    if (x.mr > 3) {
+      chunked_half(x, 3, pair_lines, buf);
+    } else if (x.last) {
+#pragma GCC unroll 6
+      for (int i = 0; i < 6; ++i) _mm256_store_ps(buf + 3 * kNR + 8 * i, _mm256_setzero_ps());
     }
-    // TreeStack::finish: fold what is left from the right.
-    while (depth > 0) {
-      const float* older = stack[--depth];
-      LS_ACC_EACH(LS_ADD_OLDER)
-    }
-#undef LS_ADD_OLDER
-#undef LS_STORE
-    LS_ACC_EACH(LS_TO_ACC)
+    if (!x.last) return;
+    acc_load(t, buf);
   }
 #undef LS_FROM_ACC
 #undef LS_TO_ACC

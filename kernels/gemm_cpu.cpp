@@ -29,8 +29,9 @@
 // In batch-chunked order a k block is kGroupChunks chunks (kGroupChunks512 for the AVX-512
 // group kernel), an aligned subtree of the canonical tree; the micro-kernel returns the
 // block's subtree and a per-tile TreeStack combines the blocks, which gives exactly
-// tree_sum over all chunks. The AVX-512 group kernel instead keeps one chunk stack per
-// group over all blocks (TreeStack over all chunks, the same tree; Plan::group_tree).
+// tree_sum over all chunks. The SIMD kernels combine the blocks themselves instead
+// (Plan::group_tree): the AVX-512 group kernel keeps one chunk stack per group over all
+// blocks, the AVX2 kernel a counter over the blocks' subtrees per tile (the same tree).
 #include <algorithm>
 #include <atomic>
 #include <cassert>
@@ -114,9 +115,11 @@ struct Plan {
   int64_t kc;        // k block size: all blocks but the last have kc values of k
   int64_t nk;        // number of k blocks
   int64_t slots;     // workspace tiles per output tile (0 when nk == 1)
-  // Batch-chunked, several k blocks, AVX-512 group kernel: each group of row strips keeps
-  // one stack of chunk subtrees over the whole K (slots levels of kGroupA tiles, back to
-  // back) and the kernel combines them itself (gemm_group_avx512); no per-tile TreeStack.
+  // Batch-chunked, several k blocks, SIMD kernels: the kernel combines the blocks itself,
+  // no per-tile TreeStack. AVX-512: each group of row strips keeps one stack of chunk
+  // subtrees over the whole K (slots levels of kGroupA tiles, back to back;
+  // gemm_group_avx512). AVX2: each tile a counter over the blocks' subtrees (slots tiles;
+  // gemm_tile_avx2).
   bool group_tree;
   TileKernel kernel;
   // AVX-512: up to group_a tiles of one B strip per call (gemm_group_avx512); 1: none.
@@ -533,8 +536,16 @@ void gemm_float(const Exec& ex, const GemmArgs& g) {
     // The AVX-512 group kernel continues its own chunk tree across the blocks instead (perf:
     // the tiles' TreeStacks and scalar epilogue were 13% of the GPT's grad-weight 384 x 128
     // x 2048).
-    p.group_tree = group512 && p.nk > 1;
-    if (p.group_tree) p.slots = ceil_log2(ceil_div(g.K, kChunk)) + 1;
+    // So does the AVX2 kernel (gemm_avx2.cpp, chunked_half; 256 x 784 x 512 tn: the
+    // TreeStacks and scalar epilogue were ~7% of the product).
+    bool own_tree = group512;
+#if LOCKSTEP_HAVE_AVX2
+    own_tree = own_tree || ex.avx2();
+#endif
+    p.group_tree = own_tree && p.nk > 1;
+    // Its slots: the AVX-512 group kernel's stack over all chunks, the AVX2 kernel's counter
+    // over the blocks (whole blocks of kGroupChunks chunks).
+    if (p.group_tree) p.slots = group512 ? ceil_log2(ceil_div(g.K, kChunk)) + 1 : ceil_log2(p.nk) + 1;
   } else {
     // Sequential: any split continues the same chain, so balance the blocks. The AVX-512
     // group kernel takes deeper blocks: fewer partials between blocks (measured, best of

@@ -46,7 +46,11 @@ struct TileArgs {
   // AVX-512 group kernel); `first` is ignored.
   bool first;
   // The result goes through the epilogue into C when `last`, else it is stored raw into
-  // `partial` (a kTile buffer, row stride kNR, 32-byte aligned).
+  // `partial` (a kTile buffer, row stride kNR, 32-byte aligned). Batch-chunked over several
+  // k blocks, the SIMD kernels keep their own tree there instead (Plan::group_tree: the
+  // AVX2 kernel a counter over whole blocks of kGroupChunks chunks, ceil(log2(blocks)) + 1
+  // tiles; the AVX-512 one a stack over all chunks, per group) and `last` ends it in C; the
+  // scalar and NEON kernels store the block's subtree for the driver's TreeStack.
   bool last;
   float* partial;
   // Epilogue: out = acc; if (bias) out = out + bias[j]; if (accumulate) out = C + out.
