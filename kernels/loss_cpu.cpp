@@ -1,8 +1,8 @@
 // CPU loss kernels (kernels/loss.h). They are built from the softmax and reduction kernels,
 // so cross_entropy(x, t) has the bits of nll(log_softmax(x), t) and every sum is the library's
-// canonical one. Threads split the rows; each row is one log_softmax / softmax call (a
-// nested parallel_for runs on the calling thread), so cross-entropy needs only one row of
-// scratch per task, not N x C. The N per-row values are then summed in batch order
+// canonical one. Threads split the rows; a task's rows go to log_softmax / softmax in one
+// call (a nested parallel_for runs on the calling thread), cross-entropy's in blocks of
+// kLossScratch values, so it needs that much scratch per task, not N x C. The N per-row values are then summed in batch order
 // (sum_cols_cpu on an N x 1 column).
 #include "kernels/loss.h"
 
@@ -19,6 +19,7 @@ namespace {
 
 constexpr int64_t kLossGrainElems = 16384;  // elements per task, at least (MSE)
 constexpr int64_t kLossGrainMath = 4096;    // logits per task, at least (one exp each)
+constexpr int64_t kLossScratch = 16384;     // log-probabilities held per task (cross-entropy)
 
 int64_t row_grain(int64_t cols) {
   return std::max<int64_t>(1, kLossGrainMath / std::max<int64_t>(cols, 1));
@@ -40,17 +41,24 @@ void ce_forward(const Exec& ex, T* out, const T* logits, const int64_t* target, 
   T* loss = red == Reduction::none ? out : loss_buf.data();
   const T a = T(1) - eps, b = eps / static_cast<T>(C);
   parallel_for(N, row_grain(C), [&](int64_t r0, int64_t r1) {
-    std::vector<T> lp(static_cast<size_t>(C));  // log_softmax of the current row
-    for (int64_t i = r0; i < r1; ++i) {
-      const int64_t t = target[i];
-      assert(t >= 0 && t < C);
-      log_softmax_forward_cpu(ex, lp.data(), logits + i * C, 1, C);
-      const T nll = -lp[t];
-      if (eps == T(0)) {
-        loss[i] = nll;
-      } else {
-        const T smooth = -sum_serial_cpu(ex, lp.data(), C);
-        loss[i] = a * nll + smooth * b;
+    // log_softmax of up to `rows` rows at a time (one call: per-row calls cost more than the
+    // 10-class rows of the MLP), each row's bits independent of the others'.
+    const int64_t rows = std::max<int64_t>(1, kLossScratch / C);
+    std::vector<T> lp(static_cast<size_t>(std::min(rows, r1 - r0) * C));
+    for (int64_t q0 = r0; q0 < r1; q0 += rows) {
+      const int64_t q1 = std::min(r1, q0 + rows);
+      log_softmax_forward_cpu(ex, lp.data(), logits + q0 * C, q1 - q0, C);
+      for (int64_t i = q0; i < q1; ++i) {
+        const int64_t t = target[i];
+        assert(t >= 0 && t < C);
+        const T* row = lp.data() + (i - q0) * C;
+        const T nll = -row[t];
+        if (eps == T(0)) {
+          loss[i] = nll;
+        } else {
+          const T smooth = -sum_serial_cpu(ex, row, C);
+          loss[i] = a * nll + smooth * b;
+        }
       }
     }
   });
@@ -65,12 +73,12 @@ void ce_backward(const Exec& ex, T* dlogits, const T* dout, const T* logits, con
   T w_all = T(0);  // the weight shared by every row (mean, sum)
   if (red != Reduction::none) w_all = red == Reduction::mean ? dout[0] / static_cast<T>(N) : dout[0];
   parallel_for(N, row_grain(C), [&](int64_t r0, int64_t r1) {
+    softmax_forward_cpu(ex, dlogits + r0 * C, logits + r0 * C, r1 - r0, C);  // all the task's rows at once
     for (int64_t i = r0; i < r1; ++i) {
       const int64_t t = target[i];
       assert(t >= 0 && t < C);
       const T w = red == Reduction::none ? dout[i] : w_all;
       T* g = dlogits + i * C;
-      softmax_forward_cpu(ex, g, logits + i * C, 1, C);
       for (int64_t j = 0; j < C; ++j) g[j] = (g[j] - (j == t ? a + b : b)) * w;
     }
   });
