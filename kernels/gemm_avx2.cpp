@@ -9,11 +9,12 @@
 //
 // Order: every accumulator lane is one output element and advances in increasing k with
 // one fma per product, exactly the canonical loop; lanes never mix, so the vector width
-// does not enter the result. The batch-chunked order runs half a tile (3 x 16) for two
-// chunks at once in the same twelve registers (chunked_half): each chunk from +0.0f, the
-// pair merged in registers, the pair subtrees combined by the TreeStack binary counter with
-// the newest in registers and the older ones in a small stack in L1, and across k blocks
-// by a counter over the blocks in the tile's slots.
+// does not enter the result. The batch-chunked order (each chunk from +0.0f, TreeStack's
+// binary counter with the newest subtree in registers and the older ones in a small stack
+// in L1, a counter over whole k blocks in the tile's slots) runs either on the whole tile
+// one chunk at a time (chunked_tile) or, when TileArgs::pairs, on half a tile (3 x 16) for
+// two chunks at once in the same twelve registers, the pair merged in registers
+// (chunked_half): a third of the stores, a quarter more loads.
 //
 // Also here: gemm_pack_a_strip_avx2, the A packing of a full 6-row strip by 6 x 8 register
 // transposes, and gemm_pack_b_strip_trans_avx2, the packing of a full 16-column strip of a
@@ -182,7 +183,7 @@ LS_INLINE void half_steps_regs(__m256& e00, __m256& e01, __m256& e10, __m256& e1
 // them in use. The last block (x.last) folds what is left from the right: its own stack,
 // then the blocks' slots, each time older + newer, which is TreeStack's sequence of
 // additions; the sum of the whole K goes raw into out (rows r0 .. r0+2 of a kTile buffer).
-LS_INLINE void chunked_half(const TileArgs& x, int r0, int64_t pf_line, float* out) {
+LS_INLINE void chunked_half(const TileArgs& x, bool last, int r0, int64_t pf_line, float* out) {
   alignas(32) float stack[kGroupLevels512][3 * kNR];  // up to 32 chunks in one block
   int depth = 0;
   const int64_t nchunks = (x.kc + kChunk - 1) / kChunk, npairs = nchunks / 2;
@@ -217,7 +218,7 @@ LS_INLINE void chunked_half(const TileArgs& x, int r0, int64_t pf_line, float* o
   float* const slots = x.partial + r0 * kNR;
   const int64_t blocks_before = x.k_base / (kGroupChunks * kChunk);
   int used = __builtin_popcountll(static_cast<unsigned long long>(blocks_before));
-  if (!x.last) {
+  if (!last) {
     // A whole block (kGroupChunks chunks, a power of two): e is its subtree. Onto the slots.
     for (int64_t c = blocks_before + 1; (c & 1) == 0; c >>= 1) {
       const float* older = slots + --used * kTile;
@@ -281,6 +282,64 @@ LS_INLINE void finish_tile(const Acc& t, const TileArgs& x) {
 
 }  // namespace
 
+// The whole 6 x 16 tile, one chunk at a time: the same additions as chunked_half (chunks
+// from +0.0f, TreeStack's binary counter over the block with the newest subtree in the
+// twelve registers and the older ones in a small stack, the counter over whole blocks in
+// the tile's slots), with 8 loads per 12 fmas but a 12-ymm store per unmerged chunk. Returns
+// true with the sum of the whole K in t when x.last.
+LS_INLINE bool chunked_tile(const TileArgs& x, Acc& t) {
+  alignas(32) float stack[kGroupLevels512][kTile];  // up to 32 chunks in one block
+  int depth = 0;
+  const int64_t nchunks = (x.kc + kChunk - 1) / kChunk;
+#define LS_ZERO(c, i) __m256 c = _mm256_setzero_ps();
+  LS_ACC_EACH(LS_ZERO)
+#undef LS_ZERO
+#define LS_SET_ZERO(c, i) c = _mm256_setzero_ps();
+#define LS_ADD_OLDER(c, i) c = _mm256_add_ps(_mm256_load_ps(older + 8 * i), c);
+#define LS_STORE(c, i) _mm256_store_ps(dst + 8 * i, c);
+  // The accumulators stay named locals over the whole loop: with an Acc, GCC kept the tile
+  // in memory and stored and reloaded it around every chunk.
+  for (int64_t q = 0; q < nchunks; ++q) {
+    const int64_t k0 = q * kChunk;
+    const int64_t len = x.kc - k0 < kChunk ? x.kc - k0 : kChunk;
+    LS_ACC_EACH(LS_SET_ZERO)
+    fma_steps_regs(LS_ACC_ARGS, x.a + kMR * k0, x.b + kNR * k0, len, x.prefetch + kNR * k0);
+    for (int64_t c = q + 1; (c & 1) == 0; c >>= 1) {  // older + newer, TreeStack's order
+      const float* older = stack[--depth];
+      LS_ACC_EACH(LS_ADD_OLDER)
+    }
+    if (q + 1 < nchunks) {
+      float* dst = stack[depth++];
+      LS_ACC_EACH(LS_STORE)
+    }
+  }
+  const int64_t blocks_before = x.k_base / (kGroupChunks * kChunk);
+  int used = __builtin_popcountll(static_cast<unsigned long long>(blocks_before));
+  if (!x.last) {
+    // A whole block (kGroupChunks chunks, a power of two) is one subtree: onto the slots.
+    for (int64_t c = blocks_before + 1; (c & 1) == 0; c >>= 1) {
+      const float* older = x.partial + --used * kTile;
+      LS_ACC_EACH(LS_ADD_OLDER)
+    }
+    float* dst = x.partial + used * kTile;
+    LS_ACC_EACH(LS_STORE)
+    return false;
+  }
+  while (depth > 0) {  // TreeStack::finish: this block's subtrees, then the blocks'
+    const float* older = stack[--depth];
+    LS_ACC_EACH(LS_ADD_OLDER)
+  }
+  while (used > 0) {
+    const float* older = x.partial + --used * kTile;
+    LS_ACC_EACH(LS_ADD_OLDER)
+  }
+#undef LS_SET_ZERO
+#undef LS_ADD_OLDER
+#undef LS_STORE
+  LS_ACC_EACH(LS_TO_ACC)
+  return true;
+}
+
 void gemm_tile_avx2(const TileArgs& x) {
   Acc t;
   acc_zero(t);  // free (vxorps), and tells GCC that t is always set
@@ -288,20 +347,25 @@ void gemm_tile_avx2(const TileArgs& x) {
     // Sequential: one fma chain per output over the whole block, continuing the partial.
     if (!x.first) acc_load(t, x.partial);
     fma_steps(t, x.a, x.b, x.kc, x.prefetch);
+  } else if (!x.pairs) {
+    if (!chunked_tile(x, t)) return;
   } else {
-    // Batch-chunked: rows 0-2 then rows 3-5 (chunked_half); the sum of the whole K goes
-    // through a buffer into the epilogue. Rows 3-5 of an edge tile of at most 3 rows are
-    // only zeros of the packed A: skipped (their buffer rows zeroed).
+    // Batch-chunked in pairs: rows 0-2 then rows 3-5 (chunked_half); the sum of the whole
+    // K goes through a buffer into the epilogue. Rows 3-5 of an edge tile of at most 3 rows
+    // are only zeros of the packed A: skipped (their buffer rows zeroed).
+    // (x.last read once: the asm's memory clobbers would make GCC reload it, and then it
+    // could not tell that buf is written whenever it is read.)
     alignas(32) float buf[kTile];
+    const bool last = x.last;
     const int64_t pair_lines = (x.kc + 2 * kChunk - 1) / (2 * kChunk) * (kChunk / 4);
-    chunked_half(x, 0, 0, buf);
+    chunked_half(x, last, 0, 0, buf);
     if (x.mr > 3) {
-      chunked_half(x, 3, pair_lines, buf);
-    } else if (x.last) {
+      chunked_half(x, last, 3, pair_lines, buf);
+    } else if (last) {
 #pragma GCC unroll 6
       for (int i = 0; i < 6; ++i) _mm256_store_ps(buf + 3 * kNR + 8 * i, _mm256_setzero_ps());
     }
-    if (!x.last) return;
+    if (!last) return;
     acc_load(t, buf);
   }
 #undef LS_FROM_ACC

@@ -112,6 +112,7 @@ struct Plan {
   const GemmArgs* g;
   bool avx2;         // ex.avx2(): the AVX2 A-strip packing
   bool chunked;
+  bool pairs;        // TileArgs::pairs
   int64_t kc;        // k block size: all blocks but the last have kc values of k
   int64_t nk;        // number of k blocks
   int64_t slots;     // workspace tiles per output tile (0 when nk == 1)
@@ -405,6 +406,7 @@ void compute_panel(const Plan& p, int64_t s0, int64_t s1, int64_t i0, int64_t i1
       for (TileArgs& x : xs) {
         x.kc = kc;
         x.chunked = p.chunked;
+        x.pairs = p.pairs;
         x.first = pc == 0;
         // Several batch-chunked blocks: the block's subtree goes to the tile's stack.
         x.last = pc == p.nk - 1 && !tree_blocks;
@@ -520,6 +522,11 @@ void gemm_float(const Exec& ex, const GemmArgs& g) {
   p.g = &g;
   p.avx2 = ex.avx2();
   p.chunked = g.order == KOrder::batch_chunked;
+  // AVX2, batch-chunked: chunk pairs on half tiles when lockstep runs one thread, whole
+  // tiles otherwise. The pair kernel stores a third as much and loads a quarter more: alone
+  // on its core it is 1.05-1.08x the whole-tile kernel (256 x 784 x 128 / 512 tn), with
+  // another thread busy on the same 2-vCPU VM 0.85x (docs/benchmarks.md, issue 21).
+  p.pairs = p.chunked && num_threads() == 1;
   bool group512 = false;  // the AVX-512 group kernel takes every tile
 #if LOCKSTEP_HAVE_AVX512
   group512 = ex.avx512();

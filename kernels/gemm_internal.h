@@ -37,6 +37,9 @@ struct TileArgs {
   int64_t ldb = kNR;
   int64_t kc;          // k values in this block (>= 1)
   bool chunked;        // KOrder::batch_chunked
+  // Batch-chunked, AVX2 kernel: two chunks at a time on half the tile (fewer stores, more
+  // loads; gemm_avx2.cpp), else the whole tile one chunk at a time. The same bits.
+  bool pairs = false;
   // Batch-chunked, AVX-512 group kernel: the block's first k in the whole K (a multiple of
   // kChunk), i.e. where the block's chunks sit in the canonical tree.
   int64_t k_base = 0;

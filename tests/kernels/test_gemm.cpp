@@ -366,30 +366,36 @@ TEST_CASE("gemm_cpu: batch_chunked equals chunk partials combined by tree_sum_in
   // Reference built here: each chunk of kBatchChunk k values from +0.0f with one fma per
   // term, then tree_sum_inplace over the chunk partials, then bias. K = 200, 223 and 988
   // leave three unmerged subtrees in a k block (7 chunks), so the final fold order shows;
-  // K up to 2100 takes 9 k blocks, so the per-tile TreeStack across blocks is exercised.
-  for (int64_t K : {1, 31, 32, 33, 64, 100, 200, 223, 255, 256, 257, 988, 1000, 2100}) {
-    Problem p(true, false, {13, 37, K}, true, false, KOrder::batch_chunked, 51);
-    std::vector<float> want = p.C0;
-    std::vector<float> parts;
-    for (int64_t i = 0; i < p.g.M; ++i)
-      for (int64_t j = 0; j < p.g.N; ++j) {
-        parts.clear();
-        for (int64_t k0 = 0; k0 < K; k0 += lockstep::kBatchChunk) {
-          float acc = 0.0f;
-          for (int64_t k = k0; k < std::min(K, k0 + lockstep::kBatchChunk); ++k) acc = std::fma(p.a(i, k), p.b(k, j), acc);
-          parts.push_back(acc);
+  // K up to 2100 takes 9 k blocks, so the combination of the blocks is exercised. On 1 and
+  // 2 threads: the AVX2 kernel sums chunk pairs on half tiles on 1 thread and whole tiles
+  // one chunk at a time on more (gemm_cpu.cpp, Plan::pairs); M = 13 gives tiles of 6 and 1
+  // rows (the pair kernel skips the empty half of the second).
+  for (int threads : {1, 2}) {
+    for (int64_t K : {1, 31, 32, 33, 64, 100, 200, 223, 255, 256, 257, 988, 1000, 2100}) {
+      lockstep::ThreadsGuard guard(threads);
+      Problem p(true, false, {13, 37, K}, true, false, KOrder::batch_chunked, 51);
+      std::vector<float> want = p.C0;
+      std::vector<float> parts;
+      for (int64_t i = 0; i < p.g.M; ++i)
+        for (int64_t j = 0; j < p.g.N; ++j) {
+          parts.clear();
+          for (int64_t k0 = 0; k0 < K; k0 += lockstep::kBatchChunk) {
+            float acc = 0.0f;
+            for (int64_t k = k0; k < std::min(K, k0 + lockstep::kBatchChunk); ++k) acc = std::fma(p.a(i, k), p.b(k, j), acc);
+            parts.push_back(acc);
+          }
+          float sum = lockstep::tree_sum_inplace(parts.data(), static_cast<int64_t>(parts.size()));
+          want[i * p.g.ldc + j] = sum + p.bias[j];
         }
-        float sum = lockstep::tree_sum_inplace(parts.data(), static_cast<int64_t>(parts.size()));
-        want[i * p.g.ldc + j] = sum + p.bias[j];
+      INFO("K=" << K << " threads=" << threads);
+      auto got = p.det();
+      REQUIRE_BITWISE_EQUAL(got, want);
+      // The order is visible: for long K the sequential sum differs in some bits.
+      if (K >= 1000) {
+        Problem q(true, false, {13, 37, K}, true, false, KOrder::sequential, 51);  // same data
+        auto seq = q.det();
+        REQUIRE_FALSE(lockstep_test::first_bitwise_difference(seq.data(), got.data(), got.size()).empty());
       }
-    INFO("K=" << K);
-    auto got = p.det();
-    REQUIRE_BITWISE_EQUAL(got, want);
-    // The order is visible: for long K the sequential sum differs in some bits.
-    if (K >= 1000) {
-      Problem q(true, false, {13, 37, K}, true, false, KOrder::sequential, 51);  // same data
-      auto seq = q.det();
-      REQUIRE_FALSE(lockstep_test::first_bitwise_difference(seq.data(), got.data(), got.size()).empty());
     }
   }
 }
