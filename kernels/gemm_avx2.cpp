@@ -55,6 +55,14 @@ LS_INLINE void acc_store(const Acc& t, float* p) {
   for (int i = 0; i < 2 * kMR; ++i) _mm256_storeu_ps(p + 8 * i, t.v[i]);
 }
 
+// One row of a k step in the asm kernels below: broadcast A's value for row R (at
+// immediate offset OA from %[a]) into ymm15 and two vfmadd231ps into the row's
+// accumulators C0, C1 with the B row in ymm13 / ymm14.
+#define LS_FMA_ROW(R, OA, C0, C1)                         \
+  "vbroadcastss %c[" #OA "]+4*" #R "(%[a]), %%ymm15\n\t"   \
+  "vfmadd231ps %%ymm13, %%ymm15, %[" #C0 "]\n\t"           \
+  "vfmadd231ps %%ymm14, %%ymm15, %[" #C1 "]\n\t"
+
 // n consecutive k steps over packed strips, in increasing k: acc[r][j] = fma(a[r], b[j],
 // acc[r][j]) for the whole tile per step. The accumulators are twelve named locals and one
 // step is one asm statement: with intrinsics GCC 12 hoists the broadcasts of later steps,
@@ -69,15 +77,11 @@ LS_INLINE void fma_steps_regs(__m256& c00, __m256& c01, __m256& c10, __m256& c11
   // Step K of the current group: B row at b + K*kNR floats into ymm13/ymm14, A column at
   // a + K*kMR floats broadcast one value at a time into ymm15 (asm operands are limited to
   // 30, so the three temporaries are fixed registers declared as clobbered).
-#define LS_FMA_ROW(R, C0, C1)                             \
-  "vbroadcastss %c[oa]+4*" #R "(%[a]), %%ymm15\n\t"        \
-  "vfmadd231ps %%ymm13, %%ymm15, %[" #C0 "]\n\t"           \
-  "vfmadd231ps %%ymm14, %%ymm15, %[" #C1 "]\n\t"
 #define LS_GEMM_STEP(K)                                                                   \
   __asm__("vmovaps %c[ob](%[b]), %%ymm13\n\t"                                             \
           "vmovaps %c[ob]+32(%[b]), %%ymm14\n\t"                                          \
-          LS_FMA_ROW(0, c00, c01) LS_FMA_ROW(1, c10, c11) LS_FMA_ROW(2, c20, c21)           \
-          LS_FMA_ROW(3, c30, c31) LS_FMA_ROW(4, c40, c41) LS_FMA_ROW(5, c50, c51)           \
+          LS_FMA_ROW(0, oa, c00, c01) LS_FMA_ROW(1, oa, c10, c11) LS_FMA_ROW(2, oa, c20, c21) \
+          LS_FMA_ROW(3, oa, c30, c31) LS_FMA_ROW(4, oa, c40, c41) LS_FMA_ROW(5, oa, c50, c51) \
           : [c00] "+x"(c00), [c01] "+x"(c01), [c10] "+x"(c10), [c11] "+x"(c11),             \
             [c20] "+x"(c20), [c21] "+x"(c21), [c30] "+x"(c30), [c31] "+x"(c31),             \
             [c40] "+x"(c40), [c41] "+x"(c41), [c50] "+x"(c50), [c51] "+x"(c51)              \
@@ -95,7 +99,6 @@ LS_INLINE void fma_steps_regs(__m256& c00, __m256& c01, __m256& c10, __m256& c11
   }
   for (; k < n; ++k, a += kMR, b += kNR) LS_GEMM_STEP(0)
 #undef LS_GEMM_STEP
-#undef LS_FMA_ROW
 }
 
 // The twelve accumulators as named locals, acc[2r + h] = c<r><h>: X(name, index) for each.
@@ -124,17 +127,13 @@ LS_INLINE void pair_steps_regs(__m256& e00, __m256& e01, __m256& e10, __m256& e1
                                __m256& o00, __m256& o01, __m256& o10, __m256& o11, __m256& o20, __m256& o21,
                                const float* a, const float* b, int64_t n, const float* pf) {
   // A at a + K*kMR (+ kChunk*kMR for chunk 2p+1), B at b + K*kNR (+ kChunk*kNR).
-#define LS_HALF_ROW(R, OA, C0, C1)                        \
-  "vbroadcastss %c[" #OA "]+4*" #R "(%[a]), %%ymm15\n\t"   \
-  "vfmadd231ps %%ymm13, %%ymm15, %[" #C0 "]\n\t"           \
-  "vfmadd231ps %%ymm14, %%ymm15, %[" #C1 "]\n\t"
 #define LS_PAIR_STEP(K)                                                                   \
   __asm__("vmovaps %c[ob](%[b]), %%ymm13\n\t"                                             \
           "vmovaps %c[ob]+32(%[b]), %%ymm14\n\t"                                          \
-          LS_HALF_ROW(0, oa, e00, e01) LS_HALF_ROW(1, oa, e10, e11) LS_HALF_ROW(2, oa, e20, e21) \
+          LS_FMA_ROW(0, oa, e00, e01) LS_FMA_ROW(1, oa, e10, e11) LS_FMA_ROW(2, oa, e20, e21) \
           "vmovaps %c[ob2](%[b]), %%ymm13\n\t"                                            \
           "vmovaps %c[ob2]+32(%[b]), %%ymm14\n\t"                                         \
-          LS_HALF_ROW(0, oa2, o00, o01) LS_HALF_ROW(1, oa2, o10, o11) LS_HALF_ROW(2, oa2, o20, o21) \
+          LS_FMA_ROW(0, oa2, o00, o01) LS_FMA_ROW(1, oa2, o10, o11) LS_FMA_ROW(2, oa2, o20, o21) \
           : [e00] "+x"(e00), [e01] "+x"(e01), [e10] "+x"(e10), [e11] "+x"(e11),             \
             [e20] "+x"(e20), [e21] "+x"(e21), [o00] "+x"(o00), [o01] "+x"(o01),             \
             [o10] "+x"(o10), [o11] "+x"(o11), [o20] "+x"(o20), [o21] "+x"(o21)              \
@@ -160,14 +159,14 @@ LS_INLINE void half_steps_regs(__m256& e00, __m256& e01, __m256& e10, __m256& e1
 #define LS_HALF_STEP                                                                      \
   __asm__("vmovaps (%[b]), %%ymm13\n\t"                                                   \
           "vmovaps 32(%[b]), %%ymm14\n\t"                                                 \
-          LS_HALF_ROW(0, oa, e00, e01) LS_HALF_ROW(1, oa, e10, e11) LS_HALF_ROW(2, oa, e20, e21) \
+          LS_FMA_ROW(0, oa, e00, e01) LS_FMA_ROW(1, oa, e10, e11) LS_FMA_ROW(2, oa, e20, e21) \
           : [e00] "+x"(e00), [e01] "+x"(e01), [e10] "+x"(e10), [e11] "+x"(e11),             \
             [e20] "+x"(e20), [e21] "+x"(e21)                                                \
           : [a] "r"(a), [b] "r"(b), [oa] "i"(0)                                            \
           : "xmm13", "xmm14", "xmm15", "memory");
   for (int64_t k = 0; k < n; ++k, a += kMR, b += kNR) LS_HALF_STEP
 #undef LS_HALF_STEP
-#undef LS_HALF_ROW
+#undef LS_FMA_ROW
 }
 
 // The half tile's named accumulators: X(name, row, column half) for each.
