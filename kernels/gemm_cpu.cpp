@@ -543,8 +543,8 @@ void gemm_float(const Exec& ex, const GemmArgs& g) {
     // The AVX-512 group kernel continues its own chunk tree across the blocks instead (perf:
     // the tiles' TreeStacks and scalar epilogue were 13% of the GPT's grad-weight 384 x 128
     // x 2048).
-    // So does the AVX2 kernel (gemm_avx2.cpp, chunked_half; 256 x 784 x 512 tn: the
-    // TreeStacks and scalar epilogue were ~7% of the product).
+    // So does the AVX2 kernel (gemm_tile_avx2, both of its chunked paths; 256 x 784 x 512
+    // tn: the TreeStacks and scalar epilogue were ~7% of the product).
     bool own_tree = group512;
 #if LOCKSTEP_HAVE_AVX2
     own_tree = own_tree || ex.avx2();

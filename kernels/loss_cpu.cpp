@@ -2,8 +2,8 @@
 // so cross_entropy(x, t) has the bits of nll(log_softmax(x), t) and every sum is the library's
 // canonical one. Threads split the rows; a task's rows go to log_softmax / softmax in one
 // call (a nested parallel_for runs on the calling thread), cross-entropy's in blocks of
-// kLossScratch values, so it needs that much scratch per task, not N x C. The N per-row values are then summed in batch order
-// (sum_cols_cpu on an N x 1 column).
+// kLossScratch values, so it needs that much scratch per task, not N x C. The N per-row
+// values are then summed in batch order (sum_cols_cpu on an N x 1 column).
 #include "kernels/loss.h"
 
 #include <algorithm>
